@@ -1,0 +1,1 @@
+//! Wire types shared by slipd and the slip CLI. Only these types derive Serialize/Deserialize for the wire.

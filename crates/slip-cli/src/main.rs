@@ -1,0 +1,2 @@
+//! `slip`: the command-line client for slipd.
+fn main() {}

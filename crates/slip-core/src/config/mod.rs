@@ -1,0 +1,1 @@
+//! Server configuration: SPEC §3 and §4.

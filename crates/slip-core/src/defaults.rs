@@ -1,0 +1,1 @@
+//! Named defaults shared by the config and the deploy machine.

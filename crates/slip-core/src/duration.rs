@@ -1,0 +1,2 @@
+//! The one duration grammar used everywhere (config, API, CLI flags, webhook fields).
+//! Owned by the config work; see SPEC §3.1.

@@ -1,0 +1,20 @@
+//! slip's pure domain.
+//!
+//! Everything here is a function of its inputs: no IO, no clock, no async, no logging.
+//! The daemon and the engine call into it; it never calls out.
+//!
+//! # Layout
+//! - [`names`]: validated newtypes (`AppName`, `ImageRef`, `Tag`, `DeployId`, ...).
+//! - [`duration`] and [`size`]: the one parser and canonical printer for durations and sizes.
+//! - [`config`]: server config (`slip.toml`, `apps/*.toml`): raw parse, interpolation, validation, problems.
+//! - [`signature`]: webhook HMAC verification and admin-token comparison.
+//! - [`deploy`]: one deploy attempt as a state machine (events in, actions out).
+//! - [`defaults`]: named defaults shared by config and the deploy machine.
+
+pub mod config;
+pub mod defaults;
+pub mod deploy;
+pub mod duration;
+pub mod names;
+pub mod signature;
+pub mod size;

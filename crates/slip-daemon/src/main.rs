@@ -1,0 +1,2 @@
+//! `slipd`: parse flags, install tracing, load config, run.
+fn main() {}

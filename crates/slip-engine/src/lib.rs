@@ -1,0 +1,22 @@
+//! slip's imperative shell: the only crate that talks to the outside world.
+//!
+//! # Layout
+//! - [`ports`]: the traits the deploy driver needs (`ContainerRuntime`, `Proxy`, `HealthProbe`) and their data.
+//! - [`docker`]: `ContainerRuntime` over the Docker-compatible API (Docker or Podman), through bollard.
+//! - [`caddy`]: `Proxy` over Caddy's admin API: bootstrap, route rendering, switching, drain counts.
+//! - [`probe`]: `HealthProbe` over HTTP to the leased loopback port.
+//! - [`store`]: SQLite: deploys, events, instances, port leases, deliveries.
+//! - [`config_source`]: reads `slip.toml`, `apps/*.toml` and `slip.env` from disk for `slip_core::config`.
+//! - [`run`]: `run_deploy`, the driver that turns `slip_core::deploy` actions into IO.
+//! - `testing` (feature `testing`): fakes that honour the same contracts as the real adapters.
+
+pub mod caddy;
+pub mod config_source;
+pub mod docker;
+pub mod ports;
+pub mod probe;
+pub mod run;
+pub mod store;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
