@@ -1120,7 +1120,7 @@ mod tests {
             ..World::default()
         };
         let t = simulate(plan(Strategy::BlueGreen, false), world);
-        assert!(t.contains("4s600ms switching"), "no blind sleep for start_period:\n{t}");
+        assert!(t.contains("4s600ms  switching"), "no blind sleep for start_period:\n{t}");
         assert_eq!(t.matches("note:").count(), 1, "repeated reasons are compressed:\n{t}");
     }
 
