@@ -1,1 +1,528 @@
-//! run
+//! The deploy driver: steps a [`slip_core::deploy::Deploy`] and turns each of its actions into IO.
+//!
+//! This is the only place where the deploy machine meets the outside world. Every status change is
+//! committed to the store *before* the action it announces is executed, so a crash at any point
+//! leaves a record that says what was about to happen. Adapter errors become
+//! [`StepFailure`]s (data) before they reach the machine.
+//!
+//! It does not decide what to deploy (the daemon resolves a [`Release`] from config) nor when (the
+//! daemon's per-app queue).
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+use slip_core::deploy::{
+    Action, ContainerObservation, Deploy, ErrorCode, Event, Observation, OldInstance, Outcome, Plan, Status,
+    StepFailure,
+};
+use slip_core::names::{AppName, DeployId, Tag};
+use tokio_util::sync::CancellationToken;
+
+use crate::ports::{
+    ContainerRuntime, ContainerSpec, DrainRef, HealthProbe, LogRotation, Mount, NetworkAttachment, PortMapping,
+    ProbeTarget, ProxyError, RegistryCredentials, Resources, RouteSpec, RuntimeError,
+};
+use crate::routes::{AppRoutes, RouteTable};
+use crate::store::{InstanceRow, Store};
+
+/// Everything the driver needs, shared by all deploys.
+#[derive(Clone)]
+pub struct Engine {
+    /// The container engine.
+    pub runtime: Arc<dyn ContainerRuntime>,
+    /// The health probe.
+    pub probe: Arc<dyn HealthProbe>,
+    /// Slip's desired Caddy routes.
+    pub routes: RouteTable,
+    /// History and state.
+    pub store: Store,
+    /// This slipd's identity, put on every container as `slip.instance`.
+    pub instance_id: String,
+    /// Host ports slip may lease.
+    pub port_range: RangeInclusive<u16>,
+    /// Container log rotation.
+    pub log: LogRotation,
+    /// Cancelled at shutdown: a deploy before its switch stops at the next step and is interrupted.
+    pub shutdown: CancellationToken,
+}
+
+/// One route of a release, before ports are leased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTemplate {
+    /// Host matcher.
+    pub hostname: String,
+    /// Path prefix (`/` or `None` = everything).
+    pub path_prefix: Option<String>,
+    /// Strip the prefix before proxying.
+    pub strip_prefix: bool,
+    /// Port inside the container.
+    pub container_port: u16,
+    /// Caddy's hold time while nothing answers.
+    pub hold_timeout: Duration,
+}
+
+/// A fully resolved release of an app: what to pull and how to run it.
+#[derive(Debug, Clone)]
+pub struct Release {
+    /// The deploy putting this release in place.
+    pub deploy_id: DeployId,
+    /// The app.
+    pub app: AppName,
+    /// What the webhook asked for.
+    pub tag: Tag,
+    /// Reference to pull: `repo:tag` or `repo@sha256:…`.
+    pub image: String,
+    /// Credentials for the image's registry host only.
+    pub credentials: Option<RegistryCredentials>,
+    /// `web` or `worker`.
+    pub kind: &'static str,
+    /// Routes (empty for workers).
+    pub routes: Vec<RouteTemplate>,
+    /// Container port probed over HTTP when the plan has a path (defaults to the first route's port).
+    pub health_port: Option<u16>,
+    /// `Host` header for probes.
+    pub health_host: Option<String>,
+    /// Container environment in precedence order. Holds secret values.
+    pub env: Vec<(String, String)>,
+    /// Limits.
+    pub resources: Resources,
+    /// Bind mounts (host directories already exist).
+    pub mounts: Vec<Mount>,
+    /// Network to join.
+    pub network: Option<NetworkAttachment>,
+    /// Run an init process.
+    pub init: bool,
+    /// The deploy machine's plan; its `old` is filled in by the driver from the store.
+    pub plan: Plan,
+}
+
+/// Runs one deploy to its end and records every step. Never panics on adapter failures: they end the
+/// deploy as `failed` with a reason.
+pub async fn run_deploy(engine: &Engine, mut release: Release) -> Outcome {
+    let span = tracing::info_span!("deploy", app = %release.app, deploy_id = %release.deploy_id, tag = %release.tag);
+    let _enter = span.enter();
+    let old = current_instance(engine, &release.app).await;
+    release.plan.old = old.as_ref().map(|o| OldInstance { container: o.row.runtime_id.clone() });
+    let mut run = Run { engine, release, old, candidate: None, image_ref: None, recorded: None };
+
+    let (mut deploy, mut action) = Deploy::begin(run.release.plan.clone(), now());
+    loop {
+        run.record_progress(&mut deploy).await;
+        if let Action::Finish(outcome) = action {
+            run.finish(&outcome).await;
+            return outcome;
+        }
+        let event = if deploy.before_switch() && engine.shutdown.is_cancelled() {
+            Event::Failed(StepFailure::new(ErrorCode::Interrupted, "slipd is shutting down"))
+        } else if deploy.before_switch() {
+            let deadline = tokio::time::Instant::from_std(deploy.deadline());
+            match tokio::time::timeout_at(deadline, run.execute(&action)).await {
+                Ok(event) => event,
+                Err(_) => Event::Failed(StepFailure::new(
+                    ErrorCode::Timeout,
+                    format!("{action} did not finish before the deploy timeout"),
+                )),
+            }
+        } else {
+            run.execute(&action).await
+        };
+        action = deploy.advance(event, now());
+    }
+}
+
+/// The instance currently serving an app, with its routes as they stand.
+#[derive(Debug, Clone)]
+struct Current {
+    row: InstanceRow,
+    routes: Option<AppRoutes>,
+}
+
+struct Run<'a> {
+    engine: &'a Engine,
+    release: Release,
+    old: Option<Current>,
+    candidate: Option<Candidate>,
+    /// What was actually pulled: a digest reference when the engine reported one.
+    image_ref: Option<String>,
+    recorded: Option<Status>,
+}
+
+#[derive(Debug, Clone)]
+struct Candidate {
+    instance_id: String,
+    name: String,
+    container: Option<String>,
+    /// Container port → leased host port.
+    ports: BTreeMap<u16, u16>,
+}
+
+async fn current_instance(engine: &Engine, app: &AppName) -> Option<Current> {
+    let rows = engine.store.instances(app.as_str(), None).ok()?;
+    let row = rows.into_iter().find(|r| r.role == "current" && !r.runtime_id.is_empty())?;
+    Some(Current { row, routes: engine.routes.get(app.as_str()) })
+}
+
+impl Run<'_> {
+    fn key(&self) -> &str {
+        self.release.app.as_str()
+    }
+
+    /// Commits a status event when the machine's status changed, and any notes, before acting.
+    async fn record_progress(&mut self, deploy: &mut Deploy) {
+        let status = deploy.status();
+        let store = &self.engine.store;
+        let id = self.release.deploy_id.as_str();
+        if self.recorded != Some(status) && !matches!(status, Status::Completed | Status::Failed) {
+            tracing::info!(from = self.recorded.map(Status::as_str), to = status.as_str(), "deploy step");
+            if let Err(e) = store.record_status(id, status.as_str(), None, None, unix_ms()) {
+                tracing::error!(error = %e, "recording deploy status");
+            }
+            self.recorded = Some(status);
+        }
+        for note in deploy.take_notes() {
+            if let Err(e) = store.record_event(id, "log", &note, None, unix_ms()) {
+                tracing::error!(error = %e, "recording deploy event");
+            }
+        }
+    }
+
+    async fn finish(&mut self, outcome: &Outcome) {
+        let store = &self.engine.store;
+        let id = self.release.deploy_id.as_str();
+        let result = match outcome {
+            Outcome::Completed { warnings } => {
+                for w in warnings {
+                    let _ = store.record_event(id, "warning", w, None, unix_ms());
+                }
+                tracing::info!(status = "completed", "deploy finished");
+                store.finish(id, "completed", None, None, unix_ms())
+            }
+            Outcome::Failed { failure, app_down } => {
+                tracing::warn!(status = "failed", error_code = failure.code.as_str(), error = %failure.message, "deploy finished");
+                if *app_down {
+                    let _ = store.set_app_status(self.key(), "down", unix_ms());
+                }
+                store.finish(id, "failed", Some(&failure.message), Some(failure.code.as_str()), unix_ms())
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "recording deploy outcome");
+        }
+    }
+
+    async fn execute(&mut self, action: &Action) -> Event {
+        match self.try_execute(action).await {
+            Ok(event) => event,
+            Err(failure) => Event::Failed(failure),
+        }
+    }
+
+    async fn try_execute(&mut self, action: &Action) -> Result<Event, StepFailure> {
+        let engine = self.engine;
+        Ok(match action {
+            Action::Pull => {
+                let pulled = engine.runtime.pull(&self.release.image, self.release.credentials.as_ref()).await?;
+                self.image_ref = Some(pulled.digest.clone().unwrap_or(pulled.id.clone()));
+                if let Some(digest) = &pulled.digest {
+                    let (repo, d) = digest.split_once('@').unwrap_or((digest.as_str(), ""));
+                    let _ = engine.store.record_image(self.key(), repo, d, self.release.tag.as_str(), unix_ms());
+                }
+                Event::Pulled
+            }
+            Action::Configure => {
+                self.configure().await?;
+                Event::Configured
+            }
+            Action::Start => {
+                let spec = self.spec()?;
+                let id = engine.runtime.start(&spec).await?;
+                let candidate = self.candidate.as_mut().expect("configured before start");
+                candidate.container = Some(id.clone());
+                engine.store.set_instance_runtime_id(&candidate.instance_id, &id).map_err(store_failure)?;
+                Event::Started(id)
+            }
+            Action::Probe { container } => Event::Probed(self.observe(container).await?),
+            Action::WaitUntil(at) => {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(*at)).await;
+                Event::Waited
+            }
+            Action::Hold => {
+                let entry = self.candidate_routes(true);
+                engine.routes.update(self.key(), Some(entry)).await.map_err(proxy_failure)?;
+                Event::Held
+            }
+            Action::Switch { drain_old } => {
+                if self.release.kind == "web" {
+                    let entry = self.candidate_routes(*drain_old);
+                    engine.routes.update(self.key(), Some(entry)).await.map_err(proxy_failure)?;
+                }
+                let candidate = self.candidate.as_ref().expect("switch after start");
+                let old = self.old.as_ref().map(|o| o.row.id.clone());
+                let committed = engine.store.switch(
+                    self.key(),
+                    self.release.kind,
+                    &candidate.instance_id,
+                    old.as_deref(),
+                    self.release.deploy_id.as_str(),
+                    unix_ms(),
+                );
+                if let Err(e) = committed {
+                    // The routes moved but the record did not: move them back so the record stays true.
+                    if self.release.kind == "web" {
+                        let back = self.old.as_ref().and_then(|o| o.routes.clone());
+                        let _ = engine.routes.update(self.key(), back).await;
+                    }
+                    return Err(store_failure(e));
+                }
+                Event::Switched
+            }
+            Action::PollDrain => {
+                let mut total = Some(0u64);
+                for upstream in self.old_upstreams() {
+                    match engine.routes.proxy().in_flight(&upstream).await.map_err(proxy_failure)? {
+                        Some(n) => total = total.map(|t| t + n),
+                        None => total = None,
+                    }
+                }
+                Event::InFlight(total)
+            }
+            Action::Stop { container, grace } => {
+                engine.runtime.stop(container, *grace).await?;
+                Event::Stopped
+            }
+            Action::Remove { container } => {
+                engine.runtime.remove(container).await?;
+                self.retire(container);
+                Event::Removed
+            }
+            Action::Restart { container } => {
+                engine.runtime.restart(container).await?;
+                Event::Restarted
+            }
+            Action::RouteBack => {
+                let back = self.old.as_ref().and_then(|o| o.routes.clone());
+                engine.routes.update(self.key(), back).await.map_err(proxy_failure)?;
+                Event::RoutedBack
+            }
+            Action::Finish(_) => unreachable!("run_deploy handles Finish"),
+        })
+    }
+
+    /// Leases host ports and records the candidate instance before anything is created.
+    async fn configure(&mut self) -> Result<(), StepFailure> {
+        let engine = self.engine;
+        let suffix: String = {
+            use rand::Rng;
+            let mut rng = rand::rng();
+            (0..8).map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex digit")).collect()
+        };
+        let instance_id = format!("ins_{suffix}");
+        let mut name = format!("slip-{}-{suffix}", self.release.app);
+        name.truncate(63);
+
+        let mut container_ports: Vec<u16> = self.release.routes.iter().map(|r| r.container_port).collect();
+        if self.release.plan.health.path.is_some() {
+            if let Some(p) = self.health_container_port() {
+                container_ports.push(p);
+            }
+        }
+        container_ports.sort_unstable();
+        container_ports.dedup();
+
+        let row = InstanceRow {
+            id: instance_id.clone(),
+            app: self.key().to_owned(),
+            preview_id: None,
+            deploy_id: self.release.deploy_id.as_str().to_owned(),
+            runtime_kind: "container".into(),
+            runtime_id: String::new(),
+            name: name.clone(),
+            role: "candidate".into(),
+            ports: "{}".into(),
+            created_at: unix_ms(),
+            retired_at: None,
+        };
+        engine.store.insert_instance(&row).map_err(store_failure)?;
+        let leased = engine
+            .store
+            .lease_ports(&instance_id, container_ports.len(), engine.port_range.clone(), port_is_free)
+            .map_err(|e| StepFailure::new(ErrorCode::PortUnavailable, format!("leasing host ports: {e}")))?;
+        let ports: BTreeMap<u16, u16> = container_ports.into_iter().zip(leased).collect();
+        let ports_json = serde_json::to_string(&ports).unwrap_or_else(|_| "{}".into());
+        engine.store.set_instance_ports(&instance_id, &ports_json).map_err(store_failure)?;
+        self.candidate = Some(Candidate { instance_id, name, container: None, ports });
+        Ok(())
+    }
+
+    fn health_container_port(&self) -> Option<u16> {
+        self.release.health_port.or_else(|| self.release.routes.first().map(|r| r.container_port))
+    }
+
+    fn spec(&self) -> Result<ContainerSpec, StepFailure> {
+        let candidate = self.candidate.as_ref().expect("configured before start");
+        let release = &self.release;
+        let labels = BTreeMap::from([
+            ("slip.app".to_owned(), release.app.to_string()),
+            ("slip.deploy".to_owned(), release.deploy_id.to_string()),
+            ("slip.tag".to_owned(), release.tag.to_string()),
+            ("slip.managed".to_owned(), "true".to_owned()),
+            ("slip.instance".to_owned(), self.engine.instance_id.clone()),
+            ("slip.role".to_owned(), "app".to_owned()),
+            ("slip.instance-id".to_owned(), candidate.instance_id.clone()),
+        ]);
+        Ok(ContainerSpec {
+            name: candidate.name.clone(),
+            image: self.image_ref.clone().unwrap_or_else(|| release.image.clone()),
+            labels,
+            env: release.env.clone(),
+            ports: candidate.ports.iter().map(|(c, h)| PortMapping { host: *h, container: *c }).collect(),
+            network: release.network.clone(),
+            resources: release.resources,
+            mounts: release.mounts.clone(),
+            init: release.init,
+            log: self.engine.log,
+        })
+    }
+
+    async fn observe(&self, container: &str) -> Result<Observation, StepFailure> {
+        let state = self.engine.runtime.inspect(container).await?;
+        let Some(state) = state else {
+            return Ok(Observation {
+                container: ContainerObservation::Stopped { exit_code: None, oom_killed: false },
+                http: None,
+            });
+        };
+        if !state.running {
+            return Ok(Observation {
+                container: ContainerObservation::Stopped { exit_code: state.exit_code, oom_killed: state.oom_killed },
+                http: None,
+            });
+        }
+        let observed = ContainerObservation::Running {
+            started_at: state.started_at.clone(),
+            restart_count: state.restart_count,
+        };
+        let Some(path) = self.release.plan.health.path.clone() else {
+            return Ok(Observation { container: observed, http: None });
+        };
+        // Probe the port as bound now (it is the leased one for a candidate, or the old instance's).
+        let container_port = self.health_container_port();
+        let host_port = state
+            .ports
+            .iter()
+            .find(|p| Some(p.container) == container_port)
+            .or(state.ports.first())
+            .map(|p| p.host);
+        let Some(port) = host_port else {
+            return Ok(Observation {
+                container: observed,
+                http: Some(slip_core::deploy::ProbeResult::Unhealthy("no published port to probe".into())),
+            });
+        };
+        let target = ProbeTarget {
+            port,
+            path,
+            host: self.release.health_host.clone(),
+            timeout: self.release.plan.health.timeout,
+        };
+        let http = self.engine.probe.check(&target).await;
+        Ok(Observation { container: observed, http: Some(http) })
+    }
+
+    /// The app's routes pointed at the candidate, with a drain reference to the old upstream.
+    fn candidate_routes(&self, drain_old: bool) -> AppRoutes {
+        let candidate = self.candidate.as_ref().expect("candidate configured");
+        let app = self.key();
+        let routes = self
+            .release
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(n, r)| RouteSpec {
+                id: if n == 0 { format!("slip-{app}") } else { format!("slip-{app}-{n}") },
+                hostname: r.hostname.clone(),
+                path_prefix: r.path_prefix.clone(),
+                strip_prefix: r.strip_prefix,
+                upstream: format!("127.0.0.1:{}", candidate.ports.get(&r.container_port).copied().unwrap_or(0)),
+                hold_timeout: r.hold_timeout,
+            })
+            .collect();
+        let drain = if drain_old {
+            self.old_upstreams().into_iter().next().map(|upstream| DrainRef { id: format!("slipd-drain:{app}"), upstream })
+        } else {
+            None
+        };
+        AppRoutes { routes, drain }
+    }
+
+    /// The upstreams the old instance serves on.
+    fn old_upstreams(&self) -> Vec<String> {
+        let Some(old) = &self.old else { return Vec::new() };
+        let mut ups: Vec<String> = match &old.routes {
+            Some(r) => r.routes.iter().map(|r| r.upstream.clone()).collect(),
+            None => Vec::new(),
+        };
+        ups.sort();
+        ups.dedup();
+        ups
+    }
+
+    /// After a container is removed, its instance row is retired and its ports released.
+    fn retire(&self, container: &str) {
+        let store = &self.engine.store;
+        let instance = match (&self.candidate, &self.old) {
+            (Some(c), _) if c.container.as_deref() == Some(container) => Some(c.instance_id.clone()),
+            (_, Some(o)) if o.row.runtime_id == container => Some(o.row.id.clone()),
+            _ => None,
+        };
+        if let Some(id) = instance {
+            let _ = store.set_instance_role(&id, "retired", unix_ms());
+            let _ = store.release_ports(&id);
+        }
+    }
+}
+
+/// A bind test: the port is free on 127.0.0.1 right now.
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Wall-clock Unix milliseconds for the record.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl From<RuntimeError> for StepFailure {
+    fn from(e: RuntimeError) -> StepFailure {
+        let code = match &e {
+            RuntimeError::Unreachable { .. } => ErrorCode::RuntimeUnavailable,
+            RuntimeError::ImageNotFound { .. } => ErrorCode::ImageNotFound,
+            RuntimeError::RegistryAuth { .. } => ErrorCode::RegistryAuthFailed,
+            RuntimeError::PullFailed { .. } => ErrorCode::PullFailed,
+            RuntimeError::PortUnavailable { .. } => ErrorCode::PortUnavailable,
+            RuntimeError::Rejected { .. } => ErrorCode::StartFailed,
+        };
+        StepFailure::new(code, e.to_string())
+    }
+}
+
+fn proxy_failure(e: ProxyError) -> StepFailure {
+    let code = match &e {
+        ProxyError::Unreachable { .. } => ErrorCode::CaddyUnavailable,
+        _ => ErrorCode::CaddyFailed,
+    };
+    StepFailure::new(code, e.to_string())
+}
+
+fn store_failure(e: impl std::fmt::Display) -> StepFailure {
+    StepFailure::new(ErrorCode::Interrupted, format!("recording the deploy failed: {e}"))
+}

@@ -1,1 +1,328 @@
-//! testing
+//! Fakes for unit tests of the deploy driver: a runtime, a proxy and a probe that honour the same
+//! contracts as the real adapters (checked by the same contract tests), and write what they were asked
+//! to do into one shared [`Journal`], so a test can assert the order of operations across systems.
+//!
+//! Only compiled for tests and with the `testing` feature. Never used by `slipd` itself.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use slip_core::deploy::ProbeResult;
+
+use crate::ports::{
+    Applied, ContainerRuntime, ContainerSpec, ContainerState, ContainerSummary, HealthProbe, ProbeTarget, Proxy,
+    ProxyError, PulledImage, RegistryCredentials, RouteBlock, RuntimeError,
+};
+
+/// An ordered log of what the fakes were asked to do, shared between them.
+#[derive(Debug, Clone, Default)]
+pub struct Journal(Arc<Mutex<Vec<String>>>);
+
+impl Journal {
+    /// Appends one line.
+    pub fn push(&self, line: impl Into<String>) {
+        self.0.lock().expect("journal lock").push(line.into());
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().expect("journal lock").clone()
+    }
+
+    /// Every line so far, one per line, for snapshot tests.
+    pub fn text(&self) -> String {
+        self.lines().iter().map(|l| format!("{l}\n")).collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct FakeContainer {
+    spec: ContainerSpec,
+    running: bool,
+    started_at: u32,
+}
+
+/// An in-memory container engine.
+#[derive(Debug, Default)]
+pub struct FakeRuntime {
+    journal: Journal,
+    state: Mutex<FakeRuntimeState>,
+}
+
+#[derive(Debug, Default)]
+struct FakeRuntimeState {
+    containers: BTreeMap<String, FakeContainer>,
+    images: BTreeMap<String, PulledImage>,
+    /// References whose pull fails with ImageNotFound.
+    missing: Vec<String>,
+    /// Container names (prefix match) whose start fails.
+    fail_start: Vec<String>,
+    next_id: u32,
+}
+
+impl FakeRuntime {
+    /// A runtime writing to `journal`.
+    pub fn new(journal: Journal) -> FakeRuntime {
+        FakeRuntime { journal, state: Mutex::default() }
+    }
+
+    /// Makes pulls of `reference` fail with `ImageNotFound`.
+    pub fn make_missing(&self, reference: &str) {
+        self.state.lock().expect("fake runtime").missing.push(reference.to_owned());
+    }
+
+    /// Makes the next starts of containers whose image is `image` fail.
+    pub fn fail_start_of(&self, image: &str) {
+        self.state.lock().expect("fake runtime").fail_start.push(image.to_owned());
+    }
+
+    /// Simulates a crash of a running container.
+    pub fn crash(&self, id: &str) {
+        if let Some(c) = self.state.lock().expect("fake runtime").containers.get_mut(id) {
+            c.running = false;
+        }
+    }
+
+    /// Ids of running containers.
+    pub fn running(&self) -> Vec<String> {
+        let st = self.state.lock().expect("fake runtime");
+        st.containers.iter().filter(|(_, c)| c.running).map(|(id, _)| id.clone()).collect()
+    }
+
+    /// Ids of every container, running or not.
+    pub fn all(&self) -> Vec<String> {
+        self.state.lock().expect("fake runtime").containers.keys().cloned().collect()
+    }
+
+    /// The spec a container was created from.
+    pub fn spec(&self, id: &str) -> Option<ContainerSpec> {
+        self.state.lock().expect("fake runtime").containers.get(id).map(|c| c.spec.clone())
+    }
+}
+
+#[async_trait]
+impl ContainerRuntime for FakeRuntime {
+    async fn ping(&self) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    async fn pull(&self, reference: &str, _: Option<&RegistryCredentials>) -> Result<PulledImage, RuntimeError> {
+        self.journal.push(format!("pull {reference}"));
+        let mut st = self.state.lock().expect("fake runtime");
+        if st.missing.iter().any(|m| m == reference) {
+            return Err(RuntimeError::ImageNotFound { image: reference.to_owned() });
+        }
+        let repo = reference.split(['@']).next().unwrap_or(reference);
+        let repo = match repo.rsplit_once(':') {
+            Some((r, tag)) if !tag.contains('/') => r,
+            _ => repo,
+        };
+        let digest = format!("sha256:{:064x}", reference.len() as u64 * 7919 + st.images.len() as u64);
+        let image = PulledImage { id: digest.clone(), digest: Some(format!("{repo}@{digest}")) };
+        st.images.insert(reference.to_owned(), image.clone());
+        Ok(image)
+    }
+
+    async fn local_image(&self, reference: &str) -> Result<Option<PulledImage>, RuntimeError> {
+        Ok(self.state.lock().expect("fake runtime").images.get(reference).cloned())
+    }
+
+    async fn start(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        let mut st = self.state.lock().expect("fake runtime");
+        if let Some(pos) = st.fail_start.iter().position(|i| *i == spec.image) {
+            st.fail_start.remove(pos);
+            self.journal.push(format!("start {} failed", spec.name));
+            return Err(RuntimeError::Rejected {
+                op: "start",
+                target: spec.name.clone(),
+                message: "simulated failure".into(),
+            });
+        }
+        st.next_id += 1;
+        let id = format!("c{}", st.next_id);
+        let ports: Vec<String> = spec.ports.iter().map(|p| format!("{}->{}", p.host, p.container)).collect();
+        self.journal.push(format!("start {} ({id}) ports={}", spec.name, ports.join(",")));
+        st.containers.insert(id.clone(), FakeContainer { spec: spec.clone(), running: true, started_at: 1 });
+        Ok(id)
+    }
+
+    async fn restart(&self, id: &str) -> Result<(), RuntimeError> {
+        self.journal.push(format!("restart {id}"));
+        let mut st = self.state.lock().expect("fake runtime");
+        match st.containers.get_mut(id) {
+            Some(c) => {
+                c.running = true;
+                c.started_at += 1;
+                Ok(())
+            }
+            None => Err(RuntimeError::Rejected { op: "restart", target: id.into(), message: "no such container".into() }),
+        }
+    }
+
+    async fn inspect(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
+        let st = self.state.lock().expect("fake runtime");
+        Ok(st.containers.get(id).map(|c| ContainerState {
+            id: id.to_owned(),
+            name: c.spec.name.clone(),
+            running: c.running,
+            exit_code: (!c.running).then_some(1),
+            oom_killed: false,
+            started_at: format!("t{}", c.started_at),
+            restart_count: 0,
+            ports: c.spec.ports.clone(),
+            labels: c.spec.labels.clone(),
+        }))
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {
+        self.journal.push(format!("stop {id} grace={}s", grace.as_secs()));
+        if let Some(c) = self.state.lock().expect("fake runtime").containers.get_mut(id) {
+            c.running = false;
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        self.journal.push(format!("remove {id}"));
+        self.state.lock().expect("fake runtime").containers.remove(id);
+        Ok(())
+    }
+
+    async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerSummary>, RuntimeError> {
+        let st = self.state.lock().expect("fake runtime");
+        Ok(st
+            .containers
+            .iter()
+            .filter(|(_, c)| labels.iter().all(|(k, v)| c.spec.labels.get(*k).map(String::as_str) == Some(*v)))
+            .map(|(id, c)| ContainerSummary {
+                id: id.clone(),
+                name: c.spec.name.clone(),
+                running: c.running,
+                labels: c.spec.labels.clone(),
+            })
+            .collect())
+    }
+
+    async fn logs_tail(&self, _id: &str, _lines: usize) -> Result<Vec<String>, RuntimeError> {
+        Ok(vec!["fake log line".into()])
+    }
+
+    async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError> {
+        self.journal.push(format!("remove image {reference}"));
+        self.state.lock().expect("fake runtime").images.remove(reference);
+        Ok(())
+    }
+}
+
+/// An in-memory proxy that keeps the last block written.
+#[derive(Debug, Default)]
+pub struct FakeProxy {
+    journal: Journal,
+    block: Mutex<Option<RouteBlock>>,
+    in_flight: Mutex<BTreeMap<String, VecDeque<u64>>>,
+    fail_writes: Mutex<u32>,
+}
+
+impl FakeProxy {
+    /// A proxy writing to `journal`.
+    pub fn new(journal: Journal) -> FakeProxy {
+        FakeProxy { journal, ..FakeProxy::default() }
+    }
+
+    /// The block Caddy would have now.
+    pub fn block(&self) -> Option<RouteBlock> {
+        self.block.lock().expect("fake proxy").clone()
+    }
+
+    /// The next `n` writes fail.
+    pub fn fail_next_writes(&self, n: u32) {
+        *self.fail_writes.lock().expect("fake proxy") = n;
+    }
+
+    /// Scripts in-flight counts for `upstream` (the last one repeats).
+    pub fn script_in_flight(&self, upstream: &str, counts: &[u64]) {
+        self.in_flight.lock().expect("fake proxy").insert(upstream.to_owned(), counts.iter().copied().collect());
+    }
+}
+
+#[async_trait]
+impl Proxy for FakeProxy {
+    async fn ensure_server(&self) -> Result<(), ProxyError> {
+        Ok(())
+    }
+
+    async fn apply(&self, block: &RouteBlock) -> Result<Applied, ProxyError> {
+        {
+            let mut fails = self.fail_writes.lock().expect("fake proxy");
+            if *fails > 0 {
+                *fails -= 1;
+                self.journal.push("route write failed");
+                return Err(ProxyError::Rejected { op: "apply".into(), message: "simulated failure".into() });
+            }
+        }
+        let mut current = self.block.lock().expect("fake proxy");
+        if current.as_ref() == Some(block) {
+            return Ok(Applied::Unchanged);
+        }
+        let mut routes: Vec<String> = block.routes.iter().map(|r| format!("{} -> {}", r.hostname, r.upstream)).collect();
+        routes.sort();
+        let drains: Vec<&str> = block.drains.iter().map(|d| d.upstream.as_str()).collect();
+        let drains = if drains.is_empty() { String::new() } else { format!(" (draining {})", drains.join(",")) };
+        self.journal.push(format!("route {}{drains}", routes.join(", ")));
+        *current = Some(block.clone());
+        Ok(Applied::Written)
+    }
+
+    async fn in_flight(&self, upstream: &str) -> Result<Option<u64>, ProxyError> {
+        let mut map = self.in_flight.lock().expect("fake proxy");
+        Ok(Some(match map.get_mut(upstream) {
+            Some(q) if q.len() > 1 => q.pop_front().unwrap_or(0),
+            Some(q) => q.front().copied().unwrap_or(0),
+            None => 0,
+        }))
+    }
+}
+
+/// A probe answering from a script: per port, a queue of results (the last one repeats).
+#[derive(Debug, Default)]
+pub struct ScriptedProbe {
+    journal: Journal,
+    default: Mutex<Option<ProbeResult>>,
+    scripts: Mutex<BTreeMap<u16, VecDeque<ProbeResult>>>,
+}
+
+impl ScriptedProbe {
+    /// A probe writing to `journal` that answers healthy unless scripted otherwise.
+    pub fn new(journal: Journal) -> ScriptedProbe {
+        ScriptedProbe { journal, ..ScriptedProbe::default() }
+    }
+
+    /// What every unscripted port answers.
+    pub fn answer_by_default(&self, result: ProbeResult) {
+        *self.default.lock().expect("probe") = Some(result);
+    }
+
+    /// Scripts the answers for one port.
+    pub fn script(&self, port: u16, results: &[ProbeResult]) {
+        self.scripts.lock().expect("probe").insert(port, results.iter().cloned().collect());
+    }
+}
+
+#[async_trait]
+impl HealthProbe for ScriptedProbe {
+    async fn check(&self, target: &ProbeTarget) -> ProbeResult {
+        self.journal.push(format!("probe :{}{}", target.port, target.path));
+        let mut scripts = self.scripts.lock().expect("probe");
+        if let Some(q) = scripts.get_mut(&target.port) {
+            if q.len() > 1 {
+                return q.pop_front().expect("non-empty");
+            }
+            if let Some(r) = q.front() {
+                return r.clone();
+            }
+        }
+        self.default.lock().expect("probe").clone().unwrap_or(ProbeResult::Healthy(200))
+    }
+}

@@ -1,0 +1,133 @@
+//! The per-target deploy queue (SPEC §7.1).
+//!
+//! Queued deploys live in SQLite (the webhook handler commits them before answering 202); this module
+//! only decides which one runs. Each target (an app) has at most one runner task; the runner takes
+//! the oldest waiting deploy of its target, waits for a global slot, runs it, and repeats until the
+//! target has nothing waiting. A newer webhook supersedes the queued one in the store, so the runner
+//! never sees it.
+//!
+//! Runner tasks belong to this process and end with it, so no lock can go stale. It does not resolve
+//! what a deploy means (that is [`crate::release`]) nor run it (that is `slip_engine::run`).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use slip_core::deploy::{ErrorCode, Outcome};
+use slip_engine::run::{Engine, run_deploy, unix_ms};
+use slip_engine::store::DeployRow;
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+use crate::release::Resolver;
+
+/// Hands waiting deploys to runner tasks.
+#[derive(Clone)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    resolver: Resolver,
+    /// Targets that have a runner task right now.
+    active: Mutex<HashSet<String>>,
+    /// Deploys of different targets running at once (`runtime.max_concurrent_deploys`).
+    slots: Semaphore,
+    tracker: TaskTracker,
+}
+
+impl Scheduler {
+    /// A scheduler running at most `max_concurrent` deploys at once, with tasks on `tracker`.
+    pub fn new(engine: Engine, resolver: Resolver, max_concurrent: usize, tracker: TaskTracker) -> Scheduler {
+        Scheduler {
+            inner: Arc::new(Inner {
+                engine,
+                resolver,
+                active: Mutex::default(),
+                slots: Semaphore::new(max_concurrent.max(1)),
+                tracker,
+            }),
+        }
+    }
+
+    /// Makes sure `app` has a runner if anything of it is waiting. Call after committing a deploy.
+    pub fn kick(&self, app: &str) {
+        let mut active = self.inner.active.lock().expect("scheduler lock");
+        if active.insert(app.to_owned()) {
+            let this = self.clone();
+            let app = app.to_owned();
+            self.inner.tracker.spawn(async move { this.runner(app).await });
+        }
+    }
+
+    /// Starts runners for every target with waiting deploys (at boot).
+    pub fn kick_all(&self) {
+        match self.inner.engine.store.waiting_apps() {
+            Ok(apps) => apps.iter().for_each(|a| self.kick(a)),
+            Err(e) => tracing::error!(error = %e, "listing waiting deploys"),
+        }
+    }
+
+    async fn runner(self, app: String) {
+        loop {
+            let next = {
+                let mut active = self.inner.active.lock().expect("scheduler lock");
+                match self.inner.engine.store.next_queued(&app, None) {
+                    Ok(Some(row)) => row,
+                    Ok(None) => {
+                        active.remove(&app);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::error!(app, error = %e, "reading the deploy queue");
+                        active.remove(&app);
+                        return;
+                    }
+                }
+            };
+            if self.inner.engine.shutdown.is_cancelled() {
+                // Queued deploys stay queued; the next slipd runs them.
+                self.inner.active.lock().expect("scheduler lock").remove(&app);
+                return;
+            }
+            let permit = tokio::select! {
+                permit = self.inner.slots.acquire() => permit.expect("semaphore never closed"),
+                _ = self.inner.engine.shutdown.cancelled() => {
+                    self.inner.active.lock().expect("scheduler lock").remove(&app);
+                    return;
+                }
+            };
+            self.run_one(next).await;
+            drop(permit);
+        }
+    }
+
+    async fn run_one(&self, row: DeployRow) {
+        let store = &self.inner.engine.store;
+        if let Some(expired) = self.inner.resolver.expired(&row) {
+            let _ = store.finish(&row.id, "failed", Some(&expired), Some("expired"), unix_ms());
+            return;
+        }
+        match self.inner.resolver.resolve(&row) {
+            Ok(release) => {
+                let outcome = run_deploy(&self.inner.engine, release).await;
+                if let Outcome::Completed { .. } = outcome {
+                    tracing::debug!(deploy_id = row.id, "completed");
+                }
+            }
+            Err(failure) => {
+                let code = failure.code;
+                let _ = store.finish(&row.id, "failed", Some(&failure.message), Some(code_str(code)), unix_ms());
+            }
+        }
+    }
+}
+
+fn code_str(code: ErrorCode) -> &'static str {
+    code.as_str()
+}
+
+/// Shorthand used by handlers: the status a freshly enqueued row reports.
+pub fn accepted_status(row: &DeployRow) -> &str {
+    &row.status
+}

@@ -1,0 +1,107 @@
+//! The desired route block: which upstream each app's routes point at, and the drain references
+//! that keep old upstreams visible to Caddy's in-flight counters.
+//!
+//! Every change goes through [`RouteTable::update`], which edits the in-memory table and then writes
+//! the *whole* block to the proxy. Writes are serialised by one async lock, so two deploys of
+//! different apps can never interleave their writes, and each write carries the latest state of
+//! every app. The table itself is a plain `std::sync::Mutex`, never held across an await.
+//!
+//! It does not decide *when* routes move (that is the deploy machine) nor how they are rendered as
+//! Caddy JSON (that is [`crate::caddy`]).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use crate::ports::{Applied, DrainRef, Proxy, ProxyError, RouteBlock, RouteSpec};
+
+/// One app's entry in the table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppRoutes {
+    /// The app's routes (all pointing at its current or held upstream).
+    pub routes: Vec<RouteSpec>,
+    /// At most one drain reference per app (`slipd-drain:<app>`).
+    pub drain: Option<DrainRef>,
+}
+
+/// The desired state of slip's Caddy routes, shared by every deploy and the reconciler.
+#[derive(Clone)]
+pub struct RouteTable {
+    proxy: Arc<dyn Proxy>,
+    /// Keyed by route-table key: the app name, or `<app>:<preview>` for previews.
+    apps: Arc<Mutex<BTreeMap<String, AppRoutes>>>,
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl RouteTable {
+    /// An empty table writing through `proxy`.
+    pub fn new(proxy: Arc<dyn Proxy>) -> RouteTable {
+        RouteTable { proxy, apps: Arc::default(), writer: Arc::default() }
+    }
+
+    /// The proxy this table writes to.
+    pub fn proxy(&self) -> &Arc<dyn Proxy> {
+        &self.proxy
+    }
+
+    /// The current entry for `key`.
+    pub fn get(&self, key: &str) -> Option<AppRoutes> {
+        self.apps.lock().expect("route table lock").get(key).cloned()
+    }
+
+    /// Replaces the in-memory entry without writing; used at boot before the first [`RouteTable::sync`].
+    pub fn set_quietly(&self, key: &str, entry: Option<AppRoutes>) {
+        let mut apps = self.apps.lock().expect("route table lock");
+        match entry {
+            Some(e) => apps.insert(key.to_owned(), e),
+            None => apps.remove(key),
+        };
+    }
+
+    /// Sets `key`'s entry (or removes it with `None`) and writes the whole block. On a failed write the
+    /// in-memory entry is put back as it was, so the table never claims what Caddy does not have.
+    pub async fn update(&self, key: &str, entry: Option<AppRoutes>) -> Result<Applied, ProxyError> {
+        let _writing = self.writer.lock().await;
+        let before = {
+            let mut apps = self.apps.lock().expect("route table lock");
+            let before = apps.get(key).cloned();
+            match entry {
+                Some(e) => apps.insert(key.to_owned(), e),
+                None => apps.remove(key),
+            };
+            before
+        };
+        let result = self.write_locked().await;
+        if result.is_err() {
+            let mut apps = self.apps.lock().expect("route table lock");
+            match before {
+                Some(e) => apps.insert(key.to_owned(), e),
+                None => apps.remove(key),
+            };
+        }
+        result
+    }
+
+    /// Makes Caddy match the table: bootstraps slip's server if it is missing (Caddy restarted
+    /// without `--resume`) and re-applies the block. Writes nothing when Caddy already matches.
+    pub async fn sync(&self) -> Result<Applied, ProxyError> {
+        let _writing = self.writer.lock().await;
+        self.proxy.ensure_server().await?;
+        self.write_locked().await
+    }
+
+    /// The block as it would be written now.
+    pub fn block(&self) -> RouteBlock {
+        let apps = self.apps.lock().expect("route table lock");
+        let mut block = RouteBlock::default();
+        for entry in apps.values() {
+            block.routes.extend(entry.routes.iter().cloned());
+            block.drains.extend(entry.drain.iter().cloned());
+        }
+        block
+    }
+
+    async fn write_locked(&self) -> Result<Applied, ProxyError> {
+        let block = self.block();
+        self.proxy.apply(&block).await
+    }
+}

@@ -1,0 +1,1 @@
+//! A private Caddy per test (written separately; placeholder until then).
