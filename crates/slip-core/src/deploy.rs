@@ -122,6 +122,14 @@ pub enum ErrorCode {
     Cancelled,
     /// slipd stopped or crashed while the deploy ran.
     Interrupted,
+    /// The app was deleted while the deploy waited.
+    AppDeleted,
+    /// A pod deploy on an engine without pods.
+    PodsRequirePodman,
+    /// No container port is known for a route.
+    NoPort,
+    /// The deploy waited in the queue longer than `deploy.queue_ttl`.
+    Expired,
 }
 
 impl ErrorCode {
@@ -143,6 +151,10 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::Cancelled => "cancelled",
             ErrorCode::Interrupted => "interrupted",
+            ErrorCode::AppDeleted => "app_deleted",
+            ErrorCode::PodsRequirePodman => "pods_require_podman",
+            ErrorCode::NoPort => "no_port",
+            ErrorCode::Expired => "expired",
         }
     }
 }

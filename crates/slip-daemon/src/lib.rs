@@ -1,1 +1,155 @@
 //! slipd: the HTTP API, the per-app deploy queue and the wiring between them.
+//!
+//! # Layout
+//! - [`run`]: boots slipd on a bound listener until a shutdown future resolves.
+//! - [`router`]: the axum router, testable with `oneshot` and no socket.
+//! - [`api`]: request handlers; [`auth`]: signatures, tokens, failure limiting; [`error`]: the error shape.
+//! - [`queue`]: the per-app deploy queue; [`release`]: turns a queued deploy and the config into a release.
+//! - [`monitor`]: background health and the periodic Caddy reconcile.
+//! - [`boot`]: opening the store, connecting adapters, reconciling before the first request.
+//! - [`check`]: `slipd --check`.
+
+pub mod api;
+pub mod auth;
+pub mod boot;
+pub mod check;
+pub mod logging;
+pub mod error;
+pub mod monitor;
+pub mod queue;
+pub mod release;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Largest request body accepted on any endpoint (SPEC §6.1).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Time allowed for one handler (SPEC §6.1).
+pub const HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The HTTP API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/deploy", post(api::deploy::deploy))
+        .route("/v1/status", get(api::read::status))
+        .route("/v1/deploys", get(api::read::list))
+        .route("/v1/deploys/{id}", get(api::read::one))
+        .route("/healthz", get(api::read::healthz))
+        .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn(reject_large_bodies))
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+/// Runs slipd with `config` on `listener` until `shutdown` resolves, then shuts down gracefully:
+/// new connections are refused, running deploys get `server.shutdown_timeout` to finish, and any still
+/// running after that stop at their next safe point.
+pub async fn run(
+    config: slip_core::config::Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let shutdown_timeout = config.server.shutdown_timeout;
+    let booted = boot::boot(config).await?;
+    let state = booted.state.clone();
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    tracing::info!(listen = %listener.local_addr()?, "slipd ready");
+
+    let closing = booted.closing.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closing.cancel();
+        })
+        .await?;
+
+    tracing::info!("shutting down: waiting for running deploys");
+    booted.tracker.close();
+    if tokio::time::timeout(shutdown_timeout, booted.tracker.wait()).await.is_err() {
+        tracing::warn!("deploys still running after server.shutdown_timeout; interrupting them at the next safe point");
+        state.engine.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(60), booted.tracker.wait()).await;
+    }
+    state.engine.shutdown.cancel();
+    booted.monitor.abort();
+    tracing::info!("slipd stopped");
+    Ok(())
+}
+
+/// Answers 413 from `Content-Length` before reading any of the body.
+async fn reject_large_bodies(request: Request, next: Next) -> Response {
+    let too_large = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|len| len > BODY_LIMIT);
+    if too_large {
+        return ApiError::TooLarge.into_response();
+    }
+    next.run(request).await
+}
+
+/// Maps axum's plain-text rejections (bad path, body limit hit while streaming, ...) to the JSON
+/// error shape, so every error a client sees is `{"error","code"}`.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/event-stream"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => return ApiError::TooLarge.into_response(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => return ApiError::UnsupportedMediaType.into_response(),
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "invalid_request",
+        s if s.is_server_error() => "internal",
+        _ => "invalid_request",
+    };
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, BODY_LIMIT).await.unwrap_or_default();
+    let message = String::from_utf8_lossy(&text).trim().to_owned();
+    let message = if message.is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { message };
+    let mut out = Response::from_parts(parts, Body::from(serde_json::json!({"error": message, "code": code}).to_string()));
+    out.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    out.headers_mut().remove(header::CONTENT_LENGTH);
+    out
+}
+
+/// Echoes `X-Request-Id` or generates one, on every response.
+async fn request_id(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("req_{}", ulid::Ulid::new().to_string().to_lowercase()));
+    let mut response = next.run(request).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}

@@ -1,2 +1,55 @@
-//! `slipd`: parse flags, install tracing, load config, run.
-fn main() {}
+//! `slipd`: parse flags, install tracing, load config, run until SIGTERM/SIGINT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+/// slip's deploy daemon.
+#[derive(Debug, Parser)]
+#[command(name = "slipd", version, about = "Zero-downtime container deploys from CI, without Kubernetes")]
+struct Args {
+    /// Config directory (slip.toml + apps/*.toml) or the slip.toml file itself.
+    #[arg(long, env = "SLIP_CONFIG", default_value = "/etc/slip")]
+    config: PathBuf,
+    /// Validate the configuration, print every problem, and exit (0 valid, 1 invalid).
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.check {
+        let (output, code) = slip_daemon::check::check(&args.config);
+        print!("{output}");
+        return ExitCode::from(code as u8);
+    }
+    match serve(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let config = slip_daemon::check::load(&args.config)?;
+    slip_daemon::logging::init(&config);
+    let listener = tokio::net::TcpListener::bind(config.server.listen.to_string())
+        .await
+        .with_context(|| format!("binding the API listener on {} (server.listen)", config.server.listen))?;
+    slip_daemon::run(config, listener, shutdown_signal()).await
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -16,6 +16,7 @@ use slip_core::deploy::{ErrorCode, Outcome};
 use slip_engine::run::{Engine, run_deploy, unix_ms};
 use slip_engine::store::DeployRow;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::release::Resolver;
@@ -34,11 +35,19 @@ struct Inner {
     /// Deploys of different targets running at once (`runtime.max_concurrent_deploys`).
     slots: Semaphore,
     tracker: TaskTracker,
+    /// Cancelled when shutdown begins: runners start no new deploy (queued ones stay queued).
+    closing: CancellationToken,
 }
 
 impl Scheduler {
     /// A scheduler running at most `max_concurrent` deploys at once, with tasks on `tracker`.
-    pub fn new(engine: Engine, resolver: Resolver, max_concurrent: usize, tracker: TaskTracker) -> Scheduler {
+    pub fn new(
+        engine: Engine,
+        resolver: Resolver,
+        max_concurrent: usize,
+        tracker: TaskTracker,
+        closing: CancellationToken,
+    ) -> Scheduler {
         Scheduler {
             inner: Arc::new(Inner {
                 engine,
@@ -46,6 +55,7 @@ impl Scheduler {
                 active: Mutex::default(),
                 slots: Semaphore::new(max_concurrent.max(1)),
                 tracker,
+                closing,
             }),
         }
     }
@@ -85,14 +95,14 @@ impl Scheduler {
                     }
                 }
             };
-            if self.inner.engine.shutdown.is_cancelled() {
+            if self.inner.closing.is_cancelled() {
                 // Queued deploys stay queued; the next slipd runs them.
                 self.inner.active.lock().expect("scheduler lock").remove(&app);
                 return;
             }
             let permit = tokio::select! {
                 permit = self.inner.slots.acquire() => permit.expect("semaphore never closed"),
-                _ = self.inner.engine.shutdown.cancelled() => {
+                _ = self.inner.closing.cancelled() => {
                     self.inner.active.lock().expect("scheduler lock").remove(&app);
                     return;
                 }
@@ -125,9 +135,4 @@ impl Scheduler {
 
 fn code_str(code: ErrorCode) -> &'static str {
     code.as_str()
-}
-
-/// Shorthand used by handlers: the status a freshly enqueued row reports.
-pub fn accepted_status(row: &DeployRow) -> &str {
-    &row.status
 }

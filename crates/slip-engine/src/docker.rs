@@ -84,7 +84,8 @@ impl Runtime {
         };
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
         let version = docker.version().await.map_err(unreachable)?;
-        let is_podman = version.components.unwrap_or_default().iter().any(|c| c.name.to_ascii_lowercase().contains("podman"));
+        let is_podman =
+            version.components.unwrap_or_default().iter().any(|c| c.name.to_ascii_lowercase().contains("podman"));
         let backend = if is_podman { Backend::Podman } else { Backend::Docker };
         Ok(Runtime { docker, socket: path, backend, network_lock: tokio::sync::Mutex::new(()) })
     }
@@ -117,8 +118,7 @@ impl Runtime {
         if backend == Backend::Podman {
             return Err(RuntimeError::Unreachable {
                 socket: tried,
-                message: "no podman socket answered a ping; start the podman API service or set runtime.socket"
-                    .into(),
+                message: "no podman socket answered a ping; start the podman API service or set runtime.socket".into(),
             });
         }
         Runtime::connect(None).await.map_err(|err| match err {
@@ -171,7 +171,10 @@ impl Runtime {
         let digest = if reference.starts_with("sha256:") {
             None
         } else {
-            reference::matching_digest(&Reference::parse(reference).repository, &inspect.repo_digests.unwrap_or_default())
+            reference::matching_digest(
+                &Reference::parse(reference).repository,
+                &inspect.repo_digests.unwrap_or_default(),
+            )
         };
         Ok(Some(PulledImage { id, digest }))
     }
@@ -208,7 +211,9 @@ impl Runtime {
                 let hosts: Vec<u16> = spec.ports.iter().map(|p| p.host).collect();
                 RuntimeError::PortUnavailable { port: errors::conflicting_port(&message, &hosts), message }
             }
-            Answer::Engine { status: Some(404), .. } if op == "create" && message.to_ascii_lowercase().contains("image") => {
+            Answer::Engine { status: Some(404), .. }
+                if op == "create" && message.to_ascii_lowercase().contains("image") =>
+            {
                 RuntimeError::ImageNotFound { image: spec.image.clone() }
             }
             Answer::Engine { .. } => RuntimeError::Rejected { op, target: spec.name.clone(), message },
@@ -225,7 +230,11 @@ impl ContainerRuntime for Runtime {
         })
     }
 
-    async fn pull(&self, reference: &str, credentials: Option<&RegistryCredentials>) -> Result<PulledImage, RuntimeError> {
+    async fn pull(
+        &self,
+        reference: &str,
+        credentials: Option<&RegistryCredentials>,
+    ) -> Result<PulledImage, RuntimeError> {
         let parsed = Reference::parse(reference);
         let host = parsed.host();
         let options =
@@ -256,7 +265,9 @@ impl ContainerRuntime for Runtime {
                         }
                         (_, PullFailure::Auth) => RuntimeError::RegistryAuth { host, image },
                         (_, PullFailure::NotFound) => RuntimeError::ImageNotFound { image },
-                        (_, PullFailure::Other) => RuntimeError::PullFailed { image, message: answer.message().to_owned() },
+                        (_, PullFailure::Other) => {
+                            RuntimeError::PullFailed { image, message: answer.message().to_owned() }
+                        }
                     });
                 }
             }
@@ -292,7 +303,9 @@ impl ContainerRuntime for Runtime {
         if let Err(err) = self.docker.start_container(&id, None).await {
             let error = self.start_error("start", spec, &err);
             if let Err(cleanup) = self.remove(&id).await {
-                tracing::warn!(container = %id, name = %spec.name, error = %cleanup, "could not remove a container that failed to start");
+                let name = &spec.name;
+                let message = "could not remove a container that failed to start";
+                tracing::warn!(container = %id, %name, error = %cleanup, "{message}");
             }
             return Err(error);
         }
@@ -310,7 +323,10 @@ impl ContainerRuntime for Runtime {
                         _ => Vec::new(),
                     };
                     let message = answer.message().to_owned();
-                    return Err(RuntimeError::PortUnavailable { port: errors::conflicting_port(&message, &ports), message });
+                    return Err(RuntimeError::PortUnavailable {
+                        port: errors::conflicting_port(&message, &ports),
+                        message,
+                    });
                 }
                 Err(self.error("start", id, &err))
             }
@@ -353,13 +369,19 @@ impl ContainerRuntime for Runtime {
         let filters = HashMap::from([("label", labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>())]);
         let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
         let target = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
-        let containers = self.docker.list_containers(Some(options)).await.map_err(|err| self.error("list", &target, &err))?;
+        let containers =
+            self.docker.list_containers(Some(options)).await.map_err(|err| self.error("list", &target, &err))?;
         Ok(containers
             .into_iter()
             .filter_map(|c| {
                 Some(ContainerSummary {
                     id: c.id?,
-                    name: c.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_owned()).unwrap_or_default(),
+                    name: c
+                        .names
+                        .unwrap_or_default()
+                        .first()
+                        .map(|n| n.trim_start_matches('/').to_owned())
+                        .unwrap_or_default(),
                     running: c.state == Some(ContainerSummaryStateEnum::RUNNING),
                     labels: c.labels.unwrap_or_default().into_iter().collect(),
                 })

@@ -15,6 +15,7 @@ pub mod config_source;
 pub mod docker;
 pub mod ports;
 pub mod probe;
+pub mod reconcile;
 pub mod routes;
 pub mod run;
 pub mod store;

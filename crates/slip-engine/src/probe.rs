@@ -50,8 +50,11 @@ impl Default for Http {
 impl HealthProbe for Http {
     async fn check(&self, target: &ProbeTarget) -> ProbeResult {
         let url = format!("http://127.0.0.1:{}{}", target.port, target.path);
-        let mut request =
-            self.client.get(&url).timeout(target.timeout).header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        let mut request = self
+            .client
+            .get(&url)
+            .timeout(target.timeout)
+            .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
         if let Some(host) = &target.host {
             match HeaderValue::from_str(host) {
                 Ok(value) => request = request.header(HOST, value),
@@ -152,13 +155,17 @@ mod tests {
         let request = server.await.unwrap().to_ascii_lowercase();
         assert!(request.starts_with("get /up http/1.1\r\n"), "{request}");
         assert!(request.contains("\r\nhost: web.example.com\r\n"), "{request}");
-        assert!(request.contains(&format!("\r\nuser-agent: {}\r\n", USER_AGENT_VALUE.to_ascii_lowercase())), "{request}");
+        assert!(
+            request.contains(&format!("\r\nuser-agent: {}\r\n", USER_AGENT_VALUE.to_ascii_lowercase())),
+            "{request}"
+        );
     }
 
     #[tokio::test]
     async fn redirects_are_healthy_and_not_followed() {
         let (port, server) =
-            serve_once("HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/elsewhere\r\nContent-Length: 0\r\n\r\n").await;
+            serve_once("HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/elsewhere\r\nContent-Length: 0\r\n\r\n")
+                .await;
         assert_eq!(Http::new().check(&target(port, None)).await, ProbeResult::Healthy(302));
         server.await.unwrap();
     }
@@ -191,10 +198,8 @@ mod tests {
         });
         let result = Http::new().check(&target(port, None)).await;
         server.await.unwrap();
-        assert!(
-            matches!(&result, ProbeResult::Unhealthy(r) if r == "connection closed before a response" || r == "connection reset"),
-            "{result:?}"
-        );
+        let closed = ["connection closed before a response", "connection reset"];
+        assert!(matches!(&result, ProbeResult::Unhealthy(r) if closed.contains(&r.as_str())), "{result:?}");
     }
 
     #[tokio::test]

@@ -12,7 +12,24 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use crate::ports::{Applied, DrainRef, Proxy, ProxyError, RouteBlock, RouteSpec};
+
+/// One route of a release, before ports are leased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTemplate {
+    /// Host matcher.
+    pub hostname: String,
+    /// Path prefix (`/` or `None` = everything).
+    pub path_prefix: Option<String>,
+    /// Strip the prefix before proxying.
+    pub strip_prefix: bool,
+    /// Port inside the container.
+    pub container_port: u16,
+    /// Caddy's hold time while nothing answers.
+    pub hold_timeout: Duration,
+}
 
 /// One app's entry in the table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,3 +122,24 @@ impl RouteTable {
         self.proxy.apply(&block).await
     }
 }
+
+/// An app's route entry with each route pointed at the host port bound to its container port.
+pub fn app_routes(app: &str, templates: &[RouteTemplate], ports: &BTreeMap<u16, u16>) -> Option<AppRoutes> {
+    if templates.is_empty() {
+        return None;
+    }
+    let routes = templates
+        .iter()
+        .enumerate()
+        .map(|(n, r)| RouteSpec {
+            id: if n == 0 { format!("slip-{app}") } else { format!("slip-{app}-{n}") },
+            hostname: r.hostname.clone(),
+            path_prefix: r.path_prefix.clone(),
+            strip_prefix: r.strip_prefix,
+            upstream: format!("127.0.0.1:{}", ports.get(&r.container_port).copied().unwrap_or(0)),
+            hold_timeout: r.hold_timeout,
+        })
+        .collect();
+    Some(AppRoutes { routes, drain: None })
+}
+

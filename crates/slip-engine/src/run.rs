@@ -22,9 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ports::{
     ContainerRuntime, ContainerSpec, DrainRef, HealthProbe, LogRotation, Mount, NetworkAttachment, PortMapping,
-    ProbeTarget, ProxyError, RegistryCredentials, Resources, RouteSpec, RuntimeError,
+    ProbeTarget, ProxyError, RegistryCredentials, Resources, RuntimeError,
 };
-use crate::routes::{AppRoutes, RouteTable};
+use crate::routes::{AppRoutes, RouteTable, RouteTemplate, app_routes};
 use crate::store::{InstanceRow, Store};
 
 /// Everything the driver needs, shared by all deploys.
@@ -46,21 +46,6 @@ pub struct Engine {
     pub log: LogRotation,
     /// Cancelled at shutdown: a deploy before its switch stops at the next step and is interrupted.
     pub shutdown: CancellationToken,
-}
-
-/// One route of a release, before ports are leased.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteTemplate {
-    /// Host matcher.
-    pub hostname: String,
-    /// Path prefix (`/` or `None` = everything).
-    pub path_prefix: Option<String>,
-    /// Strip the prefix before proxying.
-    pub strip_prefix: bool,
-    /// Port inside the container.
-    pub container_port: u16,
-    /// Caddy's hold time while nothing answers.
-    pub hold_timeout: Duration,
 }
 
 /// A fully resolved release of an app: what to pull and how to run it.
@@ -435,26 +420,15 @@ impl Run<'_> {
     fn candidate_routes(&self, drain_old: bool) -> AppRoutes {
         let candidate = self.candidate.as_ref().expect("candidate configured");
         let app = self.key();
-        let routes = self
-            .release
-            .routes
-            .iter()
-            .enumerate()
-            .map(|(n, r)| RouteSpec {
-                id: if n == 0 { format!("slip-{app}") } else { format!("slip-{app}-{n}") },
-                hostname: r.hostname.clone(),
-                path_prefix: r.path_prefix.clone(),
-                strip_prefix: r.strip_prefix,
-                upstream: format!("127.0.0.1:{}", candidate.ports.get(&r.container_port).copied().unwrap_or(0)),
-                hold_timeout: r.hold_timeout,
-            })
-            .collect();
-        let drain = if drain_old {
-            self.old_upstreams().into_iter().next().map(|upstream| DrainRef { id: format!("slipd-drain:{app}"), upstream })
-        } else {
-            None
-        };
-        AppRoutes { routes, drain }
+        let mut entry = app_routes(app, &self.release.routes, &candidate.ports).unwrap_or_default();
+        if drain_old {
+            entry.drain = self
+                .old_upstreams()
+                .into_iter()
+                .next()
+                .map(|upstream| DrainRef { id: format!("slipd-drain:{app}"), upstream });
+        }
+        entry
     }
 
     /// The upstreams the old instance serves on.

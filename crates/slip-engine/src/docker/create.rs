@@ -21,10 +21,10 @@ pub(crate) const LOOPBACK: &str = "127.0.0.1";
 pub(crate) fn container_body(spec: &ContainerSpec, backend: Backend) -> ContainerCreateBody {
     let mut bindings: BTreeMap<String, Vec<PortBinding>> = BTreeMap::new();
     for port in &spec.ports {
-        bindings.entry(format!("{}/tcp", port.container)).or_default().push(PortBinding {
-            host_ip: Some(LOOPBACK.to_owned()),
-            host_port: Some(port.host.to_string()),
-        });
+        bindings
+            .entry(format!("{}/tcp", port.container))
+            .or_default()
+            .push(PortBinding { host_ip: Some(LOOPBACK.to_owned()), host_port: Some(port.host.to_string()) });
     }
     let exposed: Vec<String> = bindings.keys().cloned().collect();
     let port_bindings: HashMap<String, Option<Vec<PortBinding>>> =
@@ -44,7 +44,10 @@ pub(crate) fn container_body(spec: &ContainerSpec, backend: Backend) -> Containe
 
     let host_config = HostConfig {
         port_bindings: Some(port_bindings),
-        restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::UNLESS_STOPPED), maximum_retry_count: None }),
+        restart_policy: Some(RestartPolicy {
+            name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+            maximum_retry_count: None,
+        }),
         memory: spec.resources.memory_bytes.map(saturating_i64),
         nano_cpus: spec.resources.nano_cpus.map(saturating_i64),
         pids_limit: spec.resources.pids,

@@ -96,9 +96,9 @@ pub(crate) fn conflicting_port(message: &str, candidates: &[u16]) -> u16 {
         .copied()
         .find(|port| {
             let needle = format!(":{port}");
-            message.match_indices(&needle).any(|(i, _)| {
-                !message[i + needle.len()..].starts_with(|c: char| c.is_ascii_digit())
-            })
+            message
+                .match_indices(&needle)
+                .any(|(i, _)| !message[i + needle.len()..].starts_with(|c: char| c.is_ascii_digit()))
         })
         .or_else(|| candidates.first().copied())
         .unwrap_or(0)
@@ -125,13 +125,29 @@ mod tests {
     #[test]
     fn pull_failures_are_told_apart() {
         let cases = [
-            (Some(404), "manifest for 127.0.0.1:5000/app:nope not found: manifest unknown: manifest unknown", PullFailure::NotFound),
+            (
+                Some(404),
+                "manifest for 127.0.0.1:5000/app:nope not found: manifest unknown: manifest unknown",
+                PullFailure::NotFound,
+            ),
             (None, "manifest unknown", PullFailure::NotFound),
-            (Some(500), "Head \"http://127.0.0.1:5000/v2/app/manifests/v1\": no basic auth credentials", PullFailure::Auth),
+            (
+                Some(500),
+                "Head \"http://127.0.0.1:5000/v2/app/manifests/v1\": no basic auth credentials",
+                PullFailure::Auth,
+            ),
             (Some(500), "unauthorized: authentication required", PullFailure::Auth),
-            (Some(404), "pull access denied for app, repository does not exist or may require 'docker login'", PullFailure::Auth),
+            (
+                Some(404),
+                "pull access denied for app, repository does not exist or may require 'docker login'",
+                PullFailure::Auth,
+            ),
             (Some(403), "forbidden", PullFailure::Auth),
-            (Some(500), "Get \"https://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused", PullFailure::Other),
+            (
+                Some(500),
+                "Get \"https://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused",
+                PullFailure::Other,
+            ),
         ];
         for (status, message, expected) in cases {
             assert_eq!(pull_failure(status, message), expected, "{message}");
@@ -140,7 +156,8 @@ mod tests {
 
     #[test]
     fn port_conflicts_name_the_port() {
-        let docker = "driver failed programming external connectivity on endpoint slip-web (abc): Bind for 127.0.0.1:20002 failed: port is already allocated";
+        let docker = "driver failed programming external connectivity on endpoint slip-web (abc): \
+                      Bind for 127.0.0.1:20002 failed: port is already allocated";
         assert!(is_port_conflict(docker));
         assert_eq!(conflicting_port(docker, &[2000, 20002]), 20002);
         let proxy = "Error starting userland proxy: listen tcp4 127.0.0.1:20001: bind: address already in use";

@@ -94,11 +94,11 @@ mod tests {
     #[test]
     fn digest_of_the_same_repository_is_chosen_in_long_form() {
         let digests = vec![format!("127.0.0.1:5000/other@{DIGEST}"), format!("nginx@{DIGEST}")];
-        assert_eq!(matching_digest("docker.io/library/nginx", &digests), Some(format!("docker.io/library/nginx@{DIGEST}")));
-        assert_eq!(matching_digest("127.0.0.1:5000/app", &digests), None);
         assert_eq!(
-            matching_digest("127.0.0.1:5000/other", &digests),
-            Some(format!("127.0.0.1:5000/other@{DIGEST}"))
+            matching_digest("docker.io/library/nginx", &digests),
+            Some(format!("docker.io/library/nginx@{DIGEST}"))
         );
+        assert_eq!(matching_digest("127.0.0.1:5000/app", &digests), None);
+        assert_eq!(matching_digest("127.0.0.1:5000/other", &digests), Some(format!("127.0.0.1:5000/other@{DIGEST}")));
     }
 }

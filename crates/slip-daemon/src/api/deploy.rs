@@ -1,0 +1,225 @@
+//! `POST /v1/deploy`: the signed webhook (SPEC §6.2 order of checks, §6.4 body and answer).
+//!
+//! The signature is verified over the raw bytes before the body is trusted for anything but the app
+//! name, and before anything reveals whether that app exists. An accepted deploy is committed to the
+//! store before the 202 goes out, so it survives a crash.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde_json::json;
+use slip_api::DeployAccepted;
+use slip_core::names::{AppName, ImageRepo, Tag};
+use slip_core::signature::{self, Signed};
+use slip_engine::run::unix_ms;
+use slip_engine::store::{NewDeploy, Replayed};
+
+use crate::auth::{bearer, check_admin, client_ip, invalid_signature, signature_headers};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Handles `POST /v1/deploy`.
+pub async fn deploy(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let config = state.config();
+    let now = Instant::now();
+    let ip = client_ip(peer, &headers, &config.server.trusted_proxies);
+    let direct_loopback = peer.ip().is_loopback() && ip == peer.ip();
+    state.limiter.check(ip, direct_loopback, now)?;
+    if state.engine.shutdown.is_cancelled() {
+        return Err(ApiError::Unavailable { code: "shutting_down", message: "slipd is shutting down".into() });
+    }
+    check_content_type(&headers)?;
+
+    let result = authorize_and_parse(&state, &config, &headers, &body).await;
+    let (request, actor, mac) = match result {
+        Ok(ok) => ok,
+        Err(e) => {
+            if e.code() != "invalid_json" && matches!(e, ApiError::Unauthorized { .. }) {
+                state.limiter.record(ip, now);
+                tracing::info!(code = e.code(), client_ip = %ip, "webhook rejected");
+            }
+            return Err(e);
+        }
+    };
+
+    let app: AppName = request.app.parse().map_err(|_| invalid_signature())?;
+    let app_config = config.apps.get(&app).ok_or_else(invalid_signature)?;
+    let deploy_id = new_deploy_id();
+
+    // Replay protection for timestamped deliveries: each signature is accepted once.
+    if let Some(mac) = mac {
+        let hash = signature::delivery_hash(&mac);
+        let expires = unix_ms() + 2 * config.auth.max_skew.as_millis() as i64;
+        if let Err(Replayed { deploy_id: original }) =
+            state.store.record_delivery(hash, app.as_str(), deploy_id.as_str(), unix_ms(), expires)
+        {
+            return Err(ApiError::Conflict {
+                code: "replayed",
+                message: "this signed request was already delivered".into(),
+                extra: json!({"deploy_id": original}),
+            });
+        }
+    } else {
+        tracing::info!(app = %app, "legacy untimestamped signature accepted");
+    }
+
+    let tag: Tag = request
+        .tag
+        .as_deref()
+        .ok_or_else(|| ApiError::field("invalid_tag", "tag", "tag is required"))?
+        .parse()
+        .map_err(|e: slip_core::names::NameError| ApiError::field("invalid_tag", "tag", e.to_string()))?;
+    if let Some(image) = &request.image {
+        let given: ImageRepo = image
+            .parse()
+            .map_err(|e: slip_core::names::NameError| ApiError::field("image_mismatch", "image", e.to_string()))?;
+        if given != app_config.image {
+            return Err(ApiError::field(
+                "image_mismatch",
+                "image",
+                format!("image {given} is not this app's image {}", app_config.image),
+            ));
+        }
+    }
+    if request.images.is_some() {
+        return Err(ApiError::field(
+            "images_not_supported",
+            "images",
+            format!("app {app} is not a pod; images overrides apply to pods only"),
+        ));
+    }
+    if request.preview.is_some() {
+        return Err(ApiError::field(
+            "preview_not_configured",
+            "preview",
+            "previews are not available on this server yet",
+        ));
+    }
+    let meta = match &request.meta {
+        Some(m) if m.to_string().len() > 4096 => {
+            return Err(ApiError::field("invalid_request", "meta", "meta must be at most 4 KiB"));
+        }
+        Some(m) if !m.is_object() => {
+            return Err(ApiError::field("invalid_request", "meta", "meta must be a JSON object"));
+        }
+        Some(m) => Some(m.to_string()),
+        None => None,
+    };
+
+    let new = NewDeploy {
+        id: deploy_id.clone(),
+        app: app.to_string(),
+        preview_id: None,
+        trigger: "webhook".into(),
+        tag: tag.to_string(),
+        image: app_config.image.to_string(),
+        kind: app_config.kind().as_str().to_owned(),
+        strategy: app_config.strategy().as_str().to_owned(),
+        meta,
+        actor: actor.clone(),
+        source_ip: Some(ip.to_string()),
+        created_at: unix_ms(),
+    };
+    let enqueued = state.store.enqueue(&new, unix_ms()).map_err(|e| ApiError::Internal(e.into()))?;
+    state.scheduler.kick(app.as_str());
+    tracing::info!(app = %app, deploy_id, tag = %tag, status = enqueued.status, actor, "webhook accepted");
+
+    let answer = DeployAccepted {
+        deploy_id: deploy_id.clone(),
+        app: app.to_string(),
+        tag: tag.to_string(),
+        status: enqueued.status.to_string(),
+        supersedes: enqueued.supersedes,
+        preview_url: None,
+        events_url: format!("/v1/deploys/{deploy_id}/events"),
+    };
+    Ok((StatusCode::ACCEPTED, Json(answer)))
+}
+
+/// The fields of a deploy body slip reads. Unknown fields are ignored (CI tools add their own).
+#[derive(Debug, serde::Deserialize)]
+struct Body {
+    app: String,
+    tag: Option<String>,
+    image: Option<String>,
+    images: Option<serde_json::Value>,
+    preview: Option<serde_json::Value>,
+    meta: Option<serde_json::Value>,
+}
+
+/// Steps 3-7 of SPEC §6.2: admin token or signature, body shape, key set, skew. Returns the body, the
+/// actor and (for timestamped requests) the MAC for the replay cache.
+async fn authorize_and_parse(
+    state: &AppState,
+    config: &slip_core::config::Config,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Body, String, Option<[u8; 32]>), ApiError> {
+    if let Some(token) = bearer(headers) {
+        check_admin(state.admin_token(config).as_deref(), &token)?;
+        let request = parse_body(body)?;
+        return Ok((request, "admin".into(), None));
+    }
+    let sig = signature_headers(headers, config.auth.require_timestamp)?;
+    let request = parse_body(body)?;
+
+    let keys = request.app.parse::<AppName>().ok().and_then(|app| state.app_keys(config, &app));
+    let signed = match &sig.timestamp {
+        Some((text, _)) => Signed::Deploy { timestamp: text, body },
+        None => Signed::LegacyDeploy { body },
+    };
+    let verified = match &keys {
+        Some(keys) if !keys.is_empty() => signature::verify(keys, &signed, &sig.mac),
+        _ => {
+            // Unknown app or no key at all: spend the same time on a key nobody has.
+            let _ = signature::verify(&[state.decoy_key], &signed, &sig.mac);
+            false
+        }
+    };
+    if !verified {
+        return Err(invalid_signature());
+    }
+    if let Some((_, ts)) = sig.timestamp {
+        let now_s = unix_ms() / 1000;
+        if (now_s - ts).unsigned_abs() > config.auth.max_skew.as_secs() {
+            return Err(ApiError::Unauthorized {
+                code: "stale_timestamp",
+                message: "X-Slip-Timestamp is outside the accepted clock skew (auth.max_skew)",
+            });
+        }
+    }
+    let actor = format!("app:{}", request.app);
+    Ok((request, actor, sig.timestamp.map(|_| sig.mac)))
+}
+
+fn parse_body(body: &[u8]) -> Result<Body, ApiError> {
+    serde_json::from_slice::<Body>(body).map_err(|e| {
+        ApiError::bad("invalid_json", format!("body must be a JSON object with a string \"app\" and \"tag\": {e}"))
+    })
+}
+
+/// SPEC §6.1: a body must come as `application/json` or without a content type.
+pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        None => Ok(()),
+        Some(ct) if ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json") => Ok(()),
+        // curl -d without -H sends this; the original README's examples always set JSON, but a
+        // form content type on a JSON body is a common CI mistake worth a clear answer.
+        Some(_) => Err(ApiError::UnsupportedMediaType),
+    }
+}
+
+/// A fresh deploy id: `dep_` + a lower-case ULID (48-bit time, 80 random bits from the OS CSPRNG).
+pub fn new_deploy_id() -> String {
+    format!("dep_{}", ulid::Ulid::new().to_string().to_lowercase())
+}

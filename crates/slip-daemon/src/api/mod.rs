@@ -1,0 +1,4 @@
+//! Request handlers, one module per group of endpoints.
+
+pub mod deploy;
+pub mod read;

@@ -1,0 +1,224 @@
+//! Request authentication (SPEC §6.2): admin bearer tokens, app-key signatures, the client address
+//! behind trusted proxies, and per-address failure limiting.
+//!
+//! The MAC arithmetic lives in `slip_core::signature`; this module reads headers, picks key sets and
+//! keeps the failure counters. A bad signature always gets the same fixed answer, whether the app
+//! exists or not, and unknown apps are verified against a random per-process key so the timing
+//! matches too.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use ipnet::IpNet;
+use slip_core::signature;
+
+use crate::error::ApiError;
+
+/// Header carrying `sha256=<hex>`.
+pub const SIGNATURE_HEADER: &str = "x-slip-signature";
+/// Header carrying the Unix timestamp inside the MAC.
+pub const TIMESTAMP_HEADER: &str = "x-slip-timestamp";
+
+/// The fixed answer for every signature mismatch, unknown app included.
+pub fn invalid_signature() -> ApiError {
+    ApiError::Unauthorized { code: "invalid_signature", message: "invalid signature" }
+}
+
+/// What the signature headers of a request say, before verification.
+#[derive(Debug, Clone)]
+pub struct SignatureHeaders {
+    /// The MAC bytes from `X-Slip-Signature`.
+    pub mac: [u8; 32],
+    /// `X-Slip-Timestamp` as sent (digits only), with its value.
+    pub timestamp: Option<(String, i64)>,
+}
+
+/// Reads the signature headers in SPEC's order: missing → 401 `missing_signature`, malformed → 401
+/// `invalid_signature`, non-integer timestamp → 400 `invalid_timestamp`, none where required → 401
+/// `timestamp_required`.
+pub fn signature_headers(headers: &HeaderMap, require_timestamp: bool) -> Result<SignatureHeaders, ApiError> {
+    let Some(raw) = headers.get(SIGNATURE_HEADER) else {
+        return Err(ApiError::Unauthorized {
+            code: "missing_signature",
+            message: "missing X-Slip-Signature header (sha256=<hex HMAC of the body>)",
+        });
+    };
+    let mac = raw.to_str().ok().and_then(|v| signature::parse_header(v).ok()).ok_or_else(invalid_signature)?;
+    let timestamp = match headers.get(TIMESTAMP_HEADER) {
+        None => None,
+        Some(v) => {
+            let text = v.to_str().unwrap_or_default().trim().to_owned();
+            let value = text
+                .parse::<i64>()
+                .ok()
+                .filter(|_| text.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| {
+                    ApiError::field(
+                        "invalid_timestamp",
+                        "X-Slip-Timestamp",
+                        "X-Slip-Timestamp must be an integer number of seconds since the Unix epoch",
+                    )
+                })?;
+            Some((text, value))
+        }
+    };
+    if require_timestamp && timestamp.is_none() {
+        return Err(ApiError::Unauthorized {
+            code: "timestamp_required",
+            message: "this server requires X-Slip-Timestamp on signed requests",
+        });
+    }
+    Ok(SignatureHeaders { mac, timestamp })
+}
+
+/// The bearer token of a request, if it has an `Authorization: Bearer` header.
+pub fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+}
+
+/// Checks a presented admin token against the configured one (`None`: the management API is off).
+pub fn check_admin(configured: Option<&str>, presented: &str) -> Result<(), ApiError> {
+    match configured {
+        None => Err(ApiError::Unauthorized {
+            code: "admin_disabled",
+            message: "the management API is disabled: set auth.admin_token (or auth.secret)",
+        }),
+        Some(expected) if signature::token_matches(expected, presented) => Ok(()),
+        Some(_) => Err(ApiError::Unauthorized { code: "invalid_token", message: "invalid token" }),
+    }
+}
+
+/// The client address: the peer, or the right-most `X-Forwarded-For` entry that is not a trusted
+/// proxy when the peer itself is trusted.
+pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer_ip = peer.ip();
+    if !trusted.iter().any(|n| n.contains(&peer_ip)) {
+        return peer_ip;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    forwarded.into_iter().rev().find(|ip| !trusted.iter().any(|n| n.contains(ip))).unwrap_or(peer_ip)
+}
+
+/// Counts failed authentications per client address over a sliding window.
+#[derive(Debug)]
+pub struct FailureLimiter {
+    max: u32,
+    window: Duration,
+    failures: Mutex<HashMap<IpAddr, Vec<Instant>>>,
+}
+
+impl FailureLimiter {
+    /// At most `max` failures per `window` per address.
+    pub fn new(max: u32, window: Duration) -> FailureLimiter {
+        FailureLimiter { max, window, failures: Mutex::default() }
+    }
+
+    /// `Err(429)` when `ip` is blocked now. Direct loopback clients are never blocked.
+    pub fn check(&self, ip: IpAddr, direct_loopback: bool, now: Instant) -> Result<(), ApiError> {
+        if direct_loopback {
+            return Ok(());
+        }
+        let mut map = self.failures.lock().expect("limiter lock");
+        let Some(times) = map.get_mut(&ip) else { return Ok(()) };
+        times.retain(|t| now.duration_since(*t) < self.window);
+        if times.len() as u32 >= self.max {
+            let oldest = times.first().copied().unwrap_or(now);
+            let retry = self.window.saturating_sub(now.duration_since(oldest)).as_secs().max(1);
+            return Err(ApiError::RateLimited { retry_after: retry });
+        }
+        Ok(())
+    }
+
+    /// Records one failure of `ip`.
+    pub fn record(&self, ip: IpAddr, now: Instant) {
+        let mut map = self.failures.lock().expect("limiter lock");
+        let times = map.entry(ip).or_default();
+        times.retain(|t| now.duration_since(*t) < self.window);
+        times.push(now);
+        if map.len() > 10_000 {
+            // Bound memory under a spray of addresses: forget the quiet ones.
+            let window = self.window;
+            map.retain(|_, t| t.iter().any(|t| now.duration_since(*t) < window));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn signature_header_checks_follow_spec_order() {
+        let sig = format!("sha256={}", "ab".repeat(32));
+        assert_eq!(signature_headers(&headers(&[]), false).unwrap_err().code(), "missing_signature");
+        assert_eq!(
+            signature_headers(&headers(&[(SIGNATURE_HEADER, "sha256=xyz")]), false).unwrap_err().code(),
+            "invalid_signature"
+        );
+        assert_eq!(
+            signature_headers(&headers(&[(SIGNATURE_HEADER, &sig), (TIMESTAMP_HEADER, "12.5")]), false)
+                .unwrap_err()
+                .code(),
+            "invalid_timestamp"
+        );
+        assert_eq!(
+            signature_headers(&headers(&[(SIGNATURE_HEADER, &sig)]), true).unwrap_err().code(),
+            "timestamp_required"
+        );
+        let ok = signature_headers(&headers(&[(SIGNATURE_HEADER, &sig), (TIMESTAMP_HEADER, "1700000000")]), true)
+            .unwrap();
+        assert_eq!(ok.timestamp, Some(("1700000000".into(), 1_700_000_000)));
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_peers() {
+        let trusted: Vec<IpNet> = vec!["127.0.0.1/32".parse().unwrap()];
+        let h = headers(&[("x-forwarded-for", "203.0.113.9, 10.0.0.1")]);
+        let loopback: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let outside: SocketAddr = "198.51.100.7:5000".parse().unwrap();
+        assert_eq!(client_ip(loopback, &h, &trusted), "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip(outside, &h, &trusted), outside.ip());
+    }
+
+    #[test]
+    fn failures_block_until_the_window_passes() {
+        let limiter = FailureLimiter::new(2, Duration::from_secs(60));
+        let ip: IpAddr = "198.51.100.7".parse().unwrap();
+        let t0 = Instant::now();
+        limiter.record(ip, t0);
+        assert!(limiter.check(ip, false, t0).is_ok());
+        limiter.record(ip, t0);
+        assert_eq!(limiter.check(ip, false, t0).unwrap_err().code(), "rate_limited");
+        assert!(limiter.check(ip, true, t0).is_ok(), "direct loopback clients are exempt");
+        assert!(limiter.check(ip, false, t0 + Duration::from_secs(61)).is_ok());
+    }
+
+    #[test]
+    fn admin_token_checks() {
+        assert_eq!(check_admin(None, "x").unwrap_err().code(), "admin_disabled");
+        assert_eq!(check_admin(Some("tok"), "x").unwrap_err().code(), "invalid_token");
+        assert!(check_admin(Some("tok"), "tok").is_ok());
+        assert_eq!(bearer(&headers(&[("authorization", "Bearer tok")])), Some("tok".into()));
+        assert_eq!(bearer(&headers(&[("authorization", "Basic tok")])), None);
+    }
+}

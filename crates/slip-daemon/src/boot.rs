@@ -1,0 +1,235 @@
+//! Start-up, in SPEC §18's order: take the single-instance lock, open (and migrate) the store,
+//! connect the engine and Caddy, reconcile, then start the queue and the background monitor. The
+//! HTTP listener is only served after this returns, so no webhook races reconciliation.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use slip_core::config::Config;
+use slip_engine::caddy;
+use slip_engine::docker::{self, Backend};
+use slip_engine::ports::LogRotation;
+use slip_engine::probe;
+use slip_engine::reconcile;
+use slip_engine::routes::{RouteTable, RouteTemplate};
+use slip_engine::run::Engine;
+use slip_engine::store::Store;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::FailureLimiter;
+use crate::monitor::{self, Health};
+use crate::queue::Scheduler;
+use crate::release::Resolver;
+use crate::state::{AppState, Shared};
+
+/// A booted daemon, ready to serve.
+pub struct Booted {
+    /// Handler state.
+    pub state: AppState,
+    /// Deploy runner tasks.
+    pub tracker: TaskTracker,
+    /// Cancelled when shutdown begins: no new deploy starts.
+    pub closing: CancellationToken,
+    /// The background monitor.
+    pub monitor: JoinHandle<()>,
+    /// The `slipd.lock` file; the lock lasts as long as this handle.
+    pub lock: File,
+}
+
+/// Boots slipd with `config`.
+pub async fn boot(config: Config) -> anyhow::Result<Booted> {
+    let storage = config.storage.path.clone();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o750)
+        .create(&storage)
+        .with_context(|| format!("creating the state directory {}", storage.display()))?;
+    let lock = single_instance_lock(&storage.join("slipd.lock"))?;
+    let store = Store::open(&storage.join("slip.db"))
+        .with_context(|| format!("opening the database {}", storage.join("slip.db").display()))?;
+    let instance_id = store.instance_id().context("reading the instance id")?;
+
+    let runtime = connect_runtime(&config).await?;
+    let backend = match runtime.backend() {
+        Backend::Podman => "podman",
+        _ => "docker",
+    };
+    let proxy = caddy::Client::new(caddy_settings(&config)).context("configuring the Caddy client")?;
+    let routes = RouteTable::new(Arc::new(proxy));
+
+    let shutdown = CancellationToken::new();
+    let engine = Engine {
+        runtime: Arc::new(runtime),
+        probe: Arc::new(probe::Http::new()),
+        routes,
+        store: store.clone(),
+        instance_id,
+        port_range: config.runtime.port_range.clone(),
+        log: LogRotation {
+            max_size_bytes: config.runtime.log_max_size,
+            max_files: config.runtime.log_max_files,
+        },
+        shutdown: shutdown.clone(),
+    };
+
+    let report = reconcile::reconcile(&engine, &route_templates(&config), Duration::from_secs(10))
+        .await
+        .context("reconciling containers and routes with the database")?;
+    tracing::info!(
+        finished = report.finished.len(),
+        rolled_back = report.rolled_back.len(),
+        orphans_removed = report.orphans_removed.len(),
+        restarted = report.restarted.len(),
+        "reconciled"
+    );
+
+    let shared_config = Arc::new(RwLock::new(Arc::new(config)));
+    let config = shared_config.read().expect("config lock").clone();
+    let tracker = TaskTracker::new();
+    let closing = CancellationToken::new();
+    let scheduler = Scheduler::new(
+        engine.clone(),
+        Resolver::new(shared_config.clone()),
+        config.runtime.max_concurrent_deploys as usize,
+        tracker.clone(),
+        closing.clone(),
+    );
+    let health = Health::default();
+    let monitor = tokio::spawn(monitor::run(
+        engine.clone(),
+        health.clone(),
+        config.caddy.reconcile_interval,
+        shutdown.clone(),
+    ));
+    let state = AppState(Arc::new(Shared {
+        config: shared_config,
+        store,
+        engine,
+        scheduler: scheduler.clone(),
+        limiter: FailureLimiter::new(config.auth.max_failures, config.auth.failure_window),
+        decoy_key: rand::random(),
+        started: Instant::now(),
+        backend,
+        health,
+    }));
+    scheduler.kick_all();
+    Ok(Booted { state, tracker, closing, monitor, lock })
+}
+
+/// Each web app's routes from config, for reconciliation.
+pub fn route_templates(config: &Config) -> BTreeMap<String, Vec<RouteTemplate>> {
+    config
+        .apps
+        .iter()
+        .map(|(name, app)| {
+            let templates = app
+                .routes
+                .iter()
+                .filter_map(|r| {
+                    Some(RouteTemplate {
+                        hostname: r.hostname.clone(),
+                        path_prefix: (r.path_prefix != "/").then(|| r.path_prefix.clone()),
+                        strip_prefix: r.strip_prefix,
+                        container_port: r.port?,
+                        hold_timeout: app.hold_timeout,
+                    })
+                })
+                .collect();
+            (name.to_string(), templates)
+        })
+        .collect()
+}
+
+/// Takes `<storage>/slipd.lock` or fails naming the pid that holds it.
+fn single_instance_lock(path: &Path) -> anyhow::Result<File> {
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if file.try_lock().is_err() {
+        let holder = std::fs::read_to_string(path).unwrap_or_default();
+        anyhow::bail!(
+            "another slipd is already running (pid {}) and holds {}",
+            holder.trim().if_empty("unknown"),
+            path.display()
+        );
+    }
+    file.set_len(0)?;
+    writeln!(file, "{}", std::process::id())?;
+    Ok(file)
+}
+
+trait IfEmpty {
+    fn if_empty<'a>(&'a self, other: &'a str) -> &'a str;
+}
+
+impl IfEmpty for str {
+    fn if_empty<'a>(&'a self, other: &'a str) -> &'a str {
+        if self.is_empty() { other } else { self }
+    }
+}
+
+/// Connects to the engine, retrying for a while: at boot the engine may still be starting.
+async fn connect_runtime(config: &Config) -> anyhow::Result<docker::Runtime> {
+    let backend = match config.runtime.backend.as_str() {
+        "docker" => Backend::Docker,
+        "podman" => Backend::Podman,
+        _ => Backend::Auto,
+    };
+    let socket = config.runtime.socket.as_deref();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match docker::Runtime::detect(backend, socket).await {
+            Ok(rt) => return Ok(rt),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(anyhow::Error::new(e).context("connecting to the container engine (runtime.backend)"));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "container engine not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Maps `[caddy]` and `[server]` onto the Caddy adapter's settings.
+pub fn caddy_settings(config: &Config) -> caddy::Settings {
+    let c = &config.caddy;
+    let tls = match c.tls.mode.as_str() {
+        "off" => caddy::TlsMode::Off,
+        "internal" => caddy::TlsMode::Internal,
+        _ => caddy::TlsMode::Acme { email: c.tls.email.clone(), staging: c.tls.staging },
+    };
+    let daemon_route = config.server.public_domain.as_ref().map(|host| caddy::DaemonRoute {
+        host: host.clone(),
+        paths: if config.server.public_api == "all" {
+            Vec::new()
+        } else {
+            ["/v1/deploy", "/v1/deploys/*", "/v1/apps/*/rollback", "/v1/previews/*", "/healthz"]
+                .map(str::to_owned)
+                .to_vec()
+        },
+        upstream: config.server.listen.to_string().replace("0.0.0.0", "127.0.0.1"),
+    });
+    caddy::Settings {
+        admin_api: c.admin_api.clone(),
+        server: c.server.clone(),
+        listen: c.listen.clone(),
+        tls,
+        stream_close_delay: c.stream_close_delay,
+        hold_try_interval: Duration::from_millis(250),
+        daemon_route,
+    }
+}

@@ -1,0 +1,68 @@
+//! Background loops: health of Caddy and the engine (for status and metrics, so requests never call
+//! out), and the periodic Caddy reconcile that re-asserts slip's routes when Caddy lost them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use slip_engine::ports::Applied;
+use slip_engine::run::Engine;
+use tokio_util::sync::CancellationToken;
+
+/// Last known health of the outside world.
+#[derive(Clone, Default)]
+pub struct Health {
+    caddy: Arc<AtomicBool>,
+    runtime: Arc<AtomicBool>,
+}
+
+/// A copy of [`Health`] at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthSnapshot {
+    /// Caddy's admin API answered the last reconcile.
+    pub caddy: bool,
+    /// The engine answered the last ping.
+    pub runtime: bool,
+}
+
+impl Health {
+    /// The current values.
+    pub fn snapshot(&self) -> HealthSnapshot {
+        HealthSnapshot { caddy: self.caddy.load(Ordering::Relaxed), runtime: self.runtime.load(Ordering::Relaxed) }
+    }
+
+    /// Records Caddy's health.
+    pub fn set_caddy(&self, ok: bool) {
+        self.caddy.store(ok, Ordering::Relaxed);
+    }
+
+    /// Records the engine's health.
+    pub fn set_runtime(&self, ok: bool) {
+        self.runtime.store(ok, Ordering::Relaxed);
+    }
+}
+
+/// Every `interval`: ping the engine, and make Caddy match the route table (bootstrapping slip's
+/// server when Caddy restarted without `--resume`). Ends when `shutdown` is cancelled.
+pub async fn run(engine: Engine, health: Health, interval: Duration, shutdown: CancellationToken) {
+    loop {
+        health.set_runtime(engine.runtime.ping().await.is_ok());
+        match engine.routes.sync().await {
+            Ok(Applied::Written) => {
+                health.set_caddy(true);
+                tracing::info!(result = "drift", "caddy reconciled");
+            }
+            Ok(Applied::Unchanged) => health.set_caddy(true),
+            Err(e) => {
+                if health.snapshot().caddy {
+                    tracing::warn!(error = %e, "caddy unreachable or refused slip's routes");
+                }
+                health.set_caddy(false);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Turns a queued deploy row and the live config into a [`Release`] the engine can run.
+//!
+//! Resolution happens when the deploy *starts*, not when it is queued, so a deploy always runs with
+//! the config and secrets of that moment (SPEC §11.3: a secret change takes effect at the next
+//! deploy). Reading `env_file` and the secret store happens here too; both are small local files.
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use slip_core::config::{AppConfig, Config};
+use slip_core::deploy::{ErrorCode, HealthPlan, Plan, StepFailure};
+use slip_core::names::{AppName, DeployId, Tag};
+use slip_engine::ports::{Mount, NetworkAttachment, RegistryCredentials, Resources};
+use slip_engine::routes::RouteTemplate;
+use slip_engine::run::{Release, unix_ms};
+use slip_engine::store::DeployRow;
+
+/// Resolves releases against the live config.
+#[derive(Clone)]
+pub struct Resolver {
+    config: Arc<RwLock<Arc<Config>>>,
+}
+
+impl Resolver {
+    /// A resolver reading `config` (shared with the API state, swapped on reload).
+    pub fn new(config: Arc<RwLock<Arc<Config>>>) -> Resolver {
+        Resolver { config }
+    }
+
+    fn config(&self) -> Arc<Config> {
+        self.config.read().expect("config lock").clone()
+    }
+
+    /// `Some(reason)` when the deploy waited in the queue longer than `deploy.queue_ttl`.
+    pub fn expired(&self, row: &DeployRow) -> Option<String> {
+        let config = self.config();
+        let app = config.apps.get(&row.app.parse::<AppName>().ok()?)?;
+        let ttl = app.deploy.queue_ttl;
+        let waited = Duration::from_millis((unix_ms() - row.created_at).max(0) as u64);
+        (waited > ttl).then(|| {
+            format!("waited {}s in the queue, longer than deploy.queue_ttl ({}s)", waited.as_secs(), ttl.as_secs())
+        })
+    }
+
+    /// The release `row` asks for, under the current config.
+    pub fn resolve(&self, row: &DeployRow) -> Result<Release, StepFailure> {
+        let config = self.config();
+        let app_name: AppName = row.app.parse().map_err(|e| StepFailure::new(ErrorCode::Interrupted, format!("{e}")))?;
+        let app = config.apps.get(&app_name).ok_or_else(|| {
+            StepFailure::new(ErrorCode::AppDeleted, format!("app {app_name} no longer exists in the server config"))
+        })?;
+        let deploy_id: DeployId =
+            row.id.parse().map_err(|e| StepFailure::new(ErrorCode::Interrupted, format!("{e}")))?;
+        let tag: Tag = row.tag.parse().map_err(|e| StepFailure::new(ErrorCode::Interrupted, format!("{e}")))?;
+        resolve_app(&config, app, &app_name, deploy_id, tag)
+    }
+}
+
+/// Builds the release of `app` at `tag` (pure apart from reading `env_file` and the secret store).
+pub fn resolve_app(
+    config: &Config,
+    app: &AppConfig,
+    app_name: &AppName,
+    deploy_id: DeployId,
+    tag: Tag,
+) -> Result<Release, StepFailure> {
+    let kind = app.kind();
+    if kind.as_str() == "pod" {
+        return Err(StepFailure::new(
+            ErrorCode::PodsRequirePodman,
+            "pod apps are not supported by this slipd yet (they need the Podman backend and kube play)",
+        ));
+    }
+    let image = app.image.with_tag(&tag);
+    let credentials = config
+        .registry
+        .credentials_for(app.image.host())
+        .map(|(username, password)| RegistryCredentials { username: username.to_owned(), password: password.expose().to_owned() });
+
+    let mut routes = Vec::new();
+    for route in &app.routes {
+        let port = route.port.ok_or_else(|| {
+            StepFailure::new(
+                ErrorCode::NoPort,
+                format!("route {} has no port: set routing.port in apps/{app_name}.toml", route.hostname),
+            )
+        })?;
+        routes.push(RouteTemplate {
+            hostname: route.hostname.clone(),
+            path_prefix: (route.path_prefix != "/").then(|| route.path_prefix.clone()),
+            strip_prefix: route.strip_prefix,
+            container_port: port,
+            hold_timeout: app.hold_timeout,
+        });
+    }
+
+    let health = app.health.resolve();
+    if health.path.is_some() && routes.is_empty() && health.port.is_none() {
+        return Err(StepFailure::new(
+            ErrorCode::NoPort,
+            format!("health.path is set but there is no port to probe: set health.port in apps/{app_name}.toml"),
+        ));
+    }
+
+    let env = environment(config, app, app_name, deploy_id.as_str(), tag.as_str(), kind.as_str())?;
+    let mounts = volumes(app)?;
+    let plan = Plan {
+        strategy: app.strategy(),
+        routed: !routes.is_empty(),
+        health: HealthPlan {
+            path: health.path.clone(),
+            interval: health.interval,
+            timeout: health.timeout,
+            retries: health.retries,
+            start_period: health.start_period,
+            stable_for: health.stable_for,
+        },
+        drain_timeout: app.deploy.drain_timeout,
+        stop_grace: app.deploy.stop_grace,
+        timeout: app.deploy.timeout,
+        old: None,
+    };
+    Ok(Release {
+        deploy_id,
+        app: app_name.clone(),
+        tag,
+        image,
+        credentials,
+        kind: if routes.is_empty() { "worker" } else { "web" },
+        health_port: health.port,
+        health_host: health.host.clone().or_else(|| routes.first().map(|r| r.hostname.clone())),
+        routes,
+        env,
+        resources: Resources {
+            memory_bytes: app.resources.memory,
+            nano_cpus: app.resources.nano_cpus,
+            pids: app.resources.pids,
+        },
+        mounts,
+        network: Some(NetworkAttachment { name: app.network.clone(), alias: Some(app_name.to_string()) }),
+        init: app.init,
+        plan,
+    })
+}
+
+/// Container environment in SPEC §4.3's order: `[env]`, `env_file`, app secrets, slip's variables.
+fn environment(
+    config: &Config,
+    app: &AppConfig,
+    app_name: &AppName,
+    deploy_id: &str,
+    tag: &str,
+    kind: &str,
+) -> Result<Vec<(String, String)>, StepFailure> {
+    let mut env: Vec<(String, String)> = app.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    if let Some(path) = &app.env_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            StepFailure::new(ErrorCode::EnvFileMissing, format!("env_file {} cannot be read: {e}", path.display()))
+        })?;
+        for item in dotenvy::from_read_iter(text.as_bytes()) {
+            let (k, v) = item.map_err(|e| {
+                StepFailure::new(ErrorCode::EnvFileMissing, format!("env_file {} is not valid: {e}", path.display()))
+            })?;
+            set(&mut env, k, v);
+        }
+    }
+    for (k, v) in read_secrets(&config.storage.path.join("secrets").join(app_name.as_str())) {
+        set(&mut env, k, v);
+    }
+    for (k, v) in [("SLIP_APP", app_name.as_str()), ("SLIP_TAG", tag), ("SLIP_DEPLOY_ID", deploy_id), ("SLIP_KIND", kind)]
+    {
+        set(&mut env, k.to_owned(), v.to_owned());
+    }
+    Ok(env)
+}
+
+fn set(env: &mut Vec<(String, String)>, key: String, value: String) {
+    match env.iter_mut().find(|(k, _)| *k == key) {
+        Some(slot) => slot.1 = value,
+        None => env.push((key, value)),
+    }
+}
+
+/// App-scope secrets from the store, except the webhook keys (never injected).
+fn read_secrets(dir: &Path) -> Vec<(String, String)> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || name.starts_with("SLIP_") || !slip_core::names::is_secret_key(&name) {
+            continue;
+        }
+        if let Ok(value) = std::fs::read_to_string(entry.path()) {
+            out.push((name, value.strip_suffix('\n').unwrap_or(&value).to_owned()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Bind mounts for `[[volumes]]`, creating missing host directories with mode 0750.
+fn volumes(app: &AppConfig) -> Result<Vec<Mount>, StepFailure> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut mounts = Vec::new();
+    for v in &app.volumes {
+        if !v.host_path.exists() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o750).create(&v.host_path).map_err(|e| {
+                StepFailure::new(
+                    ErrorCode::StartFailed,
+                    format!("creating volume directory {}: {e}", v.host_path.display()),
+                )
+            })?;
+        }
+        mounts.push(Mount { host_path: v.host_path.clone(), container_path: v.mount_path.clone(), read_only: v.read_only });
+    }
+    Ok(mounts)
+}

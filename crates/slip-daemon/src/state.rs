@@ -1,0 +1,87 @@
+//! What every request handler shares: the live config, the store, the scheduler and the counters.
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use slip_core::config::Config;
+use slip_core::names::AppName;
+use slip_engine::run::Engine;
+use slip_engine::store::Store;
+
+use crate::auth::FailureLimiter;
+use crate::queue::Scheduler;
+
+/// Shared handler state. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Shared>);
+
+/// The contents of [`AppState`].
+pub struct Shared {
+    /// The live config; swapped whole on reload, never edited in place.
+    pub config: Arc<RwLock<Arc<Config>>>,
+    /// History and state.
+    pub store: Store,
+    /// The deploy driver's dependencies.
+    pub engine: Engine,
+    /// Hands deploys to runners.
+    pub scheduler: Scheduler,
+    /// Failed-authentication counters.
+    pub limiter: FailureLimiter,
+    /// A random key used to verify requests for unknown apps, so they time like known ones.
+    pub decoy_key: [u8; 32],
+    /// When slipd started.
+    pub started: Instant,
+    /// `docker` or `podman`.
+    pub backend: &'static str,
+    /// Background health of Caddy and the engine.
+    pub health: crate::monitor::Health,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl Shared {
+    /// The current config.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().expect("config lock").clone()
+    }
+
+    /// The keys that may sign for `app`, or `None` when the app does not exist (SPEC §6.2): the secret
+    /// store's `SLIP_SECRET` and `SLIP_SECRET_PREVIOUS`, plus `[app].secret`; if none exist,
+    /// `auth.secret`.
+    pub fn app_keys(&self, config: &Config, app: &AppName) -> Option<Vec<String>> {
+        let app_config = config.apps.get(app)?;
+        let mut keys = Vec::new();
+        let dir = config.storage.path.join("secrets").join(app.as_str());
+        for key in ["SLIP_SECRET", "SLIP_SECRET_PREVIOUS"] {
+            if let Some(value) = read_secret_file(&dir.join(key)) {
+                keys.push(value);
+            }
+        }
+        if let Some(secret) = &app_config.secret {
+            keys.push(secret.expose().to_owned());
+        }
+        if keys.is_empty() {
+            if let Some(secret) = &config.auth.secret {
+                keys.push(secret.expose().to_owned());
+            }
+        }
+        Some(keys)
+    }
+
+    /// The admin token: `auth.admin_token`, else `auth.secret`.
+    pub fn admin_token(&self, config: &Config) -> Option<String> {
+        config.auth.admin_token.as_ref().or(config.auth.secret.as_ref()).map(|s| s.expose().to_owned())
+    }
+}
+
+fn read_secret_file(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let value = text.strip_suffix('\n').unwrap_or(&text).to_owned();
+    (!value.is_empty()).then_some(value)
+}

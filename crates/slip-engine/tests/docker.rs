@@ -1,0 +1,360 @@
+//! `docker::Runtime` and `probe::Http` against the real Docker engine and a real loopback registry.
+//!
+//! Every test labels its containers `slip.test=<unique id>` and holds a `ContainerGuard` that removes them, even
+//! when the test panics. The engine's view is checked with the `docker` CLI, an independent client, rather than
+//! through the adapter under test. These tests need Docker and docker-registry (`scripts/setup.sh --dev`); they fail,
+//! never skip, without them. Podman is not covered here: its compat API cannot pull from the plain-HTTP test
+//! registry without a registries.conf entry.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use slip_core::deploy::ProbeResult;
+use slip_engine::docker::{Backend, Runtime};
+use slip_engine::ports::{
+    ContainerRuntime, ContainerSpec, HealthProbe, LogRotation, Mount, NetworkAttachment, PortMapping, ProbeTarget,
+    RegistryCredentials, Resources, RuntimeError,
+};
+use slip_engine::probe::Http;
+use slip_testenv::{
+    ContainerGuard, DOCKER_SOCKET, Image, Registry, free_port, require_docker, unique_id, wait_until_async,
+};
+
+/// How long a container may take to answer its first probe.
+const READY: Duration = Duration::from_secs(15);
+
+/// One test's label, guard and runtime.
+struct Fixture {
+    runtime: Runtime,
+    test_id: String,
+    _guard: ContainerGuard,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        require_docker();
+        let test_id = unique_id();
+        let guard = ContainerGuard::new("slip.test", &test_id);
+        let runtime = Runtime::connect(Some(DOCKER_SOCKET)).await.expect("connecting to Docker");
+        Fixture { runtime, test_id, _guard: guard }
+    }
+
+    /// A minimal spec for `image`, labelled for this test, publishing `ports`.
+    fn spec(&self, image: &str, ports: &[PortMapping]) -> ContainerSpec {
+        ContainerSpec {
+            name: format!("slip-test-{}", unique_id()),
+            image: image.to_owned(),
+            labels: BTreeMap::from([
+                ("slip.test".to_owned(), self.test_id.clone()),
+                ("slip.managed".to_owned(), "true".to_owned()),
+            ]),
+            env: vec![("SLIP_TEST_SECRET".to_owned(), "do-not-leak-me".to_owned())],
+            ports: ports.to_vec(),
+            network: None,
+            resources: Resources::default(),
+            mounts: Vec::new(),
+            init: false,
+            log: LogRotation { max_size_bytes: 1 << 20, max_files: 2 },
+        }
+    }
+
+    fn label(&self) -> [(&str, &str); 1] {
+        [("slip.test", self.test_id.as_str())]
+    }
+}
+
+/// Removes a Docker network when dropped; declare it before the `Fixture` so containers go first.
+struct NetworkGuard(String);
+
+impl Drop for NetworkGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["network", "rm", &self.0]).output();
+    }
+}
+
+/// `docker inspect` of one object, as JSON.
+fn docker_inspect(kind: &str, id: &str) -> Value {
+    let output = Command::new("docker").args([kind, "inspect", id]).output().expect("running docker inspect");
+    assert!(output.status.success(), "docker {kind} inspect {id}: {}", String::from_utf8_lossy(&output.stderr));
+    let mut all: Vec<Value> = serde_json::from_slice(&output.stdout).expect("docker inspect prints JSON");
+    all.remove(0)
+}
+
+fn web_port(host: u16) -> PortMapping {
+    PortMapping { host, container: slip_testenv::image::DEFAULT_PORT }
+}
+
+fn probe_target(port: u16, path: &str) -> ProbeTarget {
+    ProbeTarget { port, path: path.to_owned(), host: None, timeout: Duration::from_secs(2) }
+}
+
+async fn wait_healthy(port: u16, path: &str) {
+    wait_until_async(READY, "the container answers its health path", || async {
+        matches!(Http::new().check(&probe_target(port, path)).await, ProbeResult::Healthy(_))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn runtime_contract_start_inspect_list_stop_restart_remove() {
+    let fx = Fixture::new().await;
+    let port = free_port();
+    let spec = fx.spec(&Image::V1.build(), &[web_port(port)]);
+
+    let id = fx.runtime.start(&spec).await.expect("start");
+    let state = fx.runtime.inspect(&id).await.unwrap().expect("a started container exists");
+    assert!(state.running, "{state:?}");
+    assert_eq!(state.name, spec.name);
+    assert_eq!(state.ports, vec![web_port(port)]);
+    assert_eq!(state.exit_code, None);
+    assert_eq!(state.restart_count, 0);
+    assert_eq!(state.labels.get("slip.test"), Some(&fx.test_id));
+    assert!(!state.started_at.is_empty());
+    let bound = &docker_inspect("container", &id)["NetworkSettings"]["Ports"]["8080/tcp"];
+    assert_eq!(bound.as_array().map(Vec::len), Some(1), "published once, on loopback only: {bound}");
+    assert_eq!(bound[0]["HostIp"], "127.0.0.1");
+    assert_eq!(bound[0]["HostPort"], port.to_string());
+
+    let listed = fx.runtime.list(&fx.label()).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (listed[0].id.as_str(), listed[0].name.as_str(), listed[0].running),
+        (id.as_str(), spec.name.as_str(), true)
+    );
+    assert!(fx.runtime.list(&[("slip.test", "no-such-test")]).await.unwrap().is_empty());
+
+    wait_healthy(port, "/health").await;
+    let logs = fx.runtime.logs_tail(&id, 50).await.unwrap();
+    assert!(logs.iter().any(|l| l.contains("v1: listening on 8080")), "{logs:?}");
+    assert_eq!(fx.runtime.logs_tail(&id, 1).await.unwrap().len(), 1);
+
+    fx.runtime.stop(&id, Duration::from_secs(5)).await.expect("stop");
+    fx.runtime.stop(&id, Duration::from_secs(5)).await.expect("stopping a stopped container is ok");
+    let stopped = fx.runtime.inspect(&id).await.unwrap().expect("a stopped container still exists");
+    assert!(!stopped.running);
+    assert_eq!(stopped.exit_code, Some(0), "the image exits 0 on SIGTERM: {stopped:?}");
+    assert_eq!(stopped.ports, vec![web_port(port)], "a stopped container reports the ports it will bind");
+    assert!(!fx.runtime.list(&fx.label()).await.unwrap()[0].running, "list shows stopped containers too");
+
+    fx.runtime.restart(&id).await.expect("restart");
+    let restarted = fx.runtime.inspect(&id).await.unwrap().unwrap();
+    assert!(restarted.running);
+    assert_eq!(restarted.ports, vec![web_port(port)], "restart keeps the leased port");
+    assert_ne!(restarted.started_at, state.started_at);
+    wait_healthy(port, "/health").await;
+    fx.runtime.restart(&id).await.expect("starting a running container is ok");
+
+    fx.runtime.stop(&id, Duration::from_secs(5)).await.unwrap();
+    fx.runtime.remove(&id).await.expect("remove");
+    fx.runtime.remove(&id).await.expect("removing a missing container is ok");
+    fx.runtime.stop(&id, Duration::from_secs(1)).await.expect("stopping a missing container is ok");
+    assert_eq!(fx.runtime.inspect(&id).await.unwrap(), None);
+    assert!(fx.runtime.list(&fx.label()).await.unwrap().is_empty());
+    assert!(matches!(fx.runtime.restart(&id).await, Err(RuntimeError::Rejected { .. })));
+}
+
+#[tokio::test]
+async fn remove_takes_a_running_container_down() {
+    let fx = Fixture::new().await;
+    let id = fx.runtime.start(&fx.spec(&Image::WORKER.build(), &[])).await.unwrap();
+    fx.runtime.remove(&id).await.expect("remove is forced");
+    assert_eq!(fx.runtime.inspect(&id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn limits_network_mounts_restart_policy_and_log_rotation_reach_the_engine() {
+    let network = NetworkGuard(format!("slip-test-{}", unique_id()));
+    let fx = Fixture::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = fx.spec(&Image::V1.build(), &[web_port(free_port())]);
+    spec.resources = Resources { memory_bytes: Some(64 << 20), nano_cpus: Some(500_000_000), pids: Some(64) };
+    spec.network = Some(NetworkAttachment { name: network.0.clone(), alias: Some("web".to_owned()) });
+    spec.mounts = vec![Mount { host_path: dir.path().to_owned(), container_path: "/data".to_owned(), read_only: true }];
+    spec.init = true;
+    spec.log = LogRotation { max_size_bytes: 10 << 20, max_files: 3 };
+
+    let id = fx.runtime.start(&spec).await.expect("start");
+    let inspect = docker_inspect("container", &id);
+    let host = &inspect["HostConfig"];
+    assert_eq!(host["Memory"], 64 << 20);
+    assert_eq!(host["NanoCpus"], 500_000_000);
+    assert_eq!(host["PidsLimit"], 64);
+    assert_eq!(host["Init"], true);
+    assert_eq!(host["RestartPolicy"]["Name"], "unless-stopped");
+    assert_eq!(host["LogConfig"]["Type"], "json-file");
+    assert_eq!(host["LogConfig"]["Config"]["max-size"], "10485760");
+    assert_eq!(host["LogConfig"]["Config"]["max-file"], "3");
+    assert_eq!(inspect["Mounts"][0]["Destination"], "/data");
+    assert_eq!(inspect["Mounts"][0]["RW"], false);
+    let env = inspect["Config"]["Env"].as_array().unwrap();
+    assert!(env.iter().any(|e| e == "SLIP_TEST_SECRET=do-not-leak-me"), "{env:?}");
+    let aliases = &inspect["NetworkSettings"]["Networks"][&network.0]["Aliases"];
+    assert!(aliases.as_array().unwrap().iter().any(|a| a == "web"), "{aliases}");
+
+    let net = docker_inspect("network", &network.0);
+    assert_eq!(net["Driver"], "bridge");
+    assert_eq!(net["Labels"]["slip.managed"], "true");
+
+    // A second container joins the existing network instead of creating another one.
+    let mut second = fx.spec(&Image::WORKER.build(), &[]);
+    second.network = Some(NetworkAttachment { name: network.0.clone(), alias: None });
+    fx.runtime.start(&second).await.expect("start on the existing network");
+    let output = Command::new("docker")
+        .args(["network", "ls", "--quiet", "--filter", &format!("name=^{}$", network.0)])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 1);
+}
+
+#[tokio::test]
+async fn a_taken_port_is_port_unavailable_and_leaves_nothing_behind() {
+    let fx = Fixture::new().await;
+    let port = free_port();
+    let image = Image::V1.build();
+    let first = fx.runtime.start(&fx.spec(&image, &[web_port(port)])).await.unwrap();
+
+    let second = fx.spec(&image, &[web_port(free_port()), web_port(port)]);
+    match fx.runtime.start(&second).await {
+        Err(RuntimeError::PortUnavailable { port: reported, message }) => {
+            assert_eq!(reported, port, "{message}");
+            assert!(!message.contains("do-not-leak-me"));
+        }
+        other => panic!("expected PortUnavailable, got {other:?}"),
+    }
+    let listed = fx.runtime.list(&fx.label()).await.unwrap();
+    assert_eq!(listed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), vec![first.as_str()]);
+}
+
+#[tokio::test]
+async fn starting_an_image_that_is_not_local_is_image_not_found() {
+    let fx = Fixture::new().await;
+    let image = format!("127.0.0.1:1/slip-test-{}:v1", unique_id());
+    let result = fx.runtime.start(&fx.spec(&image, &[])).await;
+    assert!(matches!(&result, Err(RuntimeError::ImageNotFound { image: i }) if *i == image), "{result:?}");
+    assert!(fx.runtime.list(&fx.label()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn pull_from_the_registry_returns_the_digest_reference() {
+    let fx = Fixture::new().await;
+    let registry = Registry::start();
+    let pushed = registry.push_with_digest(&Image::V1, "app", "v1");
+    let expected_digest = format!("{}/app@{}", registry.host(), pushed.digest);
+
+    assert_eq!(fx.runtime.local_image(&pushed.reference).await.unwrap(), None, "the push untagged it locally");
+    let pulled = fx.runtime.pull(&pushed.reference, None).await.expect("pull");
+    assert!(pulled.id.starts_with("sha256:"), "{pulled:?}");
+    assert_eq!(pulled.digest.as_deref(), Some(expected_digest.as_str()));
+    assert_eq!(fx.runtime.local_image(&pushed.reference).await.unwrap(), Some(pulled.clone()));
+
+    let by_digest = fx.runtime.pull(&expected_digest, None).await.expect("pull by digest");
+    assert_eq!(by_digest, pulled);
+
+    // The image has several references (its build tag among them), so removing it by id needs force: refused.
+    assert!(matches!(fx.runtime.remove_image(&pulled.id).await, Err(RuntimeError::Rejected { .. })));
+    fx.runtime.remove_image(&pushed.reference).await.expect("untag");
+    fx.runtime.remove_image(&pushed.reference).await.expect("removing a missing image is ok");
+    assert_eq!(fx.runtime.local_image(&pushed.reference).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn pulling_a_missing_tag_or_repository_is_image_not_found() {
+    let fx = Fixture::new().await;
+    let registry = Registry::start();
+    registry.push(&Image::V1, "app", "v1");
+    for reference in [format!("{}/app:nope", registry.host()), format!("{}/missing:v1", registry.host())] {
+        let result = fx.runtime.pull(&reference, None).await;
+        assert!(matches!(&result, Err(RuntimeError::ImageNotFound { image }) if *image == reference), "{result:?}");
+    }
+    let unreachable = fx.runtime.pull(&format!("127.0.0.1:{}/app:v1", free_port()), None).await;
+    assert!(matches!(unreachable, Err(RuntimeError::PullFailed { .. })), "{unreachable:?}");
+}
+
+#[tokio::test]
+async fn a_private_registry_needs_the_right_credentials() {
+    let fx = Fixture::new().await;
+    let registry = Registry::start_with_auth("ci", "correct-horse");
+    let reference = registry.push(&Image::V1, "private", "v1");
+    let wrong = RegistryCredentials { username: "ci".into(), password: "wrong-battery".into() };
+    let right = RegistryCredentials { username: "ci".into(), password: "correct-horse".into() };
+
+    for credentials in [None, Some(&wrong)] {
+        match fx.runtime.pull(&reference, credentials).await {
+            Err(err @ RuntimeError::RegistryAuth { .. }) => {
+                let RuntimeError::RegistryAuth { host, image } = &err else { unreachable!() };
+                assert_eq!((host.as_str(), image.as_str()), (registry.host().as_str(), reference.as_str()));
+                let shown = format!("{err} {err:?}");
+                assert!(!shown.contains("wrong-battery") && !shown.contains("correct-horse"), "{shown}");
+            }
+            other => panic!("expected RegistryAuth with {credentials:?}, got {other:?}"),
+        }
+    }
+    let pulled = fx.runtime.pull(&reference, Some(&right)).await.expect("pull with credentials");
+    assert!(pulled.digest.unwrap().starts_with(&format!("{}/private@sha256:", registry.host())));
+    fx.runtime.remove_image(&reference).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_crashing_container_shows_its_exit_code_restarts_and_logs() {
+    let fx = Fixture::new().await;
+    let id = fx.runtime.start(&fx.spec(&Image::CRASHING.build(), &[])).await.expect("start");
+
+    let seen_exited = Cell::new(false);
+    wait_until_async(READY, "the engine restarted the crashing container twice", || async {
+        let state = fx.runtime.inspect(&id).await.unwrap().expect("the container exists");
+        if !state.running && state.exit_code == Some(1) {
+            seen_exited.set(true);
+        }
+        state.restart_count >= 2
+    })
+    .await;
+    assert!(seen_exited.get(), "inspect showed the container as exited with status 1 between restarts");
+    let logs = fx.runtime.logs_tail(&id, 10).await.unwrap();
+    assert!(logs.iter().any(|l| l == "crashing: crashing on purpose"), "{logs:?}");
+}
+
+#[tokio::test]
+async fn http_probe_against_real_containers() {
+    let fx = Fixture::new().await;
+    let (healthy_port, unhealthy_port) = (free_port(), free_port());
+    fx.runtime.start(&fx.spec(&Image::V1.build(), &[web_port(healthy_port)])).await.unwrap();
+    fx.runtime.start(&fx.spec(&Image::UNHEALTHY.build(), &[web_port(unhealthy_port)])).await.unwrap();
+    let probe = Http::new();
+
+    wait_healthy(healthy_port, "/health").await;
+    let mut with_host = probe_target(healthy_port, "/up");
+    with_host.host = Some("web.example.test".to_owned());
+    assert_eq!(probe.check(&with_host).await, ProbeResult::Healthy(200));
+
+    wait_healthy(unhealthy_port, "/version").await;
+    assert_eq!(probe.check(&probe_target(unhealthy_port, "/health")).await, ProbeResult::Unhealthy("HTTP 404".into()));
+
+    let closed = free_port();
+    assert_eq!(
+        probe.check(&probe_target(closed, "/health")).await,
+        ProbeResult::Unhealthy("connection refused".into())
+    );
+}
+
+#[tokio::test]
+async fn detect_and_connect_find_docker_and_its_image_store() {
+    require_docker();
+    let runtime = Runtime::detect(Backend::Docker, None).await.expect("detect docker");
+    assert_eq!(runtime.backend(), Backend::Docker);
+    runtime.ping().await.unwrap();
+    let root = runtime.engine_root().await.expect("Docker reports DockerRootDir");
+    assert!(root.is_dir(), "{}", root.display());
+
+    let explicit = Runtime::detect(Backend::Auto, Some(&format!("unix://{DOCKER_SOCKET}"))).await.unwrap();
+    assert_eq!(explicit.backend(), Backend::Docker, "the engine says it is Docker");
+
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nothing.sock");
+    match Runtime::connect(Some(missing.to_str().unwrap())).await {
+        Err(err @ RuntimeError::Unreachable { .. }) => assert!(err.to_string().contains("nothing.sock"), "{err}"),
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+}
