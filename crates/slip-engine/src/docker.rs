@@ -7,7 +7,8 @@
 //!
 //! Deliberately not here: choosing names, labels, ports or limits (the deploy driver does), choosing credentials
 //! (the caller picks them by registry host), retries, pods (`kube play` is Podman's own API), and logging. This
-//! module never logs a container's environment, registry credentials or engine answers that may echo them.
+//! module never logs a container's environment, registry credentials or engine answers that may echo them; bollard
+//! itself does at debug level, which is why the daemon must apply [`LOG_FILTER_DIRECTIVE`].
 
 mod create;
 mod errors;
@@ -46,6 +47,12 @@ pub const API_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A pull that reports nothing for this long has stalled (SPEC §7.8).
 pub const PULL_STALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The log filter directive that keeps bollard quiet whatever `RUST_LOG` asks for; append it to the filter.
+///
+/// At debug level bollard logs every request body and every decoded answer. Container create bodies and inspect
+/// answers carry the container's environment, that is, secret values.
+pub const LOG_FILTER_DIRECTIVE: &str = "bollard=warn";
 
 /// How long auto-detection waits for a Podman socket to answer a ping.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
