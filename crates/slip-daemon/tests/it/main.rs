@@ -1,0 +1,7 @@
+//! slipd end to end: a real slipd (in-process, on a real socket) against a real Docker engine, a
+//! real Caddy and a real registry. One binary, one module per area.
+
+mod support;
+
+mod deploy;
+mod webhook;

@@ -1,0 +1,306 @@
+//! `TestDaemon`: boots slipd on a private config, storage dir, Caddy and registry, and cleans up
+//! every container it created when dropped (even when the test panicked).
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use slip_api::{Deploy, DeployAccepted};
+use slip_core::signature::{self, Signed};
+use slip_testenv::caddy::Caddy;
+use slip_testenv::{ContainerGuard, Registry, unique_id};
+use tokio::sync::oneshot;
+
+/// The global webhook key in every test config.
+pub const SECRET: &str = "test-global-secret-0123456789";
+/// The admin token in every test config.
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+/// A running slipd with its own Caddy and registry.
+pub struct TestDaemon {
+    pub dir: tempfile::TempDir,
+    pub caddy: Caddy,
+    pub registry: Registry,
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    guards: Vec<ContainerGuard>,
+    extra_slip_toml: String,
+    apps: Vec<(String, String)>,
+}
+
+/// A unique app name for one test, so parallel tests never share labels or Caddy ids.
+pub fn app_name(prefix: &str) -> String {
+    format!("{prefix}-{}", &unique_id()[..8]).to_lowercase()
+}
+
+impl TestDaemon {
+    /// Boots slipd with the apps `apps(registry_host)` returns (name, TOML body) and extra `slip.toml` text.
+    pub async fn start(apps: impl FnOnce(&str) -> Vec<(String, String)>, extra_slip_toml: &str) -> TestDaemon {
+        slip_testenv::require_docker();
+        let registry = Registry::start();
+        let apps = apps(&registry.host());
+        let caddy = Caddy::start();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut daemon = TestDaemon {
+            dir,
+            caddy,
+            registry,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            shutdown: None,
+            task: None,
+            guards: apps.iter().map(|(name, _)| ContainerGuard::new("slip.app", name)).collect(),
+            extra_slip_toml: extra_slip_toml.to_owned(),
+            apps,
+        };
+        daemon.write_config();
+        daemon.boot().await;
+        daemon
+    }
+
+    /// The config directory.
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    /// The state directory.
+    pub fn storage(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn write_config(&self) {
+        let config = self.config_dir();
+        std::fs::create_dir_all(config.join("apps")).unwrap();
+        let base = 20000 + (rand_u16() % 90) * 100;
+        let slip_toml = format!(
+            r#"[server]
+listen = "127.0.0.1:7890"
+shutdown_timeout = "20s"
+
+[runtime]
+backend = "docker"
+port_range = "{base}-{}"
+
+[auth]
+secret = "{SECRET}"
+admin_token = "{TOKEN}"
+
+[caddy]
+admin_api = "{}"
+listen = ["127.0.0.1:{}"]
+tls = "off"
+reconcile_interval = "1s"
+
+[storage]
+path = "{}"
+
+{}
+"#,
+            base + 99,
+            self.caddy.admin_url(),
+            self.caddy.http_port(),
+            self.storage().display(),
+            self.extra_slip_toml
+        );
+        std::fs::write(config.join("slip.toml"), slip_toml).unwrap();
+        for (name, body) in &self.apps {
+            std::fs::write(config.join("apps").join(format!("{name}.toml")), body).unwrap();
+        }
+    }
+
+    async fn boot(&mut self) {
+        let config = slip_daemon::check::load(&self.config_dir()).expect("test config is valid");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        self.shutdown = Some(tx);
+        self.task = Some(tokio::spawn(slip_daemon::run(config, listener, async move {
+            let _ = rx.await;
+        })));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self.http.get(self.url("/healthz")).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if let Some(task) = &self.task {
+                if task.is_finished() {
+                    let result = self.task.take().unwrap().await;
+                    panic!("slipd exited during boot: {result:?}");
+                }
+            }
+            assert!(Instant::now() < deadline, "slipd did not answer /healthz within 30s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Gracefully stops slipd and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let result = tokio::time::timeout(Duration::from_secs(90), task).await;
+            match result {
+                Ok(Ok(Ok(()))) => {}
+                other => panic!("slipd did not stop cleanly: {other:?}"),
+            }
+        }
+    }
+
+    /// Stops and starts slipd again on the same config and state.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.write_config();
+        self.boot().await;
+    }
+
+    /// `http://<slipd>/<path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends a deploy webhook signed with `key` and a timestamp; returns status and JSON body.
+    pub async fn webhook(&self, app: &str, tag: &str, key: &str) -> (u16, serde_json::Value) {
+        let body = serde_json::json!({"app": app, "tag": tag}).to_string();
+        let ts = unix_seconds().to_string();
+        let sig = signature::header_value(key.as_bytes(), &Signed::Deploy { timestamp: &ts, body: body.as_bytes() });
+        let response = self
+            .http
+            .post(self.url("/v1/deploy"))
+            .header("content-type", "application/json")
+            .header("x-slip-signature", sig)
+            .header("x-slip-timestamp", ts)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Sends a signed deploy and returns the 202 answer.
+    pub async fn deploy(&self, app: &str, tag: &str) -> DeployAccepted {
+        let (status, body) = self.webhook(app, tag, SECRET).await;
+        assert_eq!(status, 202, "webhook answer: {body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    /// Deploys and waits for a terminal status.
+    pub async fn deploy_and_wait(&self, app: &str, tag: &str) -> Deploy {
+        let accepted = self.deploy(app, tag).await;
+        self.wait_deploy(&accepted.deploy_id, Duration::from_secs(120)).await
+    }
+
+    /// The deploy object (admin view).
+    pub async fn get_deploy(&self, id: &str) -> Deploy {
+        let r = self.http.get(self.url(&format!("/v1/deploys/{id}"))).bearer_auth(TOKEN).send().await.unwrap();
+        assert!(r.status().is_success(), "GET deploy {id}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// Polls until the deploy reaches a terminal status.
+    pub async fn wait_deploy(&self, id: &str, timeout: Duration) -> Deploy {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let d = self.get_deploy(id).await;
+            if matches!(d.status.as_str(), "completed" | "failed" | "superseded" | "rolled_back") {
+                return d;
+            }
+            assert!(Instant::now() < deadline, "deploy {id} still {} after {timeout:?}", d.status);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `GET /v1/status` with the admin token.
+    pub async fn status(&self) -> serde_json::Value {
+        self.http.get(self.url("/v1/status")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// GET `path` through Caddy with `Host: host`; returns status and body (status 0 on a
+    /// connection error).
+    pub async fn through_caddy(&self, host: &str, path: &str) -> (u16, String) {
+        let url = format!("http://127.0.0.1:{}{path}", self.caddy.http_port());
+        match self.http.get(url).header("host", host).send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                (status, r.text().await.unwrap_or_default().trim().to_owned())
+            }
+            Err(e) => (0, e.to_string()),
+        }
+    }
+
+    /// Pushes `image` as `<registry>/<repo>:<tag>`.
+    pub fn push(&self, image: &slip_testenv::Image, repo: &str, tag: &str) -> String {
+        self.registry.push(image, repo, tag)
+    }
+
+    /// Running containers labelled with `app`.
+    pub fn running_containers(&self, app: &str) -> Vec<String> {
+        docker_ps(&["--filter", &format!("label=slip.app={app}")])
+    }
+
+    /// All containers (any state) labelled with `app`.
+    pub fn all_containers(&self, app: &str) -> Vec<String> {
+        docker_ps(&["-a", "--filter", &format!("label=slip.app={app}")])
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        for g in &self.guards {
+            let _ = g.remove_all();
+        }
+    }
+}
+
+/// A web app config for `name` using image repo `<registry>/<name>`.
+pub fn web_app(name: &str, registry: &str, extra: &str) -> String {
+    format!(
+        r#"[app]
+name = "{name}"
+image = "{registry}/{name}"
+
+[routing]
+domain = "{name}.test"
+port = 8080
+
+[health]
+path = "/health"
+interval = "200ms"
+timeout = "2s"
+retries = 3
+start_period = "2s"
+
+[deploy]
+drain_timeout = "5s"
+stop_grace = "2s"
+{extra}
+"#
+    )
+}
+
+fn docker_ps(args: &[&str]) -> Vec<String> {
+    let out = std::process::Command::new("docker").arg("ps").arg("-q").args(args).output().expect("docker ps");
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn rand_u16() -> u16 {
+    let id = unique_id();
+    id.bytes().fold(0u16, |acc, b| acc.wrapping_mul(31).wrapping_add(b as u16))
+}
