@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::routes::{RouteTemplate, app_routes};
 use crate::run::{Engine, unix_ms};
-use crate::store::InstanceRow;
+use crate::store::{DeployStatus, InstanceRole, InstanceRow, NoteKind};
 
 /// What reconciliation did, for the log and for tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -40,55 +40,60 @@ pub async fn reconcile(
 
     // (1) Interrupted deploys.
     for deploy in store.unfinished()? {
-        if matches!(deploy.status.as_str(), "queued" | "accepted") {
+        if matches!(deploy.status, DeployStatus::Queued | DeployStatus::Accepted) {
             continue;
         }
         let committed = store.app_state(&deploy.app)?.and_then(|s| s.current_deploy_id) == Some(deploy.id.clone());
         let instances = store.instances(&deploy.app, None)?;
         if committed {
-            for old in instances.iter().filter(|i| i.role == "draining") {
+            for old in instances.iter().filter(|i| i.role == InstanceRole::Draining) {
                 retire(engine, old, stop_grace).await;
             }
-            store.record_event(&deploy.id, "warning", "slipd restarted while the old release drained; it was stopped", None, unix_ms())?;
-            store.finish(&deploy.id, "completed", None, None, unix_ms())?;
-            report.finished.push(deploy.id.clone());
+            store.record_event(
+                &deploy.id,
+                NoteKind::Warning,
+                "slipd restarted while the old release drained; it was stopped",
+                None,
+                unix_ms(),
+            )?;
+            store.finish(&deploy.id, DeployStatus::Completed, None, None, unix_ms())?;
+            report.finished.push(deploy.id.to_string());
         } else {
-            for candidate in instances.iter().filter(|i| i.deploy_id == deploy.id && i.role == "candidate") {
+            for candidate in instances.iter().filter(|i| i.deploy_id == deploy.id && i.role == InstanceRole::Candidate) {
                 if !candidate.runtime_id.is_empty() {
                     engine.runtime.remove(&candidate.runtime_id).await?;
                 }
-                store.set_instance_role(&candidate.id, "retired", unix_ms())?;
-                store.release_ports(&candidate.id)?;
+                store.set_instance_role(&candidate.id, InstanceRole::Retired, unix_ms())?;
             }
             store.finish(
                 &deploy.id,
-                "failed",
+                DeployStatus::Failed,
                 Some("slipd stopped during this deploy; its candidate was removed and the previous release kept"),
                 Some("interrupted"),
                 unix_ms(),
             )?;
-            report.rolled_back.push(deploy.id.clone());
+            report.rolled_back.push(deploy.id.to_string());
         }
     }
 
     // (2) Candidates left without a running deploy (crash between recording and starting).
     let live = store.all_live_instances()?;
-    for stray in live.iter().filter(|i| i.role == "candidate" || i.role == "draining") {
+    for stray in live.iter().filter(|i| matches!(i.role, InstanceRole::Candidate | InstanceRole::Draining)) {
         if !stray.runtime_id.is_empty() {
             engine.runtime.remove(&stray.runtime_id).await?;
         }
-        store.set_instance_role(&stray.id, "retired", unix_ms())?;
-        store.release_ports(&stray.id)?;
+        store.set_instance_role(&stray.id, InstanceRole::Retired, unix_ms())?;
     }
 
     // (3) Orphans: our containers that no live instance owns.
     let owned: HashSet<String> = store
         .all_live_instances()?
         .into_iter()
-        .filter(|i| i.role == "current")
+        .filter(|i| matches!(i.role, InstanceRole::Current | InstanceRole::Stopped))
         .map(|i| i.runtime_id)
         .collect();
-    let ours = engine.runtime.list(&[("slip.managed", "true"), ("slip.instance", engine.instance_id.as_str())]).await?;
+    let ours =
+        engine.runtime.list(&[("slip.managed", "true"), ("slip.instance", engine.instance_id.as_str())]).await?;
     for container in ours {
         if !owned.contains(&container.id) {
             engine.runtime.remove(&container.id).await?;
@@ -97,10 +102,10 @@ pub async fn reconcile(
     }
 
     // (4) Current instances: running, and routed on the ports the engine bound.
-    for current in store.all_live_instances()?.into_iter().filter(|i| i.role == "current") {
+    for current in store.all_live_instances()?.into_iter().filter(|i| i.role == InstanceRole::Current) {
         let state = engine.runtime.inspect(&current.runtime_id).await?;
         let Some(state) = state else {
-            tracing::warn!(app = current.app, container = current.name, "current container is missing");
+            tracing::warn!(app = %current.app, container = current.name, "current container is missing");
             continue;
         };
         if !state.running {
@@ -109,8 +114,9 @@ pub async fn reconcile(
         }
         let state = engine.runtime.inspect(&current.runtime_id).await?.unwrap_or(state);
         let ports: BTreeMap<u16, u16> = state.ports.iter().map(|p| (p.container, p.host)).collect();
-        let entry = app_routes(&current.app, routes.get(&current.app).map(Vec::as_slice).unwrap_or(&[]), &ports);
-        engine.routes.set_quietly(&current.app, entry);
+        let app = current.app.as_str();
+        let entry = app_routes(app, routes.get(app).map(Vec::as_slice).unwrap_or(&[]), &ports);
+        engine.routes.set_quietly(app, entry);
     }
 
     // (5) Caddy.
@@ -125,6 +131,5 @@ async fn retire(engine: &Engine, instance: &InstanceRow, grace: Duration) {
         let _ = engine.runtime.stop(&instance.runtime_id, grace).await;
         let _ = engine.runtime.remove(&instance.runtime_id).await;
     }
-    let _ = engine.store.set_instance_role(&instance.id, "retired", unix_ms());
-    let _ = engine.store.release_ports(&instance.id);
+    let _ = engine.store.set_instance_role(&instance.id, InstanceRole::Retired, unix_ms());
 }

@@ -11,13 +11,12 @@
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::time::Duration;
 
 use slip_core::deploy::{
     Action, ContainerObservation, Deploy, ErrorCode, Event, Observation, OldInstance, Outcome, Plan, Status,
     StepFailure,
 };
-use slip_core::names::{AppName, DeployId, Tag};
+use slip_core::names::{AppName, DeployId, ImageRepo, Tag};
 use tokio_util::sync::CancellationToken;
 
 use crate::ports::{
@@ -25,7 +24,7 @@ use crate::ports::{
     ProbeTarget, ProxyError, RegistryCredentials, Resources, RuntimeError,
 };
 use crate::routes::{AppRoutes, RouteTable, RouteTemplate, app_routes};
-use crate::store::{InstanceRow, Store};
+use crate::store::{AppStatus, DeployStatus, InstanceRole, InstanceRow, NoteKind, Resolution, Store, Switch};
 
 /// Everything the driver needs, shared by all deploys.
 #[derive(Clone)]
@@ -57,6 +56,8 @@ pub struct Release {
     pub app: AppName,
     /// What the webhook asked for.
     pub tag: Tag,
+    /// The app's image repository.
+    pub repository: ImageRepo,
     /// Reference to pull: `repo:tag` or `repo@sha256:…`.
     pub image: String,
     /// Credentials for the image's registry host only.
@@ -144,8 +145,8 @@ struct Candidate {
 }
 
 async fn current_instance(engine: &Engine, app: &AppName) -> Option<Current> {
-    let rows = engine.store.instances(app.as_str(), None).ok()?;
-    let row = rows.into_iter().find(|r| r.role == "current" && !r.runtime_id.is_empty())?;
+    let rows = engine.store.instances(app, None).ok()?;
+    let row = rows.into_iter().find(|r| r.role == InstanceRole::Current && !r.runtime_id.is_empty())?;
     Some(Current { row, routes: engine.routes.get(app.as_str()) })
 }
 
@@ -158,16 +159,16 @@ impl Run<'_> {
     async fn record_progress(&mut self, deploy: &mut Deploy) {
         let status = deploy.status();
         let store = &self.engine.store;
-        let id = self.release.deploy_id.as_str();
+        let id = &self.release.deploy_id;
         if self.recorded != Some(status) && !matches!(status, Status::Completed | Status::Failed) {
             tracing::info!(from = self.recorded.map(Status::as_str), to = status.as_str(), "deploy step");
-            if let Err(e) = store.record_status(id, status.as_str(), None, None, unix_ms()) {
+            if let Err(e) = store.record_status(id, status.into(), None, None, unix_ms()) {
                 tracing::error!(error = %e, "recording deploy status");
             }
             self.recorded = Some(status);
         }
         for note in deploy.take_notes() {
-            if let Err(e) = store.record_event(id, "log", &note, None, unix_ms()) {
+            if let Err(e) = store.record_event(id, NoteKind::Log, &note, None, unix_ms()) {
                 tracing::error!(error = %e, "recording deploy event");
             }
         }
@@ -175,21 +176,21 @@ impl Run<'_> {
 
     async fn finish(&mut self, outcome: &Outcome) {
         let store = &self.engine.store;
-        let id = self.release.deploy_id.as_str();
+        let id = &self.release.deploy_id;
         let result = match outcome {
             Outcome::Completed { warnings } => {
                 for w in warnings {
-                    let _ = store.record_event(id, "warning", w, None, unix_ms());
+                    let _ = store.record_event(id, NoteKind::Warning, w, None, unix_ms());
                 }
                 tracing::info!(status = "completed", "deploy finished");
-                store.finish(id, "completed", None, None, unix_ms())
+                store.finish(id, DeployStatus::Completed, None, None, unix_ms())
             }
             Outcome::Failed { failure, app_down } => {
                 tracing::warn!(status = "failed", error_code = failure.code.as_str(), error = %failure.message, "deploy finished");
                 if *app_down {
-                    let _ = store.set_app_status(self.key(), "down", unix_ms());
+                    let _ = store.set_app_status(&self.release.app, AppStatus::Down, unix_ms());
                 }
-                store.finish(id, "failed", Some(&failure.message), Some(failure.code.as_str()), unix_ms())
+                store.finish(id, DeployStatus::Failed, Some(&failure.message), Some(failure.code.as_str()), unix_ms())
             }
         };
         if let Err(e) = result {
@@ -210,9 +211,9 @@ impl Run<'_> {
             Action::Pull => {
                 let pulled = engine.runtime.pull(&self.release.image, self.release.credentials.as_ref()).await?;
                 self.image_ref = Some(pulled.digest.clone().unwrap_or(pulled.id.clone()));
-                if let Some(digest) = &pulled.digest {
-                    let (repo, d) = digest.split_once('@').unwrap_or((digest.as_str(), ""));
-                    let _ = engine.store.record_image(self.key(), repo, d, self.release.tag.as_str(), unix_ms());
+                if let Some((_, digest)) = pulled.digest.as_deref().and_then(|d| d.split_once('@')) {
+                    let release = &self.release;
+                    let _ = engine.store.record_image(&release.app, &release.repository, digest, Some(&release.tag), unix_ms());
                 }
                 Event::Pulled
             }
@@ -244,15 +245,14 @@ impl Run<'_> {
                     engine.routes.update(self.key(), Some(entry)).await.map_err(proxy_failure)?;
                 }
                 let candidate = self.candidate.as_ref().expect("switch after start");
-                let old = self.old.as_ref().map(|o| o.row.id.clone());
-                let committed = engine.store.switch(
-                    self.key(),
-                    self.release.kind,
-                    &candidate.instance_id,
-                    old.as_deref(),
-                    self.release.deploy_id.as_str(),
-                    unix_ms(),
-                );
+                let committed = engine.store.switch(&Switch {
+                    app: self.release.app.clone(),
+                    preview: None,
+                    deploy_id: self.release.deploy_id.clone(),
+                    new_instance: candidate.instance_id.clone(),
+                    old_instance: self.old.as_ref().map(|o| o.row.id.clone()),
+                    at: unix_ms(),
+                });
                 if let Err(e) = committed {
                     // The routes moved but the record did not: move them back so the record stays true.
                     if self.release.kind == "web" {
@@ -318,14 +318,14 @@ impl Run<'_> {
 
         let row = InstanceRow {
             id: instance_id.clone(),
-            app: self.key().to_owned(),
+            app: self.release.app.clone(),
             preview_id: None,
-            deploy_id: self.release.deploy_id.as_str().to_owned(),
+            deploy_id: self.release.deploy_id.clone(),
             runtime_kind: "container".into(),
             runtime_id: String::new(),
             name: name.clone(),
-            role: "candidate".into(),
-            ports: "{}".into(),
+            role: InstanceRole::Candidate,
+            ports: "[]".into(),
             created_at: unix_ms(),
             retired_at: None,
         };
@@ -335,8 +335,28 @@ impl Run<'_> {
             .lease_ports(&instance_id, container_ports.len(), engine.port_range.clone(), port_is_free)
             .map_err(|e| StepFailure::new(ErrorCode::PortUnavailable, format!("leasing host ports: {e}")))?;
         let ports: BTreeMap<u16, u16> = container_ports.into_iter().zip(leased).collect();
-        let ports_json = serde_json::to_string(&ports).unwrap_or_else(|_| "{}".into());
+        let ports_json = serde_json::Value::Array(
+            ports.iter().map(|(c, h)| serde_json::json!({"host": h, "container": c})).collect(),
+        )
+        .to_string();
         engine.store.set_instance_ports(&instance_id, &ports_json).map_err(store_failure)?;
+        let resolution = Resolution {
+            kind: self.release.kind.to_owned(),
+            strategy: self.release.plan.strategy.as_str().to_owned(),
+            digests: serde_json::json!({ "app": self.image_ref.clone().unwrap_or_default() }).to_string(),
+            plan: serde_json::json!({
+                "image": self.release.image,
+                "routes": self.release.routes.iter().map(|r| serde_json::json!({
+                    "hostname": r.hostname, "path_prefix": r.path_prefix, "container_port": r.container_port,
+                })).collect::<Vec<_>>(),
+                "health_path": self.release.plan.health.path,
+                "instance": instance_id,
+                "name": name,
+                "ports": ports_json,
+            })
+            .to_string(),
+        };
+        engine.store.record_resolution(&self.release.deploy_id, &resolution).map_err(store_failure)?;
         self.candidate = Some(Candidate { instance_id, name, container: None, ports });
         Ok(())
     }
@@ -452,8 +472,7 @@ impl Run<'_> {
             _ => None,
         };
         if let Some(id) = instance {
-            let _ = store.set_instance_role(&id, "retired", unix_ms());
-            let _ = store.release_ports(&id);
+            let _ = store.set_instance_role(&id, InstanceRole::Retired, unix_ms());
         }
     }
 }

@@ -2,12 +2,12 @@
 //! instances, port leases, the webhook replay cache, pulled images, previews and the audit log.
 //!
 //! [`Store`] is a cheap-to-clone handle. It owns one writer connection behind a `std::sync::Mutex` and a small
-//! pool of reader connections (file-backed databases only; an in-memory database reads through the writer).
-//! Every method is an `async fn` that runs its SQL on tokio's blocking pool (`spawn_blocking`), so a slow
-//! `fsync` never stalls an executor thread and no lock is ever held across an `.await`. Writes are serialised by
-//! the writer mutex, run in `BEGIN IMMEDIATE` transactions and are committed (with `synchronous=FULL`, fsynced)
-//! before the method returns: when a method that records a transition returns `Ok`, the transition survives a
-//! crash. Dropping the returned future does not cancel a write that has started; it still commits.
+//! pool of reader connections (file-backed databases only; an in-memory database reads through the writer), so
+//! reads never wait for a write. Methods are synchronous and short: each is one small transaction, and a write
+//! costs one WAL append plus one `fsync`. Calling them from async code is fine: they never await, so no lock is
+//! ever held across an `.await`. Writes are serialised by the writer mutex, run in `BEGIN IMMEDIATE`
+//! transactions and are committed (with `synchronous=FULL`, fsynced) before the method returns: when a method that
+//! records a transition returns `Ok`, the transition survives a crash.
 //!
 //! Times are `i64` Unix milliseconds ([`UnixMillis`]) passed in by the caller; the store never reads the clock,
 //! except to name the backup file taken before a migration (`backups/slip-v<old>-<unix seconds>.db`).
@@ -25,6 +25,7 @@
 //! - `apps`: release pointers and the switch transaction.
 //! - `instances`: instances and host-port leases.
 //! - `deliveries`, `images`, `previews`, `audit`: the remaining tables.
+//! - `tests`: query plans at 100k deploys and the frozen-migration guard (API tests are in `tests/store.rs`).
 
 mod apps;
 mod audit;
@@ -49,8 +50,11 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, Trans
 
 pub use apps::{AppState, Switch, Unswitch};
 pub use audit::{AuditEntry, AuditPage, AuditRow, AuditVerdict};
-pub use deliveries::{Delivery, DeliveryOutcome};
-pub use deploys::{DeployFilter, DeployPage, DeployRow, Enqueued, EventRow, NewDeploy, QueueCounts, Requeued, Resolution};
+pub use deliveries::Replayed;
+pub use deploys::{
+    DEFAULT_PAGE, DeployFilter, DeployRow, Enqueued, EventRow, MAX_ATTEMPTS, MAX_PAGE, NewDeploy, QueueCounts,
+    Requeued, Resolution,
+};
 pub use images::ImageRow;
 pub use instances::InstanceRow;
 pub use previews::PreviewRow;
@@ -189,9 +193,6 @@ pub enum StoreError {
         /// The key.
         key: String,
     },
-    /// The blocking task running the query could not run because the runtime is shutting down.
-    #[error("the database task did not run because the runtime is shutting down")]
-    ShuttingDown,
     /// Any other SQLite failure (I/O error, full disk, corrupt file, a stored value that does not parse).
     #[error("database error")]
     Sqlite(#[from] rusqlite::Error),
@@ -210,7 +211,7 @@ impl std::fmt::Debug for Store {
 }
 
 struct Inner {
-    /// The only connection that writes. Held only inside blocking tasks, never across an `.await`.
+    /// The only connection that writes. Held for one transaction at a time, never across an `.await`.
     writer: Mutex<Connection>,
     /// Idle read-only connections; `None` for an in-memory database (reads use the writer).
     readers: Option<Mutex<Vec<Connection>>>,
@@ -229,8 +230,7 @@ impl Store {
     /// a non-empty database, a copy is written to `<dir>/backups/slip-v<old>-<unix seconds>.db` (0600).
     /// A database whose schema is newer than this binary is refused with [`StoreError::NewerSchema`].
     ///
-    /// This blocks (file IO, fsync, possibly a migration); call it at start-up before serving, or from
-    /// `spawn_blocking`.
+    /// This may take a while (a backup and a migration after an upgrade); call it at start-up, before serving.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -267,9 +267,7 @@ impl Store {
         configure(&writer, Access::ReadWrite).map_err(open_err)?;
         schema::migrate(&mut writer, None)?;
         let instance_id = init_meta(&mut writer)?;
-        Ok(Store {
-            inner: Arc::new(Inner { writer: Mutex::new(writer), readers: None, path: None, instance_id }),
-        })
+        Ok(Store { inner: Arc::new(Inner { writer: Mutex::new(writer), readers: None, path: None, instance_id }) })
     }
 
     /// This daemon's identity (`meta.instance_id`): 16 lowercase hex characters created with the database and
@@ -284,79 +282,57 @@ impl Store {
     }
 
     /// Checks that the database answers a read and that the writer is usable (for `/healthz`).
-    pub async fn check(&self) -> Result<(), StoreError> {
-        self.read(|conn| Ok(conn.query_row("SELECT count(*) FROM meta", [], |_| Ok(()))?)).await?;
-        self.write(|tx| Ok(tx.query_row("SELECT count(*) FROM meta", [], |_| Ok(()))?)).await
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| Ok(conn.query_row("SELECT count(*) FROM meta", [], |_| Ok(()))?))?;
+        self.write(|tx| Ok(tx.query_row("SELECT count(*) FROM meta", [], |_| Ok(()))?))
     }
 
     /// A value from the `meta` table (`instance_id`, `created_version`, `last_caddy_etag`, ...).
-    pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let key = key.to_owned();
-        self.read(move |conn| {
-            Ok(conn.query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| r.get(0)).optional()?)
-        })
-        .await
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.read(|conn| Ok(conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?))
     }
 
-    /// Sets a value in the `meta` table. `instance_id` is refused: it is kept forever.
-    pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        if key == "instance_id" {
+    /// Sets a value in the `meta` table. `instance_id` and `created_version` are refused: they are kept forever.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        if matches!(key, "instance_id" | "created_version") {
             return Err(StoreError::ReservedMeta { key: key.to_owned() });
         }
-        let (key, value) = (key.to_owned(), value.to_owned());
-        self.write(move |tx| {
+        self.write(|tx| {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [&key, &value],
+                [key, value],
             )?;
             Ok(())
         })
-        .await
     }
 
-    /// Runs `f` inside one `BEGIN IMMEDIATE` transaction on the writer and commits it, on the blocking pool.
-    /// An `Err` from `f` rolls the transaction back.
-    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
-    {
-        let inner = Arc::clone(&self.inner);
-        blocking(move || {
-            let mut conn = lock(&inner.writer);
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        })
-        .await
+    /// Runs `f` inside one `BEGIN IMMEDIATE` transaction on the writer and commits it; an `Err` from `f` (or a
+    /// panic) rolls it back.
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut conn = lock(&self.inner.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
     }
 
-    /// Runs `f` on a reader connection (the writer for an in-memory store), on the blocking pool.
-    /// A single statement always sees one consistent snapshot; `f` opens a transaction if it needs more.
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let inner = Arc::clone(&self.inner);
-        blocking(move || match (&inner.readers, &inner.path) {
-            (Some(pool), Some(path)) => {
-                let idle = lock(pool).pop();
-                let conn = match idle {
-                    Some(conn) => conn,
-                    None => open_reader(path).map_err(|source| StoreError::Open { path: path.clone(), source })?,
-                };
-                let result = f(&conn);
-                let mut idle = lock(pool);
-                if idle.len() < MAX_IDLE_READERS {
-                    idle.push(conn);
-                }
-                result
-            }
-            _ => f(&lock(&inner.writer)),
-        })
-        .await
+    /// Runs `f` on an idle reader connection (the writer for an in-memory store). A single statement always sees
+    /// one consistent snapshot; `f` opens a transaction if it needs more than one.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let (Some(pool), Some(path)) = (&self.inner.readers, &self.inner.path) else {
+            return f(&lock(&self.inner.writer));
+        };
+        let idle = lock(pool).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => open_reader(path).map_err(|source| StoreError::Open { path: path.clone(), source })?,
+        };
+        let result = f(&conn);
+        let mut idle = lock(pool);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        result
     }
 }
 
@@ -365,19 +341,6 @@ impl Store {
 enum Access {
     ReadWrite,
     ReadOnly,
-}
-
-/// Runs blocking database work off the async executor and propagates a panic to the caller.
-async fn blocking<T, F>(f: F) -> Result<T, StoreError>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
-{
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => Err(StoreError::ShuttingDown),
-    }
 }
 
 /// Locks a mutex, recovering from poisoning: a panic inside a transaction has already rolled it back.
@@ -432,10 +395,7 @@ fn init_meta(conn: &mut Connection) -> Result<String, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let fresh = format!("{:016x}", rand::random::<u64>());
     tx.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('instance_id', ?1)", [&fresh])?;
-    tx.execute(
-        "INSERT OR IGNORE INTO meta (key, value) VALUES ('created_version', ?1)",
-        [env!("CARGO_PKG_VERSION")],
-    )?;
+    tx.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('created_version', ?1)", [env!("CARGO_PKG_VERSION")])?;
     let id: String = tx.query_row("SELECT value FROM meta WHERE key = 'instance_id'", [], |r| r.get(0))?;
     tx.commit()?;
     Ok(id)
@@ -463,3 +423,6 @@ where
     text.map(|t| t.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(e))))
         .transpose()
 }
+
+#[cfg(test)]
+mod tests;

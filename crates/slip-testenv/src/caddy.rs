@@ -1,1 +1,348 @@
-//! A private Caddy per test (written separately; placeholder until then).
+//! A private Caddy per test: `caddy run` with its own admin port, its own config, data and autosave
+//! directories in a temporary directory, and its log captured to a file the test can inspect.
+//!
+//! The harness speaks plain HTTP/1.0 to the admin API (so Caddy closes the connection and sends no
+//! chunked body or trailers) and only for set-up and inspection; it never renders slip's routes.
+//! It does not install Caddy: a missing binary fails the test with the command that fixes it.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::wait::free_port;
+
+/// The Caddy binary the tests run (Debian's `caddy` package).
+pub const CADDY_BINARY: &str = "caddy";
+
+/// Name of the foreign server [`Caddy::start_with_foreign_site`] configures.
+pub const FOREIGN_SERVER: &str = "foreign";
+
+/// Body the foreign site answers every request with.
+pub const FOREIGN_BODY: &str = "foreign site";
+
+/// Hostname named by the foreign TLS policy of [`Caddy::start_with_foreign_site`].
+pub const FOREIGN_TLS_SUBJECT: &str = "foreign.test";
+
+/// How long a starting Caddy may take before its admin API answers.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Timeout of each harness request to the admin API.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running `caddy run`; dropping it kills the process and deletes its directory.
+#[derive(Debug)]
+pub struct Caddy {
+    dir: TempDir,
+    admin: AdminAddress,
+    http_port: u16,
+    foreign_port: Option<u16>,
+    /// `None` only while [`Caddy::restart_empty`] swaps processes.
+    process: Option<Child>,
+}
+
+/// Where this Caddy's admin API listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AdminAddress {
+    Tcp(u16),
+    Unix(PathBuf),
+}
+
+/// An answer from the admin API, as raw as the harness can keep it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminAnswer {
+    /// HTTP status code.
+    pub status: u16,
+    /// The body, byte for byte.
+    pub body: String,
+}
+
+/// One admin API request Caddy logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminRequest {
+    /// `GET`, `PATCH`, ...
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    /// The `If-Match` header, when the request carried one.
+    pub if_match: Option<String>,
+}
+
+impl Caddy {
+    /// Starts a Caddy whose config has only an admin listener on a free loopback port (no apps at all).
+    ///
+    /// Do not use `internal` TLS with it: without a PKI app that says otherwise, Caddy installs its local
+    /// root certificate into the machine's trust store. Use [`Caddy::start_with_foreign_site`] for that.
+    #[track_caller]
+    pub fn start() -> Caddy {
+        Caddy::launch(false, false)
+    }
+
+    /// Like [`Caddy::start`], but the admin API listens on a unix socket in the temporary directory
+    /// (the setup SPEC §9.1 recommends); [`Caddy::admin_url`] is then `unix//path/to/admin.sock`.
+    #[track_caller]
+    pub fn start_on_unix_socket() -> Caddy {
+        Caddy::launch(false, true)
+    }
+
+    /// Starts a Caddy that already serves a site slip does not own, from its startup config:
+    /// server [`FOREIGN_SERVER`] on [`Caddy::foreign_port`] answering [`FOREIGN_BODY`], a TLS automation
+    /// policy for [`FOREIGN_TLS_SUBJECT`] with the internal issuer, and a PKI app that never installs its
+    /// root into the machine's trust store (so tests may use `internal` TLS safely).
+    #[track_caller]
+    pub fn start_with_foreign_site() -> Caddy {
+        Caddy::launch(true, false)
+    }
+
+    /// The admin API in slip's `caddy.admin_api` syntax: `http://127.0.0.1:PORT` or `unix//path`.
+    pub fn admin_url(&self) -> String {
+        match &self.admin {
+            AdminAddress::Tcp(port) => format!("http://127.0.0.1:{port}"),
+            AdminAddress::Unix(path) => format!("unix/{}", path.display()),
+        }
+    }
+
+    /// A loopback port that was free at start, for slip's server to listen on (`127.0.0.1:PORT`).
+    pub fn http_port(&self) -> u16 {
+        self.http_port
+    }
+
+    /// The foreign site's port, when started with [`Caddy::start_with_foreign_site`].
+    pub fn foreign_port(&self) -> Option<u16> {
+        self.foreign_port
+    }
+
+    /// The file Caddy logs to (JSON lines, stdout and stderr of every generation).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("caddy.log")
+    }
+
+    /// Names of the certificates Caddy has stored, from every issuer, sorted (a wildcard certificate
+    /// for `*.example.com` is stored as `wildcard_.example.com`).
+    pub fn certificate_names(&self) -> Vec<String> {
+        let root = self.dir.path().join("data/caddy/certificates");
+        let mut names: Vec<String> = fs::read_dir(root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|issuer| fs::read_dir(issuer.path()).into_iter().flatten().flatten())
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Kills Caddy and starts it again from its startup config on the same admin port, like a restart
+    /// without `--resume`: every change made through the API is lost.
+    #[track_caller]
+    pub fn restart_empty(&mut self) {
+        self.kill();
+        if let AdminAddress::Unix(path) = &self.admin {
+            // A killed Caddy leaves its socket file behind, and binding over it would fail.
+            let _ = fs::remove_file(path);
+        }
+        self.process = Some(spawn(self.dir.path()));
+        self.wait_ready();
+    }
+
+    /// Sends one request to the admin API and returns the status and raw body. Panics only when Caddy
+    /// cannot be reached.
+    #[track_caller]
+    pub fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> AdminAnswer {
+        request(&self.admin, method, path, body).unwrap_or_else(|error| {
+            panic!("Caddy admin API at {} unreachable for {method} {path}: {error}", self.admin_url())
+        })
+    }
+
+    /// The raw body of `GET path`, for byte-for-byte comparisons; panics unless the answer is 200.
+    #[track_caller]
+    pub fn get_raw(&self, path: &str) -> String {
+        let answer = self.admin("GET", path, None);
+        assert_eq!(answer.status, 200, "GET {path} answered {}: {}", answer.status, answer.body);
+        answer.body
+    }
+
+    /// `GET path` as JSON; panics unless the answer is 200 and JSON.
+    #[track_caller]
+    pub fn get_json(&self, path: &str) -> Value {
+        let body = self.get_raw(path);
+        serde_json::from_str(&body).unwrap_or_else(|error| panic!("GET {path} is not JSON ({error}): {body}"))
+    }
+
+    /// Every admin request Caddy has logged so far, oldest first (including the harness's own).
+    #[track_caller]
+    pub fn admin_requests(&self) -> Vec<AdminRequest> {
+        let log = fs::read_to_string(self.log_path()).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|entry| entry["logger"] == "admin.api" && entry["msg"] == "received request")
+            .map(|entry| AdminRequest {
+                method: entry["method"].as_str().unwrap_or_default().to_owned(),
+                uri: entry["uri"].as_str().unwrap_or_default().to_owned(),
+                if_match: entry["headers"]["If-Match"][0].as_str().map(str::to_owned),
+            })
+            .collect()
+    }
+
+    /// The admin requests logged so far that could change config (anything but `GET`).
+    #[track_caller]
+    pub fn admin_writes(&self) -> Vec<AdminRequest> {
+        self.admin_requests().into_iter().filter(|request| request.method != "GET").collect()
+    }
+
+    #[track_caller]
+    fn launch(foreign: bool, unix: bool) -> Caddy {
+        let dir = tempfile::Builder::new()
+            .prefix("slip-caddy-")
+            .tempdir()
+            .unwrap_or_else(|error| panic!("cannot create a temporary directory for Caddy: {error}"));
+        let admin =
+            if unix { AdminAddress::Unix(dir.path().join("admin.sock")) } else { AdminAddress::Tcp(free_port()) };
+        let http_port = free_port();
+        let foreign_port = foreign.then(free_port);
+        let listen = match &admin {
+            AdminAddress::Tcp(port) => format!("127.0.0.1:{port}"),
+            AdminAddress::Unix(path) => format!("unix/{}", path.display()),
+        };
+        let mut config = json!({"admin": {"listen": listen}});
+        if let Some(port) = foreign_port {
+            config["apps"] = foreign_apps(port);
+        }
+        let config_path = dir.path().join("config.json");
+        fs::write(&config_path, config.to_string())
+            .unwrap_or_else(|error| panic!("cannot write {}: {error}", config_path.display()));
+        let process = spawn(dir.path());
+        let caddy = Caddy { dir, admin, http_port, foreign_port, process: Some(process) };
+        caddy.wait_ready();
+        caddy
+    }
+
+    #[track_caller]
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if request(&self.admin, "GET", "/config/", None).is_ok_and(|answer| answer.status == 200) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                let log = fs::read_to_string(self.log_path()).unwrap_or_default();
+                panic!("Caddy's admin API did not answer within {START_TIMEOUT:?}; its log:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+}
+
+impl Drop for Caddy {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The startup `apps` of a Caddy that serves a foreign site.
+fn foreign_apps(port: u16) -> Value {
+    json!({
+        "http": {"servers": {FOREIGN_SERVER: {
+            "listen": [format!("127.0.0.1:{port}")],
+            "routes": [{"handle": [{"handler": "static_response", "body": FOREIGN_BODY}]}],
+            "automatic_https": {"disable": true},
+        }}},
+        "tls": {"automation": {"policies": [
+            {"subjects": [FOREIGN_TLS_SUBJECT], "issuers": [{"module": "internal"}]},
+        ]}},
+        "pki": {"certificate_authorities": {"local": {"install_trust": false}}},
+    })
+}
+
+/// Starts `caddy run` on `dir/config.json`, with every Caddy directory inside `dir`.
+#[track_caller]
+fn spawn(dir: &Path) -> Child {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("caddy.log"))
+        .unwrap_or_else(|error| panic!("cannot open Caddy's log in {}: {error}", dir.display()));
+    let log_err = log.try_clone().unwrap_or_else(|error| panic!("cannot share Caddy's log file: {error}"));
+    Command::new(CADDY_BINARY)
+        .args(["run", "--config"])
+        .arg(dir.join("config.json"))
+        .env("HOME", dir)
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .unwrap_or_else(|error| {
+            panic!(
+                "cannot run `{CADDY_BINARY}` ({error}): install Caddy 2.6.2 or newer with `sudo scripts/setup.sh --dev`"
+            )
+        })
+}
+
+/// One HTTP/1.0 request to the admin API. Over a unix socket Caddy accepts only an empty `Host`.
+fn request(admin: &AdminAddress, method: &str, path: &str, body: Option<&Value>) -> Result<AdminAnswer, String> {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let host = match admin {
+        AdminAddress::Tcp(port) => format!("127.0.0.1:{port}"),
+        AdminAddress::Unix(_) => String::new(),
+    };
+    let head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let answer = match admin {
+        AdminAddress::Tcp(port) => exchange(TcpStream::connect(("127.0.0.1", *port)), &head, &body)?,
+        AdminAddress::Unix(path) => exchange(UnixStream::connect(path), &head, &body)?,
+    };
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, body) = answer.split_once("\r\n\r\n").ok_or_else(|| format!("malformed answer: {answer}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("malformed status line: {head}"))?;
+    Ok(AdminAnswer { status, body: body.to_owned() })
+}
+
+/// Writes one request on a fresh connection and reads the answer to its end.
+fn exchange<S: Read + Write + Timeouts>(stream: std::io::Result<S>, head: &str, body: &str) -> Result<Vec<u8>, String> {
+    let mut stream = stream.map_err(|error| format!("cannot connect: {error}"))?;
+    stream.set_timeouts(REQUEST_TIMEOUT).map_err(|error| error.to_string())?;
+    stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body.as_bytes())).map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).map_err(|error| format!("no answer: {error}"))?;
+    Ok(answer)
+}
+
+/// Read and write timeouts, which TCP and unix streams both have but share no trait for.
+trait Timeouts {
+    fn set_timeouts(&self, timeout: Duration) -> std::io::Result<()>;
+}
+
+impl Timeouts for TcpStream {
+    fn set_timeouts(&self, timeout: Duration) -> std::io::Result<()> {
+        self.set_read_timeout(Some(timeout))?;
+        self.set_write_timeout(Some(timeout))
+    }
+}
+
+impl Timeouts for UnixStream {
+    fn set_timeouts(&self, timeout: Duration) -> std::io::Result<()> {
+        self.set_read_timeout(Some(timeout))?;
+        self.set_write_timeout(Some(timeout))
+    }
+}

@@ -60,7 +60,8 @@ impl ContainerGuard {
     pub fn container_ids(&self) -> Vec<String> {
         let filter = format!("label={}", self.label);
         let program = self.engine.program();
-        let listing = cmd::run(program, ["ps", "--all", "--quiet", "--filter", &filter], None, &format!("{program} ps"));
+        let listing =
+            cmd::run(program, ["ps", "--all", "--quiet", "--filter", &filter], None, &format!("{program} ps"));
         listing.lines().map(str::to_owned).collect()
     }
 

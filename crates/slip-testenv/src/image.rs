@@ -58,7 +58,8 @@ impl Image {
     /// A web release whose health endpoints (`/health`, `/up`) answer 404; `/version` says `unhealthy`.
     pub const UNHEALTHY: Image = Image::web("unhealthy", Health::Unhealthy, 0);
     /// A background worker that never listens; see the module docs for its `/data/log` lines.
-    pub const WORKER: Image = Image { behaviour: Behaviour::Worker, version: Cow::Borrowed("worker"), files: Vec::new() };
+    pub const WORKER: Image =
+        Image { behaviour: Behaviour::Worker, version: Cow::Borrowed("worker"), files: Vec::new() };
     /// A release whose process exits with status 1 as soon as it starts.
     pub const CRASHING: Image =
         Image { behaviour: Behaviour::Crashing, version: Cow::Borrowed("crashing"), files: Vec::new() };
@@ -133,7 +134,11 @@ impl Image {
     }
 
     const fn web(version: &'static str, health: Health, start_delay_secs: u32) -> Image {
-        Image { behaviour: Behaviour::Web { health, start_delay_secs }, version: Cow::Borrowed(version), files: Vec::new() }
+        Image {
+            behaviour: Behaviour::Web { health, start_delay_secs },
+            version: Cow::Borrowed(version),
+            files: Vec::new(),
+        }
     }
 
     fn kind(&self) -> &'static str {
@@ -293,7 +298,9 @@ fn write_context(dir: &Path, entries: &[Entry]) {
 /// The start script shared by web images; `exit` in the trap ends PID 1 and with it the container.
 fn web_script(version: &str, start_delay_secs: u32) -> String {
     let delay = if start_delay_secs > 0 {
-        format!("echo \"$variant: sleeping {start_delay_secs}s before listening\"\nsleep {start_delay_secs} &\nwait $!\n")
+        format!(
+            "echo \"$variant: sleeping {start_delay_secs}s before listening\"\nsleep {start_delay_secs} &\nwait $!\n"
+        )
     } else {
         String::new()
     };

@@ -185,8 +185,7 @@ impl Registry {
         let auth = self.auth.as_ref().expect("only registries with auth log in");
         self.logged_in.get_or_init(|| {
             let config = self.client_config_dir();
-            fs::create_dir_all(&config)
-                .unwrap_or_else(|error| panic!("cannot create {}: {error}", config.display()));
+            fs::create_dir_all(&config).unwrap_or_else(|error| panic!("cannot create {}: {error}", config.display()));
             let host = self.host();
             let config = config.display().to_string();
             let args = ["--config", &config, "login", "--username", &auth.user, "--password-stdin", &host];
@@ -228,7 +227,8 @@ fn write_config(dir: &Path, port: u16, auth: bool) {
          {auth}",
         storage.display()
     );
-    fs::write(dir.join("config.yml"), config).unwrap_or_else(|error| panic!("cannot write the registry config: {error}"));
+    fs::write(dir.join("config.yml"), config)
+        .unwrap_or_else(|error| panic!("cannot write the registry config: {error}"));
 }
 
 /// Starts `docker-registry serve` with the config in `dir` and waits until `port` accepts connections.

@@ -109,8 +109,8 @@ impl Admin {
     /// Reads the JSON at `path`. `200 null`, `404` and `400 invalid traversal` all mean absent.
     pub(super) async fn get(&self, path: &str) -> Result<Fetched, AdminError> {
         let reply = self.exchange(Method::GET, path, None, None).await?;
-        let absent_traversal = reply.status == StatusCode::BAD_REQUEST
-            && caddy_message(&reply.body).contains("invalid traversal");
+        let absent_traversal =
+            reply.status == StatusCode::BAD_REQUEST && caddy_message(&reply.body).contains("invalid traversal");
         if reply.status == StatusCode::NOT_FOUND || absent_traversal {
             return Ok(Fetched { value: None, etag: reply.etag });
         }
@@ -239,7 +239,10 @@ mod tests {
         assert_eq!(Endpoint::parse("http://localhost:2019"), tcp("localhost", 2019));
         assert_eq!(Endpoint::parse("http://127.0.0.1:2019/"), tcp("127.0.0.1", 2019));
         assert_eq!(Endpoint::parse("http://[::1]:2019"), tcp("::1", 2019));
-        assert_eq!(Endpoint::parse("unix//run/caddy/admin.sock"), Some(Endpoint::Unix { path: "/run/caddy/admin.sock".into() }));
+        assert_eq!(
+            Endpoint::parse("unix//run/caddy/admin.sock"),
+            Some(Endpoint::Unix { path: "/run/caddy/admin.sock".into() })
+        );
         for invalid in ["https://localhost:2019", "localhost:2019", "http://localhost:2019/config", "unix/", ""] {
             assert_eq!(Endpoint::parse(invalid), None, "{invalid}");
         }
@@ -254,7 +257,10 @@ mod tests {
 
     #[test]
     fn caddy_error_text_is_extracted() {
-        assert_eq!(caddy_message(br#"{"error":"invalid traversal path at: config/apps"}"#), "invalid traversal path at: config/apps");
+        assert_eq!(
+            caddy_message(br#"{"error":"invalid traversal path at: config/apps"}"#),
+            "invalid traversal path at: config/apps"
+        );
         assert_eq!(caddy_message(b"plain text\n"), "plain text");
     }
 }

@@ -1,5 +1,6 @@
 //! [`Proxy`] over Caddy's admin API (SPEC §9): bootstrap of slip's server, the atomic compare-and-swap
-//! of slip's route block, the `slipd-tls` policy, and in-flight counts for draining.
+//! of slip's route block, the `slipd-tls` and `slipd-tls-preview` policies, wildcard preview routes
+//! (SPEC §13.5), and in-flight counts for draining.
 //!
 //! slip owns objects whose `@id` is `slipd` or starts with `slipd-`, `slipd:` or `slip-`, plus the
 //! server it created (`@id` `slipd-server`). Everything else in Caddy (other servers, foreign routes,
@@ -18,10 +19,11 @@ mod admin;
 pub mod render;
 
 use std::collections::BTreeSet;
+use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hyper::{Method, StatusCode};
+use hyper::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -86,6 +88,27 @@ pub struct DaemonRoute {
     pub upstream: String,
 }
 
+/// Wildcard certificates for previews (SPEC §13.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewWildcard {
+    /// Preview base domains (`preview.example.com`). A route whose hostname is one label under one of
+    /// them is served through that domain's `slipd-previews:<domain>` route.
+    pub domains: Vec<String>,
+    /// The DNS-01 solver the wildcard certificate needs in `acme` mode; `internal` TLS needs none.
+    pub dns: Option<DnsChallenge>,
+}
+
+/// A DNS-01 challenge solver (`caddy.tls.dns_provider` and friends).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DnsChallenge {
+    /// Caddy DNS module name (`cloudflare`, `route53`, ...).
+    pub provider: String,
+    /// Passed verbatim beside `name`. May hold credentials, so `Debug` shows only the keys.
+    pub config: serde_json::Map<String, Value>,
+    /// How long to wait for DNS propagation.
+    pub propagation_delay: Duration,
+}
+
 /// Settings that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
@@ -101,9 +124,18 @@ pub enum SettingsError {
 #[derive(Debug)]
 pub struct Client {
     settings: Settings,
+    previews: Option<PreviewWildcard>,
     admin: Admin,
     /// Held for the whole of every read-compare-write, so slipd never races itself (SPEC §9.2).
     writer: tokio::sync::Mutex<()>,
+}
+
+/// What one attempt of a read-compare-write loop achieved.
+enum Step {
+    /// Caddy now matches; stop.
+    Done,
+    /// Something was written that needs a fresh read before the next comparison.
+    Again,
 }
 
 /// One entry of `GET /reverse_proxy/upstreams`.
@@ -128,6 +160,16 @@ impl Default for Settings {
     }
 }
 
+impl fmt::Debug for DnsChallenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DnsChallenge")
+            .field("provider", &self.provider)
+            .field("config_keys", &self.config.keys().collect::<Vec<_>>())
+            .field("propagation_delay", &self.propagation_delay)
+            .finish()
+    }
+}
+
 impl Client {
     /// A client for `settings`. Does not contact Caddy.
     pub fn new(settings: Settings) -> Result<Client, SettingsError> {
@@ -139,7 +181,15 @@ impl Client {
             return Err(SettingsError::Server(settings.server.clone()));
         }
         let admin = Admin::new(endpoint, &settings.admin_api, ADMIN_TIMEOUT);
-        Ok(Client { settings, admin, writer: tokio::sync::Mutex::new(()) })
+        Ok(Client { settings, previews: None, admin, writer: tokio::sync::Mutex::new(()) })
+    }
+
+    /// Serves previews under `previews.domains` through one wildcard route and certificate per domain
+    /// (SPEC §13.5, `preview.tls = "wildcard"`). Without it, every preview route is top-level and gets
+    /// its own certificate (`per_host`).
+    pub fn with_preview_wildcard(mut self, previews: PreviewWildcard) -> Client {
+        self.previews = Some(previews);
+        self
     }
 
     /// The settings this client was built from.
@@ -157,33 +207,38 @@ impl Client {
 
     /// Bootstrap without taking the writer lock; the caller holds it.
     async fn ensure_server_locked(&self) -> Result<(), ProxyError> {
+        let op = "bootstrapping slip's server";
         let path = self.server_path();
         for attempt in 0..=MAX_RETRIES {
             backoff(attempt).await;
-            let current = self.admin.get(&path).await.map_err(|e| self.error("reading slip's server", e))?;
-            let result = match current.value {
+            let current = self.admin.get(&path).await.map_err(|e| self.error(op, e))?;
+            let step = match current.value {
                 None => {
                     let server = render::server(&self.settings);
-                    self.admin.write(Method::PUT, &path, Some(&server), current.etag.as_deref()).await
+                    self.admin
+                        .write(Method::PUT, &path, Some(&server), current.etag.as_deref())
+                        .await
+                        .map(|()| Step::Done)
                 }
                 Some(server) if render::object_id(&server) == Some(render::SERVER_ID) => {
                     self.align_own_server(&path, &server, current.etag.as_deref()).await
                 }
                 // A server slip did not create: only slip's route block inside it is managed.
-                Some(_) => Ok(()),
+                Some(_) => Ok(Step::Done),
             };
-            match result {
-                Ok(()) => return Ok(()),
-                Err(AdminError::PreconditionFailed) => continue,
-                Err(error) => return Err(self.error("bootstrapping slip's server", error)),
+            match step {
+                Ok(Step::Done) => return Ok(()),
+                Ok(Step::Again) | Err(AdminError::PreconditionFailed) => continue,
+                Err(error) => return Err(self.error(op, error)),
             }
         }
-        Err(ProxyError::Conflict { op: "bootstrapping slip's server".to_owned() })
+        Err(ProxyError::Conflict { op: op.to_owned() })
     }
 
-    /// Rewrites `listen` and `automatic_https` of slip's own server when they differ from the settings.
-    /// One field per call: the next attempt re-reads, so each write carries a fresh ETag.
-    async fn align_own_server(&self, path: &str, server: &Value, etag: Option<&str>) -> Result<(), AdminError> {
+    /// Rewrites `listen` or `automatic_https` of slip's own server when it differs from the settings.
+    /// One field per call, then [`Step::Again`]: the next attempt re-reads, so each write carries a
+    /// fresh ETag.
+    async fn align_own_server(&self, path: &str, server: &Value, etag: Option<&str>) -> Result<Step, AdminError> {
         let listen = json!(render::listen(&self.settings));
         let automatic_https = render::automatic_https(&self.settings.tls, &self.settings.listen);
         for (field, wanted) in [("listen", listen), ("automatic_https", automatic_https)] {
@@ -193,22 +248,22 @@ impl Client {
                 None => Method::PUT,
             };
             self.admin.write(method, &format!("{path}/{field}"), Some(&wanted), etag).await?;
-            return Err(AdminError::PreconditionFailed);
+            return Ok(Step::Again);
         }
-        Ok(())
+        Ok(Step::Done)
     }
 
     /// Makes the route block current. Returns whether anything was written.
     async fn apply_routes(&self, block: &RouteBlock) -> Result<bool, ProxyError> {
         let op = "writing slip's routes";
         let path = self.routes_path();
-        let desired = render::routes(block, &self.settings);
+        let desired = render::routes(block, &self.settings, self.previews.as_ref());
         let mut bootstrapped = false;
         for attempt in 0..=MAX_RETRIES {
             backoff(attempt).await;
             let current = self.admin.get(&path).await.map_err(|e| self.error(op, e))?;
             let (body, method) = match current.value {
-                Some(Value::Array(routes)) if render::is_current(&routes, &desired) => return Ok(false),
+                Some(Value::Array(routes)) if render::is_current(&routes, &desired) => return Ok(bootstrapped),
                 Some(Value::Array(routes)) => (render::merged(&routes, &desired), Method::PATCH),
                 Some(other) => {
                     return Err(ProxyError::Rejected {
@@ -228,7 +283,7 @@ impl Client {
                         continue;
                     }
                     if desired.is_empty() {
-                        return Ok(false);
+                        return Ok(bootstrapped);
                     }
                     (desired.clone(), Method::PUT)
                 }
@@ -248,39 +303,51 @@ impl Client {
         Err(ProxyError::Conflict { op: op.to_owned() })
     }
 
-    /// Makes `slipd-tls` match the block's exact hostnames (SPEC §9.7). Returns whether it wrote.
-    async fn apply_tls_policy(&self, block: &RouteBlock) -> Result<bool, ProxyError> {
-        let op = "writing the slipd-tls policy";
-        for attempt in 0..=MAX_RETRIES {
-            backoff(attempt).await;
-            match self.try_apply_tls_policy(block).await {
-                Ok(wrote) => return Ok(wrote),
-                Err(AdminError::PreconditionFailed) => continue,
-                Err(error) => return Err(self.error(op, error)),
+    /// Makes `slipd-tls` and `slipd-tls-preview` match the block's hostnames (SPEC §9.7). Returns
+    /// whether it wrote.
+    async fn apply_tls_policies(&self, block: &RouteBlock) -> Result<bool, ProxyError> {
+        let mut wrote = false;
+        for id in [render::TLS_POLICY_ID, render::PREVIEW_TLS_POLICY_ID] {
+            let op = format!("writing the {id} policy");
+            let mut done = false;
+            for attempt in 0..=MAX_RETRIES {
+                backoff(attempt).await;
+                match self.try_apply_tls_policy(id, block).await {
+                    Ok(written) => {
+                        wrote |= written;
+                        done = true;
+                        break;
+                    }
+                    Err(AdminError::PreconditionFailed) => continue,
+                    Err(error) => return Err(self.error(&op, error)),
+                }
+            }
+            if !done {
+                return Err(ProxyError::Conflict { op });
             }
         }
-        Err(ProxyError::Conflict { op: op.to_owned() })
+        Ok(wrote)
     }
 
-    async fn try_apply_tls_policy(&self, block: &RouteBlock) -> Result<bool, AdminError> {
-        let id_path = format!("/id/{}", render::TLS_POLICY_ID);
+    async fn try_apply_tls_policy(&self, id: &str, block: &RouteBlock) -> Result<bool, AdminError> {
+        let id_path = format!("/id/{id}");
         let existing = self.admin.get(&id_path).await?;
-        let wants_policy = !matches!(self.settings.tls, TlsMode::Off | TlsMode::Acme { email: None, staging: false });
-        let policies_path = "/config/apps/tls/automation/policies";
-        let policies = if wants_policy { self.admin.get(policies_path).await? } else { Fetched { value: None, etag: None } };
+        if existing.value.is_none() && self.settings.tls == TlsMode::Off {
+            return Ok(false);
+        }
+        let policies = self.admin.get("/config/apps/tls/automation/policies").await?;
         let taken = foreign_subjects(policies.value.as_ref());
-        let desired = render::tls_policy(block, &self.settings, &taken);
-        if desired.is_some() && existing.value.as_ref() != desired.as_ref() {
-            let clashing: Vec<&String> = render::exact_hostnames(block, &self.settings)
-                .iter()
-                .filter(|host| taken.contains(*host))
-                .cloned()
-                .collect::<Vec<_>>()
-                .leak()
-                .iter()
-                .collect();
+        let previews = self.previews.as_ref();
+        let desired = render::tls_policy(id, block, &self.settings, previews, &taken);
+        if existing.value != desired {
+            let wanted = render::policy_subjects(id, block, &self.settings, previews);
+            let clashing: Vec<&String> = wanted.intersection(&taken).collect();
             if !clashing.is_empty() {
-                tracing::warn!(hostnames = ?clashing, "a TLS policy slip does not own already covers these hostnames; slip leaves them to it");
+                tracing::warn!(
+                    policy = id,
+                    subjects = ?clashing,
+                    "a TLS policy slip does not own already names these subjects; slip leaves them to it"
+                );
             }
         }
         match (existing.value, desired) {
@@ -350,14 +417,15 @@ impl Proxy for Client {
         self.ensure_server_locked().await
     }
 
-    /// Aligns the `slipd-tls` policy, then replaces slip's route block with `block` in one `PATCH`
-    /// (If-Match, foreign routes kept in order after it) and reads it back. Bootstraps a missing server.
+    /// Aligns the `slipd-tls` and `slipd-tls-preview` policies, then replaces slip's route block with
+    /// `block` in one `PATCH` (If-Match, foreign routes kept in order after it) and reads it back.
+    /// Bootstraps a missing server.
     ///
     /// Drain references that Caddy still has but `block` no longer lists do not by themselves cause a
     /// write (they never match); they disappear with the next write that changes something else.
     async fn apply(&self, block: &RouteBlock) -> Result<Applied, ProxyError> {
         let _writer = self.writer.lock().await;
-        let policy_written = self.apply_tls_policy(block).await?;
+        let policy_written = self.apply_tls_policies(block).await?;
         let routes_written = self.apply_routes(block).await?;
         Ok(if policy_written || routes_written { Applied::Written } else { Applied::Unchanged })
     }
@@ -441,9 +509,6 @@ fn kind(value: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
-
-#[allow(dead_code)]
-fn _status_is_used(_: StatusCode) {}
 
 #[cfg(test)]
 mod tests {

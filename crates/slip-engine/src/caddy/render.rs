@@ -6,12 +6,12 @@
 //! It does not validate names or hostnames (config loading did that) and does not detect id collisions.
 
 use std::cmp::Reverse;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::{DaemonRoute, Settings, TlsMode};
+use super::{DaemonRoute, DnsChallenge, PreviewWildcard, Settings, TlsMode};
 use crate::ports::{DrainRef, RouteBlock, RouteSpec};
 
 /// `@id` of a server slip created itself; any other server is managed only through its route block.
@@ -19,6 +19,12 @@ pub const SERVER_ID: &str = "slipd-server";
 
 /// `@id` of slip's TLS automation policy for its exact hostnames.
 pub const TLS_POLICY_ID: &str = "slipd-tls";
+
+/// `@id` of slip's TLS automation policy for wildcard preview domains.
+pub const PREVIEW_TLS_POLICY_ID: &str = "slipd-tls-preview";
+
+/// Prefix of the `@id` of the route that holds one wildcard preview domain's routes.
+pub const PREVIEWS_ID_PREFIX: &str = "slipd-previews:";
 
 /// Prefix of the `@id` of drain references (`slipd-drain:<app>[:<preview id>]`).
 pub const DRAIN_ID_PREFIX: &str = "slipd-drain:";
@@ -60,55 +66,84 @@ pub fn automatic_https(tls: &TlsMode, listen: &[String]) -> Value {
     }
 }
 
-/// slip's route block in Caddy order: daemon routes, app and preview routes (exact hostnames before
-/// wildcards, then by hostname, longest path prefix first), then drain references, which never match.
-pub fn routes(block: &RouteBlock, settings: &Settings) -> Vec<Value> {
+/// slip's route block in Caddy order: daemon routes; app and preview routes (exact hostnames before
+/// wildcards, then by hostname, longest path prefix first); one `slipd-previews:<domain>` route per
+/// wildcard preview domain in use, holding that domain's preview routes; then drain references.
+pub fn routes(block: &RouteBlock, settings: &Settings, previews: Option<&PreviewWildcard>) -> Vec<Value> {
     let mut rendered = Vec::with_capacity(block.routes.len() + block.drains.len() + 2);
     if let Some(daemon) = &settings.daemon_route {
         rendered.extend(daemon_routes(daemon));
     }
-    let mut app_routes: Vec<&RouteSpec> = block.routes.iter().collect();
-    app_routes.sort_by(|a, b| route_order(a).cmp(&route_order(b)));
-    rendered.extend(app_routes.into_iter().map(|spec| app_route(spec, settings)));
+    let mut top_level: Vec<&RouteSpec> = Vec::new();
+    let mut by_domain: BTreeMap<&str, Vec<&RouteSpec>> = BTreeMap::new();
+    for spec in &block.routes {
+        match wildcard_domain(&spec.hostname, previews) {
+            Some(domain) => by_domain.entry(domain).or_default().push(spec),
+            None => top_level.push(spec),
+        }
+    }
+    rendered.extend(sorted(top_level).into_iter().map(|spec| app_route(spec, settings)));
+    for (domain, specs) in by_domain {
+        rendered.push(previews_route(domain, sorted(specs), settings));
+    }
     let mut drains: Vec<&DrainRef> = block.drains.iter().collect();
     drains.sort_by(|a, b| (&a.id, &a.upstream).cmp(&(&b.id, &b.upstream)));
     rendered.extend(drains.into_iter().map(drain_route));
     rendered
 }
 
-/// The `slipd-tls` policy slip wants, or `None` when Caddy's defaults apply (SPEC §9.7).
+/// The TLS policy `id` ([`TLS_POLICY_ID`] or [`PREVIEW_TLS_POLICY_ID`]) slip wants, or `None` when
+/// Caddy's defaults apply (SPEC §9.7).
 ///
-/// Subjects are the exact (non-wildcard) hostnames slip routes, minus `taken` (subjects a foreign policy
-/// already names, which slip reports instead of overriding). A policy without subjects would apply to
-/// every hostname, foreign sites included, so none is rendered then.
-pub fn tls_policy(block: &RouteBlock, settings: &Settings, taken: &BTreeSet<String>) -> Option<Value> {
-    let issuer = match &settings.tls {
-        TlsMode::Off | TlsMode::Acme { email: None, staging: false } => return None,
-        TlsMode::Internal => json!({"module": "internal"}),
-        TlsMode::Acme { email, staging } => {
-            let mut issuer = Map::new();
-            issuer.insert("module".into(), "acme".into());
-            if let Some(email) = email {
-                issuer.insert("email".into(), email.clone().into());
-            }
-            if *staging {
-                issuer.insert("ca".into(), LETS_ENCRYPT_STAGING.into());
-            }
-            Value::Object(issuer)
+/// Subjects are [`policy_subjects`] minus `taken` (subjects a foreign policy already names, which slip
+/// reports instead of overriding). A policy without subjects would apply to every hostname, foreign
+/// sites included, so none is rendered then.
+pub fn tls_policy(
+    id: &str,
+    block: &RouteBlock,
+    settings: &Settings,
+    previews: Option<&PreviewWildcard>,
+    taken: &BTreeSet<String>,
+) -> Option<Value> {
+    let issuer = if id == PREVIEW_TLS_POLICY_ID {
+        let dns = previews.and_then(|previews| previews.dns.as_ref());
+        issuer(&settings.tls, dns)?
+    } else {
+        match settings.tls {
+            TlsMode::Acme { email: None, staging: false } => return None,
+            _ => issuer(&settings.tls, None)?,
         }
     };
     let subjects: Vec<String> =
-        exact_hostnames(block, settings).into_iter().filter(|host| !taken.contains(host)).collect();
+        policy_subjects(id, block, settings, previews).into_iter().filter(|host| !taken.contains(host)).collect();
     if subjects.is_empty() {
         return None;
     }
-    Some(json!({"@id": TLS_POLICY_ID, "subjects": subjects, "issuers": [issuer]}))
+    Some(json!({"@id": id, "subjects": subjects, "issuers": [issuer]}))
 }
 
-/// Every exact (non-wildcard) hostname slip routes, sorted and without duplicates.
-pub fn exact_hostnames(block: &RouteBlock, settings: &Settings) -> BTreeSet<String> {
+/// The subjects policy `id` should cover before foreign policies are taken into account: for
+/// [`TLS_POLICY_ID`] every exact hostname slip routes outside wildcard preview domains, for
+/// [`PREVIEW_TLS_POLICY_ID`] `*.<domain>` for every wildcard preview domain in use.
+pub fn policy_subjects(
+    id: &str,
+    block: &RouteBlock,
+    settings: &Settings,
+    previews: Option<&PreviewWildcard>,
+) -> BTreeSet<String> {
+    let hostnames = block.routes.iter().map(|spec| &spec.hostname);
+    if id == PREVIEW_TLS_POLICY_ID {
+        return hostnames
+            .filter_map(|host| wildcard_domain(host, previews))
+            .map(|domain| format!("*.{domain}"))
+            .collect();
+    }
     let daemon = settings.daemon_route.iter().map(|daemon| &daemon.host);
-    block.routes.iter().map(|spec| &spec.hostname).chain(daemon).filter(|host| !is_wildcard(host)).cloned().collect()
+    hostnames
+        .chain(daemon)
+        .filter(|host| !is_wildcard(host) && wildcard_domain(host, previews).is_none())
+        .cloned()
+        .collect()
 }
 
 /// Whether an object `@id` belongs to slip: `slipd`, or starting with `slipd-`, `slipd:` or `slip-`.
@@ -154,7 +189,7 @@ pub fn merged(current: &[Value], desired: &[Value]) -> Vec<Value> {
 
 /// A duration in Go's `time.ParseDuration` syntax, which Caddy uses (`30s`, `5m`, `1h30m`, `250ms`).
 pub fn go_duration(duration: Duration) -> String {
-    if duration.subsec_nanos() % 1_000_000 != 0 {
+    if !duration.subsec_nanos().is_multiple_of(1_000_000) {
         return format!("{}ns", duration.as_nanos());
     }
     if duration.subsec_millis() != 0 {
@@ -176,6 +211,60 @@ pub fn go_duration(duration: Duration) -> String {
         text.push_str(&format!("{seconds}s"));
     }
     text
+}
+
+/// The issuer for `tls`; `dns` adds a DNS-01 challenge (wildcard certificates need one with ACME).
+fn issuer(tls: &TlsMode, dns: Option<&DnsChallenge>) -> Option<Value> {
+    let (email, staging) = match tls {
+        TlsMode::Off => return None,
+        TlsMode::Internal => return Some(json!({"module": "internal"})),
+        TlsMode::Acme { email, staging } => (email, *staging),
+    };
+    let mut issuer = Map::new();
+    issuer.insert("module".into(), "acme".into());
+    if let Some(email) = email {
+        issuer.insert("email".into(), email.clone().into());
+    }
+    if staging {
+        issuer.insert("ca".into(), LETS_ENCRYPT_STAGING.into());
+    }
+    if let Some(dns) = dns {
+        let mut provider = dns.config.clone();
+        provider.insert("name".into(), dns.provider.clone().into());
+        issuer.insert(
+            "challenges".into(),
+            json!({"dns": {"provider": provider, "propagation_delay": go_duration(dns.propagation_delay)}}),
+        );
+    }
+    Some(Value::Object(issuer))
+}
+
+/// The wildcard preview domain `hostname` sits directly under, if any: `pr-1.preview.example.com` is
+/// served through `*.preview.example.com` when `preview.example.com` is a wildcard preview domain.
+fn wildcard_domain<'a>(hostname: &str, previews: Option<&'a PreviewWildcard>) -> Option<&'a str> {
+    let (label, parent) = hostname.split_once('.')?;
+    if label.is_empty() || is_wildcard(label) {
+        return None;
+    }
+    previews?.domains.iter().map(String::as_str).find(|domain| *domain == parent)
+}
+
+/// `slipd-previews:<domain>`: one top-level route for `*.<domain>`, so Caddy 2.6 manages a single
+/// wildcard certificate, with the preview routes in a subroute and a 404 for unknown previews.
+fn previews_route(domain: &str, specs: Vec<&RouteSpec>, settings: &Settings) -> Value {
+    let mut inner: Vec<Value> = specs.into_iter().map(|spec| app_route(spec, settings)).collect();
+    inner.push(json!({"handle": [{"handler": "static_response", "status_code": 404, "body": "no such preview"}]}));
+    json!({
+        "@id": format!("{PREVIEWS_ID_PREFIX}{domain}"),
+        "match": [{"host": [format!("*.{domain}")]}],
+        "handle": [{"handler": "subroute", "routes": inner}],
+        "terminal": true,
+    })
+}
+
+fn sorted(mut specs: Vec<&RouteSpec>) -> Vec<&RouteSpec> {
+    specs.sort_by(|a, b| route_order(a).cmp(&route_order(b)));
+    specs
 }
 
 fn route_order(spec: &RouteSpec) -> (bool, &str, Reverse<usize>, &str) {
@@ -274,11 +363,7 @@ mod tests {
     use super::*;
 
     fn settings(tls: TlsMode, listen: &[&str]) -> Settings {
-        Settings {
-            listen: listen.iter().map(|address| address.to_string()).collect(),
-            tls,
-            ..Settings::default()
-        }
+        Settings { listen: listen.iter().map(|address| address.to_string()).collect(), tls, ..Settings::default() }
     }
 
     fn route(id: &str, hostname: &str, prefix: Option<&str>, strip: bool, upstream: &str) -> RouteSpec {
@@ -315,7 +400,7 @@ mod tests {
             drains: vec![],
         };
         check_json(
-            &routes(&block, &Settings::default()),
+            &routes(&block, &Settings::default(), None),
             expect![[r#"
                 [
                   {
@@ -355,7 +440,7 @@ mod tests {
         };
         let settings = Settings { stream_close_delay: Some(Duration::from_secs(300)), ..Settings::default() };
         check_json(
-            &routes(&block, &settings),
+            &routes(&block, &settings, None),
             expect![[r#"
                 [
                   {
@@ -406,7 +491,7 @@ mod tests {
             drains: vec![],
         };
         check_lines(
-            &routes(&block, &Settings::default()),
+            &routes(&block, &Settings::default(), None),
             expect![[r#"
                 {"@id":"slip-a","handle":[{"handler":"reverse_proxy","load_balancing":{"try_duration":"30s","try_interval":"250ms"},"upstreams":[{"dial":"127.0.0.1:1"}]}],"match":[{"host":["a.example.com"]}],"terminal":true}
                 {"@id":"slip-b","handle":[{"handler":"reverse_proxy","load_balancing":{"try_duration":"30s","try_interval":"250ms"},"upstreams":[{"dial":"127.0.0.1:2"}]}],"match":[{"host":["b.example.com"],"path":["/api","/api/*"]}],"terminal":true}
@@ -435,7 +520,7 @@ mod tests {
             }),
             ..Settings::default()
         };
-        let rendered = routes(&block, &settings);
+        let rendered = routes(&block, &settings, None);
         let ids: Vec<&str> = rendered.iter().map(|route| object_id(route).unwrap()).collect();
         expect![[r#"
             [
@@ -465,7 +550,7 @@ mod tests {
             ..Settings::default()
         };
         check_lines(
-            &routes(&RouteBlock::default(), &settings),
+            &routes(&RouteBlock::default(), &settings, None),
             expect![[r#"
                 {"@id":"slipd","handle":[{"handler":"request_body","max_size":65536},{"handler":"reverse_proxy","upstreams":[{"dial":"127.0.0.1:7890"}]}],"match":[{"host":["deploy.example.com"],"path":["/v1/deploy","/v1/deploys/*"]}],"terminal":true}
                 {"@id":"slipd-deny","handle":[{"body":"{\"error\":\"not found\",\"code\":\"not_found\"}","handler":"static_response","status_code":404}],"match":[{"host":["deploy.example.com"]}],"terminal":true}
@@ -477,7 +562,7 @@ mod tests {
     fn drain_reference_never_matches_and_has_no_host() {
         let block = RouteBlock { routes: vec![], drains: vec![drain("web", "127.0.0.1:20011")] };
         check_lines(
-            &routes(&block, &Settings::default()),
+            &routes(&block, &Settings::default(), None),
             expect![[r#"
                 {"@id":"slipd-drain:web","handle":[{"handler":"reverse_proxy","upstreams":[{"dial":"127.0.0.1:20011"}]}],"match":[{"expression":"false"}]}
             "#]],
@@ -515,7 +600,9 @@ mod tests {
             drains: vec![],
         };
         let none = BTreeSet::new();
-        let policy = |tls: TlsMode| tls_policy(&block, &settings(tls, &[":443"]), &none).unwrap_or(Value::Null);
+        let policy = |tls: TlsMode| {
+            tls_policy(TLS_POLICY_ID, &block, &settings(tls, &[":443"]), None, &none).unwrap_or(Value::Null)
+        };
         check_lines(
             &[
                 policy(TlsMode::Off),
@@ -541,8 +628,17 @@ mod tests {
         let block =
             RouteBlock { routes: vec![route("slip-a", "a.example.com", None, false, "127.0.0.1:1")], drains: vec![] };
         let taken: BTreeSet<String> = ["a.example.com".to_owned()].into();
-        assert_eq!(tls_policy(&block, &settings(TlsMode::Internal, &[":443"]), &taken), None);
-        assert_eq!(tls_policy(&RouteBlock::default(), &settings(TlsMode::Internal, &[":443"]), &BTreeSet::new()), None);
+        assert_eq!(tls_policy(TLS_POLICY_ID, &block, &settings(TlsMode::Internal, &[":443"]), None, &taken), None);
+        assert_eq!(
+            tls_policy(
+                TLS_POLICY_ID,
+                &RouteBlock::default(),
+                &settings(TlsMode::Internal, &[":443"]),
+                None,
+                &BTreeSet::new()
+            ),
+            None
+        );
     }
 
     #[test]
@@ -561,20 +657,20 @@ mod tests {
         let b = json!({"@id": "slip-b"});
         let d = json!({"@id": "slipd-drain:a", "x": 1});
         let foreign = json!({"handle": [{"handler": "static_response"}]});
-        let cases: [(&[Value], &[Value], bool); 8] = [
-            (&[a.clone(), foreign.clone()], &[a.clone()], true),
-            (&[a.clone(), d.clone(), foreign.clone()], &[a.clone()], true),
-            (&[a.clone(), d.clone()], &[a.clone(), d.clone()], true),
-            (&[a.clone()], &[a.clone(), d.clone()], false),
-            (&[b.clone(), a.clone()], &[a.clone(), b.clone()], false),
-            (&[foreign.clone(), a.clone()], &[a.clone()], false),
-            (&[a.clone(), foreign.clone(), b.clone()], &[a.clone(), b.clone()], false),
-            (&[], &[], true),
+        let cases: Vec<(Vec<Value>, Vec<Value>, bool)> = vec![
+            (vec![a.clone(), foreign.clone()], vec![a.clone()], true),
+            (vec![a.clone(), d.clone(), foreign.clone()], vec![a.clone()], true),
+            (vec![a.clone(), d.clone()], vec![a.clone(), d.clone()], true),
+            (vec![a.clone()], vec![a.clone(), d.clone()], false),
+            (vec![b.clone(), a.clone()], vec![a.clone(), b.clone()], false),
+            (vec![foreign.clone(), a.clone()], vec![a.clone()], false),
+            (vec![a.clone(), foreign.clone(), b.clone()], vec![a.clone(), b.clone()], false),
+            (vec![], vec![], true),
         ];
         for (current, desired, expected) in cases {
-            assert_eq!(is_current(current, desired), expected, "current {current:?} desired {desired:?}");
+            assert_eq!(is_current(&current, &desired), expected, "current {current:?} desired {desired:?}");
         }
-        assert_eq!(merged(&[foreign.clone(), a.clone(), d], &[b.clone()]), vec![b, foreign]);
+        assert_eq!(merged(&[foreign.clone(), a, d], std::slice::from_ref(&b)), vec![b, foreign]);
     }
 
     #[test]
@@ -598,5 +694,74 @@ mod tests {
     fn port_80_detection() {
         assert!([":80", "0.0.0.0:80", "[::]:80", "tcp/:80", "tcp4/127.0.0.1:80"].iter().all(|a| is_port_80(a)));
         assert!(![":443", ":8080", "127.0.0.1:180", "unix//run/x.sock"].iter().any(|a| is_port_80(a)));
+    }
+
+    fn wildcard(dns: Option<DnsChallenge>) -> PreviewWildcard {
+        PreviewWildcard { domains: vec!["preview.example.com".into(), "idle.example.com".into()], dns }
+    }
+
+    fn preview_block() -> RouteBlock {
+        RouteBlock {
+            routes: vec![
+                route("slip-web", "web.example.com", None, false, "127.0.0.1:1"),
+                route("slip-web-preview-pr-2", "pr-2.preview.example.com", None, false, "127.0.0.1:2"),
+                route("slip-web-preview-pr-1-1", "pr-1-2.preview.example.com", None, false, "127.0.0.1:3"),
+                route("slip-web-preview-pr-1", "pr-1.preview.example.com", Some("/app"), true, "127.0.0.1:4"),
+                route("slip-deep", "a.b.preview.example.com", None, false, "127.0.0.1:5"),
+            ],
+            drains: vec![drain("web", "127.0.0.1:9")],
+        }
+    }
+
+    #[test]
+    fn wildcard_preview_routes_are_grouped_under_one_route_per_domain_in_use() {
+        let settings = settings(TlsMode::Internal, &[":443"]);
+        let rendered = routes(&preview_block(), &settings, Some(&wildcard(None)));
+        let ids: Vec<&str> = rendered.iter().map(|route| object_id(route).unwrap()).collect();
+        assert_eq!(ids, ["slip-deep", "slip-web", "slipd-previews:preview.example.com", "slipd-drain:web"]);
+        let inner: Vec<String> =
+            rendered[2]["handle"][0]["routes"].as_array().unwrap().iter().map(Value::to_string).collect();
+        expect![[r#"
+            {"@id":"slip-web-preview-pr-1-1","handle":[{"handler":"reverse_proxy","load_balancing":{"try_duration":"30s","try_interval":"250ms"},"upstreams":[{"dial":"127.0.0.1:3"}]}],"match":[{"host":["pr-1-2.preview.example.com"]}],"terminal":true}
+            {"@id":"slip-web-preview-pr-1","handle":[{"handler":"rewrite","strip_path_prefix":"/app"},{"handler":"reverse_proxy","load_balancing":{"try_duration":"30s","try_interval":"250ms"},"upstreams":[{"dial":"127.0.0.1:4"}]}],"match":[{"host":["pr-1.preview.example.com"],"path":["/app","/app/*"]}],"terminal":true}
+            {"@id":"slip-web-preview-pr-2","handle":[{"handler":"reverse_proxy","load_balancing":{"try_duration":"30s","try_interval":"250ms"},"upstreams":[{"dial":"127.0.0.1:2"}]}],"match":[{"host":["pr-2.preview.example.com"]}],"terminal":true}
+            {"handle":[{"body":"no such preview","handler":"static_response","status_code":404}]}
+        "#]]
+        .assert_eq(&(inner.join("\n") + "\n"));
+        let mut outer = rendered[2].clone();
+        outer["handle"][0]["routes"] = json!("…");
+        expect![[r#"{"@id":"slipd-previews:preview.example.com","handle":[{"handler":"subroute","routes":"…"}],"match":[{"host":["*.preview.example.com"]}],"terminal":true}"#]]
+        .assert_eq(&outer.to_string());
+    }
+
+    #[test]
+    fn preview_policy_covers_wildcards_and_the_exact_policy_leaves_preview_hosts_out() {
+        let dns = DnsChallenge {
+            provider: "cloudflare".into(),
+            config: [("api_token".to_owned(), json!("{env.CF_API_TOKEN}"))].into_iter().collect(),
+            propagation_delay: Duration::from_secs(120),
+        };
+        let acme = settings(TlsMode::Acme { email: Some("ops@example.com".into()), staging: false }, &[":443"]);
+        let internal = settings(TlsMode::Internal, &[":443"]);
+        let off = settings(TlsMode::Off, &[":80"]);
+        let none = BTreeSet::new();
+        let (block, with_dns, without_dns) = (preview_block(), wildcard(Some(dns)), wildcard(None));
+        let policy = |id, settings: &Settings, previews: &PreviewWildcard| {
+            tls_policy(id, &block, settings, Some(previews), &none).unwrap_or(Value::Null)
+        };
+        check_lines(
+            &[
+                policy(PREVIEW_TLS_POLICY_ID, &acme, &with_dns),
+                policy(TLS_POLICY_ID, &acme, &with_dns),
+                policy(PREVIEW_TLS_POLICY_ID, &internal, &without_dns),
+                policy(PREVIEW_TLS_POLICY_ID, &off, &without_dns),
+            ],
+            expect![[r#"
+                {"@id":"slipd-tls-preview","issuers":[{"challenges":{"dns":{"propagation_delay":"2m","provider":{"api_token":"{env.CF_API_TOKEN}","name":"cloudflare"}}},"email":"ops@example.com","module":"acme"}],"subjects":["*.preview.example.com"]}
+                {"@id":"slipd-tls","issuers":[{"email":"ops@example.com","module":"acme"}],"subjects":["a.b.preview.example.com","web.example.com"]}
+                {"@id":"slipd-tls-preview","issuers":[{"module":"internal"}],"subjects":["*.preview.example.com"]}
+                null
+            "#]],
+        );
     }
 }

@@ -62,70 +62,64 @@ pub struct Unswitch {
 
 impl Store {
     /// An app's row, if it has one (apps get a row at their first switch or status change).
-    pub async fn app_state(&self, app: &AppName) -> Result<Option<AppState>, StoreError> {
-        let app = app.to_string();
-        self.read(move |conn| get(conn, &app)).await
+    pub fn app_state(&self, app: &AppName) -> Result<Option<AppState>, StoreError> {
+        self.read(|conn| get(conn, app.as_str()))
     }
 
     /// Every app row, by name.
-    pub async fn list_app_states(&self) -> Result<Vec<AppState>, StoreError> {
-        self.read(|conn| Ok(conn.prepare("SELECT * FROM apps ORDER BY name")?.query_map([], app_row)?.collect::<Result<_, _>>()?))
-            .await
+    pub fn list_app_states(&self) -> Result<Vec<AppState>, StoreError> {
+        self.read(|conn| {
+            Ok(conn.prepare("SELECT * FROM apps ORDER BY name")?.query_map([], app_row)?.collect::<Result<_, _>>()?)
+        })
     }
 
     /// Makes `deploy_id` the app's current release and the old current its previous one, in one transaction;
     /// status becomes `running`. Setting the same deploy again leaves `previous` alone.
-    pub async fn set_current(
+    pub fn set_current(
         &self,
         app: &AppName,
         kind: &str,
         deploy_id: &DeployId,
         at: UnixMillis,
     ) -> Result<(), StoreError> {
-        let (app, kind, deploy_id) = (app.to_string(), kind.to_owned(), deploy_id.to_string());
-        self.write(move |tx| set_current_in(tx, &app, Some(&kind), &deploy_id, at)).await
+        self.write(|tx| set_current_in(tx, app.as_str(), Some(kind), deploy_id.as_str(), at))
     }
 
     /// Sets an app's status, creating its row if needed.
-    pub async fn set_app_status(&self, app: &AppName, status: AppStatus, at: UnixMillis) -> Result<(), StoreError> {
-        let app = app.to_string();
-        self.write(move |tx| {
+    pub fn set_app_status(&self, app: &AppName, status: AppStatus, at: UnixMillis) -> Result<(), StoreError> {
+        self.write(|tx| {
             tx.execute(
                 "INSERT INTO apps (name, status, updated_at) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (name) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
-                params![app, status, at],
+                params![app.as_str(), status, at],
             )?;
             Ok(())
         })
-        .await
     }
 
     /// Records the hash of the config the current release runs with (`config_drift` compares against it).
-    pub async fn set_config_hash(&self, app: &AppName, hash: &str, at: UnixMillis) -> Result<(), StoreError> {
-        let (app, hash) = (app.to_string(), hash.to_owned());
-        self.write(move |tx| {
+    pub fn set_config_hash(&self, app: &AppName, hash: &str, at: UnixMillis) -> Result<(), StoreError> {
+        self.write(|tx| {
             tx.execute(
                 "INSERT INTO apps (name, status, config_hash, updated_at) VALUES (?1, 'not_deployed', ?2, ?3) \
                  ON CONFLICT (name) DO UPDATE SET config_hash = excluded.config_hash, updated_at = excluded.updated_at",
-                params![app, hash, at],
+                params![app.as_str(), hash, at],
             )?;
             Ok(())
         })
-        .await
     }
 
     /// Deletes an app's row so a re-created app inherits nothing. Deploy history, instances and previews are
     /// kept; the caller retires instances first. Returns whether a row existed.
-    pub async fn delete_app(&self, app: &AppName) -> Result<bool, StoreError> {
-        let app = app.to_string();
-        self.write(move |tx| Ok(tx.execute("DELETE FROM apps WHERE name = ?1", [&app])? > 0)).await
+    pub fn delete_app(&self, app: &AppName) -> Result<bool, StoreError> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM apps WHERE name = ?1", [app.as_str()])? > 0))
     }
 
     /// The switch commit, in one transaction: for production `current ← deploy`, `previous ← old current`
     /// (status `running`, kind from the deploy); for a preview, the preview row's `deploy_id`, `deployed_at` and
     /// status `running`. The new instance's role becomes `current`; the old one's `draining` if it was `current`.
-    pub async fn switch(&self, switch: Switch) -> Result<(), StoreError> {
-        self.write(move |tx| {
+    pub fn switch(&self, switch: &Switch) -> Result<(), StoreError> {
+        self.write(|tx| {
             live_role(tx, &switch.new_instance)?;
             let old_role = switch.old_instance.as_deref().map(|old| live_role(tx, old)).transpose()?;
             let deploy = switch.deploy_id.as_str();
@@ -157,7 +151,6 @@ impl Store {
             }
             Ok(())
         })
-        .await
     }
 
     /// Undoes a [`Switch`] in one transaction. If the target still points at the new instance's deploy, the
@@ -165,8 +158,8 @@ impl Store {
     /// deploy older than the restored one (status `running`, or `not_deployed` when nothing is restored); for a
     /// preview, its `deploy_id ←` the old instance's deploy. The new instance becomes `draining` and the old one
     /// `current`. Running it twice changes nothing more.
-    pub async fn unswitch(&self, unswitch: Unswitch) -> Result<(), StoreError> {
-        self.write(move |tx| {
+    pub fn unswitch(&self, unswitch: &Unswitch) -> Result<(), StoreError> {
+        self.write(|tx| {
             live_role(tx, &unswitch.new_instance)?;
             if let Some(old) = &unswitch.old_instance {
                 live_role(tx, old)?;
@@ -176,9 +169,8 @@ impl Store {
             match &unswitch.preview {
                 None => {
                     let state = get(tx, app)?;
-                    let points_at_new =
-                        state.as_ref().and_then(|s| s.current_deploy_id.as_ref()).map(DeployId::as_str)
-                            == Some(new_deploy.as_str());
+                    let points_at_new = state.as_ref().and_then(|s| s.current_deploy_id.as_ref()).map(DeployId::as_str)
+                        == Some(new_deploy.as_str());
                     if let (true, Some(state)) = (points_at_new, state) {
                         let restored = state.previous_deploy_id.map(|d| d.to_string());
                         let before: Option<String> = match &restored {
@@ -215,7 +207,6 @@ impl Store {
             }
             Ok(())
         })
-        .await
     }
 }
 

@@ -8,65 +8,46 @@ use slip_core::names::{AppName, DeployId};
 
 use super::{Store, StoreError, UnixMillis, parsed_opt};
 
-/// One signed request, as recorded for replay detection.
+/// A signed request that was already delivered: answer 409 `replayed`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    /// `sha256(signature)`: the request's identity.
-    pub sig_hash: [u8; 32],
-    /// The app the request was for.
-    pub app: AppName,
-    /// The deploy it created, if any; a replay answers 409 naming it.
+pub struct Replayed {
+    /// The deploy the original request created, if it created one.
     pub deploy_id: Option<DeployId>,
-    /// When it arrived.
-    pub received_at: UnixMillis,
-    /// When the row may be purged.
-    pub expires_at: UnixMillis,
-}
-
-/// What [`Store::record_delivery`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeliveryOutcome {
-    /// First time this signature was seen; it is now recorded.
-    Fresh,
-    /// The signature was already recorded: a replay (409 `replayed`).
-    Replayed {
-        /// The deploy the original request created.
-        deploy_id: Option<DeployId>,
-    },
 }
 
 impl Store {
-    /// Inserts the delivery, or reports the earlier one with the same signature hash, in one transaction.
-    /// A row that has expired but not yet been purged still counts as a replay.
-    pub async fn record_delivery(&self, delivery: Delivery) -> Result<DeliveryOutcome, StoreError> {
-        self.write(move |tx| {
+    /// Records a delivery by `sha256(signature)`, or reports the earlier one with the same hash, in one
+    /// transaction: `Ok(Ok(()))` the first time, `Ok(Err(Replayed))` after. A row that has expired but not yet
+    /// been purged still counts as a replay. `deploy_id` is the deploy this request will create, if any.
+    pub fn record_delivery(
+        &self,
+        sig_hash: [u8; 32],
+        app: &AppName,
+        deploy_id: Option<&DeployId>,
+        received_at: UnixMillis,
+        expires_at: UnixMillis,
+    ) -> Result<Result<(), Replayed>, StoreError> {
+        self.write(|tx| {
             let inserted = tx.execute(
                 "INSERT INTO deliveries (sig_hash, app, deploy_id, received_at, expires_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (sig_hash) DO NOTHING",
-                params![
-                    delivery.sig_hash,
-                    delivery.app.as_str(),
-                    delivery.deploy_id.as_ref().map(DeployId::as_str),
-                    delivery.received_at,
-                    delivery.expires_at,
-                ],
+                params![sig_hash, app.as_str(), deploy_id.map(DeployId::as_str), received_at, expires_at],
             )?;
             if inserted == 1 {
-                return Ok(DeliveryOutcome::Fresh);
+                return Ok(Ok(()));
             }
-            let deploy_id = tx
-                .query_row("SELECT deploy_id FROM deliveries WHERE sig_hash = ?1", [delivery.sig_hash], |r| {
+            let original = tx
+                .query_row("SELECT deploy_id FROM deliveries WHERE sig_hash = ?1", [sig_hash], |r| {
                     parsed_opt(r, "deploy_id")
                 })
                 .optional()?
                 .flatten();
-            Ok(DeliveryOutcome::Replayed { deploy_id })
+            Ok(Err(Replayed { deploy_id: original }))
         })
-        .await
     }
 
     /// Deletes deliveries with `expires_at <= now`; returns how many.
-    pub async fn purge_deliveries(&self, now: UnixMillis) -> Result<u64, StoreError> {
-        self.write(move |tx| Ok(tx.execute("DELETE FROM deliveries WHERE expires_at <= ?1", [now])? as u64)).await
+    pub fn purge_deliveries(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM deliveries WHERE expires_at <= ?1", [now])? as u64))
     }
 }

@@ -52,7 +52,7 @@ pub struct NewDeploy {
     pub actor: Option<String>,
     /// The client IP of the request, when there was one.
     pub source_ip: Option<String>,
-    /// Acceptance time. [`Store::enqueue`] also uses it as "now".
+    /// When the API accepted the request.
     pub created_at: UnixMillis,
 }
 
@@ -178,15 +178,6 @@ pub struct DeployFilter {
     pub before: Option<DeployId>,
 }
 
-/// One page of deploys, newest first.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeployPage {
-    /// The deploys.
-    pub deploys: Vec<DeployRow>,
-    /// The cursor for the next page; `None` when this is the last one.
-    pub next_before: Option<DeployId>,
-}
-
 /// Gauges for `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueCounts {
@@ -199,28 +190,29 @@ pub struct QueueCounts {
 impl Store {
     /// Inserts a deploy with an explicit initial status (`queued` or `accepted`) and its first status event,
     /// without applying the queue rules. The API path uses [`Store::enqueue`]; this is for imports and tests.
-    pub async fn insert_deploy(&self, new: NewDeploy, status: DeployStatus) -> Result<(), StoreError> {
+    pub fn insert_deploy(&self, new: &NewDeploy, status: DeployStatus) -> Result<(), StoreError> {
         if !matches!(status, DeployStatus::Queued | DeployStatus::Accepted) {
             return Err(StoreError::InvalidStatus { op: "insert_deploy", status, expected: "queued or accepted" });
         }
-        self.write(move |tx| {
-            insert(tx, &new, status)?;
+        self.write(|tx| {
+            if exists(tx, new.id.as_str())? {
+                return Err(StoreError::DeployExists { id: new.id.to_string() });
+            }
+            insert(tx, new, status, new.created_at)?;
             append_event(tx, new.id.as_str(), EventKind::Status, status, status.as_str(), None, new.created_at)?;
             Ok(())
         })
-        .await
     }
 
     /// Records a new deploy and applies the queue rules of SPEC §7.1 in one transaction: if its target has a
     /// deploy holding the slot (`accepted` through `watching`) it becomes `queued`, otherwise `accepted`; any
-    /// older queued deploy of the target becomes `superseded` with `superseded_by` set. Durable on return, so the
-    /// 202 can follow.
-    pub async fn enqueue(&self, new: NewDeploy) -> Result<Enqueued, StoreError> {
-        self.write(move |tx| {
+    /// older queued deploy of the target becomes `superseded` with `superseded_by` set. `now` stamps the events
+    /// (and `started_at` when accepted). Durable on return, so the 202 can follow.
+    pub fn enqueue(&self, new: &NewDeploy, now: UnixMillis) -> Result<Enqueued, StoreError> {
+        self.write(|tx| {
             if exists(tx, new.id.as_str())? {
                 return Err(StoreError::DeployExists { id: new.id.to_string() });
             }
-            let now = new.created_at;
             let (app, preview) = (new.app.as_str(), new.preview_id.as_ref().map(PreviewId::as_str));
             let holder = slot_holder(tx, app, preview)?;
             let older_queued: Vec<String> = tx
@@ -230,7 +222,7 @@ impl Store {
                 .query_map(params![app, preview], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             let status = if holder.is_some() { DeployStatus::Queued } else { DeployStatus::Accepted };
-            insert(tx, &new, status)?;
+            insert(tx, new, status, now)?;
             let (message, data) = match &holder {
                 Some(running) => (format!("queued behind {running}"), Some(json!({ "behind": running }).to_string())),
                 None => ("accepted".to_owned(), None),
@@ -242,17 +234,17 @@ impl Store {
             let supersedes = older_queued.last().map(|id| id.parse()).transpose().map_err(corrupt_id)?;
             Ok(Enqueued { status, supersedes })
         })
-        .await
     }
 
-    /// Records a non-terminal status change: appends a `status` event and sets `deploys.status` in one committed
-    /// transaction, and sets `started_at` the first time the deploy leaves `queued`. Returns the event's `seq`.
-    /// A terminal status goes through [`Store::finish`]; a finished deploy is refused with [`StoreError::Finished`].
-    pub async fn record_status(
+    /// Records a non-terminal status change: appends a `status` event (message: `message`, or the status name)
+    /// and sets `deploys.status` in one committed transaction, and sets `started_at` the first time the deploy
+    /// leaves `queued`. Returns the event's `seq`. A terminal status goes through [`Store::finish`]; a finished
+    /// deploy is refused with [`StoreError::Finished`].
+    pub fn record_status(
         &self,
         id: &DeployId,
         status: DeployStatus,
-        message: &str,
+        message: Option<&str>,
         data: Option<&str>,
         at: UnixMillis,
     ) -> Result<u64, StoreError> {
@@ -263,17 +255,16 @@ impl Store {
                 expected: "a non-terminal status (finish records completed, failed, superseded and rolled_back)",
             });
         }
-        let (id, message, data) = (id.to_string(), message.to_owned(), data.map(str::to_owned));
-        self.write(move |tx| {
-            unfinished_status(tx, &id)?;
-            set_status(tx, &id, status, at)?;
-            append_event(tx, &id, EventKind::Status, status, &message, data.as_deref(), at)
+        let id = id.as_str();
+        self.write(|tx| {
+            unfinished_status(tx, id)?;
+            set_status(tx, id, status, at)?;
+            append_event(tx, id, EventKind::Status, status, message.unwrap_or(status.as_str()), data, at)
         })
-        .await
     }
 
     /// Appends a `log` or `warning` event to an unfinished deploy and returns its `seq`.
-    pub async fn record_event(
+    pub fn record_event(
         &self,
         id: &DeployId,
         kind: NoteKind,
@@ -281,18 +272,16 @@ impl Store {
         data: Option<&str>,
         at: UnixMillis,
     ) -> Result<u64, StoreError> {
-        let (id, message, data) = (id.to_string(), message.to_owned(), data.map(str::to_owned));
-        self.write(move |tx| {
-            let status = unfinished_status(tx, &id)?;
-            append_event(tx, &id, kind.into(), status, &message, data.as_deref(), at)
+        self.write(|tx| {
+            let status = unfinished_status(tx, id.as_str())?;
+            append_event(tx, id.as_str(), kind.into(), status, message, data, at)
         })
-        .await
     }
 
     /// Ends a deploy with a terminal status (`completed`, `failed`, `superseded`, `rolled_back`), its error and
     /// error code, and appends the final status event (message: the error, or the status). Returns its `seq`.
     /// Finishing twice is refused with [`StoreError::Finished`].
-    pub async fn finish(
+    pub fn finish(
         &self,
         id: &DeployId,
         status: DeployStatus,
@@ -307,37 +296,33 @@ impl Store {
                 expected: "completed, failed, superseded or rolled_back",
             });
         }
-        let (id, error, error_code) = (id.to_string(), error.map(str::to_owned), error_code.map(str::to_owned));
-        self.write(move |tx| {
-            unfinished_status(tx, &id)?;
-            finish_in(tx, &id, status, error.as_deref(), error_code.as_deref(), at)
+        self.write(|tx| {
+            unfinished_status(tx, id.as_str())?;
+            finish_in(tx, id.as_str(), status, error, error_code, at)
         })
-        .await
     }
 
     /// Stores what `configuring` resolved: kind, strategy, digests and the plan snapshot.
-    pub async fn record_resolution(&self, id: &DeployId, resolution: Resolution) -> Result<(), StoreError> {
-        let id = id.to_string();
-        self.write(move |tx| {
-            unfinished_status(tx, &id)?;
+    pub fn record_resolution(&self, id: &DeployId, resolution: &Resolution) -> Result<(), StoreError> {
+        self.write(|tx| {
+            unfinished_status(tx, id.as_str())?;
             tx.execute(
                 "UPDATE deploys SET kind = ?2, strategy = ?3, digests = ?4, plan = ?5 WHERE id = ?1",
-                params![id, resolution.kind, resolution.strategy, resolution.digests, resolution.plan],
+                params![id.as_str(), resolution.kind, resolution.strategy, resolution.digests, resolution.plan],
             )?;
             Ok(())
         })
-        .await
     }
 
     /// Puts a deploy interrupted before `switching` back in the queue with the same id and `attempt + 1`, in one
     /// transaction (SPEC §18, reconcile step 1). If a newer deploy is queued for the target it is superseded
     /// instead; after [`MAX_ATTEMPTS`] attempts it fails with `interrupted`.
-    pub async fn requeue_interrupted(&self, id: &DeployId, at: UnixMillis) -> Result<Requeued, StoreError> {
-        let id = id.to_string();
-        self.write(move |tx| {
-            let row = get(tx, &id)?.ok_or_else(|| StoreError::DeployNotFound { id: id.clone() })?;
+    pub fn requeue_interrupted(&self, id: &DeployId, at: UnixMillis) -> Result<Requeued, StoreError> {
+        let id = id.as_str();
+        self.write(|tx| {
+            let row = get(tx, id)?.ok_or_else(|| StoreError::DeployNotFound { id: id.to_owned() })?;
             if row.status.is_terminal() {
-                return Err(StoreError::Finished { id, status: row.status });
+                return Err(StoreError::Finished { id: id.to_owned(), status: row.status });
             }
             let newer: Option<String> = tx
                 .query_row(
@@ -348,58 +333,55 @@ impl Store {
                 )
                 .optional()?;
             if let Some(newer) = newer {
-                supersede(tx, &id, &newer, at)?;
+                supersede(tx, id, &newer, at)?;
                 return Ok(Requeued::Superseded { by: newer.parse().map_err(corrupt_id)? });
             }
             if row.attempt >= MAX_ATTEMPTS {
                 let error = format!("interrupted {MAX_ATTEMPTS} times by slipd stopping mid-deploy; not retrying");
-                finish_in(tx, &id, DeployStatus::Failed, Some(&error), Some("interrupted"), at)?;
+                finish_in(tx, id, DeployStatus::Failed, Some(&error), Some("interrupted"), at)?;
                 return Ok(Requeued::Failed);
             }
             let attempt = row.attempt + 1;
             tx.execute("UPDATE deploys SET status = 'queued', attempt = ?2 WHERE id = ?1", params![id, attempt])?;
             let message = format!("interrupted; queued again (attempt {attempt})");
-            append_event(tx, &id, EventKind::Status, DeployStatus::Queued, &message, None, at)?;
+            append_event(tx, id, EventKind::Status, DeployStatus::Queued, &message, None, at)?;
             Ok(Requeued::Queued { attempt })
         })
-        .await
     }
 
     /// If the target's slot is free, moves its oldest queued deploy to `accepted` (with its status event) and
     /// returns it; otherwise `None`. One transaction, so it cannot race [`Store::enqueue`].
-    pub async fn promote_queued(
+    pub fn promote_queued(
         &self,
         app: &AppName,
         preview: Option<&PreviewId>,
         at: UnixMillis,
     ) -> Result<Option<DeployRow>, StoreError> {
-        let (app, preview) = (app.to_string(), preview.map(PreviewId::to_string));
-        self.write(move |tx| {
-            if slot_holder(tx, &app, preview.as_deref())?.is_some() {
+        let (app, preview) = (app.as_str(), preview.map(PreviewId::as_str));
+        self.write(|tx| {
+            if slot_holder(tx, app, preview)?.is_some() {
                 return Ok(None);
             }
-            let Some(next) = oldest_queued(tx, &app, preview.as_deref())? else {
+            let Some(next) = oldest_queued(tx, app, preview)? else {
                 return Ok(None);
             };
-            let id = next.id.to_string();
-            set_status(tx, &id, DeployStatus::Accepted, at)?;
-            append_event(tx, &id, EventKind::Status, DeployStatus::Accepted, "accepted", None, at)?;
-            get(tx, &id)
+            let id = next.id.as_str();
+            set_status(tx, id, DeployStatus::Accepted, at)?;
+            append_event(tx, id, EventKind::Status, DeployStatus::Accepted, "accepted", None, at)?;
+            get(tx, id)
         })
-        .await
     }
 
     /// One deploy, every column.
-    pub async fn deploy(&self, id: &DeployId) -> Result<Option<DeployRow>, StoreError> {
-        let id = id.to_string();
-        self.read(move |conn| get(conn, &id)).await
+    pub fn deploy(&self, id: &DeployId) -> Result<Option<DeployRow>, StoreError> {
+        self.read(|conn| get(conn, id.as_str()))
     }
 
-    /// A page of deploys, newest first (ids are ULIDs, so `id DESC` is creation order). Uses the
-    /// `deploys (app, id DESC)` index when `app` is given.
-    pub async fn list_deploys(&self, filter: DeployFilter) -> Result<DeployPage, StoreError> {
-        self.read(move |conn| {
-            let (sql, values, limit) = list_query(&filter);
+    /// A page of deploys, newest first (ids are ULIDs, so `id DESC` is creation order), and the cursor for the
+    /// next page (`None` on the last). Uses the `deploys (app, id DESC)` index when `app` is given.
+    pub fn list_deploys(&self, filter: &DeployFilter) -> Result<(Vec<DeployRow>, Option<DeployId>), StoreError> {
+        self.read(|conn| {
+            let (sql, values, limit) = list_query(filter);
             let mut deploys: Vec<DeployRow> =
                 conn.prepare(&sql)?.query_map(params_from_iter(values), deploy_row)?.collect::<Result<_, _>>()?;
             let next_before = if deploys.len() > limit {
@@ -408,21 +390,19 @@ impl Store {
             } else {
                 None
             };
-            Ok(DeployPage { deploys, next_before })
+            Ok((deploys, next_before))
         })
-        .await
     }
 
     /// A deploy's events with `seq > after_seq`, in order (`after_seq` 0 gives all). Empty for an unknown deploy.
-    pub async fn events(&self, id: &DeployId, after_seq: u64) -> Result<Vec<EventRow>, StoreError> {
-        let id = id.to_string();
-        self.read(move |conn| {
+    pub fn events(&self, id: &DeployId, after_seq: u64) -> Result<Vec<EventRow>, StoreError> {
+        self.read(|conn| {
             let rows = conn
                 .prepare(
                     "SELECT deploy_id, seq, at, kind, status, message, data FROM deploy_events \
                      WHERE deploy_id = ?1 AND seq > ?2 ORDER BY seq",
                 )?
-                .query_map(params![id, after_seq], |r| {
+                .query_map(params![id.as_str(), after_seq], |r| {
                     Ok(EventRow {
                         deploy_id: parsed(r, "deploy_id")?,
                         seq: r.get("seq")?,
@@ -436,21 +416,27 @@ impl Store {
                 .collect::<Result<_, _>>()?;
             Ok(rows)
         })
-        .await
     }
 
     /// The oldest queued deploy of a target (`preview` `None` is production), if any.
-    pub async fn next_queued(
-        &self,
-        app: &AppName,
-        preview: Option<&PreviewId>,
-    ) -> Result<Option<DeployRow>, StoreError> {
-        let (app, preview) = (app.to_string(), preview.map(PreviewId::to_string));
-        self.read(move |conn| oldest_queued(conn, &app, preview.as_deref())).await
+    pub fn next_queued(&self, app: &AppName, preview: Option<&PreviewId>) -> Result<Option<DeployRow>, StoreError> {
+        self.read(|conn| oldest_queued(conn, app.as_str(), preview.map(PreviewId::as_str)))
+    }
+
+    /// Every target that has a queued deploy, as `(app, preview)`: what the queue resumes at boot.
+    pub fn waiting_targets(&self) -> Result<Vec<(AppName, Option<PreviewId>)>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare(
+                    "SELECT DISTINCT app, preview_id FROM deploys WHERE status = 'queued' ORDER BY app, preview_id",
+                )?
+                .query_map([], |r| Ok((parsed(r, "app")?, parsed_opt(r, "preview_id")?)))?
+                .collect::<Result<_, _>>()?)
+        })
     }
 
     /// Every deploy that is not terminal, oldest first: what reconcile looks at on boot.
-    pub async fn unfinished(&self) -> Result<Vec<DeployRow>, StoreError> {
+    pub fn unfinished(&self) -> Result<Vec<DeployRow>, StoreError> {
         self.read(|conn| {
             let sql = format!(
                 "SELECT {DEPLOY_COLUMNS} FROM deploys WHERE status IN {} ORDER BY id",
@@ -458,11 +444,10 @@ impl Store {
             );
             Ok(conn.prepare(&sql)?.query_map([], deploy_row)?.collect::<Result<_, _>>()?)
         })
-        .await
     }
 
     /// How many deploys are running (past `queued`, not terminal) and queued.
-    pub async fn running_or_queued_count(&self) -> Result<QueueCounts, StoreError> {
+    pub fn running_or_queued_count(&self) -> Result<QueueCounts, StoreError> {
         self.read(|conn| {
             let sql = format!(
                 "SELECT status, count(*) FROM deploys WHERE status IN {} GROUP BY status",
@@ -480,25 +465,22 @@ impl Store {
             }
             Ok(counts)
         })
-        .await
     }
 
     /// The newest completed production deploy of `app` for this tag: what `rollback --to <tag>` restores.
-    pub async fn completed_with_tag(&self, app: &AppName, tag: &Tag) -> Result<Option<DeployRow>, StoreError> {
-        let (app, tag) = (app.to_string(), tag.to_string());
-        self.read(move |conn| {
+    pub fn completed_with_tag(&self, app: &AppName, tag: &Tag) -> Result<Option<DeployRow>, StoreError> {
+        self.read(|conn| {
             let sql = format!(
                 "SELECT {DEPLOY_COLUMNS} FROM deploys WHERE app = ?1 AND preview_id IS NULL AND tag = ?2 \
                  AND status = 'completed' ORDER BY id DESC LIMIT 1"
             );
-            Ok(conn.query_row(&sql, params![app, tag], deploy_row).optional()?)
+            Ok(conn.query_row(&sql, params![app.as_str(), tag.as_str()], deploy_row).optional()?)
         })
-        .await
     }
 
     /// How many deploys the history holds.
-    pub async fn history_count(&self) -> Result<u64, StoreError> {
-        self.read(|conn| Ok(conn.query_row("SELECT count(*) FROM deploys", [], |r| r.get(0))?)).await
+    pub fn history_count(&self) -> Result<u64, StoreError> {
+        self.read(|conn| Ok(conn.query_row("SELECT count(*) FROM deploys", [], |r| r.get(0))?))
     }
 }
 
@@ -592,8 +574,8 @@ fn oldest_queued(conn: &Connection, app: &str, preview: Option<&str>) -> Result<
     Ok(conn.query_row(&sql, params![app, preview], deploy_row).optional()?)
 }
 
-fn insert(conn: &Connection, new: &NewDeploy, status: DeployStatus) -> Result<(), StoreError> {
-    let started_at = (status != DeployStatus::Queued).then_some(new.created_at);
+fn insert(conn: &Connection, new: &NewDeploy, status: DeployStatus, now: UnixMillis) -> Result<(), StoreError> {
+    let started_at = (status != DeployStatus::Queued).then_some(now);
     conn.execute(
         "INSERT INTO deploys (id, app, preview_id, \"trigger\", tag, images, kind, strategy, status, attempt, actor, \
          source_ip, meta, rollback_of, created_at, started_at) \
@@ -662,7 +644,15 @@ fn supersede(conn: &Connection, id: &str, by: &str, at: UnixMillis) -> Result<()
         params![id, by, at],
     )?;
     let data = json!({ "superseded_by": by }).to_string();
-    append_event(conn, id, EventKind::Status, DeployStatus::Superseded, &format!("superseded by {by}"), Some(&data), at)?;
+    append_event(
+        conn,
+        id,
+        EventKind::Status,
+        DeployStatus::Superseded,
+        &format!("superseded by {by}"),
+        Some(&data),
+        at,
+    )?;
     Ok(())
 }
 

@@ -26,7 +26,7 @@ pub struct ImageRow {
 impl Store {
     /// Records that `app` pulled or used `repository@digest`: inserts it (`pulled_at = at`) or refreshes its tag
     /// and `last_used_at`.
-    pub async fn record_image(
+    pub fn record_image(
         &self,
         app: &AppName,
         repository: &ImageRepo,
@@ -34,44 +34,39 @@ impl Store {
         tag: Option<&Tag>,
         at: UnixMillis,
     ) -> Result<(), StoreError> {
-        let (app, repository, digest) = (app.to_string(), repository.to_string(), digest.to_owned());
-        let tag = tag.map(Tag::to_string);
-        self.write(move |tx| {
+        let repository = repository.to_string();
+        self.write(|tx| {
             tx.execute(
                 "INSERT INTO images (app, repository, digest, tag, pulled_at, last_used_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (app, repository, digest) DO UPDATE SET \
                  tag = coalesce(excluded.tag, tag), last_used_at = excluded.last_used_at",
-                params![app, repository, digest, tag, at],
+                params![app.as_str(), repository, digest, tag.map(Tag::as_str), at],
             )?;
             Ok(())
         })
-        .await
     }
 
     /// The images an app pulled, most recently used first.
-    pub async fn images_for(&self, app: &AppName) -> Result<Vec<ImageRow>, StoreError> {
-        let app = app.to_string();
-        self.read(move |conn| {
-            rows(conn, "SELECT * FROM images WHERE app = ?1 ORDER BY last_used_at DESC, digest", [app])
+    pub fn images_for(&self, app: &AppName) -> Result<Vec<ImageRow>, StoreError> {
+        self.read(|conn| {
+            rows(conn, "SELECT * FROM images WHERE app = ?1 ORDER BY last_used_at DESC, digest", [app.as_str()])
         })
-        .await
     }
 
     /// Every image slip pulled, by app, most recently used first.
-    pub async fn all_images(&self) -> Result<Vec<ImageRow>, StoreError> {
-        self.read(|conn| rows(conn, "SELECT * FROM images ORDER BY app, last_used_at DESC, digest", [])).await
+    pub fn all_images(&self) -> Result<Vec<ImageRow>, StoreError> {
+        self.read(|conn| rows(conn, "SELECT * FROM images ORDER BY app, last_used_at DESC, digest", []))
     }
 
     /// Forgets a pruned image; returns whether it was recorded.
-    pub async fn forget_image(&self, app: &AppName, repository: &ImageRepo, digest: &str) -> Result<bool, StoreError> {
-        let (app, repository, digest) = (app.to_string(), repository.to_string(), digest.to_owned());
-        self.write(move |tx| {
+    pub fn forget_image(&self, app: &AppName, repository: &ImageRepo, digest: &str) -> Result<bool, StoreError> {
+        let repository = repository.to_string();
+        self.write(|tx| {
             Ok(tx.execute(
                 "DELETE FROM images WHERE app = ?1 AND repository = ?2 AND digest = ?3",
-                params![app, repository, digest],
+                params![app.as_str(), repository, digest],
             )? > 0)
         })
-        .await
     }
 }
 

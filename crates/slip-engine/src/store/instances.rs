@@ -43,12 +43,12 @@ pub struct InstanceRow {
 
 impl Store {
     /// Records an instance (normally as `candidate`, before creating it in the engine).
-    pub async fn insert_instance(&self, row: InstanceRow) -> Result<(), StoreError> {
-        self.write(move |tx| {
+    pub fn insert_instance(&self, row: &InstanceRow) -> Result<(), StoreError> {
+        self.write(|tx| {
             let exists: bool =
                 tx.query_row("SELECT EXISTS (SELECT 1 FROM instances WHERE id = ?1)", [&row.id], |r| r.get(0))?;
             if exists {
-                return Err(StoreError::InstanceExists { id: row.id });
+                return Err(StoreError::InstanceExists { id: row.id.clone() });
             }
             tx.execute(
                 "INSERT INTO instances (id, app, preview_id, deploy_id, runtime_kind, runtime_id, name, role, ports, \
@@ -69,81 +69,73 @@ impl Store {
             )?;
             Ok(())
         })
-        .await
     }
 
     /// Stores the engine id once the container or pod exists.
-    pub async fn set_instance_runtime_id(&self, id: &str, runtime_id: &str) -> Result<(), StoreError> {
-        let (id, runtime_id) = (id.to_owned(), runtime_id.to_owned());
-        self.write(move |tx| {
-            match tx.execute("UPDATE instances SET runtime_id = ?2 WHERE id = ?1", params![id, runtime_id])? {
-                0 => Err(StoreError::InstanceNotFound { id }),
-                _ => Ok(()),
-            }
-        })
-        .await
+    pub fn set_instance_runtime_id(&self, id: &str, runtime_id: &str) -> Result<(), StoreError> {
+        self.update_instance(id, "UPDATE instances SET runtime_id = ?2 WHERE id = ?1", runtime_id)
+    }
+
+    /// Stores an instance's published ports (JSON) once they are leased.
+    pub fn set_instance_ports(&self, id: &str, ports: &str) -> Result<(), StoreError> {
+        self.update_instance(id, "UPDATE instances SET ports = ?2 WHERE id = ?1", ports)
     }
 
     /// Changes an instance's role. Retiring sets `retired_at` (kept if already set) and releases its port
     /// leases in the same transaction (SPEC §7.3 `completed`).
-    pub async fn set_instance_role(&self, id: &str, role: InstanceRole, at: UnixMillis) -> Result<(), StoreError> {
-        let id = id.to_owned();
-        self.write(move |tx| {
+    pub fn set_instance_role(&self, id: &str, role: InstanceRole, at: UnixMillis) -> Result<(), StoreError> {
+        self.write(|tx| {
             let changed = tx.execute(
                 "UPDATE instances SET role = ?2, \
                  retired_at = CASE WHEN ?2 = 'retired' THEN coalesce(retired_at, ?3) ELSE NULL END WHERE id = ?1",
                 params![id, role, at],
             )?;
             if changed == 0 {
-                return Err(StoreError::InstanceNotFound { id });
+                return Err(StoreError::InstanceNotFound { id: id.to_owned() });
             }
             if role == InstanceRole::Retired {
-                tx.execute("DELETE FROM port_leases WHERE instance_id = ?1", [&id])?;
+                tx.execute("DELETE FROM port_leases WHERE instance_id = ?1", [id])?;
             }
             Ok(())
         })
-        .await
     }
 
     /// One instance, retired or not.
-    pub async fn instance(&self, id: &str) -> Result<Option<InstanceRow>, StoreError> {
-        let id = id.to_owned();
-        self.read(move |conn| Ok(conn.query_row("SELECT * FROM instances WHERE id = ?1", [id], instance_row).optional()?))
-            .await
+    pub fn instance(&self, id: &str) -> Result<Option<InstanceRow>, StoreError> {
+        self.read(|conn| Ok(conn.query_row("SELECT * FROM instances WHERE id = ?1", [id], instance_row).optional()?))
     }
 
     /// The live (non-retired) instances of a target (`preview` `None` is production), oldest first.
-    pub async fn instances(&self, app: &AppName, preview: Option<&PreviewId>) -> Result<Vec<InstanceRow>, StoreError> {
-        let (app, preview) = (app.to_string(), preview.map(PreviewId::to_string));
-        self.read(move |conn| {
+    pub fn instances(&self, app: &AppName, preview: Option<&PreviewId>) -> Result<Vec<InstanceRow>, StoreError> {
+        self.read(|conn| {
             live(
                 conn,
                 "SELECT * FROM instances WHERE app = ?1 AND preview_id IS ?2 AND retired_at IS NULL \
                  ORDER BY created_at, id",
-                params![app, preview],
+                params![app.as_str(), preview.map(PreviewId::as_str)],
             )
         })
-        .await
     }
 
     /// Every live instance of every app: what GC and reconcile compare with the engine's labelled objects.
-    pub async fn all_live_instances(&self) -> Result<Vec<InstanceRow>, StoreError> {
-        self.read(|conn| live(conn, "SELECT * FROM instances WHERE retired_at IS NULL ORDER BY app, created_at, id", []))
-            .await
+    pub fn all_live_instances(&self) -> Result<Vec<InstanceRow>, StoreError> {
+        self.read(|conn| {
+            live(conn, "SELECT * FROM instances WHERE retired_at IS NULL ORDER BY app, created_at, id", [])
+        })
     }
 
     /// Leases `count` host ports from `range` for `instance_id`, in one transaction: the lowest ports that no
     /// lease holds and for which `is_free` (the caller's bind test on 127.0.0.1) is true. Fails with
-    /// [`StoreError::PortsExhausted`] and leases nothing when there are not enough.
-    pub async fn lease_ports(
+    /// [`StoreError::PortsExhausted`] and leases nothing when there are not enough. `is_free` runs while the
+    /// writer is held, so it must be quick and must not call the store.
+    pub fn lease_ports(
         &self,
         instance_id: &str,
         count: usize,
         range: RangeInclusive<u16>,
-        is_free: impl Fn(u16) -> bool + Send + 'static,
+        is_free: impl Fn(u16) -> bool,
     ) -> Result<Vec<u16>, StoreError> {
-        let instance_id = instance_id.to_owned();
-        self.write(move |tx| {
+        self.write(|tx| {
             let (start, end) = (*range.start(), *range.end());
             let leased: HashSet<u16> = tx
                 .prepare("SELECT port FROM port_leases WHERE port BETWEEN ?1 AND ?2")?
@@ -159,38 +151,39 @@ impl Store {
             }
             Ok(ports)
         })
-        .await
     }
 
     /// The ports leased to an instance, ascending.
-    pub async fn leased_ports(&self, instance_id: &str) -> Result<Vec<u16>, StoreError> {
-        let instance_id = instance_id.to_owned();
-        self.read(move |conn| {
+    pub fn leased_ports(&self, instance_id: &str) -> Result<Vec<u16>, StoreError> {
+        self.read(|conn| {
             Ok(conn
                 .prepare("SELECT port FROM port_leases WHERE instance_id = ?1 ORDER BY port")?
                 .query_map([instance_id], |r| r.get(0))?
                 .collect::<Result<_, _>>()?)
         })
-        .await
     }
 
     /// Releases every port leased to an instance; returns how many.
-    pub async fn release_ports(&self, instance_id: &str) -> Result<u64, StoreError> {
-        let instance_id = instance_id.to_owned();
-        self.write(move |tx| Ok(tx.execute("DELETE FROM port_leases WHERE instance_id = ?1", [instance_id])? as u64))
-            .await
+    pub fn release_ports(&self, instance_id: &str) -> Result<u64, StoreError> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM port_leases WHERE instance_id = ?1", [instance_id])? as u64))
     }
 
     /// Releases leases whose instance has no live row (a deploy interrupted between `configuring` and
     /// `starting`); returns how many. Only safe while no deploy runs, i.e. during reconcile on boot.
-    pub async fn release_orphan_ports(&self) -> Result<u64, StoreError> {
+    pub fn release_orphan_ports(&self) -> Result<u64, StoreError> {
         self.write(|tx| {
             Ok(tx.execute(
                 "DELETE FROM port_leases WHERE instance_id NOT IN (SELECT id FROM instances WHERE retired_at IS NULL)",
                 [],
             )? as u64)
         })
-        .await
+    }
+
+    fn update_instance(&self, id: &str, sql: &str, value: &str) -> Result<(), StoreError> {
+        self.write(|tx| match tx.execute(sql, params![id, value])? {
+            0 => Err(StoreError::InstanceNotFound { id: id.to_owned() }),
+            _ => Ok(()),
+        })
     }
 }
 

@@ -38,8 +38,8 @@ pub struct PreviewRow {
 
 impl Store {
     /// Inserts or replaces a preview row.
-    pub async fn put_preview(&self, row: PreviewRow) -> Result<(), StoreError> {
-        self.write(move |tx| {
+    pub fn put_preview(&self, row: &PreviewRow) -> Result<(), StoreError> {
+        self.write(|tx| {
             tx.execute(
                 "INSERT OR REPLACE INTO previews (app, id, status, deploy_id, domain, sha, tag, created_at, \
                  deployed_at, expires_at, torn_down_at, error) \
@@ -61,39 +61,41 @@ impl Store {
             )?;
             Ok(())
         })
-        .await
     }
 
     /// One preview.
-    pub async fn preview(&self, app: &AppName, id: &PreviewId) -> Result<Option<PreviewRow>, StoreError> {
-        let (app, id) = (app.to_string(), id.to_string());
-        self.read(move |conn| {
+    pub fn preview(&self, app: &AppName, id: &PreviewId) -> Result<Option<PreviewRow>, StoreError> {
+        self.read(|conn| {
             Ok(conn
-                .query_row("SELECT * FROM previews WHERE app = ?1 AND id = ?2", params![app, id], preview_row)
+                .query_row(
+                    "SELECT * FROM previews WHERE app = ?1 AND id = ?2",
+                    params![app.as_str(), id.as_str()],
+                    preview_row,
+                )
                 .optional()?)
         })
-        .await
     }
 
     /// The previews of one app, or of all apps, torn down ones included, by app and id.
-    pub async fn previews(&self, app: Option<&AppName>) -> Result<Vec<PreviewRow>, StoreError> {
-        let app = app.map(AppName::to_string);
-        self.read(move |conn| {
-            rows(conn, "SELECT * FROM previews WHERE ?1 IS NULL OR app = ?1 ORDER BY app, id", params![app])
+    pub fn previews(&self, app: Option<&AppName>) -> Result<Vec<PreviewRow>, StoreError> {
+        self.read(|conn| {
+            rows(
+                conn,
+                "SELECT * FROM previews WHERE ?1 IS NULL OR app = ?1 ORDER BY app, id",
+                params![app.map(AppName::as_str)],
+            )
         })
-        .await
     }
 
     /// Previews not yet torn down whose `expires_at <= now`, soonest first (uses the `expires_at` index).
-    pub async fn previews_expiring(&self, now: UnixMillis) -> Result<Vec<PreviewRow>, StoreError> {
-        self.read(move |conn| {
+    pub fn previews_expiring(&self, now: UnixMillis) -> Result<Vec<PreviewRow>, StoreError> {
+        self.read(|conn| {
             rows(
                 conn,
                 "SELECT * FROM previews WHERE expires_at <= ?1 AND status != 'torn_down' ORDER BY expires_at, app, id",
                 params![now],
             )
         })
-        .await
     }
 }
 

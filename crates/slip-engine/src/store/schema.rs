@@ -41,12 +41,11 @@ pub(super) fn migrate_to(conn: &mut Connection, backup_dir: Option<&Path>, targe
     if found > SCHEMA_VERSION {
         return Err(StoreError::NewerSchema { found, supported: SCHEMA_VERSION });
     }
+    // A database that was empty when opened has nothing worth keeping, even after its first migration ran.
+    let existing: bool = conn.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master)", [], |r| r.get(0))?;
     for migration in MIGRATIONS.iter().filter(|m| m.version > found && m.version <= target) {
-        if let Some(dir) = backup_dir {
-            let objects: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
-            if objects > 0 {
-                backup(conn, dir, migration.version - 1)?;
-            }
+        if let (Some(dir), true) = (backup_dir, existing) {
+            backup(conn, dir, migration.version - 1)?;
         }
         apply(conn, migration).map_err(|source| StoreError::Migration { version: migration.version, source })?;
     }

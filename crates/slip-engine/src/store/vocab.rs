@@ -142,6 +142,22 @@ impl DeployStatus {
     }
 }
 
+impl From<slip_core::deploy::Status> for DeployStatus {
+    fn from(status: slip_core::deploy::Status) -> DeployStatus {
+        use slip_core::deploy::Status;
+        match status {
+            Status::Pulling => DeployStatus::Pulling,
+            Status::Configuring => DeployStatus::Configuring,
+            Status::Starting => DeployStatus::Starting,
+            Status::HealthChecking => DeployStatus::HealthChecking,
+            Status::Switching => DeployStatus::Switching,
+            Status::Draining => DeployStatus::Draining,
+            Status::Completed => DeployStatus::Completed,
+            Status::Failed => DeployStatus::Failed,
+        }
+    }
+}
+
 vocabulary! {
     /// What started a deploy (SPEC §6.5).
     pub enum Trigger ("deploy trigger") {
