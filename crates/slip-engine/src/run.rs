@@ -241,7 +241,12 @@ impl Run<'_> {
             }
             Action::Switch { drain_old } => {
                 if self.release.kind == "web" {
-                    let entry = self.candidate_routes(*drain_old);
+                    let mut entry = self.candidate_routes(*drain_old);
+                    if !*drain_old {
+                        // Recreate already holds the routes on the candidate: keep the drain reference, so
+                        // the block is unchanged and Caddy is not reloaded a second time.
+                        entry.drain = engine.routes.get(self.key()).and_then(|e| e.drain);
+                    }
                     engine.routes.update(self.key(), Some(entry)).await.map_err(proxy_failure)?;
                 }
                 let candidate = self.candidate.as_ref().expect("switch after start");
@@ -518,4 +523,228 @@ fn proxy_failure(e: ProxyError) -> StepFailure {
 
 fn store_failure(e: impl std::fmt::Display) -> StepFailure {
     StepFailure::new(ErrorCode::Interrupted, format!("recording the deploy failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use expect_test::expect;
+    use slip_core::deploy::{HealthPlan, ProbeResult, Strategy};
+
+    use super::*;
+    use crate::store::{NewDeploy, Trigger};
+    use crate::testing::{FakeProxy, FakeRuntime, Journal, ScriptedProbe};
+
+    struct World {
+        engine: Engine,
+        journal: Journal,
+        runtime: Arc<FakeRuntime>,
+        proxy: Arc<FakeProxy>,
+        probe: Arc<ScriptedProbe>,
+    }
+
+    fn world() -> World {
+        let journal = Journal::default();
+        let runtime = Arc::new(FakeRuntime::new(journal.clone()));
+        let proxy = Arc::new(FakeProxy::new(journal.clone()));
+        let probe = Arc::new(ScriptedProbe::new(journal.clone()));
+        let store = Store::open_in_memory().unwrap();
+        let engine = Engine {
+            runtime: runtime.clone(),
+            probe: probe.clone(),
+            routes: RouteTable::new(proxy.clone()),
+            instance_id: store.instance_id().to_owned(),
+            store,
+            port_range: 41000..=41999,
+            log: LogRotation { max_size_bytes: 10 << 20, max_files: 3 },
+            shutdown: CancellationToken::new(),
+        };
+        World { engine, journal, runtime, proxy, probe }
+    }
+
+    fn release(w: &World, n: u32, tag: &str, strategy: Strategy) -> Release {
+        let app: AppName = "web".parse().unwrap();
+        let deploy_id: DeployId = format!("dep_01jz00000000000000000000{n:02}").parse().unwrap();
+        let tag: Tag = tag.parse().unwrap();
+        let repository: ImageRepo = "registry.test/web".parse().unwrap();
+        w.engine
+            .store
+            .enqueue(
+                &NewDeploy {
+                    id: deploy_id.clone(),
+                    app: app.clone(),
+                    preview_id: None,
+                    trigger: Trigger::Webhook,
+                    tag: tag.clone(),
+                    images: "{}".into(),
+                    kind: Some("web".into()),
+                    strategy: Some(strategy.as_str().into()),
+                    rollback_of: None,
+                    meta: None,
+                    actor: None,
+                    source_ip: None,
+                    created_at: unix_ms(),
+                },
+                unix_ms(),
+            )
+            .unwrap();
+        Release {
+            deploy_id,
+            app,
+            image: repository.with_tag(&tag),
+            repository,
+            tag,
+            credentials: None,
+            kind: "web",
+            routes: vec![RouteTemplate {
+                hostname: "web.test".into(),
+                path_prefix: None,
+                strip_prefix: false,
+                container_port: 8080,
+                hold_timeout: Duration::from_secs(30),
+            }],
+            health_port: None,
+            health_host: Some("web.test".into()),
+            env: vec![("SECRET_TOKEN".into(), "hunter2-value".into())],
+            resources: Resources::default(),
+            mounts: vec![],
+            network: None,
+            init: false,
+            plan: Plan {
+                strategy,
+                routed: true,
+                health: HealthPlan {
+                    path: Some("/up".into()),
+                    interval: Duration::from_secs(1),
+                    timeout: Duration::from_secs(5),
+                    retries: 3,
+                    start_period: Duration::from_secs(2),
+                    stable_for: Duration::from_secs(5),
+                },
+                drain_timeout: Duration::from_secs(30),
+                stop_grace: Duration::from_secs(10),
+                timeout: Duration::from_secs(600),
+                old: None,
+            },
+        }
+    }
+
+    /// Replaces leased port numbers (which depend on what is free on the machine) with names.
+    fn normalise(text: &str, engine: &Engine) -> String {
+        let mut out = text.to_owned();
+        for p in (*engine.port_range.start()..=*engine.port_range.end()).rev() {
+            let pat = p.to_string();
+            if out.contains(&pat) {
+                out = out.replace(&pat, &format!("P{}", p - engine.port_range.start()));
+            }
+        }
+        out
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn blue_green_starts_probes_switches_then_retires_the_old_container() {
+        let w = world();
+        let first = run_deploy(&w.engine, release(&w, 1, "v1", Strategy::BlueGreen)).await;
+        assert!(matches!(first, Outcome::Completed { .. }), "{first}");
+        let second = run_deploy(&w.engine, release(&w, 2, "v2", Strategy::BlueGreen)).await;
+        assert!(matches!(second, Outcome::Completed { .. }), "{second}");
+        expect![[r#"
+            pull registry.test/web:v1
+            start slip-web-XXXXXXXX (c1) ports=P0->8080
+            probe :P0/up
+            route web.test -> 127.0.0.1:P0
+            pull registry.test/web:v2
+            start slip-web-XXXXXXXX (c2) ports=P1->8080
+            probe :P1/up
+            route web.test -> 127.0.0.1:P1 (draining 127.0.0.1:P0)
+            stop c1 grace=10s
+            remove c1
+        "#]]
+        .assert_eq(&normalise(&scrub_names(&w.journal.text()), &w.engine));
+        assert_eq!(w.runtime.running(), ["c2"]);
+        let state = w.engine.store.app_state(&"web".parse().unwrap()).unwrap().unwrap();
+        assert_eq!(state.current_deploy_id.unwrap().as_str(), "dep_01jz0000000000000000000002");
+        assert_eq!(state.previous_deploy_id.unwrap().as_str(), "dep_01jz0000000000000000000001");
+        let spec = w.runtime.spec("c2").unwrap();
+        assert_eq!(spec.labels["slip.app"], "web");
+        assert!(spec.env.iter().any(|(k, v)| k == "SECRET_TOKEN" && v == "hunter2-value"));
+        assert!(spec.image.contains("@sha256:"), "containers run the pulled digest: {}", spec.image);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unhealthy_candidate_is_removed_and_routes_never_move() {
+        let w = world();
+        run_deploy(&w.engine, release(&w, 1, "v1", Strategy::BlueGreen)).await;
+        let routes_before = w.proxy.block();
+        w.probe.answer_by_default(ProbeResult::Unhealthy("HTTP 503".into()));
+        let outcome = run_deploy(&w.engine, release(&w, 2, "v2", Strategy::BlueGreen)).await;
+        let Outcome::Failed { failure, app_down: false } = &outcome else { panic!("{outcome}") };
+        assert_eq!(failure.code, ErrorCode::Unhealthy);
+        assert_eq!(w.proxy.block(), routes_before);
+        assert_eq!(w.runtime.all(), ["c1"], "candidate removed, old untouched");
+        let row = w.engine.store.deploy(&"dep_01jz0000000000000000000002".parse().unwrap()).unwrap().unwrap();
+        assert_eq!(row.status, DeployStatus::Failed);
+        assert_eq!(row.error_code.as_deref(), Some("unhealthy"));
+        let events = w.engine.store.events(&row.id, 0).unwrap();
+        assert!(events.iter().any(|e| e.message.contains("probe 3/3 failed: HTTP 503")), "{events:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_switch_removes_the_candidate_and_keeps_the_old_route() {
+        let w = world();
+        run_deploy(&w.engine, release(&w, 1, "v1", Strategy::BlueGreen)).await;
+        let routes_before = w.proxy.block();
+        w.proxy.fail_next_writes(1);
+        let outcome = run_deploy(&w.engine, release(&w, 2, "v2", Strategy::BlueGreen)).await;
+        let Outcome::Failed { failure, .. } = &outcome else { panic!("{outcome}") };
+        assert_eq!(failure.code, ErrorCode::CaddyFailed);
+        assert_eq!(w.proxy.block(), routes_before);
+        assert_eq!(w.runtime.running(), ["c1"]);
+        let state = w.engine.store.app_state(&"web".parse().unwrap()).unwrap().unwrap();
+        assert_eq!(state.current_deploy_id.unwrap().as_str(), "dep_01jz0000000000000000000001");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn recreate_holds_routes_on_the_candidate_before_stopping_the_old() {
+        let w = world();
+        run_deploy(&w.engine, release(&w, 1, "v1", Strategy::Recreate)).await;
+        let outcome = run_deploy(&w.engine, release(&w, 2, "v2", Strategy::Recreate)).await;
+        assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome}");
+        let journal = normalise(&scrub_names(&w.journal.text()), &w.engine);
+        let second: Vec<&str> = journal.lines().skip_while(|l| !l.contains("v2")).collect();
+        expect![[r#"
+            pull registry.test/web:v2
+            route web.test -> 127.0.0.1:P1 (draining 127.0.0.1:P0)
+            stop c1 grace=10s
+            start slip-web-XXXXXXXX (c2) ports=P1->8080
+            probe :P1/up
+            remove c1"#]]
+        .assert_eq(&second.join("\n"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_recreate_restarts_the_old_container_and_routes_back() {
+        let w = world();
+        run_deploy(&w.engine, release(&w, 1, "v1", Strategy::Recreate)).await;
+        let routes_before = w.proxy.block();
+        w.runtime.fail_start_of(&format!("registry.test/web@sha256:{:064x}", "registry.test/web:v2".len() as u64 * 7919 + 1));
+        w.probe.answer_by_default(ProbeResult::Healthy(200));
+        let outcome = run_deploy(&w.engine, release(&w, 2, "v2", Strategy::Recreate)).await;
+        let Outcome::Failed { failure, app_down: false } = &outcome else { panic!("{outcome}") };
+        assert!(failure.message.ends_with("previous release restored"), "{}", failure.message);
+        assert_eq!(w.proxy.block().map(|b| b.routes), routes_before.map(|b| b.routes));
+        assert_eq!(w.runtime.running(), ["c1"]);
+    }
+
+    /// Container names end in random hex; tests compare everything else.
+    fn scrub_names(text: &str) -> String {
+        text.lines()
+            .map(|l| match l.find("slip-web-") {
+                Some(i) => format!("{}slip-web-XXXXXXXX{}", &l[..i], &l[i + 17..]),
+                None => l.to_owned(),
+            })
+            .map(|l| l + "\n")
+            .collect()
+    }
 }
