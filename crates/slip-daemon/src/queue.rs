@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use slip_core::deploy::{ErrorCode, Outcome};
 use slip_engine::run::{Engine, run_deploy, unix_ms};
-use slip_engine::store::DeployRow;
+use slip_core::names::AppName;
+use slip_engine::store::{DeployRow, DeployStatus};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -72,17 +73,36 @@ impl Scheduler {
 
     /// Starts runners for every target with waiting deploys (at boot).
     pub fn kick_all(&self) {
-        match self.inner.engine.store.waiting_apps() {
-            Ok(apps) => apps.iter().for_each(|a| self.kick(a)),
+        match self.inner.engine.store.waiting_targets() {
+            Ok(targets) => targets.iter().filter(|(_, preview)| preview.is_none()).for_each(|(a, _)| self.kick(a.as_str())),
             Err(e) => tracing::error!(error = %e, "listing waiting deploys"),
         }
     }
 
+    /// The next deploy of `app`: one already holding the slot (`accepted`), else the queued one, which is
+    /// promoted to `accepted` in the same transaction.
+    fn next(&self, app: &AppName) -> Result<Option<DeployRow>, slip_engine::store::StoreError> {
+        let store = &self.inner.engine.store;
+        let accepted = store
+            .unfinished()?
+            .into_iter()
+            .filter(|d| d.app == *app && d.preview_id.is_none() && d.status == DeployStatus::Accepted)
+            .min_by(|a, b| a.id.cmp(&b.id));
+        match accepted {
+            Some(row) => Ok(Some(row)),
+            None => store.promote_queued(app, None, unix_ms()),
+        }
+    }
+
     async fn runner(self, app: String) {
+        let Ok(name) = app.parse::<AppName>() else {
+            self.inner.active.lock().expect("scheduler lock").remove(&app);
+            return;
+        };
         loop {
             let next = {
                 let mut active = self.inner.active.lock().expect("scheduler lock");
-                match self.inner.engine.store.next_queued(&app, None) {
+                match self.next(&name) {
                     Ok(Some(row)) => row,
                     Ok(None) => {
                         active.remove(&app);
@@ -115,19 +135,20 @@ impl Scheduler {
     async fn run_one(&self, row: DeployRow) {
         let store = &self.inner.engine.store;
         if let Some(expired) = self.inner.resolver.expired(&row) {
-            let _ = store.finish(&row.id, "failed", Some(&expired), Some("expired"), unix_ms());
+            let _ = store.finish(&row.id, DeployStatus::Failed, Some(&expired), Some("expired"), unix_ms());
             return;
         }
         match self.inner.resolver.resolve(&row) {
             Ok(release) => {
                 let outcome = run_deploy(&self.inner.engine, release).await;
                 if let Outcome::Completed { .. } = outcome {
-                    tracing::debug!(deploy_id = row.id, "completed");
+                    tracing::debug!(deploy_id = %row.id, "completed");
                 }
             }
             Err(failure) => {
                 let code = failure.code;
-                let _ = store.finish(&row.id, "failed", Some(&failure.message), Some(code_str(code)), unix_ms());
+                tracing::warn!(deploy_id = %row.id, error = %failure.message, "deploy could not start");
+                let _ = store.finish(&row.id, DeployStatus::Failed, Some(&failure.message), Some(code_str(code)), unix_ms());
             }
         }
     }

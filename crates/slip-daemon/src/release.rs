@@ -35,7 +35,7 @@ impl Resolver {
     /// `Some(reason)` when the deploy waited in the queue longer than `deploy.queue_ttl`.
     pub fn expired(&self, row: &DeployRow) -> Option<String> {
         let config = self.config();
-        let app = config.apps.get(&row.app.parse::<AppName>().ok()?)?;
+        let app = config.apps.get(&row.app)?;
         let ttl = app.deploy.queue_ttl;
         let waited = Duration::from_millis((unix_ms() - row.created_at).max(0) as u64);
         (waited > ttl).then(|| {
@@ -46,14 +46,10 @@ impl Resolver {
     /// The release `row` asks for, under the current config.
     pub fn resolve(&self, row: &DeployRow) -> Result<Release, StepFailure> {
         let config = self.config();
-        let app_name: AppName = row.app.parse().map_err(|e| StepFailure::new(ErrorCode::Interrupted, format!("{e}")))?;
-        let app = config.apps.get(&app_name).ok_or_else(|| {
-            StepFailure::new(ErrorCode::AppDeleted, format!("app {app_name} no longer exists in the server config"))
+        let app = config.apps.get(&row.app).ok_or_else(|| {
+            StepFailure::new(ErrorCode::AppDeleted, format!("app {} no longer exists in the server config", row.app))
         })?;
-        let deploy_id: DeployId =
-            row.id.parse().map_err(|e| StepFailure::new(ErrorCode::Interrupted, format!("{e}")))?;
-        let tag: Tag = row.tag.parse().map_err(|e| StepFailure::new(ErrorCode::Interrupted, format!("{e}")))?;
-        resolve_app(&config, app, &app_name, deploy_id, tag)
+        resolve_app(&config, app, &row.app, row.id.clone(), row.tag.clone())
     }
 }
 
@@ -126,6 +122,7 @@ pub fn resolve_app(
         app: app_name.clone(),
         tag,
         image,
+        repository: app.image.clone(),
         credentials,
         kind: if routes.is_empty() { "worker" } else { "web" },
         health_port: health.port,

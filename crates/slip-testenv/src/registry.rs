@@ -176,6 +176,41 @@ impl Registry {
         panic!("cannot start {REGISTRY_BINARY} after {PORT_ATTEMPTS} attempts:\n{}", failures.join("\n"));
     }
 
+    /// Untags every local image named after this registry (pulled by a test or by the code under test), so local
+    /// tags of dead registries do not pile up. Best effort: failures only print a line.
+    fn forget_local_copies(&self) {
+        let prefix = format!("{}/", self.host());
+        let listing = match cmd::try_run(
+            "docker",
+            ["image", "ls", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}"],
+            None,
+        ) {
+            Ok(listing) => listing,
+            Err(_) => return,
+        };
+        let references: Vec<String> = listing
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split(' ');
+                let (repository, tag, digest) = (fields.next()?, fields.next()?, fields.next()?);
+                if !repository.starts_with(&prefix) {
+                    None
+                } else if tag != "<none>" {
+                    Some(format!("{repository}:{tag}"))
+                } else {
+                    (digest != "<none>").then(|| format!("{repository}@{digest}"))
+                }
+            })
+            .collect();
+        if references.is_empty() {
+            return;
+        }
+        let args = ["image", "rm", "--force"].into_iter().map(str::to_owned).chain(references);
+        if cmd::try_run("docker", args, None).is_err() {
+            eprintln!("slip-testenv: could not untag local images of registry {}", self.host());
+        }
+    }
+
     fn client_config_dir(&self) -> PathBuf {
         self.dir.path().join("docker-client")
     }
@@ -197,6 +232,7 @@ impl Registry {
 impl Drop for Registry {
     fn drop(&mut self) {
         self.stop();
+        self.forget_local_copies();
     }
 }
 

@@ -17,7 +17,7 @@ use slip_api::DeployAccepted;
 use slip_core::names::{AppName, ImageRepo, Tag};
 use slip_core::signature::{self, Signed};
 use slip_engine::run::unix_ms;
-use slip_engine::store::{NewDeploy, Replayed};
+use slip_engine::store::{NewDeploy, Replayed, Trigger};
 
 use crate::auth::{bearer, check_admin, client_ip, invalid_signature, signature_headers};
 use crate::error::ApiError;
@@ -54,19 +54,21 @@ pub async fn deploy(
 
     let app: AppName = request.app.parse().map_err(|_| invalid_signature())?;
     let app_config = config.apps.get(&app).ok_or_else(invalid_signature)?;
-    let deploy_id = new_deploy_id();
+    let deploy_id: slip_core::names::DeployId = new_deploy_id().parse().expect("generated ids are valid");
 
     // Replay protection for timestamped deliveries: each signature is accepted once.
     if let Some(mac) = mac {
         let hash = signature::delivery_hash(&mac);
         let expires = unix_ms() + 2 * config.auth.max_skew.as_millis() as i64;
-        if let Err(Replayed { deploy_id: original }) =
-            state.store.record_delivery(hash, app.as_str(), deploy_id.as_str(), unix_ms(), expires)
-        {
+        let recorded = state
+            .store
+            .record_delivery(hash, &app, Some(&deploy_id), unix_ms(), expires)
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        if let Err(Replayed { deploy_id: original }) = recorded {
             return Err(ApiError::Conflict {
                 code: "replayed",
                 message: "this signed request was already delivered".into(),
-                extra: json!({"deploy_id": original}),
+                extra: json!({"deploy_id": original.map(|d| d.to_string())}),
             });
         }
     } else {
@@ -118,28 +120,29 @@ pub async fn deploy(
 
     let new = NewDeploy {
         id: deploy_id.clone(),
-        app: app.to_string(),
+        app: app.clone(),
         preview_id: None,
-        trigger: "webhook".into(),
-        tag: tag.to_string(),
-        image: app_config.image.to_string(),
-        kind: app_config.kind().as_str().to_owned(),
-        strategy: app_config.strategy().as_str().to_owned(),
+        trigger: if actor == "admin" { Trigger::Cli } else { Trigger::Webhook },
+        tag: tag.clone(),
+        images: json!({ "app": app_config.image.with_tag(&tag) }).to_string(),
+        kind: Some(app_config.kind().as_str().to_owned()),
+        strategy: Some(app_config.strategy().as_str().to_owned()),
+        rollback_of: None,
         meta,
-        actor: actor.clone(),
+        actor: Some(actor.clone()),
         source_ip: Some(ip.to_string()),
         created_at: unix_ms(),
     };
     let enqueued = state.store.enqueue(&new, unix_ms()).map_err(|e| ApiError::Internal(e.into()))?;
     state.scheduler.kick(app.as_str());
-    tracing::info!(app = %app, deploy_id, tag = %tag, status = enqueued.status, actor, "webhook accepted");
+    tracing::info!(app = %app, deploy_id = %deploy_id, tag = %tag, status = enqueued.status.as_str(), actor, "webhook accepted");
 
     let answer = DeployAccepted {
-        deploy_id: deploy_id.clone(),
+        deploy_id: deploy_id.to_string(),
         app: app.to_string(),
         tag: tag.to_string(),
-        status: enqueued.status.to_string(),
-        supersedes: enqueued.supersedes,
+        status: enqueued.status.as_str().to_owned(),
+        supersedes: enqueued.supersedes.map(|d| d.to_string()),
         preview_url: None,
         events_url: format!("/v1/deploys/{deploy_id}/events"),
     };

@@ -14,7 +14,7 @@ use slip_api::{AppStatus, Deploy, DeployDetail, DeployEvent, DeployList, DeployS
 use slip_core::names::AppName;
 use slip_core::signature::{self, Signed};
 use slip_engine::run::unix_ms;
-use slip_engine::store::{DeployFilter, DeployRow, EventRow};
+use slip_engine::store::{AppStatus as StoredStatus, DeployFilter, DeployRow, DeployStatus, EventKind, EventRow, InstanceRole};
 
 use crate::auth::{bearer, check_admin, client_ip, invalid_signature, signature_headers};
 use crate::error::ApiError;
@@ -113,11 +113,11 @@ fn app_statuses(state: &AppState) -> Result<BTreeMap<String, AppStatus>, ApiErro
     let config = state.config();
     let store = &state.store;
     let mut out = BTreeMap::new();
-    for (name, app) in &config.apps {
-        let name = name.as_str();
-        let app_state = store.app_state(name).map_err(|e| ApiError::Internal(e.into()))?;
+    for (app_name, app) in &config.apps {
+        let name = app_name.as_str();
+        let app_state = store.app_state(app_name).map_err(|e| ApiError::Internal(e.into()))?;
         let (latest, _) = store
-            .list_deploys(&DeployFilter { app: Some(name.to_owned()), limit: 1, ..DeployFilter::default() })
+            .list_deploys(&DeployFilter { app: Some(app_name.clone()), limit: Some(1), ..DeployFilter::default() })
             .map_err(|e| ApiError::Internal(e.into()))?;
         let latest = latest.into_iter().next();
         let current = match app_state.as_ref().and_then(|s| s.current_deploy_id.clone()) {
@@ -129,22 +129,25 @@ fn app_statuses(state: &AppState) -> Result<BTreeMap<String, AppStatus>, ApiErro
             None => None,
         };
         let instance = store
-            .instances(name, None)
+            .instances(app_name, None)
             .map_err(|e| ApiError::Internal(e.into()))?
             .into_iter()
-            .find(|i| i.role == "current");
+            .find(|i| i.role == InstanceRole::Current);
         let port = instance.as_ref().and_then(|i| {
-            serde_json::from_str::<BTreeMap<String, u16>>(&i.ports).ok().and_then(|m| m.values().next().copied())
+            serde_json::from_str::<Vec<serde_json::Value>>(&i.ports)
+                .ok()
+                .and_then(|ports| ports.first().and_then(|p| p["host"].as_u64()))
+                .map(|p| p as u16)
         });
-        let deploying = latest.as_ref().is_some_and(|d| !is_terminal(&d.status));
-        let recorded = app_state.as_ref().map(|s| s.status.clone()).unwrap_or_default();
+        let deploying = latest.as_ref().is_some_and(|d| !d.status.is_terminal());
+        let down = app_state.as_ref().is_some_and(|s| s.status == StoredStatus::Down);
         let status = if deploying {
             "deploying"
-        } else if recorded == "down" {
+        } else if down {
             "down"
         } else if current.is_some() {
             "running"
-        } else if latest.as_ref().is_some_and(|d| d.status == "failed") {
+        } else if latest.as_ref().is_some_and(|d| d.status == DeployStatus::Failed) {
             "failed"
         } else {
             "not_deployed"
@@ -154,27 +157,26 @@ fn app_statuses(state: &AppState) -> Result<BTreeMap<String, AppStatus>, ApiErro
             AppStatus {
                 status: status.into(),
                 kind: app.kind().as_str().into(),
-                tag: current.as_ref().map(|d| d.tag.clone()),
-                deploy_id: current.as_ref().map(|d| d.id.clone()),
+                tag: current.as_ref().map(|d| d.tag.to_string()),
+                deploy_id: current.as_ref().map(|d| d.id.to_string()),
                 deployed_at: current.as_ref().and_then(|d| d.finished_at).map(rfc3339),
                 container_id: instance.as_ref().map(|i| i.runtime_id.clone()),
                 port,
                 previous: previous.as_ref().map(|d| ReleaseRef {
-                    deploy_id: d.id.clone(),
-                    tag: d.tag.clone(),
+                    deploy_id: d.id.to_string(),
+                    tag: d.tag.to_string(),
                     deployed_at: d.finished_at.map(rfc3339),
                 }),
-                last_deploy: latest.as_ref().map(|d| LastDeploy { deploy_id: d.id.clone(), status: d.status.clone() }),
+                last_deploy: latest.as_ref().map(|d| LastDeploy {
+                    deploy_id: d.id.to_string(),
+                    status: d.status.as_str().to_owned(),
+                }),
                 previews: 0,
                 config_drift: false,
             },
         );
     }
     Ok(out)
-}
-
-fn is_terminal(status: &str) -> bool {
-    matches!(status, "completed" | "failed" | "superseded" | "rolled_back")
 }
 
 /// Query of `GET /v1/deploys`.
@@ -202,13 +204,25 @@ pub async fn list(
     if limit == 0 || limit > 200 {
         return Err(ApiError::field("invalid_request", "limit", "limit must be between 1 and 200"));
     }
-    let filter = DeployFilter { app: q.app, status: q.status, limit, before: q.before, ..DeployFilter::default() };
+    let app = q
+        .app
+        .map(|a| a.parse().map_err(|e: slip_core::names::NameError| ApiError::field("invalid_request", "app", e.to_string())))
+        .transpose()?;
+    let status = q
+        .status
+        .map(|s| s.parse::<DeployStatus>().map_err(|e| ApiError::field("invalid_request", "status", e.to_string())))
+        .transpose()?;
+    let before = q
+        .before
+        .map(|b| b.parse().map_err(|e: slip_core::names::NameError| ApiError::field("invalid_request", "before", e.to_string())))
+        .transpose()?;
+    let filter = DeployFilter { app, status, limit: Some(limit), before, ..DeployFilter::default() };
     let (rows, next_before) = state.store.list_deploys(&filter).map_err(|e| ApiError::Internal(e.into()))?;
     let mut deploys = Vec::with_capacity(rows.len());
     for row in rows {
         deploys.push(deploy_object(&state, row, true)?);
     }
-    Ok(Json(DeployList { deploys, next_before }))
+    Ok(Json(DeployList { deploys, next_before: next_before.map(|d| d.to_string()) }))
 }
 
 /// `GET /v1/deploys/{id}`: seven fields for the public, everything for the app's key or the admin.
@@ -220,8 +234,11 @@ pub async fn one(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let row = state.store.deploy(&id).map_err(|e| ApiError::Internal(e.into()))?;
-    let app = row.as_ref().map(|r| r.app.clone());
+    let row = match id.parse::<slip_core::names::DeployId>() {
+        Ok(parsed) => state.store.deploy(&parsed).map_err(|e| ApiError::Internal(e.into()))?,
+        Err(_) => None,
+    };
+    let app = row.as_ref().map(|r| r.app.to_string());
     let who = caller(&state, peer, &method, &uri, &headers, app.as_deref()).await?;
     let Some(row) = row else {
         return Err(ApiError::not_found("deploy_not_found", format!("no deploy {id}")));
@@ -239,10 +256,10 @@ pub fn deploy_object(state: &AppState, row: DeployRow, full: bool) -> Result<Dep
         None
     };
     Ok(Deploy {
-        deploy_id: row.id,
-        app: row.app,
-        tag: row.tag,
-        status: row.status,
+        deploy_id: row.id.to_string(),
+        app: row.app.to_string(),
+        tag: row.tag.to_string(),
+        status: row.status.as_str().to_owned(),
         started_at: rfc3339(row.created_at),
         finished_at: row.finished_at.map(rfc3339),
         error: row.error,
@@ -251,14 +268,19 @@ pub fn deploy_object(state: &AppState, row: DeployRow, full: bool) -> Result<Dep
 }
 
 fn detail(row: &DeployRow, events: &[EventRow]) -> DeployDetail {
-    let status_events: Vec<&EventRow> = events.iter().filter(|e| e.kind == "status").collect();
+    // The timeline starts when the deploy left the queue: `queued`/`accepted` are not steps.
+    let status_events: Vec<&EventRow> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Status && !matches!(e.status, DeployStatus::Queued | DeployStatus::Accepted))
+        .filter(|e| !e.status.is_terminal())
+        .collect();
     let steps = status_events
         .iter()
         .enumerate()
         .map(|(i, e)| {
             let end = status_events.get(i + 1).map(|n| n.at).or(row.finished_at);
             DeployStep {
-                status: e.status.clone().unwrap_or_default(),
+                status: e.status.as_str().to_owned(),
                 at: rfc3339(e.at),
                 duration_ms: end.map(|end| end - e.at),
             }
@@ -271,26 +293,26 @@ fn detail(row: &DeployRow, events: &[EventRow]) -> DeployDetail {
         .unwrap_or_default();
     DeployDetail {
         error_code: row.error_code.clone(),
-        preview_id: row.preview_id.clone(),
-        trigger: row.trigger.clone(),
+        preview_id: row.preview_id.as_ref().map(|p| p.to_string()),
+        trigger: row.trigger.as_str().to_owned(),
         strategy: row.strategy.clone(),
         kind: row.kind.clone(),
         images,
         steps,
         events: events
             .iter()
-            .filter(|e| e.kind != "status")
+            .filter(|e| e.kind != EventKind::Status)
             .map(|e| DeployEvent {
-                seq: e.seq,
+                seq: e.seq as i64,
                 at: rfc3339(e.at),
-                kind: e.kind.clone(),
-                status: e.status.clone(),
-                message: e.message.clone(),
+                kind: e.kind.as_str().to_owned(),
+                status: Some(e.status.as_str().to_owned()),
+                message: Some(e.message.clone()),
             })
             .collect(),
-        rollback_of: row.rollback_of.clone(),
-        superseded_by: row.superseded_by.clone(),
-        attempt: row.attempt,
+        rollback_of: row.rollback_of.as_ref().map(|d| d.to_string()),
+        superseded_by: row.superseded_by.as_ref().map(|d| d.to_string()),
+        attempt: row.attempt as i64,
         meta: row.meta.as_deref().and_then(|m| serde_json::from_str(m).ok()),
     }
 }
