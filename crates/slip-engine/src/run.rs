@@ -313,10 +313,8 @@ impl Run<'_> {
         name.truncate(63);
 
         let mut container_ports: Vec<u16> = self.release.routes.iter().map(|r| r.container_port).collect();
-        if self.release.plan.health.path.is_some() {
-            if let Some(p) = self.health_container_port() {
-                container_ports.push(p);
-            }
+        if let (Some(_), Some(p)) = (&self.release.plan.health.path, self.health_container_port()) {
+            container_ports.push(p);
         }
         container_ports.sort_unstable();
         container_ports.dedup();
