@@ -1,14 +1,14 @@
 //! End-to-end checks of the harness against the real Docker engine and a real registry.
 //!
 //! Each test builds images, pushes them to a private registry, runs them with the `docker` CLI and checks what they
-//! serve, proving the images behave as `slip_testenv::image` documents. These tests need Docker and fail (never
-//! skip) without it. They do not involve any slip crate.
+//! serve, proving the images behave as `slip_testenv::image` documents. These tests need Docker (one also Podman) and
+//! fail (never skip) without them. They do not involve any slip crate.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use slip_testenv::{
-    ContainerGuard, Image, Registry, free_port, require_docker, unique_id, wait_until, wait_until_async,
+    ContainerGuard, Image, Registry, free_port, require_docker, require_podman, unique_id, wait_until, wait_until_async,
 };
 
 /// Generous bound for anything a container has to do; the machines are shared and noisy.
@@ -165,6 +165,27 @@ fn container_guard_removes_labelled_containers_even_when_the_test_panics() {
     assert!(docker(&["ps", "--all", "--quiet", "--filter", &format!("label={label}")]).is_empty());
 }
 
+#[tokio::test]
+async fn podman_runs_an_image_pulled_from_the_test_registry() {
+    require_docker();
+    require_podman();
+    let id = unique_id();
+    let guard = ContainerGuard::podman("slip.test", &id);
+    let registry = Registry::start();
+    let reference = registry.push(&Image::V2, &id, "v2");
+    let port = free_port();
+    let run = ["run", "--detach", "--label", guard.label(), "-p", &published(port), &reference];
+    let container = podman(&run);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for_http(&format!("{base}/version")).await;
+    assert_eq!(get(&format!("{base}/version")).await, (200, "v2".to_owned()));
+    assert_eq!(guard.container_ids(), vec![container[..12].to_owned()]);
+
+    drop(guard);
+    assert!(podman(&["ps", "--all", "--quiet", "--filter", &format!("label=slip.test={id}")]).is_empty());
+    podman(&["image", "rm", &reference]);
+}
+
 fn published(port: u16) -> String {
     format!("127.0.0.1:{port}:8080")
 }
@@ -174,8 +195,17 @@ fn docker(args: &[&str]) -> String {
     try_docker(args).unwrap_or_else(|error| panic!("docker {} failed: {error}", args.join(" ")))
 }
 
+#[track_caller]
+fn podman(args: &[&str]) -> String {
+    try_engine("podman", args).unwrap_or_else(|error| panic!("podman {} failed: {error}", args.join(" ")))
+}
+
 fn try_docker(args: &[&str]) -> Result<String, String> {
-    let output = Command::new("docker").args(args).output().map_err(|error| error.to_string())?;
+    try_engine("docker", args)
+}
+
+fn try_engine(program: &str, args: &[&str]) -> Result<String, String> {
+    let output = Command::new(program).args(args).output().map_err(|error| error.to_string())?;
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     } else {
