@@ -13,6 +13,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# As root, make sure the machine has everything first (idempotent, quick when nothing is missing).
+if [[ $(id -u) -eq 0 && -z ${SLIP_SKIP_SETUP:-} ]]; then
+    step "scripts/setup.sh --dev"
+    bash scripts/setup.sh --dev </dev/null
+fi
+
 if ! docker info --format '{{.ServerVersion}}' >/dev/null 2>&1; then
     printf 'error: Docker engine unreachable at /var/run/docker.sock\n' >&2
     printf 'hint: sudo scripts/setup.sh --dev\n' >&2
