@@ -55,7 +55,7 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
     let lock = single_instance_lock(&storage.join("slipd.lock"))?;
     let store = Store::open(&storage.join("slip.db"))
         .with_context(|| format!("opening the database {}", storage.join("slip.db").display()))?;
-    let instance_id = store.instance_id().context("reading the instance id")?;
+    let instance_id = store.instance_id().to_owned();
 
     let runtime = connect_runtime(&config).await?;
     let backend = match runtime.backend() {
