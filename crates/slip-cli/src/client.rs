@@ -28,7 +28,12 @@ pub struct Client {
 
 impl Client {
     /// A client for `server`.
-    pub fn new(server: &str, token: Option<String>, secret: Option<String>, timeout: Duration) -> Result<Client, Failure> {
+    pub fn new(
+        server: &str,
+        token: Option<String>,
+        secret: Option<String>,
+        timeout: Duration,
+    ) -> Result<Client, Failure> {
         if !(server.starts_with("http://") || server.starts_with("https://")) {
             return Err(Failure {
                 message: format!("--server {server:?} must start with http:// or https://"),

@@ -136,7 +136,14 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
                 return Ok(0);
             }
-            println!("slipd {} · up {}s · caddy {} · runtime {} ({})", status.version.as_deref().unwrap_or("?"), status.uptime_seconds, status.caddy, status.runtime, status.backend);
+            println!(
+                "slipd {} · up {}s · caddy {} · runtime {} ({})",
+                status.version.as_deref().unwrap_or("?"),
+                status.uptime_seconds,
+                status.caddy,
+                status.runtime,
+                status.backend
+            );
             let apps = status.apps.unwrap_or_default();
             println!("{:<20} {:<7} {:<12} {:<24} {:<24}", "APP", "KIND", "STATUS", "TAG", "DEPLOYED");
             for (name, a) in apps.iter().filter(|(n, _)| app.as_deref().is_none_or(|want| want == n.as_str())) {
@@ -164,7 +171,10 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
                 return Ok(0);
             }
-            println!("{:<31} {:<16} {:<20} {:<9} {:<12} {:<24} ERROR", "ID", "APP", "TAG", "TRIGGER", "STATUS", "STARTED");
+            println!(
+                "{:<31} {:<16} {:<20} {:<9} {:<12} {:<24} ERROR",
+                "ID", "APP", "TAG", "TRIGGER", "STATUS", "STARTED"
+            );
             for d in &list.deploys {
                 let trigger = d.detail.as_ref().map(|x| x.trigger.as_str()).unwrap_or("-");
                 println!(

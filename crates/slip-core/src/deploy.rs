@@ -441,6 +441,8 @@ impl Deploy {
             Phase::Starting => Status::Starting,
             Phase::Checking(_) | Phase::Restoring(_) => Status::HealthChecking,
             Phase::Switching => Status::Switching,
+            // Recreate removes the old (stopped) container after committing; that is not a drain.
+            Phase::RemovingOld if self.plan.strategy == Strategy::Recreate => Status::Switching,
             Phase::Holding | Phase::Draining(_) | Phase::StoppingOld | Phase::RemovingOld => Status::Draining,
             Phase::Discarding(_) => Status::Failed,
             Phase::Done(Outcome::Completed { .. }) => Status::Completed,
@@ -571,10 +573,12 @@ impl Deploy {
             Strategy::BlueGreen => {
                 matches!(phase, Phase::Pulling | Phase::Configuring | Phase::Starting | Phase::Checking(_))
             }
-            Strategy::Recreate => matches!(
-                phase,
-                Phase::Pulling | Phase::Configuring | Phase::Starting | Phase::Checking(_) | Phase::Holding
-            ) || matches!(phase, Phase::Draining(d) if !d.after_switch),
+            Strategy::Recreate => {
+                matches!(
+                    phase,
+                    Phase::Pulling | Phase::Configuring | Phase::Starting | Phase::Checking(_) | Phase::Holding
+                ) || matches!(phase, Phase::Draining(d) if !d.after_switch)
+            }
         }
     }
 
@@ -820,8 +824,7 @@ impl Deploy {
                 }
             },
             (step, event) => {
-                let message =
-                    format!("{}; restore interrupted by unexpected {event:?} at {step:?}", failure.message);
+                let message = format!("{}; restore interrupted by unexpected {event:?} at {step:?}", failure.message);
                 self.fail(StepFailure::new(failure.code, message), true)
             }
         }
@@ -1128,7 +1131,11 @@ mod tests {
     #[test]
     fn success_inside_grace_period_ends_the_check_early() {
         let world = World {
-            http: VecDeque::from([unhealthy("connection refused"), unhealthy("connection refused"), ProbeResult::Healthy(200)]),
+            http: VecDeque::from([
+                unhealthy("connection refused"),
+                unhealthy("connection refused"),
+                ProbeResult::Healthy(200),
+            ]),
             ..World::default()
         };
         let t = simulate(plan(Strategy::BlueGreen, false), world);
@@ -1139,7 +1146,10 @@ mod tests {
     #[test]
     fn crash_during_health_check_fails_at_once_with_exit_code() {
         let world = World {
-            containers: VecDeque::from([running(), ContainerObservation::Stopped { exit_code: Some(3), oom_killed: false }]),
+            containers: VecDeque::from([
+                running(),
+                ContainerObservation::Stopped { exit_code: Some(3), oom_killed: false },
+            ]),
             http: VecDeque::from([unhealthy("connection refused")]),
             ..World::default()
         };
@@ -1197,7 +1207,7 @@ mod tests {
                 5s200ms  health_checking  probe web-2
                 5s500ms  health_checking  probe web-2
                 5s600ms  switching        switch routes to candidate
-                5s700ms  draining         remove web-1
+                5s700ms  switching        remove web-1
                 5s800ms  completed        finish completed
             "#]],
         );
@@ -1218,7 +1228,7 @@ mod tests {
                 850ms    starting         start candidate
                 950ms    health_checking  probe web-2
                 1s50ms   switching        switch routes to candidate
-                1s150ms  draining         remove web-1
+                1s150ms  switching        remove web-1
                 1s250ms  completed        finish completed
             "#]],
         );
@@ -1251,13 +1261,31 @@ mod tests {
         let mut p = plan(Strategy::Recreate, true);
         p.health.start_period = Duration::ZERO;
         p.health.retries = 1;
-        let world = World { http: VecDeque::from([unhealthy("HTTP 500"), ProbeResult::Healthy(200)]), ..World::default() };
+        let world =
+            World { http: VecDeque::from([unhealthy("HTTP 500"), ProbeResult::Healthy(200)]), ..World::default() };
         let t = simulate(p, world);
-        let order: Vec<&str> =
-            t.lines().map(|l| if l.contains("note:") { "note:" } else { l.split_whitespace().nth(2).unwrap() }).collect();
+        let order: Vec<&str> = t
+            .lines()
+            .map(|l| if l.contains("note:") { "note:" } else { l.split_whitespace().nth(2).unwrap() })
+            .collect();
         assert_eq!(
             order,
-            ["pull", "configure", "hold", "poll", "poll", "stop", "start", "probe", "note:", "remove", "restart", "route", "probe", "finish"],
+            [
+                "pull",
+                "configure",
+                "hold",
+                "poll",
+                "poll",
+                "stop",
+                "start",
+                "probe",
+                "note:",
+                "remove",
+                "restart",
+                "route",
+                "probe",
+                "finish"
+            ],
             "{t}"
         );
         assert!(t.contains("failed (unhealthy)") && t.ends_with("previous release restored\n"), "{t}");
@@ -1299,10 +1327,7 @@ mod tests {
 
     #[test]
     fn drain_problems_are_warnings_after_the_switch() {
-        let world = World {
-            fail: Some(("poll", 1, ErrorCode::CaddyUnavailable)),
-            ..World::default()
-        };
+        let world = World { fail: Some(("poll", 1, ErrorCode::CaddyUnavailable)), ..World::default() };
         let t = simulate(plan(Strategy::BlueGreen, true), world);
         assert!(t.contains("finish completed with warnings: draining: poll drain failed"), "{t}");
     }

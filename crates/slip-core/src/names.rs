@@ -164,8 +164,10 @@ impl ImageRepo {
 impl FromStr for ImageRepo {
     type Err = NameError;
     fn from_str(s: &str) -> Result<Self, NameError> {
-        const RULE: &str = "use a repository such as ghcr.io/you/myapp, without a tag or digest (the tag comes from the webhook)";
-        if s.is_empty() || s.contains('@') || s.contains(char::is_whitespace) || s.ends_with('/') || s.starts_with('/') {
+        const RULE: &str =
+            "use a repository such as ghcr.io/you/myapp, without a tag or digest (the tag comes from the webhook)";
+        if s.is_empty() || s.contains('@') || s.contains(char::is_whitespace) || s.ends_with('/') || s.starts_with('/')
+        {
             return Err(name_error("image repository", s, RULE));
         }
         let (first, rest) = match s.split_once('/') {

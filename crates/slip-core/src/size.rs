@@ -40,7 +40,7 @@ pub fn parse(s: &str) -> Result<u64, SizeError> {
 /// Prints bytes in the largest exact binary unit (`512m`, `1g`, `1536k`).
 pub fn format(bytes: u64) -> String {
     for (unit, size) in [("t", 1u64 << 40), ("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)] {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes / size);
         }
     }

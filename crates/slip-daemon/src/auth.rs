@@ -51,11 +51,8 @@ pub fn signature_headers(headers: &HeaderMap, require_timestamp: bool) -> Result
         None => None,
         Some(v) => {
             let text = v.to_str().unwrap_or_default().trim().to_owned();
-            let value = text
-                .parse::<i64>()
-                .ok()
-                .filter(|_| text.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| {
+            let value =
+                text.parse::<i64>().ok().filter(|_| text.bytes().all(|b| b.is_ascii_digit())).ok_or_else(|| {
                     ApiError::field(
                         "invalid_timestamp",
                         "X-Slip-Timestamp",
@@ -185,8 +182,8 @@ mod tests {
             signature_headers(&headers(&[(SIGNATURE_HEADER, &sig)]), true).unwrap_err().code(),
             "timestamp_required"
         );
-        let ok = signature_headers(&headers(&[(SIGNATURE_HEADER, &sig), (TIMESTAMP_HEADER, "1700000000")]), true)
-            .unwrap();
+        let ok =
+            signature_headers(&headers(&[(SIGNATURE_HEADER, &sig), (TIMESTAMP_HEADER, "1700000000")]), true).unwrap();
         assert_eq!(ok.timestamp, Some(("1700000000".into(), 1_700_000_000)));
     }
 

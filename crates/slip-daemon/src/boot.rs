@@ -73,10 +73,7 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         store: store.clone(),
         instance_id,
         port_range: config.runtime.port_range.clone(),
-        log: LogRotation {
-            max_size_bytes: config.runtime.log_max_size,
-            max_files: config.runtime.log_max_files,
-        },
+        log: LogRotation { max_size_bytes: config.runtime.log_max_size, max_files: config.runtime.log_max_files },
         shutdown: shutdown.clone(),
     };
 
@@ -103,12 +100,8 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         closing.clone(),
     );
     let health = Health::default();
-    let monitor = tokio::spawn(monitor::run(
-        engine.clone(),
-        health.clone(),
-        config.caddy.reconcile_interval,
-        shutdown.clone(),
-    ));
+    let monitor =
+        tokio::spawn(monitor::run(engine.clone(), health.clone(), config.caddy.reconcile_interval, shutdown.clone()));
     let state = AppState(Arc::new(Shared {
         config: shared_config,
         store,

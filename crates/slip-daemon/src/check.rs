@@ -42,8 +42,7 @@ pub fn check(path: &Path) -> (String, i32) {
         }
         Err(problems) => {
             let n = problems.len();
-            let mut out =
-                format!("✗ Configuration validation failed ({n} problem{})\n", if n == 1 { "" } else { "s" });
+            let mut out = format!("✗ Configuration validation failed ({n} problem{})\n", if n == 1 { "" } else { "s" });
             out.push_str(&render(&problems));
             (out, 1)
         }

@@ -79,7 +79,9 @@ impl IntoResponse for ApiError {
                 }
                 (StatusCode::BAD_REQUEST, body)
             }
-            ApiError::Unauthorized { message, .. } => (StatusCode::UNAUTHORIZED, json!({"error": message, "code": code})),
+            ApiError::Unauthorized { message, .. } => {
+                (StatusCode::UNAUTHORIZED, json!({"error": message, "code": code}))
+            }
             ApiError::NotFound { message, .. } => (StatusCode::NOT_FOUND, json!({"error": message, "code": code})),
             ApiError::Conflict { message, extra, .. } => {
                 let mut body = json!({"error": message, "code": code});
@@ -88,10 +90,9 @@ impl IntoResponse for ApiError {
                 }
                 (StatusCode::CONFLICT, body)
             }
-            ApiError::TooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                json!({"error": "request body is larger than 64 KiB", "code": code}),
-            ),
+            ApiError::TooLarge => {
+                (StatusCode::PAYLOAD_TOO_LARGE, json!({"error": "request body is larger than 64 KiB", "code": code}))
+            }
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json!({"error": "send the body as Content-Type: application/json", "code": code}),
@@ -99,7 +100,9 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited { retry_after } => {
                 let mut resp = (
                     StatusCode::TOO_MANY_REQUESTS,
-                    Json(json!({"error": "too many failed authentications from this address; try later", "code": code})),
+                    Json(
+                        json!({"error": "too many failed authentications from this address; try later", "code": code}),
+                    ),
                 )
                     .into_response();
                 if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {

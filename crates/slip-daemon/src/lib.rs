@@ -13,8 +13,8 @@ pub mod api;
 pub mod auth;
 pub mod boot;
 pub mod check;
-pub mod logging;
 pub mod error;
+pub mod logging;
 pub mod monitor;
 pub mod queue;
 pub mod release;
@@ -132,7 +132,8 @@ async fn json_errors(request: Request, next: Next) -> Response {
     let text = axum::body::to_bytes(body, BODY_LIMIT).await.unwrap_or_default();
     let message = String::from_utf8_lossy(&text).trim().to_owned();
     let message = if message.is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { message };
-    let mut out = Response::from_parts(parts, Body::from(serde_json::json!({"error": message, "code": code}).to_string()));
+    let mut out =
+        Response::from_parts(parts, Body::from(serde_json::json!({"error": message, "code": code}).to_string()));
     out.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     out.headers_mut().remove(header::CONTENT_LENGTH);
     out

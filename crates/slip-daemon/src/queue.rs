@@ -13,8 +13,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use slip_core::deploy::{ErrorCode, Outcome};
-use slip_engine::run::{Engine, run_deploy, unix_ms};
 use slip_core::names::AppName;
+use slip_engine::run::{Engine, run_deploy, unix_ms};
 use slip_engine::store::{DeployRow, DeployStatus};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -74,7 +74,9 @@ impl Scheduler {
     /// Starts runners for every target with waiting deploys (at boot).
     pub fn kick_all(&self) {
         match self.inner.engine.store.waiting_targets() {
-            Ok(targets) => targets.iter().filter(|(_, preview)| preview.is_none()).for_each(|(a, _)| self.kick(a.as_str())),
+            Ok(targets) => {
+                targets.iter().filter(|(_, preview)| preview.is_none()).for_each(|(a, _)| self.kick(a.as_str()))
+            }
             Err(e) => tracing::error!(error = %e, "listing waiting deploys"),
         }
     }
@@ -148,7 +150,13 @@ impl Scheduler {
             Err(failure) => {
                 let code = failure.code;
                 tracing::warn!(deploy_id = %row.id, error = %failure.message, "deploy could not start");
-                let _ = store.finish(&row.id, DeployStatus::Failed, Some(&failure.message), Some(code_str(code)), unix_ms());
+                let _ = store.finish(
+                    &row.id,
+                    DeployStatus::Failed,
+                    Some(&failure.message),
+                    Some(code_str(code)),
+                    unix_ms(),
+                );
             }
         }
     }

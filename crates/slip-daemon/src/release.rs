@@ -69,10 +69,9 @@ pub fn resolve_app(
         ));
     }
     let image = app.image.with_tag(&tag);
-    let credentials = config
-        .registry
-        .credentials_for(app.image.host())
-        .map(|(username, password)| RegistryCredentials { username: username.to_owned(), password: password.expose().to_owned() });
+    let credentials = config.registry.credentials_for(app.image.host()).map(|(username, password)| {
+        RegistryCredentials { username: username.to_owned(), password: password.expose().to_owned() }
+    });
 
     let mut routes = Vec::new();
     for route in &app.routes {
@@ -165,7 +164,8 @@ fn environment(
     for (k, v) in read_secrets(&config.storage.path.join("secrets").join(app_name.as_str())) {
         set(&mut env, k, v);
     }
-    for (k, v) in [("SLIP_APP", app_name.as_str()), ("SLIP_TAG", tag), ("SLIP_DEPLOY_ID", deploy_id), ("SLIP_KIND", kind)]
+    for (k, v) in
+        [("SLIP_APP", app_name.as_str()), ("SLIP_TAG", tag), ("SLIP_DEPLOY_ID", deploy_id), ("SLIP_KIND", kind)]
     {
         set(&mut env, k.to_owned(), v.to_owned());
     }
@@ -209,7 +209,11 @@ fn volumes(app: &AppConfig) -> Result<Vec<Mount>, StepFailure> {
                 )
             })?;
         }
-        mounts.push(Mount { host_path: v.host_path.clone(), container_path: v.mount_path.clone(), read_only: v.read_only });
+        mounts.push(Mount {
+            host_path: v.host_path.clone(),
+            container_path: v.mount_path.clone(),
+            read_only: v.read_only,
+        });
     }
     Ok(mounts)
 }

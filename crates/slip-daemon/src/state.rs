@@ -66,10 +66,8 @@ impl Shared {
         if let Some(secret) = &app_config.secret {
             keys.push(secret.expose().to_owned());
         }
-        if keys.is_empty() {
-            if let Some(secret) = &config.auth.secret {
-                keys.push(secret.expose().to_owned());
-            }
+        if let (true, Some(secret)) = (keys.is_empty(), &config.auth.secret) {
+            keys.push(secret.expose().to_owned());
         }
         Some(keys)
     }

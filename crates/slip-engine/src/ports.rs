@@ -176,7 +176,11 @@ pub trait ContainerRuntime: Send + Sync {
     /// Checks that the engine answers.
     async fn ping(&self) -> Result<(), RuntimeError>;
     /// Pulls `reference` (`repo:tag` or `repo@sha256:…`), sending `credentials` to that registry only.
-    async fn pull(&self, reference: &str, credentials: Option<&RegistryCredentials>) -> Result<PulledImage, RuntimeError>;
+    async fn pull(
+        &self,
+        reference: &str,
+        credentials: Option<&RegistryCredentials>,
+    ) -> Result<PulledImage, RuntimeError>;
     /// The local image for `reference`, if present, without pulling.
     async fn local_image(&self, reference: &str) -> Result<Option<PulledImage>, RuntimeError>;
     /// Creates and starts a container. On failure nothing is left behind.

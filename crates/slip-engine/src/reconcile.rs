@@ -59,7 +59,8 @@ pub async fn reconcile(
             store.finish(&deploy.id, DeployStatus::Completed, None, None, unix_ms())?;
             report.finished.push(deploy.id.to_string());
         } else {
-            for candidate in instances.iter().filter(|i| i.deploy_id == deploy.id && i.role == InstanceRole::Candidate) {
+            for candidate in instances.iter().filter(|i| i.deploy_id == deploy.id && i.role == InstanceRole::Candidate)
+            {
                 if !candidate.runtime_id.is_empty() {
                     engine.runtime.remove(&candidate.runtime_id).await?;
                 }
@@ -92,8 +93,7 @@ pub async fn reconcile(
         .filter(|i| matches!(i.role, InstanceRole::Current | InstanceRole::Stopped))
         .map(|i| i.runtime_id)
         .collect();
-    let ours =
-        engine.runtime.list(&[("slip.managed", "true"), ("slip.instance", engine.instance_id.as_str())]).await?;
+    let ours = engine.runtime.list(&[("slip.managed", "true"), ("slip.instance", engine.instance_id.as_str())]).await?;
     for container in ours {
         if !owned.contains(&container.id) {
             engine.runtime.remove(&container.id).await?;

@@ -142,4 +142,3 @@ pub fn app_routes(app: &str, templates: &[RouteTemplate], ports: &BTreeMap<u16, 
         .collect();
     Some(AppRoutes { routes, drain: None })
 }
-

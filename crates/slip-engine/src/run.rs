@@ -213,7 +213,13 @@ impl Run<'_> {
                 self.image_ref = Some(pulled.digest.clone().unwrap_or(pulled.id.clone()));
                 if let Some((_, digest)) = pulled.digest.as_deref().and_then(|d| d.split_once('@')) {
                     let release = &self.release;
-                    let _ = engine.store.record_image(&release.app, &release.repository, digest, Some(&release.tag), unix_ms());
+                    let _ = engine.store.record_image(
+                        &release.app,
+                        &release.repository,
+                        digest,
+                        Some(&release.tag),
+                        unix_ms(),
+                    );
                 }
                 Event::Pulled
             }
@@ -408,21 +414,15 @@ impl Run<'_> {
                 http: None,
             });
         }
-        let observed = ContainerObservation::Running {
-            started_at: state.started_at.clone(),
-            restart_count: state.restart_count,
-        };
+        let observed =
+            ContainerObservation::Running { started_at: state.started_at.clone(), restart_count: state.restart_count };
         let Some(path) = self.release.plan.health.path.clone() else {
             return Ok(Observation { container: observed, http: None });
         };
         // Probe the port as bound now (it is the leased one for a candidate, or the old instance's).
         let container_port = self.health_container_port();
-        let host_port = state
-            .ports
-            .iter()
-            .find(|p| Some(p.container) == container_port)
-            .or(state.ports.first())
-            .map(|p| p.host);
+        let host_port =
+            state.ports.iter().find(|p| Some(p.container) == container_port).or(state.ports.first()).map(|p| p.host);
         let Some(port) = host_port else {
             return Ok(Observation {
                 container: observed,
@@ -491,10 +491,7 @@ fn now() -> std::time::Instant {
 
 /// Wall-clock Unix milliseconds for the record.
 pub fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl From<RuntimeError> for StepFailure {
@@ -726,7 +723,10 @@ mod tests {
         let w = world();
         run_deploy(&w.engine, release(&w, 1, "v1", Strategy::Recreate)).await;
         let routes_before = w.proxy.block();
-        w.runtime.fail_start_of(&format!("registry.test/web@sha256:{:064x}", "registry.test/web:v2".len() as u64 * 7919 + 1));
+        w.runtime.fail_start_of(&format!(
+            "registry.test/web@sha256:{:064x}",
+            "registry.test/web:v2".len() as u64 * 7919 + 1
+        ));
         w.probe.answer_by_default(ProbeResult::Healthy(200));
         let outcome = run_deploy(&w.engine, release(&w, 2, "v2", Strategy::Recreate)).await;
         let Outcome::Failed { failure, app_down: false } = &outcome else { panic!("{outcome}") };

@@ -157,7 +157,9 @@ impl ContainerRuntime for FakeRuntime {
                 c.started_at += 1;
                 Ok(())
             }
-            None => Err(RuntimeError::Rejected { op: "restart", target: id.into(), message: "no such container".into() }),
+            None => {
+                Err(RuntimeError::Rejected { op: "restart", target: id.into(), message: "no such container".into() })
+            }
         }
     }
 
@@ -266,7 +268,8 @@ impl Proxy for FakeProxy {
         if current.as_ref() == Some(block) {
             return Ok(Applied::Unchanged);
         }
-        let mut routes: Vec<String> = block.routes.iter().map(|r| format!("{} -> {}", r.hostname, r.upstream)).collect();
+        let mut routes: Vec<String> =
+            block.routes.iter().map(|r| format!("{} -> {}", r.hostname, r.upstream)).collect();
         routes.sort();
         let drains: Vec<&str> = block.drains.iter().map(|d| d.upstream.as_str()).collect();
         let drains = if drains.is_empty() { String::new() } else { format!(" (draining {})", drains.join(",")) };

@@ -315,13 +315,11 @@ impl AppConfig {
 
     /// Explicit strategy, else recreate for workers and writable volumes, else blue-green.
     pub fn strategy(&self) -> Strategy {
-        self.deploy.strategy.unwrap_or(
-            if self.kind() == Kind::Worker || self.volumes.iter().any(|v| !v.read_only) {
-                Strategy::Recreate
-            } else {
-                Strategy::BlueGreen
-            },
-        )
+        self.deploy.strategy.unwrap_or(if self.kind() == Kind::Worker || self.volumes.iter().any(|v| !v.read_only) {
+            Strategy::Recreate
+        } else {
+            Strategy::BlueGreen
+        })
     }
 }
 
@@ -518,7 +516,8 @@ fn toml_problem(file: &SourceFile, e: &toml::de::Error) -> Problem {
         None => (None, None),
     };
     let message = e.message().trim().replace('\n', " ");
-    let hint = message.contains("apps").then(|| "each app is its own file: apps/<name>.toml with an [app] table".into());
+    let hint =
+        message.contains("apps").then(|| "each app is its own file: apps/<name>.toml with an [app] table".into());
     Problem { file: file.path.clone(), line, column, message, hint }
 }
 
@@ -537,7 +536,9 @@ fn interpolate(
                 line: find_line(&file.text, &format!("${{{var}")),
                 column: None,
                 message: format!("{key}: variable {var} is not set"),
-                hint: Some("set it in the environment or in slip.env beside slip.toml, or write ${VAR:-default}".into()),
+                hint: Some(
+                    "set it in the environment or in slip.env beside slip.toml, or write ${VAR:-default}".into(),
+                ),
             }),
         },
         toml::Value::Array(items) => items.iter_mut().for_each(|i| interpolate(i, key, file, env, problems)),
@@ -602,13 +603,13 @@ fn daemon(raw: &RawDaemon, file: &std::path::Path, problems: &mut Vec<Problem>) 
             hint: None,
         })
     };
-    let dur = |v: &Option<String>, default: &str, key: &str, bad: &mut dyn FnMut(&str, String)| {
-        match duration::parse(v.as_deref().unwrap_or(default)) {
-            Ok(d) => d,
-            Err(e) => {
-                bad(key, e.to_string());
-                Duration::ZERO
-            }
+    let dur = |v: &Option<String>, default: &str, key: &str, bad: &mut dyn FnMut(&str, String)| match duration::parse(
+        v.as_deref().unwrap_or(default),
+    ) {
+        Ok(d) => d,
+        Err(e) => {
+            bad(key, e.to_string());
+            Duration::ZERO
         }
     };
     let s = &raw.server;
@@ -677,14 +678,20 @@ fn daemon(raw: &RawDaemon, file: &std::path::Path, problems: &mut Vec<Problem>) 
         auth: g
             .auth
             .iter()
-            .map(|x| RegistryAuth { host: x.host.clone(), username: x.username.clone(), password: Secret(x.password.clone()) })
+            .map(|x| RegistryAuth {
+                host: x.host.clone(),
+                username: x.username.clone(),
+                password: Secret(x.password.clone()),
+            })
             .collect(),
     };
     let c = &raw.caddy;
     let (mode, email, staging) = match &c.tls {
         None => ("acme".to_owned(), None, false),
         Some(RawTls::Mode(m)) => (m.clone(), None, false),
-        Some(RawTls::Table(t)) => (t.mode.clone().unwrap_or_else(|| "acme".into()), t.email.clone(), t.staging.unwrap_or(false)),
+        Some(RawTls::Table(t)) => {
+            (t.mode.clone().unwrap_or_else(|| "acme".into()), t.email.clone(), t.staging.unwrap_or(false))
+        }
     };
     if !["acme", "internal", "off"].contains(&mode.as_str()) {
         bad("caddy.tls", format!("{mode:?} is not one of acme, internal, off"));
@@ -695,13 +702,20 @@ fn daemon(raw: &RawDaemon, file: &std::path::Path, problems: &mut Vec<Problem>) 
         server: c.server.clone().unwrap_or_else(|| "slip".into()),
         listen: c.listen.clone().unwrap_or(default_listen),
         tls: Tls { mode, email, staging },
-        stream_close_delay: c.stream_close_delay.as_ref().map(|v| dur(&Some(v.clone()), "0s", "caddy.stream_close_delay", &mut bad)),
+        stream_close_delay: c
+            .stream_close_delay
+            .as_ref()
+            .map(|v| dur(&Some(v.clone()), "0s", "caddy.stream_close_delay", &mut bad)),
         reconcile_interval: dur(&c.reconcile_interval, "10s", "caddy.reconcile_interval", &mut bad),
     };
     let st = &raw.storage;
     let path = PathBuf::from(st.path.clone().unwrap_or_else(|| "/var/lib/slip".into()));
     let storage = Storage {
-        volume_roots: st.volume_roots.clone().map(|v| v.into_iter().map(PathBuf::from).collect()).unwrap_or_else(|| vec![path.join("volumes")]),
+        volume_roots: st
+            .volume_roots
+            .clone()
+            .map(|v| v.into_iter().map(PathBuf::from).collect())
+            .unwrap_or_else(|| vec![path.join("volumes")]),
         path,
     };
     let log = Log {
@@ -730,12 +744,22 @@ fn app(raw: &RawApp, file: &SourceFile, problems: &mut Vec<Problem>) -> Option<A
     let dur = |v: &Option<String>, key: &str, bad: &mut dyn FnMut(&str, String)| -> Option<Duration> {
         v.as_ref().and_then(|s| duration::parse(s).map_err(|e| bad(key, e.to_string())).ok())
     };
-    let name: Option<AppName> = raw.app.name.parse().map_err(|e: crate::names::NameError| bad("app.name", e.to_string())).ok();
+    let name: Option<AppName> =
+        raw.app.name.parse().map_err(|e: crate::names::NameError| bad("app.name", e.to_string())).ok();
     let stem = file.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     if stem != raw.app.name {
-        bad("app.name", format!("is {:?} but the file is {}: name the file apps/{}.toml", raw.app.name, file.path.display(), raw.app.name));
+        bad(
+            "app.name",
+            format!(
+                "is {:?} but the file is {}: name the file apps/{}.toml",
+                raw.app.name,
+                file.path.display(),
+                raw.app.name
+            ),
+        );
     }
-    let image: Option<ImageRepo> = raw.app.image.parse().map_err(|e: crate::names::NameError| bad("app.image", e.to_string())).ok();
+    let image: Option<ImageRepo> =
+        raw.app.image.parse().map_err(|e: crate::names::NameError| bad("app.image", e.to_string())).ok();
     let kind = match raw.app.kind.as_deref() {
         None => None,
         Some("web") => Some(Kind::Web),
@@ -748,7 +772,13 @@ fn app(raw: &RawApp, file: &SourceFile, problems: &mut Vec<Problem>) -> Option<A
     };
     let mut routes = Vec::new();
     if let Some(domain) = &raw.routing.domain {
-        routes.push(Route { hostname: domain.to_lowercase(), port: raw.routing.port, container: raw.routing.container.clone(), path_prefix: "/".into(), strip_prefix: false });
+        routes.push(Route {
+            hostname: domain.to_lowercase(),
+            port: raw.routing.port,
+            container: raw.routing.container.clone(),
+            path_prefix: "/".into(),
+            strip_prefix: false,
+        });
     }
     for r in &raw.routing.routes {
         routes.push(Route {
@@ -792,7 +822,11 @@ fn app(raw: &RawApp, file: &SourceFile, problems: &mut Vec<Problem>) -> Option<A
         timeout: dur(&d.timeout, "deploy.timeout", &mut bad).unwrap_or(Duration::from_secs(600)),
         queue_ttl: dur(&d.queue_ttl, "deploy.queue_ttl", &mut bad).unwrap_or(Duration::from_secs(3600)),
     };
-    let memory = raw.resources.memory.as_ref().and_then(|m| size::parse(m).map_err(|e| bad("resources.memory", e.to_string())).ok());
+    let memory = raw
+        .resources
+        .memory
+        .as_ref()
+        .and_then(|m| size::parse(m).map_err(|e| bad("resources.memory", e.to_string())).ok());
     let nano_cpus = raw.resources.cpus.as_ref().and_then(|c| {
         let text = match c {
             toml::Value::String(s) => s.clone(),
@@ -808,7 +842,8 @@ fn app(raw: &RawApp, file: &SourceFile, problems: &mut Vec<Problem>) -> Option<A
             }
         }
     });
-    let hold_timeout = dur(&raw.routing.hold_timeout, "routing.hold_timeout", &mut bad).unwrap_or(Duration::from_secs(30));
+    let hold_timeout =
+        dur(&raw.routing.hold_timeout, "routing.hold_timeout", &mut bad).unwrap_or(Duration::from_secs(30));
     if problems.len() > before {
         return None;
     }
@@ -829,7 +864,11 @@ fn app(raw: &RawApp, file: &SourceFile, problems: &mut Vec<Problem>) -> Option<A
         volumes: raw
             .volumes
             .iter()
-            .map(|v| Volume { host_path: PathBuf::from(&v.host_path), mount_path: v.mount_path.clone(), read_only: v.read_only.unwrap_or(false) })
+            .map(|v| Volume {
+                host_path: PathBuf::from(&v.host_path),
+                mount_path: v.mount_path.clone(),
+                read_only: v.read_only.unwrap_or(false),
+            })
             .collect(),
     })
 }

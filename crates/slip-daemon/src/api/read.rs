@@ -14,7 +14,9 @@ use slip_api::{AppStatus, Deploy, DeployDetail, DeployEvent, DeployList, DeployS
 use slip_core::names::AppName;
 use slip_core::signature::{self, Signed};
 use slip_engine::run::unix_ms;
-use slip_engine::store::{AppStatus as StoredStatus, DeployFilter, DeployRow, DeployStatus, EventKind, EventRow, InstanceRole};
+use slip_engine::store::{
+    AppStatus as StoredStatus, DeployFilter, DeployRow, DeployStatus, EventKind, EventRow, InstanceRole,
+};
 
 use crate::auth::{bearer, check_admin, client_ip, invalid_signature, signature_headers};
 use crate::error::ApiError;
@@ -167,10 +169,9 @@ fn app_statuses(state: &AppState) -> Result<BTreeMap<String, AppStatus>, ApiErro
                     tag: d.tag.to_string(),
                     deployed_at: d.finished_at.map(rfc3339),
                 }),
-                last_deploy: latest.as_ref().map(|d| LastDeploy {
-                    deploy_id: d.id.to_string(),
-                    status: d.status.as_str().to_owned(),
-                }),
+                last_deploy: latest
+                    .as_ref()
+                    .map(|d| LastDeploy { deploy_id: d.id.to_string(), status: d.status.as_str().to_owned() }),
                 previews: 0,
                 config_drift: false,
             },
@@ -206,7 +207,9 @@ pub async fn list(
     }
     let app = q
         .app
-        .map(|a| a.parse().map_err(|e: slip_core::names::NameError| ApiError::field("invalid_request", "app", e.to_string())))
+        .map(|a| {
+            a.parse().map_err(|e: slip_core::names::NameError| ApiError::field("invalid_request", "app", e.to_string()))
+        })
         .transpose()?;
     let status = q
         .status
@@ -214,7 +217,10 @@ pub async fn list(
         .transpose()?;
     let before = q
         .before
-        .map(|b| b.parse().map_err(|e: slip_core::names::NameError| ApiError::field("invalid_request", "before", e.to_string())))
+        .map(|b| {
+            b.parse()
+                .map_err(|e: slip_core::names::NameError| ApiError::field("invalid_request", "before", e.to_string()))
+        })
         .transpose()?;
     let filter = DeployFilter { app, status, limit: Some(limit), before, ..DeployFilter::default() };
     let (rows, next_before) = state.store.list_deploys(&filter).map_err(|e| ApiError::Internal(e.into()))?;
@@ -321,9 +327,8 @@ fn detail(row: &DeployRow, events: &[EventRow]) -> DeployDetail {
 pub fn rfc3339(ms: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     t.format(&format).unwrap_or_default()
 }
 

@@ -191,8 +191,8 @@ async fn queued_deploy_is_superseded_by_a_newer_one() {
 async fn two_apps_deploy_concurrently() {
     let (one, two) = (app_name("one"), app_name("two"));
     let (a, b) = (one.clone(), two.clone());
-    let d = TestDaemon::start(|reg| vec![(a.clone(), web_app(&a, reg, "")), (b.clone(), web_app(&b, reg, ""))], "")
-        .await;
+    let d =
+        TestDaemon::start(|reg| vec![(a.clone(), web_app(&a, reg, "")), (b.clone(), web_app(&b, reg, ""))], "").await;
     d.push(&Image::slow_start(2).with_version("s1"), &one, "s1");
     d.push(&Image::slow_start(2).with_version("s2"), &two, "s2");
     let started = std::time::Instant::now();
@@ -230,10 +230,13 @@ async fn routes_come_back_after_caddy_restarts_empty() {
     }
 }
 
+/// What the load generator saw: successes, failures (described), and the versions that answered.
+type LoadResult = (u64, Vec<String>, std::collections::BTreeSet<String>);
+
 /// Keep-alive clients hammering one host through Caddy.
 struct Load {
     stop: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<(u64, Vec<String>, std::collections::BTreeSet<String>)>>,
+    tasks: Vec<tokio::task::JoinHandle<LoadResult>>,
 }
 
 impl Load {
@@ -265,7 +268,7 @@ impl Load {
         Load { stop, tasks }
     }
 
-    async fn stop(self) -> (u64, Vec<String>, std::collections::BTreeSet<String>) {
+    async fn stop(self) -> LoadResult {
         self.stop.store(true, Ordering::Relaxed);
         let (mut ok, mut failed, mut versions) = (0, Vec::new(), std::collections::BTreeSet::new());
         for t in self.tasks {

@@ -123,16 +123,14 @@ path = "{}"
         })));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = self.http.get(self.url("/healthz")).send().await {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = self.http.get(self.url("/healthz")).send().await
+                && r.status().is_success()
+            {
+                return;
             }
-            if let Some(task) = &self.task {
-                if task.is_finished() {
-                    let result = self.task.take().unwrap().await;
-                    panic!("slipd exited during boot: {result:?}");
-                }
+            if self.task.as_ref().is_some_and(|t| t.is_finished()) {
+                let result = self.task.take().unwrap().await;
+                panic!("slipd exited during boot: {result:?}");
             }
             assert!(Instant::now() < deadline, "slipd did not answer /healthz within 30s");
             tokio::time::sleep(Duration::from_millis(50)).await;
