@@ -79,7 +79,8 @@ build_release() { # version
 FROM scratch
 COPY busybox /bin/busybox
 COPY www /www
-ENTRYPOINT ["/bin/busybox","httpd","-f","-p","8080","-h","/www"]
+# httpd as PID 1 would ignore SIGTERM; the shell exits on it, so a deploy's stop is immediate.
+ENTRYPOINT ["/bin/busybox","sh","-c","trap 'exit 0' TERM; /bin/busybox httpd -f -p 8080 -h /www & wait"]
 EOF
   docker build -q -t "$registry/slip-demo:$1" "$demo/image" >/dev/null
   docker push -q "$registry/slip-demo:$1" >/dev/null
