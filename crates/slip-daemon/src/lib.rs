@@ -20,6 +20,9 @@ pub mod queue;
 pub mod release;
 pub mod state;
 
+#[cfg(test)]
+mod tests;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
