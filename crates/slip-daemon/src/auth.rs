@@ -71,6 +71,17 @@ pub fn signature_headers(headers: &HeaderMap, require_timestamp: bool) -> Result
     Ok(SignatureHeaders { mac, timestamp })
 }
 
+/// 401 `stale_timestamp` when `timestamp` (Unix seconds) is further than `max_skew` from `now_s`.
+pub fn check_skew(timestamp: i64, now_s: i64, max_skew: Duration) -> Result<(), ApiError> {
+    if (now_s - timestamp).unsigned_abs() > max_skew.as_secs() {
+        return Err(ApiError::Unauthorized {
+            code: "stale_timestamp",
+            message: "X-Slip-Timestamp is outside the accepted clock skew (auth.max_skew)",
+        });
+    }
+    Ok(())
+}
+
 /// The bearer token of a request, if it has an `Authorization: Bearer` header.
 pub fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use slip_core::config::Config;
 use slip_core::names::AppName;
+use slip_core::signature::{self, Signed};
 use slip_engine::run::Engine;
 use slip_engine::store::Store;
 
@@ -70,6 +71,20 @@ impl Shared {
             keys.push(secret.expose().to_owned());
         }
         Some(keys)
+    }
+
+    /// True when `mac` signs `signed` under one of `app`'s keys. An unknown (or unparsable) app, or one
+    /// with no key at all, is checked against a random per-process key, so it costs the same time and
+    /// always fails: the answer never reveals whether the app exists.
+    pub fn verify_for_app(&self, config: &Config, app: Option<&str>, signed: &Signed<'_>, mac: &[u8; 32]) -> bool {
+        let keys = app.and_then(|a| a.parse::<AppName>().ok()).and_then(|a| self.app_keys(config, &a));
+        match &keys {
+            Some(keys) if !keys.is_empty() => signature::verify(keys, signed, mac),
+            _ => {
+                let _ = signature::verify(&[self.decoy_key], signed, mac);
+                false
+            }
+        }
     }
 
     /// The admin token: `auth.admin_token`, else `auth.secret`.

@@ -11,14 +11,13 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use serde_json::json;
 use slip_api::{AppStatus, Deploy, DeployDetail, DeployEvent, DeployList, DeployStep, LastDeploy, ReleaseRef, Status};
-use slip_core::names::AppName;
-use slip_core::signature::{self, Signed};
+use slip_core::signature::Signed;
 use slip_engine::run::unix_ms;
 use slip_engine::store::{
     AppStatus as StoredStatus, DeployFilter, DeployRow, DeployStatus, EventKind, EventRow, InstanceRole,
 };
 
-use crate::auth::{bearer, check_admin, client_ip, invalid_signature, signature_headers};
+use crate::auth::{bearer, check_admin, check_skew, client_ip, invalid_signature, signature_headers};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -61,20 +60,10 @@ pub async fn caller(
         let (ts_text, ts) = sig.timestamp.clone().expect("required above");
         let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or(uri.path());
         let signed = Signed::Request { timestamp: &ts_text, method: method.as_str(), target, body: b"" };
-        let keys = app_of_request.and_then(|a| a.parse::<AppName>().ok()).and_then(|a| state.app_keys(&config, &a));
-        let ok = match &keys {
-            Some(k) if !k.is_empty() => signature::verify(k, &signed, &sig.mac),
-            _ => {
-                let _ = signature::verify(&[state.decoy_key], &signed, &sig.mac);
-                false
-            }
-        };
-        if !ok {
+        if !state.verify_for_app(&config, app_of_request, &signed, &sig.mac) {
             return Err(invalid_signature());
         }
-        if ((unix_ms() / 1000) - ts).unsigned_abs() > config.auth.max_skew.as_secs() {
-            return Err(ApiError::Unauthorized { code: "stale_timestamp", message: "stale X-Slip-Timestamp" });
-        }
+        check_skew(ts, unix_ms() / 1000, config.auth.max_skew)?;
         Ok(Caller::App(app_of_request.unwrap_or_default().to_owned()))
     })();
     if let Err(ApiError::Unauthorized { .. }) = &result {
