@@ -7,6 +7,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod events;
+mod secrets;
+
+pub use events::EventFrame;
+pub use secrets::{
+    LegacySecretNames, LegacySecretsPut, LegacySecretsSet, SecretInfo, SecretList, SecretMetadata, SecretPut, SecretSet,
+};
+
 /// `POST /v1/deploy` request body (SPEC §6.4).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DeployRequest {

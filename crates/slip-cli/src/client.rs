@@ -1,11 +1,37 @@
-//! The HTTP client: signing, bearer tokens, and turning failures into one line plus a hint.
+//! The HTTP client: signing, bearer tokens, the event stream, and turning failures into one line plus a hint
+//! and an exit code (SPEC §15).
+//!
+//! Signed requests always carry `X-Slip-Timestamp`. Nothing here prints; callers decide what to show.
 
+use std::pin::Pin;
 use std::time::Duration;
 
+use eventsource_stream::Eventsource;
+use futures::{Stream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use slip_api::{DeployAccepted, ErrorBody};
 use slip_core::signature::{self, Signed};
+
+/// Exit codes of SPEC §15.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// The deploy failed or was rolled back.
+    pub const DEPLOY_FAILED: u8 = 1;
+    /// Usage or validation error.
+    pub const USAGE: u8 = 2;
+    /// The deploy was superseded.
+    pub const SUPERSEDED: u8 = 3;
+    /// Authentication or permission error.
+    pub const AUTH: u8 = 4;
+    /// The server could not be reached.
+    pub const UNREACHABLE: u8 = 5;
+    /// Waiting timed out.
+    pub const TIMEOUT: u8 = 6;
+    /// Any other API error.
+    pub const API: u8 = 7;
+}
 
 /// A failed command: what to print and how to exit.
 #[derive(Debug)]
@@ -16,7 +42,22 @@ pub struct Failure {
     pub hint: Option<String>,
     /// Process exit code.
     pub exit_code: u8,
+    /// The API's error code, when the server answered with one.
+    pub code: Option<String>,
 }
+
+impl Failure {
+    /// A failure without an API code.
+    pub fn new(message: impl Into<String>, hint: Option<String>, exit_code: u8) -> Failure {
+        Failure { message: message.into(), hint, exit_code, code: None }
+    }
+}
+
+/// One server-sent event as received.
+pub type SseEvent = eventsource_stream::Event;
+
+/// An open event stream; an `Err` item means the connection broke.
+pub type SseStream = Pin<Box<dyn Stream<Item = Result<SseEvent, String>> + Send>>;
 
 /// slipd's API over HTTP.
 pub struct Client {
@@ -35,17 +76,17 @@ impl Client {
         timeout: Duration,
     ) -> Result<Client, Failure> {
         if !(server.starts_with("http://") || server.starts_with("https://")) {
-            return Err(Failure {
-                message: format!("--server {server:?} must start with http:// or https://"),
-                hint: None,
-                exit_code: 2,
-            });
+            return Err(Failure::new(
+                format!("--server {server:?} must start with http:// or https://"),
+                Some("e.g. --server http://127.0.0.1:7890".into()),
+                exit::USAGE,
+            ));
         }
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .user_agent(concat!("slip/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Failure { message: format!("building the HTTP client: {e}"), hint: None, exit_code: 7 })?;
+            .map_err(|e| Failure::new(format!("building the HTTP client: {e}"), None, exit::API))?;
         Ok(Client { base: server.trim_end_matches('/').to_owned(), http, token, secret })
     }
 
@@ -60,35 +101,23 @@ impl Client {
         } else if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         } else {
-            return Err(Failure {
-                message: "no credentials: pass --secret (the app key) or --token (the admin token)".into(),
-                hint: Some("set SLIP_SECRET in CI".into()),
-                exit_code: 4,
-            });
+            return Err(Failure::new(
+                "no credentials: pass --secret (the app key) or --token (the admin token)",
+                Some("in CI, set SLIP_SECRET to the app's key".into()),
+                exit::AUTH,
+            ));
         }
         self.send(request.body(body)).await
     }
 
-    /// `GET /v1/deploys/{id}`, signed for `app` when a secret is known, else with the token.
-    pub async fn get_deploy<T: DeserializeOwned>(&self, id: &str, app: Option<&str>) -> Result<T, Failure> {
-        let target = format!("/v1/deploys/{}", encode(id));
-        let mut request = self.http.get(format!("{}{target}", self.base));
-        match (&self.secret, &self.token, app) {
-            (Some(secret), _, Some(_)) => {
-                let ts = unix_seconds().to_string();
-                let signed = Signed::Request { timestamp: &ts, method: "GET", target: &target, body: b"" };
-                request = request
-                    .header("x-slip-signature", signature::header_value(secret.as_bytes(), &signed))
-                    .header("x-slip-timestamp", ts);
-            }
-            (_, Some(token), _) => request = request.bearer_auth(token),
-            _ => {}
-        }
+    /// A GET signed with the app key when one is given, else with the admin token (deploys, events).
+    pub async fn get_signed<T: DeserializeOwned>(&self, target: &str) -> Result<T, Failure> {
+        let request = self.signed(self.http.get(format!("{}{target}", self.base)), "GET", target);
         self.send(request).await
     }
 
-    /// A GET with the admin token.
-    pub async fn get_admin<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
+    /// A GET with the admin token when one is given (public endpoints answer less without it).
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
         let mut request = self.http.get(format!("{}{path}", self.base));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
@@ -96,41 +125,140 @@ impl Client {
         self.send(request).await
     }
 
-    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, Failure> {
-        let response = request.send().await.map_err(|e| Failure {
-            message: format!("cannot reach slipd at {}: {}", self.base, root_cause(&e)),
-            hint: Some("is slipd running? set --server or SLIP_SERVER to its address".into()),
-            exit_code: 5,
-        })?;
+    /// A GET with the admin token.
+    pub async fn get_admin<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
+        let request = self.admin(self.http.get(format!("{}{path}", self.base)))?;
+        self.send(request).await
+    }
+
+    /// A JSON PUT with the admin token.
+    pub async fn put_admin<T: DeserializeOwned, B: Serialize>(&self, path: &str, body: &B) -> Result<T, Failure> {
+        let body = serde_json::to_vec(body).expect("serialisable");
+        let request = self
+            .admin(self.http.put(format!("{}{path}", self.base)))?
+            .header("content-type", "application/json")
+            .body(body);
+        self.send(request).await
+    }
+
+    /// A DELETE with the admin token.
+    pub async fn delete_admin<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
+        let request = self.admin(self.http.delete(format!("{}{path}", self.base)))?;
+        self.send(request).await
+    }
+
+    /// Opens `/v1/deploys/{id}/events` (signed like [`Client::get_signed`]), for at most `limit`. `Ok(None)`
+    /// when the server has no events endpoint, so the caller can poll instead.
+    pub async fn events(&self, id: &str, limit: Duration) -> Result<Option<SseStream>, Failure> {
+        let target = format!("/v1/deploys/{}/events", encode(id));
+        let request = self
+            .signed(self.http.get(format!("{}{target}", self.base)), "GET", &target)
+            .header("accept", "text/event-stream")
+            .timeout(limit);
+        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| Failure {
-            message: format!("reading slipd's answer: {e}"),
-            hint: None,
-            exit_code: 7,
-        })?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| Failure {
-                message: format!("unexpected answer from {}: {e}", self.base),
-                hint: Some("is --server pointing at slipd?".into()),
-                exit_code: 7,
+            let stream = response.bytes_stream().eventsource().map(|item| item.map_err(|e| e.to_string()));
+            return Ok(Some(Box::pin(stream)));
+        }
+        let bytes = response.bytes().await.unwrap_or_default();
+        let failure = api_failure(status.as_u16(), &bytes, &self.base);
+        // An older slipd has no such route: 404 `not_found` (not `deploy_not_found`) or 405.
+        if (status.as_u16() == 404 && failure.code.as_deref() != Some("deploy_not_found")) || status.as_u16() == 405 {
+            return Ok(None);
+        }
+        Err(failure)
+    }
+
+    fn signed(&self, mut request: reqwest::RequestBuilder, method: &str, target: &str) -> reqwest::RequestBuilder {
+        if let Some(secret) = &self.secret {
+            let ts = unix_seconds().to_string();
+            let signed = Signed::Request { timestamp: &ts, method, target, body: b"" };
+            request = request
+                .header("x-slip-signature", signature::header_value(secret.as_bytes(), &signed))
+                .header("x-slip-timestamp", ts);
+        } else if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        request
+    }
+
+    fn admin(&self, request: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, Failure> {
+        match &self.token {
+            Some(token) => Ok(request.bearer_auth(token)),
+            None => Err(Failure::new(
+                "this command needs the admin token",
+                Some(
+                    "pass --token or set SLIP_TOKEN (auth.admin_token, or auth.secret while no admin_token is set)"
+                        .into(),
+                ),
+                exit::AUTH,
+            )),
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, Failure> {
+        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Failure::new(format!("reading slipd's answer from {}: {e}", self.base), None, exit::API))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                Failure::new(
+                    format!("unexpected answer from {}: {e}", self.base),
+                    Some("is --server pointing at slipd?".into()),
+                    exit::API,
+                )
             });
         }
-        let error: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
-        let (message, code) = match &error {
-            Some(e) => (e.error.clone(), e.code.clone()),
-            None => (String::from_utf8_lossy(&bytes).trim().to_owned(), String::new()),
-        };
-        let exit_code = match status.as_u16() {
-            401 | 403 => 4,
-            400 | 413 | 415 => 2,
-            _ => 7,
-        };
-        let hint = match status.as_u16() {
-            401 => Some("check --secret (the app's key) or --token (the admin token)".to_owned()),
-            _ => None,
-        };
-        Err(Failure { message: format!("{message} ({code}, HTTP {})", status.as_u16()), hint, exit_code })
+        Err(api_failure(status.as_u16(), &bytes, &self.base))
     }
+
+    fn unreachable(&self, e: &reqwest::Error) -> Failure {
+        if e.is_timeout() {
+            return Failure::new(
+                format!("slipd at {} did not answer in time: {}", self.base, root_cause(e)),
+                Some("raise --timeout, or check the server's load".into()),
+                exit::UNREACHABLE,
+            );
+        }
+        Failure::new(
+            format!("cannot reach slipd at {}: {}", self.base, root_cause(e)),
+            Some(format!(
+                "is slipd running there? tried {}; set --server or SLIP_SERVER to slipd's address",
+                self.base
+            )),
+            exit::UNREACHABLE,
+        )
+    }
+}
+
+/// The failure for an error answer: message and code from the `{"error","code"}` body, exit code by status.
+fn api_failure(status: u16, bytes: &[u8], base: &str) -> Failure {
+    let error: Option<ErrorBody> = serde_json::from_slice(bytes).ok();
+    let (message, code) = match &error {
+        Some(e) => (e.error.clone(), Some(e.code.clone())),
+        None => (String::from_utf8_lossy(bytes).trim().chars().take(200).collect(), None),
+    };
+    let exit_code = match status {
+        401 | 403 => exit::AUTH,
+        400 | 413 | 415 => exit::USAGE,
+        _ => exit::API,
+    };
+    let hint = match (status, code.as_deref()) {
+        (401, _) => Some("check --secret (the app's key) or --token (the admin token)".to_owned()),
+        (429, _) => Some("too many failed authentications from this address; wait and check the credentials".into()),
+        (404, Some("app_not_found")) => Some("the app must exist on the server: apps/<name>.toml".into()),
+        (404, Some("not_found")) => Some(format!("is {base} a slipd of this version?")),
+        _ => None,
+    };
+    let shown = match &code {
+        Some(code) => format!("{message} ({code}, HTTP {status})"),
+        None => format!("{message} (HTTP {status})"),
+    };
+    Failure { message: shown, hint, exit_code, code }
 }
 
 /// Percent-encodes a path segment or query value.
@@ -153,4 +281,26 @@ fn root_cause(e: &dyn std::error::Error) -> String {
         cause = next;
     }
     cause.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_answers_map_to_exit_codes_and_hints() {
+        let body = br#"{"error":"invalid token","code":"invalid_token"}"#;
+        let f = api_failure(401, body, "http://x");
+        assert_eq!((f.exit_code, f.code.as_deref()), (exit::AUTH, Some("invalid_token")));
+        assert!(f.message.contains("invalid token") && f.hint.is_some());
+        assert_eq!(api_failure(400, br#"{"error":"bad key","code":"invalid_key"}"#, "http://x").exit_code, exit::USAGE);
+        assert_eq!(api_failure(404, br#"{"error":"no app","code":"app_not_found"}"#, "http://x").exit_code, exit::API);
+        assert_eq!(api_failure(502, b"<html>bad gateway</html>", "http://x").exit_code, exit::API);
+    }
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(encode("../../x"), "..%2F..%2Fx");
+        assert_eq!(encode("dep_01ab"), "dep_01ab");
+    }
 }

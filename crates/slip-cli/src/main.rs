@@ -1,25 +1,44 @@
 //! `slip`: the command-line client for slipd (SPEC §15).
 //!
-//! Every command is a thin HTTP call; signing and output formatting live here, nothing else.
+//! Every command is a thin HTTP call except `gen-secret` and the local mode of `secrets` (see
+//! [`secrets`]). Signing and output live here; nothing is decided client-side that the server decides.
 //! Exit codes: 0 success, 1 deploy failed or rolled back, 2 usage or validation error, 3 superseded,
-//! 4 authentication error, 5 server unreachable, 6 wait timed out, 7 other API error.
+//! 4 authentication or permission error, 5 server unreachable, 6 wait timed out, 7 other API error.
+//!
+//! # Layout
+//! - [`client`]: HTTP, signing, error answers → [`client::Failure`] with a hint and an exit code.
+//! - [`follow`]: waiting for a deploy with live progress (SSE, or polling).
+//! - [`secrets`]: `secrets list|set|rm`, remote or local.
+//! - [`table`]: tables and times.
 
 mod client;
+mod follow;
+mod secrets;
+mod table;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use slip_api::{Deploy, DeployAccepted, DeployList, DeployRequest, Status};
+use slip_engine::secrets::Scope;
 
-use crate::client::{Client, Failure};
+use crate::client::{Client, Failure, encode, exit};
+use crate::follow::Output;
+use crate::table::{Table, truncate};
+
+/// Where slipd listens unless told otherwise (the quick start's `server.listen`).
+const DEFAULT_SERVER: &str = "http://127.0.0.1:7890";
 
 /// The slip command-line client.
 #[derive(Debug, Parser)]
 #[command(name = "slip", version, about = "Zero-downtime container deploys from CI, without Kubernetes")]
 struct Cli {
     /// slipd's address.
-    #[arg(long, global = true, env = "SLIP_SERVER", default_value = "http://127.0.0.1:7890")]
+    #[arg(long, global = true, env = "SLIP_SERVER", default_value = DEFAULT_SERVER)]
     server: String,
     /// Admin token for the management API.
     #[arg(long, global = true, env = "SLIP_TOKEN", hide_env_values = true)]
@@ -27,9 +46,15 @@ struct Cli {
     /// App key (HMAC secret) for signed requests.
     #[arg(long, global = true, env = "SLIP_SECRET", hide_env_values = true)]
     secret: Option<String>,
-    /// Print the API's JSON.
+    /// Print the API's JSON (NDJSON for streams).
     #[arg(long, global = true)]
     json: bool,
+    /// Print only the outcome.
+    #[arg(long, global = true)]
+    quiet: bool,
+    /// No colour (slip prints none; accepted for scripts that pass it).
+    #[arg(long, global = true)]
+    no_color: bool,
     /// Per-request timeout.
     #[arg(long, global = true, default_value = "30s", value_parser = parse_duration)]
     timeout: Duration,
@@ -39,7 +64,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Deploy TAG of APP and wait for the outcome.
+    /// Deploy TAG of APP and wait for the outcome, showing each step.
     Deploy {
         /// App name.
         app: String,
@@ -48,6 +73,21 @@ enum Command {
         /// Image repository (must equal the app's).
         #[arg(long)]
         image: Option<String>,
+        /// Pods: a container's image, NAME=REF (repeatable).
+        #[arg(long = "images", value_name = "NAME=REF")]
+        images: Vec<String>,
+        /// Deploy as preview ID.
+        #[arg(long)]
+        preview: Option<String>,
+        /// The preview's commit.
+        #[arg(long, requires = "preview")]
+        sha: Option<String>,
+        /// The preview's time to live, e.g. 3d.
+        #[arg(long, requires = "preview")]
+        ttl: Option<String>,
+        /// Metadata stored with the deploy, K=V (repeatable).
+        #[arg(long = "meta", value_name = "K=V")]
+        meta: Vec<String>,
         /// Wait for the outcome (the default).
         #[arg(long, overrides_with = "no_wait")]
         wait: bool,
@@ -58,9 +98,9 @@ enum Command {
         #[arg(long, default_value = "15m", value_parser = parse_duration)]
         wait_timeout: Duration,
     },
-    /// Show slipd's status and its apps.
+    /// Show slipd's status and its apps, or one app with its recent deploys.
     Status {
-        /// Only this app.
+        /// Only this app, in detail.
         app: Option<String>,
     },
     /// List deploys, newest first.
@@ -83,24 +123,77 @@ enum Command {
         #[arg(long, default_value = "15m", value_parser = parse_duration)]
         wait_timeout: Duration,
     },
+    /// Manage an app's secrets (values are never shown).
+    Secrets {
+        /// Server config for local mode (used only when slipd is not running and --server is not given).
+        #[arg(long, global = true, env = "SLIP_CONFIG", default_value = "/etc/slip")]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Print a random hex key for use as an app key or token.
     GenSecret {
         /// Number of random bytes.
-        #[arg(long, default_value_t = 32)]
-        bytes: usize,
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(16..=1024))]
+        bytes: u16,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// List keys with their scope, last update and fingerprint.
+    List {
+        /// App name.
+        app: String,
+        /// Only this scope: app or preview.
+        #[arg(long, value_parser = parse_scope)]
+        scope: Option<Scope>,
+    },
+    /// Set KEY=VALUE pairs (validated before anything is written).
+    Set {
+        /// App name.
+        app: String,
+        /// KEY=VALUE pairs.
+        pairs: Vec<String>,
+        /// Read the value of KEY from stdin (keeps it out of shell history).
+        #[arg(long, value_name = "KEY")]
+        stdin: Option<String>,
+        /// app (the default) or preview.
+        #[arg(long, default_value = "app", value_parser = parse_scope)]
+        scope: Scope,
+    },
+    /// Remove keys.
+    Rm {
+        /// App name.
+        app: String,
+        /// Keys to remove.
+        #[arg(required = true)]
+        keys: Vec<String>,
+        /// app (the default) or preview.
+        #[arg(long, default_value = "app", value_parser = parse_scope)]
+        scope: Scope,
     },
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+    };
+    let server_given =
+        matches!(matches.value_source("server"), Some(ValueSource::CommandLine | ValueSource::EnvVariable));
+    let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            return ExitCode::from(exit::USAGE);
         }
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, server_given)) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
             eprintln!("error: {}", failure.message);
@@ -112,140 +205,192 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<u8, Failure> {
+async fn run(cli: Cli, server_given: bool) -> Result<u8, Failure> {
     let client = Client::new(&cli.server, cli.token.clone(), cli.secret.clone(), cli.timeout)?;
+    let out = Output { json: cli.json, quiet: cli.quiet };
     match cli.command {
-        Command::Deploy { app, tag, image, wait: _, no_wait, wait_timeout } => {
-            let request = DeployRequest { app: app.clone(), tag: tag.clone(), image, ..DeployRequest::default() };
+        Command::Deploy { app, tag, image, images, preview, sha, ttl, meta, wait: _, no_wait, wait_timeout } => {
+            let request = DeployRequest {
+                app: app.clone(),
+                tag: tag.clone(),
+                image,
+                images: (!images.is_empty()).then(|| pairs(&images, "--images")).transpose()?,
+                preview: preview.map(|id| serde_json::json!({"id": id, "sha": sha, "ttl": ttl})),
+                meta: (!meta.is_empty())
+                    .then(|| pairs(&meta, "--meta").map(|m| serde_json::to_value(m).unwrap_or_default()))
+                    .transpose()?,
+            };
             let accepted: DeployAccepted = client.deploy(&request).await?;
-            if cli.json && no_wait {
-                println!("{}", serde_json::to_string_pretty(&accepted).unwrap_or_default());
-                return Ok(0);
-            }
-            eprintln!("deploy {} of {app}@{tag} {}", accepted.deploy_id, accepted.status);
-            if no_wait {
+            if cli.json {
+                println!("{}", serde_json::to_string(&accepted).unwrap_or_default());
+            } else if no_wait {
                 println!("{}", accepted.deploy_id);
-                return Ok(0);
+            } else if !cli.quiet {
+                println!("deploy {} of {app}@{tag} {}", accepted.deploy_id, accepted.status);
             }
-            follow(&client, &accepted.deploy_id, Some(&app), wait_timeout, cli.json).await
+            if no_wait {
+                return Ok(exit::OK);
+            }
+            follow::follow(&client, &accepted.deploy_id, wait_timeout, out).await
         }
-        Command::Watch { deploy_id, wait_timeout } => follow(&client, &deploy_id, None, wait_timeout, cli.json).await,
-        Command::Status { app } => {
-            let status: Status = client.get_admin("/v1/status").await?;
-            if cli.json {
-                println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
-                return Ok(0);
-            }
-            println!(
-                "slipd {} · up {}s · caddy {} · runtime {} ({})",
-                status.version.as_deref().unwrap_or("?"),
-                status.uptime_seconds,
-                status.caddy,
-                status.runtime,
-                status.backend
-            );
-            let apps = status.apps.unwrap_or_default();
-            println!("{:<20} {:<7} {:<12} {:<24} {:<24}", "APP", "KIND", "STATUS", "TAG", "DEPLOYED");
-            for (name, a) in apps.iter().filter(|(n, _)| app.as_deref().is_none_or(|want| want == n.as_str())) {
-                println!(
-                    "{:<20} {:<7} {:<12} {:<24} {:<24}",
-                    truncate(name, 20),
-                    a.kind,
-                    a.status,
-                    truncate(a.tag.as_deref().unwrap_or("-"), 24),
-                    a.deployed_at.as_deref().unwrap_or("-")
-                );
-            }
-            Ok(0)
-        }
+        Command::Watch { deploy_id, wait_timeout } => follow::follow(&client, &deploy_id, wait_timeout, out).await,
+        Command::Status { app } => status(&client, app.as_deref(), cli.json).await,
         Command::History { app, limit, before } => {
-            let mut path = format!("/v1/deploys?limit={limit}");
-            if let Some(app) = &app {
-                path.push_str(&format!("&app={}", client::encode(app)));
+            history(&client, app.as_deref(), limit, before.as_deref(), cli.json).await
+        }
+        Command::Secrets { config, command } => {
+            let target = secrets::target(client, server_given, DEFAULT_SERVER, &config).await?;
+            match command {
+                SecretsCommand::List { app, scope } => secrets::list(&target, &app, scope, cli.json).await,
+                SecretsCommand::Set { app, pairs, stdin, scope } => {
+                    secrets::set(&target, &app, &pairs, stdin.as_deref(), scope, cli.json).await
+                }
+                SecretsCommand::Rm { app, keys, scope } => secrets::rm(&target, &app, &keys, scope).await,
             }
-            if let Some(before) = &before {
-                path.push_str(&format!("&before={}", client::encode(before)));
-            }
-            let list: DeployList = client.get_admin(&path).await?;
-            if cli.json {
-                println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
-                return Ok(0);
-            }
-            println!(
-                "{:<31} {:<16} {:<20} {:<9} {:<12} {:<24} ERROR",
-                "ID", "APP", "TAG", "TRIGGER", "STATUS", "STARTED"
-            );
-            for d in &list.deploys {
-                let trigger = d.detail.as_ref().map(|x| x.trigger.as_str()).unwrap_or("-");
-                println!(
-                    "{:<31} {:<16} {:<20} {:<9} {:<12} {:<24} {}",
-                    d.deploy_id,
-                    truncate(&d.app, 16),
-                    truncate(&d.tag, 20),
-                    trigger,
-                    d.status,
-                    d.started_at,
-                    d.error.as_deref().unwrap_or("")
-                );
-            }
-            if let Some(next) = list.next_before {
-                println!("(more: --before {next})");
-            }
-            Ok(0)
         }
         Command::GenSecret { bytes } => {
             let key: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
             println!("{}", hex::encode(key));
-            Ok(0)
+            Ok(exit::OK)
         }
     }
 }
 
-/// Polls a deploy until it ends, printing each new step; returns the exit code for its outcome.
-async fn follow(client: &Client, id: &str, app: Option<&str>, limit: Duration, json: bool) -> Result<u8, Failure> {
-    let started = Instant::now();
-    let mut shown = 0;
-    loop {
-        let deploy: Deploy = client.get_deploy(id, app).await?;
-        if let Some(detail) = &deploy.detail {
-            for step in detail.steps.iter().skip(shown) {
-                if !json {
-                    eprintln!("  {:<16} {}", step.status, step.at);
-                }
-                shown += 1;
-            }
+/// `slip status [<app>]`.
+async fn status(client: &Client, app: Option<&str>, json: bool) -> Result<u8, Failure> {
+    let status: Status = client.get("/v1/status").await?;
+    let apps = status.apps.clone().unwrap_or_default();
+    let Some(name) = app else {
+        if json {
+            println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+            return Ok(exit::OK);
         }
-        let code = match deploy.status.as_str() {
-            "completed" => Some(0),
-            "failed" | "rolled_back" => Some(1),
-            "superseded" => Some(3),
-            _ => None,
+        println!(
+            "slipd {} · up {}s · caddy {} · runtime {} ({})",
+            status.version.as_deref().unwrap_or("?"),
+            status.uptime_seconds,
+            status.caddy,
+            status.runtime,
+            status.backend
+        );
+        let mut table = Table::new(&["APP", "KIND", "STATUS", "TAG", "DEPLOYED", "PREVIEWS", "DRIFT"]);
+        for (name, a) in &apps {
+            table.row(vec![
+                truncate(name, 30),
+                a.kind.clone(),
+                a.status.clone(),
+                truncate(a.tag.as_deref().unwrap_or("-"), 30),
+                a.deployed_at.clone().unwrap_or_else(|| "-".into()),
+                a.previews.to_string(),
+                if a.config_drift { "yes".into() } else { "no".into() },
+            ]);
+        }
+        table.print();
+        if status.apps.is_none() {
+            eprintln!("(apps are shown to the admin only: pass --token or set SLIP_TOKEN)");
+        }
+        return Ok(exit::OK);
+    };
+    let Some(a) = apps.get(name) else {
+        return Err(Failure {
+            message: format!("slipd has no app {name:?}"),
+            hint: Some("slip status lists the apps".into()),
+            exit_code: exit::API,
+            code: Some("app_not_found".into()),
+        });
+    };
+    let recent: DeployList = client.get_admin(&format!("/v1/deploys?app={}&limit=5", encode(name))).await?;
+    if json {
+        println!("{}", serde_json::json!({"app": name, "status": a, "recent_deploys": recent.deploys}));
+        return Ok(exit::OK);
+    }
+    let dash = |v: Option<&str>| v.unwrap_or("-").to_owned();
+    println!("app        {name} ({})", a.kind);
+    println!("status     {}", a.status);
+    println!("release    {} ({})", dash(a.tag.as_deref()), dash(a.deploy_id.as_deref()));
+    println!("deployed   {}", dash(a.deployed_at.as_deref()));
+    println!(
+        "container  {} on port {}",
+        dash(a.container_id.as_deref()),
+        a.port.map(|p| p.to_string()).unwrap_or("-".into())
+    );
+    if let Some(p) = &a.previous {
+        println!("previous   {} ({})", p.tag, p.deploy_id);
+    }
+    println!("drift      {}", if a.config_drift { "yes: config changed since this release" } else { "no" });
+    println!();
+    deploy_table(&recent.deploys).print();
+    Ok(exit::OK)
+}
+
+/// `slip history [<app>]`.
+async fn history(
+    client: &Client,
+    app: Option<&str>,
+    limit: u32,
+    before: Option<&str>,
+    json: bool,
+) -> Result<u8, Failure> {
+    let mut path = format!("/v1/deploys?limit={limit}");
+    if let Some(app) = app {
+        path.push_str(&format!("&app={}", encode(app)));
+    }
+    if let Some(before) = before {
+        path.push_str(&format!("&before={}", encode(before)));
+    }
+    let list: DeployList = client.get_admin(&path).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+        return Ok(exit::OK);
+    }
+    deploy_table(&list.deploys).print();
+    if let Some(next) = list.next_before {
+        eprintln!("(more: --before {next})");
+    }
+    Ok(exit::OK)
+}
+
+fn deploy_table(deploys: &[Deploy]) -> Table {
+    let mut table = Table::new(&["ID", "APP", "TAG", "TRIGGER", "STATUS", "STARTED", "DURATION", "ERROR"]);
+    for d in deploys {
+        let duration = match (ms(&d.started_at), d.finished_at.as_deref().and_then(ms)) {
+            (Some(a), Some(b)) => format!("{:.1}s", (b - a).max(0) as f64 / 1000.0),
+            _ => "-".into(),
         };
-        if let Some(code) = code {
-            if json {
-                println!("{}", serde_json::to_string_pretty(&deploy).unwrap_or_default());
-            } else if code == 0 {
-                println!("✓ completed in {:.1}s", started.elapsed().as_secs_f64());
-            } else {
-                println!("✗ {}: {}", deploy.status, deploy.error.as_deref().unwrap_or("no reason recorded"));
-            }
-            return Ok(code);
-        }
-        if started.elapsed() > limit {
-            return Err(Failure {
-                message: format!("deploy {id} still {} after {}s", deploy.status, limit.as_secs()),
-                hint: Some(format!("slip watch {id}")),
-                exit_code: 6,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        table.row(vec![
+            d.deploy_id.clone(),
+            truncate(&d.app, 24),
+            truncate(&d.tag, 24),
+            d.detail.as_ref().map(|x| x.trigger.clone()).unwrap_or_else(|| "-".into()),
+            d.status.clone(),
+            d.started_at.clone(),
+            duration,
+            truncate(d.error.as_deref().unwrap_or(""), 80),
+        ]);
     }
+    table
 }
 
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_owned() } else { s.chars().take(n - 1).chain(['…']).collect() }
+fn ms(at: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
+    Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// `K=V` arguments as a map; a missing `=` is a usage error naming the flag.
+fn pairs(items: &[String], flag: &str) -> Result<BTreeMap<String, String>, Failure> {
+    items
+        .iter()
+        .map(|item| match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => Err(Failure::new(format!("{flag} expects K=V, got {item:?}"), None, exit::USAGE)),
+        })
+        .collect()
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     slip_core::duration::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_scope(s: &str) -> Result<Scope, String> {
+    s.parse::<Scope>().map_err(|e| e.to_string())
 }

@@ -14,6 +14,8 @@ use anyhow::Context;
 use slip_core::config::Config;
 use slip_engine::caddy;
 use slip_engine::docker::{self, Backend};
+use slip_engine::fault;
+use slip_engine::images::ImagePolicy;
 use slip_engine::ports::LogRotation;
 use slip_engine::probe;
 use slip_engine::reconcile;
@@ -53,11 +55,26 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         .create(&storage)
         .with_context(|| format!("creating the state directory {}", storage.display()))?;
     let lock = single_instance_lock(&storage.join("slipd.lock"))?;
+    arm_fault_injection()?;
+    for warning in slip_engine::secrets::SecretStore::new(&storage)
+        .check_permissions()
+        .context("checking the secret store's permissions (SPEC §11.1)")?
+    {
+        tracing::warn!(warning, "secret store");
+    }
     let store = Store::open(&storage.join("slip.db"))
         .with_context(|| format!("opening the database {}", storage.join("slip.db").display()))?;
     let instance_id = store.instance_id().to_owned();
 
     let runtime = connect_runtime(&config).await?;
+    let images = ImagePolicy {
+        engine_root: runtime.engine_root().await,
+        min_free_disk: config.runtime.min_free_disk,
+        keep_images: keep_images(&config),
+    };
+    if images.engine_root.is_none() {
+        tracing::warn!("the engine does not report where it keeps images; the disk preflight is skipped");
+    }
     let backend = match runtime.backend() {
         Backend::Podman => "podman",
         _ => "docker",
@@ -75,16 +92,21 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         port_range: config.runtime.port_range.clone(),
         log: LogRotation { max_size_bytes: config.runtime.log_max_size, max_files: config.runtime.log_max_files },
         shutdown: shutdown.clone(),
+        images,
     };
 
     let report = reconcile::reconcile(&engine, &route_templates(&config), Duration::from_secs(10))
         .await
         .context("reconciling containers and routes with the database")?;
     tracing::info!(
-        finished = report.finished.len(),
-        rolled_back = report.rolled_back.len(),
-        orphans_removed = report.orphans_removed.len(),
-        restarted = report.restarted.len(),
+        finished = ?report.finished,
+        requeued = ?report.requeued,
+        superseded = ?report.superseded,
+        failed = ?report.failed,
+        removed = ?report.removed,
+        orphans_removed = ?report.orphans_removed,
+        restarted = ?report.restarted,
+        missing = ?report.missing,
         "reconciled"
     );
 
@@ -109,6 +131,7 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
             config.caddy.reconcile_interval.min(Duration::from_secs(5)),
             shutdown.clone(),
         ));
+    let events = crate::events::Bus::new(store.clone(), closing.clone());
     let state = AppState(Arc::new(Shared {
         config: shared_config,
         store,
@@ -119,9 +142,39 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         started: Instant::now(),
         backend,
         health,
+        events,
     }));
     scheduler.kick_all();
     Ok(Booted { state, tracker, closing, monitor, lock })
+}
+
+/// Each app's `deploy.keep_images` (SPEC §12), for retention.
+fn keep_images(config: &Config) -> BTreeMap<String, usize> {
+    config.apps.iter().map(|(name, app)| (name.to_string(), app.deploy.keep_images as usize)).collect()
+}
+
+/// Arms test-only fault injection when `SLIP_FAULT_INJECTION=1` and `SLIP_FAULT_ABORT_AFTER` say so, and says so
+/// loudly. `SLIP_FAULT_ABORT_AFTER` without the enabling variable is ignored with a warning; an unknown status is
+/// an error, so a mistyped test setup cannot pass by not crashing.
+fn arm_fault_injection() -> anyhow::Result<()> {
+    match fault::install_from_env() {
+        Ok(None) => Ok(()),
+        Ok(Some(armed)) => {
+            tracing::error!(
+                status = armed.status,
+                point = ?armed.point,
+                tag = armed.tag,
+                "FAULT INJECTION ARMED: slipd will abort mid-deploy (SLIP_FAULT_INJECTION); never use this in production"
+            );
+            eprintln!("slipd: FAULT INJECTION ARMED: {armed:?}");
+            Ok(())
+        }
+        Err(e @ fault::FaultError::NotEnabled) => {
+            tracing::warn!(error = %e, "fault injection not armed");
+            Ok(())
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("reading the fault injection variables")),
+    }
 }
 
 /// Each web app's routes from config, for reconciliation.

@@ -1,56 +1,63 @@
-//! `slipd --check` and config loading for start-up: read, parse, and render every problem at once.
+//! `slipd --check` and config loading at start-up: read the files (`slip_engine::config_source`), parse
+//! them (`slip_core::config::parse`) and render SPEC §15's report.
+//!
+//! `--check` is offline: it never contacts the engine or Caddy (`--online` is not handled here). Problems and
+//! warnings are printed as the parser wrote them, so no value from `slip.env` or the environment appears.
 
 use std::path::Path;
 
-use slip_core::config::{Config, Problem, parse};
-use slip_engine::config_source;
+use slip_core::config::{Config, Loaded, Problem, Sources, parse};
+use slip_engine::config_source::{self, ReadError};
 
-/// Loads and validates the config at `path`, or explains every problem in one error.
+/// Loads and validates the config at `path` for start-up, or explains every problem in one error.
+/// Warnings (the parser's and the filesystem checks of [`config_source::host_warnings`]) are logged.
 pub fn load(path: &Path) -> anyhow::Result<Config> {
     let sources = config_source::read(path)?;
     match parse(&sources) {
         Ok(loaded) => {
-            for w in &loaded.warnings {
+            for w in loaded.warnings.iter().chain(&config_source::host_warnings(&loaded.config)) {
                 tracing::warn!(warning = %w, "config");
             }
             Ok(loaded.config)
         }
         Err(problems) => {
-            anyhow::bail!("configuration at {} is invalid:\n{}", path.display(), render(&problems))
+            anyhow::bail!("configuration at {} is invalid:\n{}", path.display(), render(&problems, ""))
         }
     }
 }
 
-/// The `--check` report and exit code (0 valid, 1 invalid).
+/// The `--check` report for the config at `path` and the exit code: 0 when valid (warnings allowed),
+/// 1 when not.
+///
+/// Valid: `✓ Configuration is valid (1 app, listening on 127.0.0.1:7890)`, then one `⚠ ` line per warning.
+/// Invalid: `✗ Configuration validation failed (N problems)`, then each problem as
+/// `file:line:col: message` with an indented `hint:` line where there is one.
 pub fn check(path: &Path) -> (String, i32) {
-    let sources = match config_source::read(path) {
-        Ok(s) => s,
+    report(config_source::read(path))
+}
+
+fn report(read: Result<Sources, ReadError>) -> (String, i32) {
+    let sources = match read {
+        Ok(sources) => sources,
         Err(e) => return (format!("✗ Configuration validation failed (1 problem)\n{}\n", chain(&e)), 1),
     };
     match parse(&sources) {
-        Ok(loaded) => {
-            let n = loaded.config.apps.len();
-            let mut out = format!(
-                "✓ Configuration is valid ({n} app{}, listening on {})\n",
-                if n == 1 { "" } else { "s" },
-                loaded.config.server.listen
-            );
-            for w in &loaded.warnings {
-                out.push_str(&format!("⚠ {w}\n"));
-            }
+        Ok(Loaded { config, mut warnings }) => {
+            warnings.extend(config_source::host_warnings(&config));
+            let mut out = format!("✓ Configuration is valid ({})\n", config.summary());
+            out.push_str(&render(&warnings, "⚠ "));
             (out, 0)
         }
         Err(problems) => {
             let n = problems.len();
-            let mut out = format!("✗ Configuration validation failed ({n} problem{})\n", if n == 1 { "" } else { "s" });
-            out.push_str(&render(&problems));
-            (out, 1)
+            let plural = if n == 1 { "" } else { "s" };
+            (format!("✗ Configuration validation failed ({n} problem{plural})\n{}", render(&problems, "")), 1)
         }
     }
 }
 
-fn render(problems: &[Problem]) -> String {
-    problems.iter().map(|p| format!("{p}\n")).collect()
+fn render(problems: &[Problem], prefix: &str) -> String {
+    problems.iter().map(|p| format!("{prefix}{p}\n")).collect()
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -61,4 +68,99 @@ fn chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn config_dir(slip_toml: &str, apps: &[(&str, &str)], slip_env: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("slip.toml"), slip_toml).unwrap();
+        fs::create_dir(dir.path().join("apps")).unwrap();
+        for (name, text) in apps {
+            fs::write(dir.path().join("apps").join(format!("{name}.toml")), text).unwrap();
+        }
+        fs::write(dir.path().join("slip.env"), slip_env).unwrap();
+        fs::set_permissions(dir.path().join("slip.env"), fs::Permissions::from_mode(0o600)).unwrap();
+        dir
+    }
+
+    fn check_in(dir: &Path) -> (String, i32) {
+        report(config_source::read_with_env(dir, Vec::new()))
+    }
+
+    const README_SLIP_TOML: &str = include_str!("../../slip-core/src/config/testdata/readme/slip.toml");
+    const README_MYAPP: &str = include_str!("../../slip-core/src/config/testdata/readme/apps/myapp.toml");
+
+    #[test]
+    fn readme_quick_start_checks_as_spec_shows() {
+        let dir =
+            config_dir(README_SLIP_TOML, &[("myapp", README_MYAPP)], "SLIP_SECRET=0123456789abcdef0123456789abcdef\n");
+        // Keep the README's text but point storage at the temporary directory, so that the writability
+        // warning for /var/lib/slip/volumes does not depend on who runs the test.
+        let storage = dir.path().join("state");
+        let slip_toml = README_SLIP_TOML.replace("/var/lib/slip", &storage.display().to_string());
+        fs::write(dir.path().join("slip.toml"), slip_toml).unwrap();
+        let (out, code) = check_in(dir.path());
+        assert_eq!(code, 0);
+        assert_eq!(
+            out,
+            "✓ Configuration is valid (1 app, listening on 127.0.0.1:7890)\n\
+             ⚠ slip.toml:8:10: auth.admin_token is unset, so auth.secret (the webhook key CI holds) is also the admin token\n  \
+             hint: set a separate auth.admin_token, e.g. from `slip gen-secret`\n"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_listed_and_the_exit_code_is_one() {
+        let dir = config_dir(
+            "[server]\nlisten = \"0.0.0.0\"\n[auth]\nsecret = \"${SLIP_SECRET}\"\n",
+            &[("myapp", "[app]\nname = \"other\"\nimage = \"ghcr.io/you/myapp\"\n")],
+            "# no secret yet\n",
+        );
+        let (out, code) = check_in(dir.path());
+        assert_eq!(code, 1);
+        assert_eq!(
+            out,
+            "✗ Configuration validation failed (3 problems)\n\
+             apps/myapp.toml:2:8: app.name \"other\" does not match the file name apps/myapp.toml\n  \
+             hint: rename the file to apps/other.toml, or set name = \"myapp\"\n\
+             slip.toml:2:10: server.listen: \"0.0.0.0\" is not IP:port or localhost:port, e.g. 127.0.0.1:7890 or [::1]:7890\n\
+             slip.toml:4:10: auth.secret: variable SLIP_SECRET is not set\n  \
+             hint: set SLIP_SECRET in slipd's environment or in slip.env beside slip.toml (KEY=VALUE lines), or give a default: ${SLIP_SECRET:-value}\n"
+        );
+    }
+
+    #[test]
+    fn unreadable_config_is_one_problem() {
+        let dir = config_dir("", &[], "");
+        fs::set_permissions(dir.path().join("slip.env"), fs::Permissions::from_mode(0o644)).unwrap();
+        let (out, code) = check_in(dir.path());
+        assert_eq!(code, 1);
+        assert!(out.starts_with("✗ Configuration validation failed (1 problem)\n"), "{out}");
+        assert!(out.contains("slip.env is readable by every user"), "{out}");
+        let (out, code) = check(&dir.path().join("missing"));
+        assert_eq!(code, 1);
+        assert!(out.contains("does not exist"), "{out}");
+    }
+
+    #[test]
+    fn no_apps_and_a_public_listener() {
+        let dir = config_dir("", &[], "");
+        let slip_toml =
+            format!("[server]\nlisten = \"0.0.0.0:7890\"\n[storage]\npath = \"{}\"\n", dir.path().display());
+        fs::write(dir.path().join("slip.toml"), slip_toml).unwrap();
+        let (out, code) = check_in(dir.path());
+        assert_eq!(code, 0);
+        assert_eq!(
+            out,
+            "✓ Configuration is valid (0 apps, listening on 0.0.0.0:7890)\n\
+             ⚠ slip.toml:2:10: server.listen is not a loopback address: tokens and keys would cross the network in \
+             clear text\n  hint: listen on 127.0.0.1 and reach slipd over HTTPS through server.public_domain\n"
+        );
+    }
 }

@@ -4,7 +4,9 @@
 //! - [`run`]: boots slipd on a bound listener until a shutdown future resolves.
 //! - [`router`]: the axum router, testable with `oneshot` and no socket.
 //! - [`api`]: request handlers; [`auth`]: signatures, tokens, failure limiting; [`error`]: the error shape.
+//! - [`events`]: the live event bus behind `/v1/events`; [`redaction`]: what an app's redactor hides.
 //! - [`queue`]: the per-app deploy queue; [`release`]: turns a queued deploy and the config into a release.
+//! - [`rollback`]: which release a rollback restores, pinned by digest.
 //! - [`monitor`]: background health and the periodic Caddy reconcile.
 //! - [`boot`]: opening the store, connecting adapters, reconciling before the first request.
 //! - [`check`]: `slipd --check`.
@@ -14,10 +16,13 @@ pub mod auth;
 pub mod boot;
 pub mod check;
 pub mod error;
+pub mod events;
 pub mod logging;
 pub mod monitor;
 pub mod queue;
+pub mod redaction;
 pub mod release;
+pub mod rollback;
 pub mod state;
 
 #[cfg(test)]
@@ -33,7 +38,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tokio::net::TcpListener;
 
 use crate::error::ApiError;
@@ -52,6 +57,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/status", get(api::read::status))
         .route("/v1/deploys", get(api::read::list))
         .route("/v1/deploys/{id}", get(api::read::one))
+        .route("/v1/deploys/{id}/events", get(api::events::deploy_events))
+        .route("/v1/events", get(api::events::all_events))
+        .route("/v1/secrets/{app}", get(api::secrets::list))
+        .route("/v1/secrets/{app}/{key}", get(api::secrets::get).put(api::secrets::put).delete(api::secrets::delete))
+        .route("/v1/apps/{name}/secrets", get(api::secrets::legacy_list).put(api::secrets::legacy_put))
+        .route("/v1/apps/{name}/secrets/{key}", delete(api::secrets::legacy_delete))
+        .route("/v1/apps/{name}/rollback", post(api::rollback::rollback))
         .route("/healthz", get(api::read::healthz))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

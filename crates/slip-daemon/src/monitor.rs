@@ -1,5 +1,7 @@
 //! Background loops: health of Caddy and the engine (for status and metrics, so requests never call
-//! out), and the periodic Caddy reconcile that re-asserts slip's routes when Caddy lost them.
+//! out), and the periodic reconcile: current instances' host ports re-read from the engine (routes follow a
+//! port the engine re-assigned, e.g. after a Docker restart), then slip's routes re-asserted in Caddy when
+//! Caddy lost or changed them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,11 +44,20 @@ impl Health {
     }
 }
 
-/// Every `interval`: ping the engine, and make Caddy match the route table (bootstrapping slip's
-/// server when Caddy restarted without `--resume`). Ends when `shutdown` is cancelled.
+/// Every `interval`: ping the engine, move routes to re-assigned host ports, and make Caddy match the route
+/// table (bootstrapping slip's server when Caddy restarted without `--resume`). Ends when `shutdown` is
+/// cancelled.
 pub async fn run(engine: Engine, health: Health, interval: Duration, shutdown: CancellationToken) {
     loop {
-        health.set_runtime(engine.runtime.ping().await.is_ok());
+        let runtime_up = engine.runtime.ping().await.is_ok();
+        health.set_runtime(runtime_up);
+        if runtime_up {
+            match slip_engine::reconcile::refresh_ports(&engine).await {
+                Ok(changes) if !changes.is_empty() => tracing::info!(?changes, "host ports re-read"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "re-reading host ports"),
+            }
+        }
         match engine.routes.sync().await {
             Ok(Applied::Written) => {
                 health.set_caddy(true);

@@ -71,12 +71,15 @@ impl Scheduler {
         }
     }
 
-    /// Starts runners for every target with waiting deploys (at boot).
+    /// Starts runners for every target with waiting deploys (at boot): queued ones, including those that
+    /// reconciliation queued again, and accepted ones that had not started when the last slipd stopped.
     pub fn kick_all(&self) {
-        match self.inner.engine.store.waiting_targets() {
-            Ok(targets) => {
-                targets.iter().filter(|(_, preview)| preview.is_none()).for_each(|(a, _)| self.kick(a.as_str()))
-            }
+        match self.inner.engine.store.unfinished() {
+            Ok(deploys) => deploys
+                .iter()
+                .filter(|d| d.preview_id.is_none())
+                .filter(|d| matches!(d.status, DeployStatus::Queued | DeployStatus::Accepted))
+                .for_each(|d| self.kick(d.app.as_str())),
             Err(e) => tracing::error!(error = %e, "listing waiting deploys"),
         }
     }
@@ -102,6 +105,12 @@ impl Scheduler {
             return;
         };
         loop {
+            if self.inner.closing.is_cancelled() {
+                // Checked before `next`, which would promote a queued deploy: queued deploys stay queued and
+                // the next slipd runs them.
+                self.inner.active.lock().expect("scheduler lock").remove(&app);
+                return;
+            }
             let next = {
                 let mut active = self.inner.active.lock().expect("scheduler lock");
                 match self.next(&name) {
@@ -145,6 +154,8 @@ impl Scheduler {
                 let outcome = run_deploy(&self.inner.engine, release).await;
                 if let Outcome::Completed { .. } = outcome {
                     tracing::debug!(deploy_id = %row.id, "completed");
+                    // SPEC §7.3 `completed`, §12: keep the last releases' images, prune the rest.
+                    slip_engine::images::prune_app(&self.inner.engine, &row.app).await;
                 }
             }
             Err(failure) => {

@@ -2,9 +2,9 @@
 //!
 //! Resolution happens when the deploy *starts*, not when it is queued, so a deploy always runs with
 //! the config and secrets of that moment (SPEC §11.3: a secret change takes effect at the next
-//! deploy). Reading `env_file` and the secret store happens here too; both are small local files.
+//! deploy). Reading `env_file` and the secret store (through `slip_engine::secrets`) happens here too; both are
+//! small local files.
 
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -14,7 +14,10 @@ use slip_core::names::{AppName, DeployId, Tag};
 use slip_engine::ports::{Mount, NetworkAttachment, RegistryCredentials, Resources};
 use slip_engine::routes::RouteTemplate;
 use slip_engine::run::{Release, unix_ms};
+use slip_engine::secrets::{Scope, SecretStore};
 use slip_engine::store::DeployRow;
+
+mod env_file;
 
 /// Resolves releases against the live config.
 #[derive(Clone)]
@@ -49,7 +52,12 @@ impl Resolver {
         let app = config.apps.get(&row.app).ok_or_else(|| {
             StepFailure::new(ErrorCode::AppDeleted, format!("app {} no longer exists in the server config", row.app))
         })?;
-        resolve_app(&config, app, &row.app, row.id.clone(), row.tag.clone())
+        let mut release = resolve_app(&config, app, &row.app, row.id.clone(), row.tag.clone())?;
+        // Rollbacks run the digest of the release they restore, never what the tag names now (SPEC §7.6).
+        if let Some(pinned) = crate::rollback::pinned_image(row) {
+            release.image = pinned;
+        }
+        Ok(release)
     }
 }
 
@@ -137,6 +145,7 @@ pub fn resolve_app(
         network: Some(NetworkAttachment { name: app.network.clone(), alias: Some(app_name.to_string()) }),
         init: app.init,
         plan,
+        redactor: crate::redaction::for_app(config, app_name),
     })
 }
 
@@ -151,17 +160,12 @@ fn environment(
 ) -> Result<Vec<(String, String)>, StepFailure> {
     let mut env: Vec<(String, String)> = app.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     if let Some(path) = &app.env_file {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            StepFailure::new(ErrorCode::EnvFileMissing, format!("env_file {} cannot be read: {e}", path.display()))
-        })?;
-        for item in dotenvy::from_read_iter(text.as_bytes()) {
-            let (k, v) = item.map_err(|e| {
-                StepFailure::new(ErrorCode::EnvFileMissing, format!("env_file {} is not valid: {e}", path.display()))
-            })?;
+        let vars = env_file::read(path).map_err(|e| StepFailure::new(ErrorCode::EnvFileMissing, error_chain(&e)))?;
+        for (k, v) in vars {
             set(&mut env, k, v);
         }
     }
-    for (k, v) in read_secrets(&config.storage.path.join("secrets").join(app_name.as_str())) {
+    for (k, v) in read_secrets(config, app_name)? {
         set(&mut env, k, v);
     }
     for (k, v) in
@@ -179,35 +183,52 @@ fn set(env: &mut Vec<(String, String)>, key: String, value: String) {
     }
 }
 
-/// App-scope secrets from the store, except the webhook keys (never injected).
-fn read_secrets(dir: &Path) -> Vec<(String, String)> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || name.starts_with("SLIP_") || !slip_core::names::is_secret_key(&name) {
-            continue;
-        }
-        if let Ok(value) = std::fs::read_to_string(entry.path()) {
-            out.push((name, value.strip_suffix('\n').unwrap_or(&value).to_owned()));
-        }
+/// App-scope secrets from the store, except `SLIP_*` keys (the webhook keys are never injected).
+fn read_secrets(config: &Config, app: &AppName) -> Result<Vec<(String, String)>, StepFailure> {
+    let values = SecretStore::new(&config.storage.path).values(app, Scope::App).map_err(|e| {
+        StepFailure::new(ErrorCode::EnvFileMissing, format!("reading the secrets of {app}: {}", error_chain(&e)))
+    })?;
+    Ok(values
+        .into_iter()
+        .filter(|(k, _)| !k.as_str().starts_with("SLIP_"))
+        .map(|(k, v)| (k.to_string(), v.expose().to_owned()))
+        .collect())
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(&format!(": {c}"));
+        cur = c.source();
     }
-    out.sort();
     out
 }
 
-/// Bind mounts for `[[volumes]]`, creating missing host directories with mode 0750.
+/// Bind mounts for `[[volumes]]`, creating missing host directories with mode 0750 (whatever the umask) and the
+/// volume's `owner`. A directory that already exists is left exactly as it is.
 fn volumes(app: &AppConfig) -> Result<Vec<Mount>, StepFailure> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let mut mounts = Vec::new();
     for v in &app.volumes {
         if !v.host_path.exists() {
-            std::fs::DirBuilder::new().recursive(true).mode(0o750).create(&v.host_path).map_err(|e| {
+            let failed = |what: &str, e: std::io::Error| {
                 StepFailure::new(
                     ErrorCode::StartFailed,
-                    format!("creating volume directory {}: {e}", v.host_path.display()),
+                    format!("{what} volume directory {}: {e}", v.host_path.display()),
                 )
-            })?;
+            };
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(&v.host_path)
+                .map_err(|e| failed("creating", e))?;
+            std::fs::set_permissions(&v.host_path, std::fs::Permissions::from_mode(0o750))
+                .map_err(|e| failed("setting mode 0750 on", e))?;
+            if let Some(owner) = v.owner {
+                std::os::unix::fs::chown(&v.host_path, Some(owner.uid), Some(owner.gid))
+                    .map_err(|e| failed(&format!("setting owner {}:{} on", owner.uid, owner.gid), e))?;
+            }
         }
         mounts.push(Mount {
             host_path: v.host_path.clone(),

@@ -1,6 +1,5 @@
 //! What every request handler shares: the live config, the store, the scheduler and the counters.
 
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -8,6 +7,7 @@ use slip_core::config::Config;
 use slip_core::names::AppName;
 use slip_core::signature::{self, Signed};
 use slip_engine::run::Engine;
+use slip_engine::secrets::{Scope, SecretKey, SecretStore, WEBHOOK_KEYS};
 use slip_engine::store::Store;
 
 use crate::auth::FailureLimiter;
@@ -37,6 +37,8 @@ pub struct Shared {
     pub backend: &'static str,
     /// Background health of Caddy and the engine.
     pub health: crate::monitor::Health,
+    /// Live events for `/v1/events`; its `closing` token ends every event stream at shutdown.
+    pub events: crate::events::Bus,
 }
 
 impl std::ops::Deref for AppState {
@@ -58,10 +60,14 @@ impl Shared {
     pub fn app_keys(&self, config: &Config, app: &AppName) -> Option<Vec<String>> {
         let app_config = config.apps.get(app)?;
         let mut keys = Vec::new();
-        let dir = config.storage.path.join("secrets").join(app.as_str());
-        for key in ["SLIP_SECRET", "SLIP_SECRET_PREVIOUS"] {
-            if let Some(value) = read_secret_file(&dir.join(key)) {
-                keys.push(value);
+        let store = SecretStore::new(&config.storage.path);
+        for key in WEBHOOK_KEYS {
+            let key: SecretKey = key.parse().expect("webhook key names are valid keys");
+            match store.value(app, Scope::App, &key) {
+                // An empty file is no key: an empty HMAC key would be guessable.
+                Ok(Some(value)) if !value.expose().is_empty() => keys.push(value.expose().to_owned()),
+                Ok(_) => {}
+                Err(e) => tracing::error!(app = %app, key = %key, error = %e, "cannot read an app key"),
             }
         }
         if let Some(secret) = &app_config.secret {
@@ -91,10 +97,4 @@ impl Shared {
     pub fn admin_token(&self, config: &Config) -> Option<String> {
         config.auth.admin_token.as_ref().or(config.auth.secret.as_ref()).map(|s| s.expose().to_owned())
     }
-}
-
-fn read_secret_file(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let value = text.strip_suffix('\n').unwrap_or(&text).to_owned();
-    (!value.is_empty()).then_some(value)
 }

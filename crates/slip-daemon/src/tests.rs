@@ -25,10 +25,10 @@ use crate::queue::Scheduler;
 use crate::release::Resolver;
 use crate::state::{AppState, Shared};
 
-const SECRET: &str = "global-secret-for-tests";
-const TOKEN: &str = "admin-token-for-tests";
+pub(crate) const SECRET: &str = "global-secret-for-tests";
+pub(crate) const TOKEN: &str = "admin-token-for-tests";
 
-fn state() -> AppState {
+pub(crate) fn state() -> AppState {
     let storage = tempfile::tempdir().expect("tempdir").keep();
     let sources = Sources {
         slip_toml: Some(SourceFile {
@@ -58,10 +58,12 @@ fn state() -> AppState {
         port_range: 42000..=42999,
         log: LogRotation { max_size_bytes: 1 << 20, max_files: 1 },
         shutdown: CancellationToken::new(),
+        images: slip_engine::images::ImagePolicy::without_disk_check(),
     };
     let config = Arc::new(RwLock::new(Arc::new(config)));
     let scheduler =
         Scheduler::new(engine.clone(), Resolver::new(config.clone()), 2, TaskTracker::new(), CancellationToken::new());
+    let events = crate::events::Bus::new(store.clone(), CancellationToken::new());
     AppState(Arc::new(Shared {
         config,
         store,
@@ -72,10 +74,11 @@ fn state() -> AppState {
         started: Instant::now(),
         backend: "docker",
         health: Health::default(),
+        events,
     }))
 }
 
-async fn send(state: &AppState, mut request: Request<Body>, peer: &str) -> (StatusCode, serde_json::Value) {
+pub(crate) async fn send(state: &AppState, mut request: Request<Body>, peer: &str) -> (StatusCode, serde_json::Value) {
     let peer: SocketAddr = peer.parse().unwrap();
     request.extensions_mut().insert(ConnectInfo(peer));
     let response = crate::router(state.clone()).oneshot(request).await.unwrap();
@@ -85,7 +88,7 @@ async fn send(state: &AppState, mut request: Request<Body>, peer: &str) -> (Stat
     (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
 }
 
-fn legacy_deploy(body: &str, key: &str) -> Request<Body> {
+pub(crate) fn legacy_deploy(body: &str, key: &str) -> Request<Body> {
     let sig = signature::header_value(key.as_bytes(), &Signed::LegacyDeploy { body: body.as_bytes() });
     Request::post("/v1/deploy")
         .header("content-type", "application/json")

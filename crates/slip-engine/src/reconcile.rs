@@ -1,35 +1,67 @@
 //! Reconciliation: make the engine and Caddy match the store (SPEC §18), at boot before webhooks are
-//! accepted.
+//! accepted ([`reconcile`]) and periodically while running ([`refresh_ports`]).
 //!
-//! The store is the source of truth. A deploy that was interrupted before its switch committed is
-//! rolled back (its candidate removed, the current instance running and routed); one whose switch
-//! committed is finished forward (the old instance retired). Containers carrying this slipd's
-//! `slip.instance` label that no live instance row owns are removed. Then the route table is rebuilt
-//! from the current instances' ports as the engine reports them, and written to Caddy.
+//! The store is the source of truth. At boot, in this order:
+//! 1. Every deploy that was running when slipd stopped is classified by the store alone: if its switch
+//!    committed (the app's current release is this deploy) it is finished forward, otherwise it is rolled
+//!    back and re-queued with the same id (`attempt + 1`; superseded when a newer deploy is queued; failed
+//!    with `interrupted` the second time).
+//! 2. Current instances are made to serve first: a stopped one is started again (recreate interrupted after
+//!    the old release was stopped), the route table is rebuilt from the ports the engine reports, and Caddy
+//!    is re-asserted. Routes that a crashed switch or hold left on a candidate go back to the current release
+//!    here, before the candidate disappears.
+//! 3. Deploys finished forward have their old (draining) instance stopped and removed, and are `completed`.
+//! 4. Deploys rolled back have their candidate removed, then go back to the queue.
+//! 5. Candidates and draining instances that no running deploy owns are removed; containers carrying this
+//!    slipd's `slip.instance` label that no live instance row owns are removed; leases of dead instances are
+//!    released.
+//!
+//! It does not run the re-queued deploys (the daemon's queue does, after boot), and it does not re-create a
+//! current instance whose container vanished (it logs it; the app shows `down`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use crate::routes::{RouteTemplate, app_routes};
 use crate::run::{Engine, unix_ms};
-use crate::store::{DeployStatus, InstanceRole, InstanceRow, NoteKind};
+use crate::store::{AppStatus, DeployRow, DeployStatus, InstanceRole, InstanceRow, NoteKind, Requeued, StoreError};
 
 /// What reconciliation did, for the log and for tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
-    /// Deploys finished forward (switch had committed).
+    /// Deploys finished forward (their switch had committed): now `completed`.
     pub finished: Vec<String>,
-    /// Deploys rolled back (candidate removed, previous release kept).
-    pub rolled_back: Vec<String>,
+    /// Deploys rolled back and queued again with the same id.
+    pub requeued: Vec<String>,
+    /// Deploys rolled back and superseded by a newer queued deploy.
+    pub superseded: Vec<String>,
+    /// Deploys rolled back that had already been interrupted before: now `failed` (`interrupted`).
+    pub failed: Vec<String>,
+    /// Candidate and draining containers removed.
+    pub removed: Vec<String>,
     /// Containers removed because no record owned them.
     pub orphans_removed: Vec<String>,
     /// Current instances that were stopped and have been started again.
     pub restarted: Vec<String>,
+    /// Current instances whose container is gone.
+    pub missing: Vec<String>,
 }
 
-/// Brings the engine, the store and the route table into agreement. `routes` holds each web app's
-/// configured routes; apps missing from it get no routes. `stop_grace` is used for retiring old
-/// instances.
+/// A current instance whose published host port changed under it (an engine restart re-assigned it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortChange {
+    /// The app.
+    pub app: String,
+    /// The container port.
+    pub container: u16,
+    /// The host port recorded (and routed) until now.
+    pub from: u16,
+    /// The host port the engine reports now.
+    pub to: u16,
+}
+
+/// Brings the engine, the store and the route table into agreement at boot. `routes` holds each web app's
+/// configured routes; apps missing from it get no routes. `stop_grace` is used for retiring old instances.
 pub async fn reconcile(
     engine: &Engine,
     routes: &BTreeMap<String, Vec<RouteTemplate>>,
@@ -38,55 +70,54 @@ pub async fn reconcile(
     let mut report = Report::default();
     let store = &engine.store;
 
-    // (1) Interrupted deploys.
+    // (1) Classify interrupted deploys by what the store committed.
+    let mut forward = Vec::new();
+    let mut back = Vec::new();
     for deploy in store.unfinished()? {
         if matches!(deploy.status, DeployStatus::Queued | DeployStatus::Accepted) {
             continue;
         }
-        let committed = store.app_state(&deploy.app)?.and_then(|s| s.current_deploy_id) == Some(deploy.id.clone());
-        let instances = store.instances(&deploy.app, None)?;
-        if committed {
-            for old in instances.iter().filter(|i| i.role == InstanceRole::Draining) {
-                retire(engine, old, stop_grace).await;
-            }
-            store.record_event(
-                &deploy.id,
-                NoteKind::Warning,
-                "slipd restarted while the old release drained; it was stopped",
-                None,
-                unix_ms(),
-            )?;
-            store.finish(&deploy.id, DeployStatus::Completed, None, None, unix_ms())?;
-            report.finished.push(deploy.id.to_string());
-        } else {
-            for candidate in instances.iter().filter(|i| i.deploy_id == deploy.id && i.role == InstanceRole::Candidate)
-            {
-                if !candidate.runtime_id.is_empty() {
-                    engine.runtime.remove(&candidate.runtime_id).await?;
-                }
-                store.set_instance_role(&candidate.id, InstanceRole::Retired, unix_ms())?;
-            }
-            store.finish(
-                &deploy.id,
-                DeployStatus::Failed,
-                Some("slipd stopped during this deploy; its candidate was removed and the previous release kept"),
-                Some("interrupted"),
-                unix_ms(),
-            )?;
-            report.rolled_back.push(deploy.id.to_string());
-        }
+        let committed = deploy.preview_id.is_none()
+            && store.app_state(&deploy.app)?.and_then(|s| s.current_deploy_id).as_ref() == Some(&deploy.id);
+        if committed { forward.push(deploy) } else { back.push(deploy) }
     }
 
-    // (2) Candidates left without a running deploy (crash between recording and starting).
-    let live = store.all_live_instances()?;
-    for stray in live.iter().filter(|i| matches!(i.role, InstanceRole::Candidate | InstanceRole::Draining)) {
-        if !stray.runtime_id.is_empty() {
-            engine.runtime.remove(&stray.runtime_id).await?;
-        }
-        store.set_instance_role(&stray.id, InstanceRole::Retired, unix_ms())?;
+    // (2) Serve: every current instance running and routed on the ports the engine bound.
+    for current in live(engine, InstanceRole::Current)? {
+        serve(engine, &current, routes, &mut report).await?;
+    }
+    if let Err(e) = engine.routes.sync().await {
+        tracing::warn!(error = %e, "caddy not reconciled at boot; retrying in the background");
     }
 
-    // (3) Orphans: our containers that no live instance owns.
+    // (3) Finish forward: the new release serves; retire the old one.
+    for deploy in &forward {
+        for old in store.instances(&deploy.app, None)?.iter().filter(|i| i.role == InstanceRole::Draining) {
+            retire(engine, old, stop_grace).await;
+            report.removed.push(old.name.clone());
+        }
+        let note = format!(
+            "slipd stopped while this deploy was {} after its switch committed; the old release was stopped and \
+             removed at the next start",
+            deploy.status
+        );
+        store.record_event(&deploy.id, NoteKind::Warning, &note, None, unix_ms())?;
+        store.finish(&deploy.id, DeployStatus::Completed, None, None, unix_ms())?;
+        report.finished.push(deploy.id.to_string());
+    }
+
+    // (4) Roll back: remove the candidate (the current release already serves again), then queue again.
+    for deploy in &back {
+        roll_back(engine, deploy, stop_grace, &mut report).await?;
+    }
+
+    // (5) Strays, orphans and leases. No deploy runs during boot, so no candidate or draining instance is owned.
+    for stray in store.all_live_instances()? {
+        if matches!(stray.role, InstanceRole::Candidate | InstanceRole::Draining) {
+            retire(engine, &stray, stop_grace).await;
+            report.removed.push(stray.name.clone());
+        }
+    }
     let owned: HashSet<String> = store
         .all_live_instances()?
         .into_iter()
@@ -100,36 +131,391 @@ pub async fn reconcile(
             report.orphans_removed.push(container.name);
         }
     }
-
-    // (4) Current instances: running, and routed on the ports the engine bound.
-    for current in store.all_live_instances()?.into_iter().filter(|i| i.role == InstanceRole::Current) {
-        let state = engine.runtime.inspect(&current.runtime_id).await?;
-        let Some(state) = state else {
-            tracing::warn!(app = %current.app, container = current.name, "current container is missing");
-            continue;
-        };
-        if !state.running {
-            engine.runtime.restart(&current.runtime_id).await?;
-            report.restarted.push(current.name.clone());
-        }
-        let state = engine.runtime.inspect(&current.runtime_id).await?.unwrap_or(state);
-        let ports: BTreeMap<u16, u16> = state.ports.iter().map(|p| (p.container, p.host)).collect();
-        let app = current.app.as_str();
-        let entry = app_routes(app, routes.get(app).map(Vec::as_slice).unwrap_or(&[]), &ports);
-        engine.routes.set_quietly(app, entry);
-    }
-
-    // (5) Caddy.
-    if let Err(e) = engine.routes.sync().await {
-        tracing::warn!(error = %e, "caddy not reconciled at boot; retrying in the background");
-    }
+    store.release_orphan_ports()?;
     Ok(report)
 }
 
+/// The periodic half (SPEC §9.8, §18): re-reads each running current instance's published host ports from the
+/// engine and, where one changed (a Docker restart can re-assign them), records the new port and moves the
+/// routes that still dial the old one. Routes a running deploy has moved elsewhere are left alone. Returns
+/// what changed.
+pub async fn refresh_ports(engine: &Engine) -> Result<Vec<PortChange>, StoreError> {
+    let mut changes = Vec::new();
+    for current in live(engine, InstanceRole::Current)? {
+        let state = match engine.runtime.inspect(&current.runtime_id).await {
+            Ok(Some(state)) if state.running => state,
+            // Stopped containers publish no ports, and a missing one has none: nothing to compare.
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::debug!(app = %current.app, error = %e, "cannot inspect the current instance");
+                continue;
+            }
+        };
+        let recorded = recorded_ports(&current);
+        let bound: BTreeMap<u16, u16> = state.ports.iter().map(|p| (p.container, p.host)).collect();
+        let moved: Vec<PortChange> = recorded
+            .iter()
+            .filter_map(|(container, from)| {
+                let to = *bound.get(container)?;
+                (to != *from).then(|| PortChange { app: current.app.to_string(), container: *container, from: *from, to })
+            })
+            .collect();
+        if moved.is_empty() {
+            continue;
+        }
+        engine.store.set_instance_ports(&current.id, &ports_json(&bound))?;
+        let rebinds: Vec<(String, String)> =
+            moved.iter().map(|c| (format!("127.0.0.1:{}", c.from), format!("127.0.0.1:{}", c.to))).collect();
+        match engine.routes.rebind(current.app.as_str(), &rebinds).await {
+            Ok(_) => tracing::info!(app = %current.app, moved = ?rebinds, "routes follow re-assigned host ports"),
+            // The table already holds the new upstream; the next sync retries the write.
+            Err(e) => tracing::warn!(app = %current.app, error = %e, "routes not yet moved to re-assigned ports"),
+        }
+        changes.extend(moved);
+    }
+    Ok(changes)
+}
+
+/// Makes one current instance run and puts its routes (on the ports the engine bound) in the table.
+async fn serve(
+    engine: &Engine,
+    current: &InstanceRow,
+    routes: &BTreeMap<String, Vec<RouteTemplate>>,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let store = &engine.store;
+    let Some(mut state) = engine.runtime.inspect(&current.runtime_id).await? else {
+        tracing::error!(app = %current.app, container = current.name, "current container is missing");
+        store.set_app_status(&current.app, AppStatus::Down, unix_ms())?;
+        report.missing.push(current.name.clone());
+        return Ok(());
+    };
+    if !state.running {
+        if let Err(e) = engine.runtime.restart(&current.runtime_id).await {
+            tracing::error!(app = %current.app, container = current.name, error = %e, "cannot start the current release");
+            store.set_app_status(&current.app, AppStatus::Down, unix_ms())?;
+            return Ok(());
+        }
+        report.restarted.push(current.name.clone());
+        state = engine.runtime.inspect(&current.runtime_id).await?.unwrap_or(state);
+    }
+    if store.app_state(&current.app)?.is_some_and(|s| s.status == AppStatus::Down) {
+        store.set_app_status(&current.app, AppStatus::Running, unix_ms())?;
+    }
+    let mut bound: BTreeMap<u16, u16> = state.ports.iter().map(|p| (p.container, p.host)).collect();
+    if bound.is_empty() {
+        // A container that has not published its ports yet: route on the recorded ones.
+        bound = recorded_ports(current);
+    } else if bound != recorded_ports(current) {
+        store.set_instance_ports(&current.id, &ports_json(&bound))?;
+    }
+    let app = current.app.as_str();
+    let entry = app_routes(app, routes.get(app).map(Vec::as_slice).unwrap_or(&[]), &bound);
+    engine.routes.set_quietly(app, entry);
+    Ok(())
+}
+
+/// Removes an interrupted deploy's candidate and puts the deploy back in the queue.
+async fn roll_back(
+    engine: &Engine,
+    deploy: &DeployRow,
+    stop_grace: Duration,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let store = &engine.store;
+    let instances = store.instances(&deploy.app, deploy.preview_id.as_ref())?;
+    for candidate in instances.iter().filter(|i| i.deploy_id == deploy.id && i.role == InstanceRole::Candidate) {
+        retire(engine, candidate, stop_grace).await;
+        report.removed.push(candidate.name.clone());
+    }
+    let note = format!(
+        "slipd stopped while this deploy was {} (attempt {}); its candidate was removed and the previous release \
+         kept",
+        deploy.status, deploy.attempt
+    );
+    store.record_event(&deploy.id, NoteKind::Warning, &note, None, unix_ms())?;
+    let id = deploy.id.to_string();
+    match store.requeue_interrupted(&deploy.id, unix_ms())? {
+        Requeued::Queued { .. } => report.requeued.push(id),
+        Requeued::Superseded { .. } => report.superseded.push(id),
+        Requeued::Failed => report.failed.push(id),
+    }
+    Ok(())
+}
+
+/// Live instances with `role` that have a container.
+fn live(engine: &Engine, role: InstanceRole) -> Result<Vec<InstanceRow>, StoreError> {
+    Ok(engine
+        .store
+        .all_live_instances()?
+        .into_iter()
+        .filter(|i| i.role == role && !i.runtime_id.is_empty())
+        .collect())
+}
+
+/// Stops and removes an instance's container (when it has one) and retires its row.
 async fn retire(engine: &Engine, instance: &InstanceRow, grace: Duration) {
     if !instance.runtime_id.is_empty() {
-        let _ = engine.runtime.stop(&instance.runtime_id, grace).await;
-        let _ = engine.runtime.remove(&instance.runtime_id).await;
+        if let Err(e) = engine.runtime.stop(&instance.runtime_id, grace).await {
+            tracing::warn!(container = instance.name, error = %e, "stopping a retired instance");
+        }
+        if let Err(e) = engine.runtime.remove(&instance.runtime_id).await {
+            tracing::warn!(container = instance.name, error = %e, "removing a retired instance");
+            return;
+        }
     }
-    let _ = engine.store.set_instance_role(&instance.id, InstanceRole::Retired, unix_ms());
+    if let Err(e) = engine.store.set_instance_role(&instance.id, InstanceRole::Retired, unix_ms()) {
+        tracing::warn!(instance = instance.id, error = %e, "retiring an instance row");
+    }
+}
+
+/// Container port → host port, as recorded in the instance row.
+fn recorded_ports(instance: &InstanceRow) -> BTreeMap<u16, u16> {
+    serde_json::from_str::<Vec<serde_json::Value>>(&instance.ports)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| Some((p["container"].as_u64()? as u16, p["host"].as_u64()? as u16)))
+        .collect()
+}
+
+fn ports_json(ports: &BTreeMap<u16, u16>) -> String {
+    serde_json::Value::Array(ports.iter().map(|(c, h)| serde_json::json!({"host": h, "container": c})).collect())
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use slip_core::names::{AppName, DeployId};
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::ports::{ContainerRuntime, ContainerSpec, LogRotation, PortMapping, Resources};
+    use crate::routes::RouteTable;
+    use crate::store::{NewDeploy, Store, Switch, Trigger};
+    use crate::testing::{FakeProxy, FakeRuntime, Journal, ScriptedProbe};
+
+    struct World {
+        engine: Engine,
+        runtime: Arc<FakeRuntime>,
+        proxy: Arc<FakeProxy>,
+    }
+
+    fn world() -> World {
+        let journal = Journal::default();
+        let runtime = Arc::new(FakeRuntime::new(journal.clone()));
+        let proxy = Arc::new(FakeProxy::new(journal.clone()));
+        let store = Store::open_in_memory().unwrap();
+        let engine = Engine {
+            runtime: runtime.clone(),
+            probe: Arc::new(ScriptedProbe::new(journal)),
+            routes: RouteTable::new(proxy.clone()),
+            instance_id: store.instance_id().to_owned(),
+            store,
+            port_range: 41000..=41999,
+            log: LogRotation { max_size_bytes: 1 << 20, max_files: 1 },
+            shutdown: CancellationToken::new(),
+            images: crate::images::ImagePolicy::without_disk_check(),
+        };
+        World { engine, runtime, proxy }
+    }
+
+    fn templates() -> BTreeMap<String, Vec<RouteTemplate>> {
+        let route = RouteTemplate {
+            hostname: "web.test".into(),
+            path_prefix: None,
+            strip_prefix: false,
+            container_port: 8080,
+            hold_timeout: Duration::from_secs(30),
+        };
+        BTreeMap::from([("web".to_owned(), vec![route])])
+    }
+
+    fn id(n: u32) -> DeployId {
+        format!("dep_01jz00000000000000000000{n:02}").parse().unwrap()
+    }
+
+    fn app() -> AppName {
+        "web".parse().unwrap()
+    }
+
+    /// Records deploy `n` through `statuses`, with an instance (and a container on `port`) in `role`.
+    async fn deploy(w: &World, n: u32, statuses: &[DeployStatus], role: InstanceRole, port: u16) -> String {
+        let store = &w.engine.store;
+        let new = NewDeploy {
+            id: id(n),
+            app: app(),
+            preview_id: None,
+            trigger: Trigger::Webhook,
+            tag: format!("v{n}").parse().unwrap(),
+            images: "{}".into(),
+            kind: Some("web".into()),
+            strategy: Some("blue-green".into()),
+            rollback_of: None,
+            meta: None,
+            actor: None,
+            source_ip: None,
+            created_at: unix_ms(),
+        };
+        store.enqueue(&new, unix_ms()).unwrap();
+        for s in statuses {
+            store.record_status(&id(n), *s, None, None, unix_ms()).unwrap();
+        }
+        let labels = BTreeMap::from([
+            ("slip.app".to_owned(), "web".to_owned()),
+            ("slip.managed".to_owned(), "true".to_owned()),
+            ("slip.instance".to_owned(), w.engine.instance_id.clone()),
+        ]);
+        let spec = ContainerSpec {
+            name: format!("slip-web-{n}"),
+            image: format!("registry.test/web:v{n}"),
+            labels,
+            env: vec![],
+            ports: vec![PortMapping { host: port, container: 8080 }],
+            network: None,
+            resources: Resources::default(),
+            mounts: vec![],
+            init: false,
+            log: w.engine.log,
+        };
+        let container = w.runtime.start(&spec).await.unwrap();
+        store
+            .insert_instance(&InstanceRow {
+                id: format!("ins_{n}"),
+                app: app(),
+                preview_id: None,
+                deploy_id: id(n),
+                runtime_kind: "container".into(),
+                runtime_id: container.clone(),
+                name: spec.name.clone(),
+                role: InstanceRole::Candidate,
+                ports: ports_json(&BTreeMap::from([(8080, port)])),
+                created_at: unix_ms(),
+                retired_at: None,
+            })
+            .unwrap();
+        if role == InstanceRole::Current {
+            let old = store.instances(&app(), None).unwrap().into_iter().find(|i| i.role == InstanceRole::Current);
+            store
+                .switch(&Switch {
+                    app: app(),
+                    preview: None,
+                    deploy_id: id(n),
+                    new_instance: format!("ins_{n}"),
+                    old_instance: old.map(|o| o.id),
+                    at: unix_ms(),
+                })
+                .unwrap();
+        }
+        container
+    }
+
+    const BEFORE_SWITCH: &[DeployStatus] =
+        &[DeployStatus::Pulling, DeployStatus::Configuring, DeployStatus::Starting, DeployStatus::HealthChecking];
+
+    fn upstreams(w: &World) -> Vec<String> {
+        w.proxy.block().unwrap().routes.iter().map(|r| r.upstream.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_deploy_before_its_switch_loses_its_candidate_and_is_queued_again() {
+        let w = world();
+        let old = deploy(&w, 1, BEFORE_SWITCH, InstanceRole::Current, 41000).await;
+        w.engine.store.finish(&id(1), DeployStatus::Completed, None, None, unix_ms()).unwrap();
+        let candidate = deploy(&w, 2, BEFORE_SWITCH, InstanceRole::Candidate, 41001).await;
+
+        let report = reconcile(&w.engine, &templates(), Duration::from_secs(1)).await.unwrap();
+        assert_eq!(report.requeued, [id(2).to_string()]);
+        assert_eq!(w.runtime.all(), [old.clone()], "candidate {candidate} removed");
+        assert_eq!(upstreams(&w), ["127.0.0.1:41000"]);
+        let row = w.engine.store.deploy(&id(2)).unwrap().unwrap();
+        assert_eq!((row.status, row.attempt), (DeployStatus::Queued, 2));
+        assert!(w.engine.store.leased_ports("ins_2").unwrap().is_empty());
+
+        // Interrupted again: failed, not retried forever.
+        w.engine.store.record_status(&id(2), DeployStatus::Pulling, None, None, unix_ms()).unwrap();
+        let report = reconcile(&w.engine, &templates(), Duration::from_secs(1)).await.unwrap();
+        assert_eq!(report.failed, [id(2).to_string()]);
+        let row = w.engine.store.deploy(&id(2)).unwrap().unwrap();
+        assert_eq!((row.status, row.error_code.as_deref()), (DeployStatus::Failed, Some("interrupted")));
+    }
+
+    #[tokio::test]
+    async fn a_deploy_whose_switch_committed_is_finished_forward() {
+        let w = world();
+        let old = deploy(&w, 1, BEFORE_SWITCH, InstanceRole::Current, 41000).await;
+        w.engine.store.finish(&id(1), DeployStatus::Completed, None, None, unix_ms()).unwrap();
+        let mut statuses = BEFORE_SWITCH.to_vec();
+        statuses.extend([DeployStatus::Switching, DeployStatus::Draining]);
+        let new = deploy(&w, 2, &statuses, InstanceRole::Current, 41001).await;
+
+        let report = reconcile(&w.engine, &templates(), Duration::from_secs(1)).await.unwrap();
+        assert_eq!(report.finished, [id(2).to_string()]);
+        assert_eq!(w.runtime.all(), [new], "old {old} stopped and removed");
+        assert_eq!(upstreams(&w), ["127.0.0.1:41001"]);
+        assert_eq!(w.engine.store.deploy(&id(2)).unwrap().unwrap().status, DeployStatus::Completed);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_current_release_is_started_and_routed_away_from_a_held_candidate() {
+        let w = world();
+        let old = deploy(&w, 1, BEFORE_SWITCH, InstanceRole::Current, 41000).await;
+        w.engine.store.finish(&id(1), DeployStatus::Completed, None, None, unix_ms()).unwrap();
+        // Recreate: routes held on the candidate's port, old stopped, candidate starting.
+        let candidate = deploy(&w, 2, &[DeployStatus::Pulling, DeployStatus::Draining], InstanceRole::Candidate, 41001)
+            .await;
+        w.runtime.stop(&old, Duration::from_secs(1)).await.unwrap();
+        let held = app_routes("web", &templates()["web"], &BTreeMap::from([(8080, 41001)]));
+        w.engine.routes.update("web", held).await.unwrap();
+
+        let report = reconcile(&w.engine, &templates(), Duration::from_secs(1)).await.unwrap();
+        assert_eq!(report.restarted, ["slip-web-1"]);
+        assert_eq!(report.requeued, [id(2).to_string()]);
+        assert_eq!(w.runtime.running(), [old], "candidate {candidate} removed, old running");
+        assert_eq!(upstreams(&w), ["127.0.0.1:41000"]);
+    }
+
+    #[tokio::test]
+    async fn containers_no_record_owns_are_removed() {
+        let w = world();
+        let current = deploy(&w, 1, BEFORE_SWITCH, InstanceRole::Current, 41000).await;
+        w.engine.store.finish(&id(1), DeployStatus::Completed, None, None, unix_ms()).unwrap();
+        let orphan = deploy(&w, 2, BEFORE_SWITCH, InstanceRole::Candidate, 41001).await;
+        w.engine.store.set_instance_role("ins_2", InstanceRole::Retired, unix_ms()).unwrap();
+        w.engine.store.finish(&id(2), DeployStatus::Failed, Some("x"), Some("unhealthy"), unix_ms()).unwrap();
+
+        let report = reconcile(&w.engine, &templates(), Duration::from_secs(1)).await.unwrap();
+        assert_eq!(report.orphans_removed, ["slip-web-2"]);
+        assert_eq!(w.runtime.all(), [current], "{orphan} removed");
+    }
+
+    #[tokio::test]
+    async fn periodic_refresh_moves_routes_to_reassigned_host_ports_only() {
+        let w = world();
+        let current = deploy(&w, 1, BEFORE_SWITCH, InstanceRole::Current, 41000).await;
+        w.engine.store.finish(&id(1), DeployStatus::Completed, None, None, unix_ms()).unwrap();
+        reconcile(&w.engine, &templates(), Duration::from_secs(1)).await.unwrap();
+        assert!(refresh_ports(&w.engine).await.unwrap().is_empty(), "nothing moved yet");
+
+        w.runtime.rebind(&current, vec![PortMapping { host: 41500, container: 8080 }]);
+        let changes = refresh_ports(&w.engine).await.unwrap();
+        assert_eq!(changes, [PortChange { app: "web".into(), container: 8080, from: 41000, to: 41500 }]);
+        assert_eq!(upstreams(&w), ["127.0.0.1:41500"]);
+        let row = w.engine.store.instance("ins_1").unwrap().unwrap();
+        assert_eq!(recorded_ports(&row), BTreeMap::from([(8080, 41500)]));
+        assert!(refresh_ports(&w.engine).await.unwrap().is_empty(), "settled");
+
+        // A deploy that moved the routes elsewhere meanwhile is not undone.
+        let elsewhere = app_routes("web", &templates()["web"], &BTreeMap::from([(8080, 41777)]));
+        w.engine.routes.update("web", elsewhere).await.unwrap();
+        w.runtime.rebind(&current, vec![PortMapping { host: 41600, container: 8080 }]);
+        assert_eq!(refresh_ports(&w.engine).await.unwrap().len(), 1);
+        assert_eq!(upstreams(&w), ["127.0.0.1:41777"]);
+
+        // A stopped container publishes nothing: no change is inferred.
+        w.runtime.stop(&current, Duration::from_secs(1)).await.unwrap();
+        w.runtime.rebind(&current, vec![]);
+        assert!(refresh_ports(&w.engine).await.unwrap().is_empty());
+    }
 }

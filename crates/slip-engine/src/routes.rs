@@ -98,6 +98,29 @@ impl RouteTable {
         result
     }
 
+    /// Points every route of `key` that dials a `from` upstream at its `to` instead (pairs of
+    /// `127.0.0.1:<port>`), and writes the whole block when anything changed. Routes dialling anything else
+    /// (a deploy moved them meanwhile) are left alone, and the check and the edit happen under the writer lock,
+    /// so this never undoes a concurrent switch. Returns whether the entry changed.
+    pub async fn rebind(&self, key: &str, moves: &[(String, String)]) -> Result<bool, ProxyError> {
+        let _writing = self.writer.lock().await;
+        let changed = {
+            let mut apps = self.apps.lock().expect("route table lock");
+            let mut changed = false;
+            for route in apps.get_mut(key).map(|e| e.routes.iter_mut()).into_iter().flatten() {
+                if let Some((_, to)) = moves.iter().find(|(from, _)| *from == route.upstream) {
+                    route.upstream = to.clone();
+                    changed = true;
+                }
+            }
+            changed
+        };
+        if changed {
+            self.write_locked().await?;
+        }
+        Ok(changed)
+    }
+
     /// Makes Caddy match the table: bootstraps slip's server if it is missing (Caddy restarted
     /// without `--resume`) and re-applies the block. Writes nothing when Caddy already matches.
     pub async fn sync(&self) -> Result<Applied, ProxyError> {

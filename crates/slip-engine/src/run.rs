@@ -45,6 +45,8 @@ pub struct Engine {
     pub log: LogRotation,
     /// Cancelled at shutdown: a deploy before its switch stops at the next step and is interrupted.
     pub shutdown: CancellationToken,
+    /// Disk preflight and image retention settings.
+    pub images: crate::images::ImagePolicy,
 }
 
 /// A fully resolved release of an app: what to pull and how to run it.
@@ -82,6 +84,8 @@ pub struct Release {
     pub init: bool,
     /// The deploy machine's plan; its `old` is filled in by the driver from the store.
     pub plan: Plan,
+    /// Replaces this app's secret values in every note and error the driver records (SPEC §11.4).
+    pub redactor: crate::redact::Redactor,
 }
 
 /// Runs one deploy to its end and records every step. Never panics on adapter failures: they end the
@@ -94,13 +98,17 @@ pub async fn run_deploy(engine: &Engine, mut release: Release) -> Outcome {
     let mut run = Run { engine, release, old, candidate: None, image_ref: None, recorded: None };
 
     let (mut deploy, mut action) = Deploy::begin(run.release.plan.clone(), now());
+    // Shutdown interrupts once; the machine's own unwinding (removing the candidate, restoring the old
+    // instance) then runs to its end rather than being interrupted again.
+    let mut interrupted = false;
     loop {
         run.record_progress(&mut deploy).await;
         if let Action::Finish(outcome) = action {
             run.finish(&outcome).await;
             return outcome;
         }
-        let event = if deploy.before_switch() && engine.shutdown.is_cancelled() {
+        let event = if deploy.before_switch() && engine.shutdown.is_cancelled() && !interrupted {
+            interrupted = true;
             Event::Failed(StepFailure::new(ErrorCode::Interrupted, "slipd is shutting down"))
         } else if deploy.before_switch() {
             let deadline = tokio::time::Instant::from_std(deploy.deadline());
@@ -160,14 +168,19 @@ impl Run<'_> {
         let status = deploy.status();
         let store = &self.engine.store;
         let id = &self.release.deploy_id;
+        if let Some(acted) = self.recorded {
+            crate::fault::after_acted(acted.as_str(), self.release.tag.as_str());
+        }
         if self.recorded != Some(status) && !matches!(status, Status::Completed | Status::Failed) {
             tracing::info!(from = self.recorded.map(Status::as_str), to = status.as_str(), "deploy step");
             if let Err(e) = store.record_status(id, status.into(), None, None, unix_ms()) {
                 tracing::error!(error = %e, "recording deploy status");
             }
             self.recorded = Some(status);
+            crate::fault::after_recorded(status.as_str(), self.release.tag.as_str());
         }
         for note in deploy.take_notes() {
+            let note = self.release.redactor.redact(&note);
             if let Err(e) = store.record_event(id, NoteKind::Log, &note, None, unix_ms()) {
                 tracing::error!(error = %e, "recording deploy event");
             }
@@ -180,17 +193,30 @@ impl Run<'_> {
         let result = match outcome {
             Outcome::Completed { warnings } => {
                 for w in warnings {
-                    let _ = store.record_event(id, NoteKind::Warning, w, None, unix_ms());
+                    let w = self.release.redactor.redact(w);
+                    let _ = store.record_event(id, NoteKind::Warning, &w, None, unix_ms());
                 }
                 tracing::info!(status = "completed", "deploy finished");
                 store.finish(id, DeployStatus::Completed, None, None, unix_ms())
             }
+            Outcome::Failed { failure, app_down: false }
+                if failure.code == ErrorCode::Interrupted && self.engine.shutdown.is_cancelled() =>
+            {
+                // Graceful shutdown before the switch: the candidate is gone, so the deploy goes back to the
+                // queue for the next slipd (SPEC §18), like a crash would.
+                let message = self.release.redactor.redact(&failure.message);
+                let _ = store.record_event(id, NoteKind::Warning, &message, None, unix_ms());
+                let requeued = store.requeue_interrupted(id, unix_ms());
+                tracing::warn!(?requeued, "deploy interrupted by shutdown");
+                requeued.map(|_| 0)
+            }
             Outcome::Failed { failure, app_down } => {
-                tracing::warn!(status = "failed", error_code = failure.code.as_str(), error = %failure.message, "deploy finished");
+                let message = self.release.redactor.redact(&failure.message);
+                tracing::warn!(status = "failed", error_code = failure.code.as_str(), error = %message, "deploy finished");
                 if *app_down {
                     let _ = store.set_app_status(&self.release.app, AppStatus::Down, unix_ms());
                 }
-                store.finish(id, DeployStatus::Failed, Some(&failure.message), Some(failure.code.as_str()), unix_ms())
+                store.finish(id, DeployStatus::Failed, Some(&message), Some(failure.code.as_str()), unix_ms())
             }
         };
         if let Err(e) = result {
@@ -209,9 +235,12 @@ impl Run<'_> {
         let engine = self.engine;
         Ok(match action {
             Action::Pull => {
-                let pulled = engine.runtime.pull(&self.release.image, self.release.credentials.as_ref()).await?;
+                let obtained = crate::images::obtain(engine, &self.release).await?;
+                let pulled = obtained.image;
                 self.image_ref = Some(pulled.digest.clone().unwrap_or(pulled.id.clone()));
-                if let Some((_, digest)) = pulled.digest.as_deref().and_then(|d| d.split_once('@')) {
+                if let (true, Some((_, digest))) =
+                    (obtained.pulled, pulled.digest.as_deref().and_then(|d| d.split_once('@')))
+                {
                     let release = &self.release;
                     let _ = engine.store.record_image(
                         &release.app,
@@ -554,6 +583,7 @@ mod tests {
             port_range: 41000..=41999,
             log: LogRotation { max_size_bytes: 10 << 20, max_files: 3 },
             shutdown: CancellationToken::new(),
+            images: crate::images::ImagePolicy::without_disk_check(),
         };
         World { engine, journal, runtime, proxy, probe }
     }
@@ -606,6 +636,7 @@ mod tests {
             mounts: vec![],
             network: None,
             init: false,
+            redactor: crate::redact::Redactor::new([("SECRET_TOKEN", "hunter2-value")]),
             plan: Plan {
                 strategy,
                 routed: true,
@@ -683,6 +714,21 @@ mod tests {
         assert_eq!(row.error_code.as_deref(), Some("unhealthy"));
         let events = w.engine.store.events(&row.id, 0).unwrap();
         assert!(events.iter().any(|e| e.message.contains("probe 3/3 failed: HTTP 503")), "{events:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn secret_values_in_notes_and_errors_are_redacted_before_they_are_recorded() {
+        let w = world();
+        w.probe.answer_by_default(ProbeResult::Unhealthy("HTTP 500: bad password hunter2-value".into()));
+        let outcome = run_deploy(&w.engine, release(&w, 1, "v1", Strategy::BlueGreen)).await;
+        let Outcome::Failed { failure, .. } = &outcome else { panic!("{outcome}") };
+        assert!(failure.message.contains("hunter2-value"), "the outcome itself is not rewritten");
+        let row = w.engine.store.deploy(&"dep_01jz0000000000000000000001".parse().unwrap()).unwrap().unwrap();
+        let error = row.error.unwrap();
+        assert!(error.contains("[redacted:SECRET_TOKEN]") && !error.contains("hunter2-value"), "{error}");
+        let events = w.engine.store.events(&row.id, 0).unwrap();
+        assert!(events.iter().any(|e| e.message.contains("[redacted:SECRET_TOKEN]")), "{events:?}");
+        assert!(events.iter().all(|e| !e.message.contains("hunter2-value")), "{events:?}");
     }
 
     #[tokio::test(start_paused = true)]

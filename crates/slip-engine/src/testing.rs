@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use slip_core::deploy::ProbeResult;
 
 use crate::ports::{
-    Applied, ContainerRuntime, ContainerSpec, ContainerState, ContainerSummary, HealthProbe, ProbeTarget, Proxy,
-    ProxyError, PulledImage, RegistryCredentials, RouteBlock, RuntimeError,
+    Applied, ContainerRuntime, ContainerSpec, ContainerState, ContainerSummary, HealthProbe, PortMapping, ProbeTarget,
+    Proxy, ProxyError, PulledImage, RegistryCredentials, RouteBlock, RuntimeError,
 };
 
 /// An ordered log of what the fakes were asked to do, shared between them.
@@ -94,6 +94,13 @@ impl FakeRuntime {
     /// Ids of every container, running or not.
     pub fn all(&self) -> Vec<String> {
         self.state.lock().expect("fake runtime").containers.keys().cloned().collect()
+    }
+
+    /// Simulates an engine restart that re-assigned a container's published host ports.
+    pub fn rebind(&self, id: &str, ports: Vec<PortMapping>) {
+        if let Some(c) = self.state.lock().expect("fake runtime").containers.get_mut(id) {
+            c.spec.ports = ports;
+        }
     }
 
     /// The spec a container was created from.

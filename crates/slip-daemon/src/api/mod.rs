@@ -1,4 +1,10 @@
 //! Request handlers, one module per group of endpoints.
 
 pub mod deploy;
+pub mod events;
 pub mod read;
+pub mod rollback;
+pub mod secrets;
+
+#[cfg(test)]
+mod tests;

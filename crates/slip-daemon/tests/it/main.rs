@@ -3,5 +3,9 @@
 
 mod support;
 
+mod apps;
+mod crash;
 mod deploy;
+mod history;
+mod rollback;
 mod webhook;

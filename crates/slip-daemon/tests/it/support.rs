@@ -62,6 +62,34 @@ impl TestDaemon {
         daemon
     }
 
+    /// Like [`TestDaemon::start`], but `apps` also gets the storage directory (`storage.path`, not yet created),
+    /// for app configs that name paths under it, such as volumes under `<storage>/volumes`.
+    pub async fn start_with_storage(
+        apps: impl FnOnce(&str, &std::path::Path) -> Vec<(String, String)>,
+        extra_slip_toml: &str,
+    ) -> TestDaemon {
+        slip_testenv::require_docker();
+        let registry = Registry::start();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let apps = apps(&registry.host(), &dir.path().join("state"));
+        let caddy = Caddy::start();
+        let mut daemon = TestDaemon {
+            dir,
+            caddy,
+            registry,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            shutdown: None,
+            task: None,
+            guards: apps.iter().map(|(name, _)| ContainerGuard::new("slip.app", name)).collect(),
+            extra_slip_toml: extra_slip_toml.to_owned(),
+            apps,
+        };
+        daemon.write_config();
+        daemon.boot().await;
+        daemon
+    }
+
     /// The config directory.
     pub fn config_dir(&self) -> PathBuf {
         self.dir.path().join("config")
@@ -195,6 +223,28 @@ path = "{}"
         self.wait_deploy(&accepted.deploy_id, Duration::from_secs(120)).await
     }
 
+    /// Deploys signed with `key` (an app's own key) and waits for a terminal status.
+    pub async fn deploy_with_key_and_wait(&self, app: &str, tag: &str, key: &str) -> Deploy {
+        let (status, body) = self.webhook(app, tag, key).await;
+        assert_eq!(status, 202, "webhook answer: {body}");
+        let accepted: DeployAccepted = serde_json::from_value(body).unwrap();
+        self.wait_deploy(&accepted.deploy_id, Duration::from_secs(120)).await
+    }
+
+    /// Stores an app-scope secret through `PUT /v1/secrets/{app}/{key}` with the admin token.
+    pub async fn put_secret(&self, app: &str, key: &str, value: &str) {
+        let r = self
+            .http
+            .put(self.url(&format!("/v1/secrets/{app}/{key}")))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({ "value": value }))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        assert!(status.is_success(), "PUT secret {app}/{key}: {status} {}", r.text().await.unwrap_or_default());
+    }
+
     /// The deploy object (admin view).
     pub async fn get_deploy(&self, id: &str) -> Deploy {
         let r = self.http.get(self.url(&format!("/v1/deploys/{id}"))).bearer_auth(TOKEN).send().await.unwrap();
@@ -301,4 +351,306 @@ fn unix_seconds() -> u64 {
 fn rand_u16() -> u16 {
     let id = unique_id();
     id.bytes().fold(0u16, |acc, b| acc.wrapping_mul(31).wrapping_add(b as u16))
+}
+
+/// How to configure a [`SlipdProcess`].
+#[derive(Debug, Clone)]
+pub struct ProcessConfig {
+    /// `server.shutdown_timeout`.
+    pub shutdown_timeout: &'static str,
+    /// `runtime.min_free_disk`, when set.
+    pub min_free_disk: Option<String>,
+}
+
+impl Default for ProcessConfig {
+    fn default() -> ProcessConfig {
+        ProcessConfig { shutdown_timeout: "20s", min_free_disk: None }
+    }
+}
+
+/// The real `slipd` binary in its own process (for crash and shutdown tests), on a private config, state
+/// directory and Caddy, against a registry the test owns. Killed, and its apps' containers removed, on drop.
+pub struct SlipdProcess {
+    pub dir: tempfile::TempDir,
+    pub caddy: Caddy,
+    pub api: Api,
+    pub config: ProcessConfig,
+    apps: Vec<(String, String)>,
+    child: Option<std::process::Child>,
+    guards: Vec<ContainerGuard>,
+    port: u16,
+}
+
+impl SlipdProcess {
+    /// Writes the config for `apps` (name, TOML body); does not start slipd.
+    pub fn new(apps: Vec<(String, String)>, config: ProcessConfig) -> SlipdProcess {
+        slip_testenv::require_docker();
+        let caddy = Caddy::start();
+        let port = slip_testenv::free_port();
+        let api = Api::new(format!("http://127.0.0.1:{port}"), caddy.http_port());
+        let process = SlipdProcess {
+            dir: tempfile::tempdir().expect("tempdir"),
+            caddy,
+            api,
+            config,
+            guards: apps.iter().map(|(name, _)| ContainerGuard::new("slip.app", name)).collect(),
+            apps,
+            child: None,
+            port,
+        };
+        process.write_config();
+        process
+    }
+
+    /// The state directory.
+    pub fn storage(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// slipd's stderr (every run appends).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("slipd.log")
+    }
+
+    /// The log so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Rewrites `slip.toml` and the app files from the current settings.
+    pub fn write_config(&self) {
+        let config = self.dir.path().join("config");
+        std::fs::create_dir_all(config.join("apps")).unwrap();
+        let base = 20000 + (rand_u16() % 90) * 100;
+        let min_free_disk =
+            self.config.min_free_disk.as_ref().map(|m| format!("min_free_disk = \"{m}\"\n")).unwrap_or_default();
+        let slip_toml = format!(
+            r#"[server]
+listen = "127.0.0.1:{}"
+shutdown_timeout = "{}"
+
+[runtime]
+backend = "docker"
+port_range = "{base}-{}"
+{min_free_disk}
+[auth]
+secret = "{SECRET}"
+admin_token = "{TOKEN}"
+
+[caddy]
+admin_api = "{}"
+listen = ["127.0.0.1:{}"]
+tls = "off"
+reconcile_interval = "1s"
+
+[storage]
+path = "{}"
+
+[log]
+format = "text"
+"#,
+            self.port,
+            self.config.shutdown_timeout,
+            base + 99,
+            self.caddy.admin_url(),
+            self.caddy.http_port(),
+            self.storage().display(),
+        );
+        std::fs::write(config.join("slip.toml"), slip_toml).unwrap();
+        for (name, body) in &self.apps {
+            std::fs::write(config.join("apps").join(format!("{name}.toml")), body).unwrap();
+        }
+    }
+
+    /// Starts slipd with extra environment `env` (fault injection) and waits until `/healthz` answers.
+    pub async fn start(&mut self, env: &[(&str, &str)]) {
+        assert!(self.child.is_none(), "slipd is already running");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_slipd"));
+        command
+            .arg("--config")
+            .arg(self.dir.path().join("config"))
+            .env_remove("SLIP_FAULT_INJECTION")
+            .env_remove("SLIP_FAULT_ABORT_AFTER")
+            .env_remove("SLIP_FAULT_ABORT_TAG")
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        self.child = Some(command.spawn().expect("spawning slipd"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = self.api.http.get(self.api.url("/healthz")).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                panic!("slipd exited during boot ({status}); log:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "slipd did not answer /healthz within 60s; log:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for slipd to exit by itself (an injected abort) and returns its exit status.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().expect("slipd is running");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "slipd still running after {timeout:?}; log:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends SIGTERM (graceful shutdown) and waits for the exit status.
+    pub async fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let pid = self.child.as_ref().expect("slipd is running").id().to_string();
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("running kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        self.wait_exit(timeout).await
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for SlipdProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for g in &self.guards {
+            let _ = g.remove_all();
+        }
+    }
+}
+
+/// slipd's HTTP API (and the Caddy in front of its apps), for tests that drive a daemon from outside.
+#[derive(Clone)]
+pub struct Api {
+    base: String,
+    caddy_port: u16,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    /// The API at `base` (`http://127.0.0.1:PORT`), with its apps served by Caddy on `caddy_port`.
+    pub fn new(base: String, caddy_port: u16) -> Api {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        Api { base, caddy_port, http }
+    }
+
+    /// `<base><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a deploy signed with the global key and a timestamp; asserts 202.
+    pub async fn deploy(&self, app: &str, tag: &str) -> DeployAccepted {
+        let body = serde_json::json!({"app": app, "tag": tag}).to_string();
+        let ts = unix_seconds().to_string();
+        let sig =
+            signature::header_value(SECRET.as_bytes(), &Signed::Deploy { timestamp: &ts, body: body.as_bytes() });
+        let response = self
+            .http
+            .post(self.url("/v1/deploy"))
+            .header("content-type", "application/json")
+            .header("x-slip-signature", sig)
+            .header("x-slip-timestamp", ts)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        assert_eq!(status, 202, "webhook answer: {body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    /// Deploys and waits for a terminal status.
+    pub async fn deploy_and_wait(&self, app: &str, tag: &str) -> Deploy {
+        let accepted = self.deploy(app, tag).await;
+        self.wait_deploy(&accepted.deploy_id, Duration::from_secs(120)).await
+    }
+
+    /// The deploy object (admin view).
+    pub async fn get_deploy(&self, id: &str) -> Deploy {
+        let r = self.http.get(self.url(&format!("/v1/deploys/{id}"))).bearer_auth(TOKEN).send().await.unwrap();
+        assert!(r.status().is_success(), "GET deploy {id}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// Polls until the deploy reaches a terminal status.
+    pub async fn wait_deploy(&self, id: &str, timeout: Duration) -> Deploy {
+        self.wait_status(id, &["completed", "failed", "superseded", "rolled_back"], timeout).await
+    }
+
+    /// Polls until the deploy has one of `statuses`.
+    pub async fn wait_status(&self, id: &str, statuses: &[&str], timeout: Duration) -> Deploy {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let d = self.get_deploy(id).await;
+            if statuses.contains(&d.status.as_str()) {
+                return d;
+            }
+            assert!(Instant::now() < deadline, "deploy {id} still {} after {timeout:?}, wanted {statuses:?}", d.status);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// GET `path` through Caddy with `Host: host`; status and trimmed body (status 0 on a connection error).
+    pub async fn through_caddy(&self, host: &str, path: &str) -> (u16, String) {
+        let url = format!("http://127.0.0.1:{}{path}", self.caddy_port);
+        match self.http.get(url).header("host", host).send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                (status, r.text().await.unwrap_or_default().trim().to_owned())
+            }
+            Err(e) => (0, e.to_string()),
+        }
+    }
+}
+
+/// Ids of all containers (any state) labelled with `app`.
+pub fn containers_of(app: &str, all: bool) -> Vec<String> {
+    let filter = format!("label=slip.app={app}");
+    if all { docker_ps(&["-a", "--filter", &filter]) } else { docker_ps(&["--filter", &filter]) }
+}
+
+/// A web app config like [`web_app`] whose image repository is `image` (shared between apps).
+pub fn web_app_with_image(name: &str, image: &str, extra: &str) -> String {
+    format!(
+        r#"[app]
+name = "{name}"
+image = "{image}"
+
+[routing]
+domain = "{name}.test"
+port = 8080
+
+[health]
+path = "/health"
+interval = "200ms"
+timeout = "2s"
+retries = 5
+start_period = "10s"
+
+[deploy]
+drain_timeout = "2s"
+stop_grace = "2s"
+{extra}
+"#
+    )
 }

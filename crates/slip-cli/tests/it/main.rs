@@ -1,0 +1,7 @@
+//! `slip` end to end: the real binary against a real slipd (in-process, on a real socket) with real Docker,
+//! Caddy and a registry, and in local mode against a real secret store. One binary, one module per area.
+
+mod support;
+
+mod deploy;
+mod secrets;
