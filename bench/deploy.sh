@@ -451,15 +451,20 @@ for id in "${slip_ids[@]}"; do
     after_start+=($((to - start)))
   fi
 done
+read -r -a base_drains <<<"${base_step_ms[drain]}"
+gap_md="Difference of the medians, slip − baseline: $((slip_median - base_median)) ms."
 draining_split="The engine's events did not show the old containers' kill/stop/destroy, so \`draining\` is not split."
 if [ "${#drain_wait[@]}" -gt 0 ]; then
   draining_split="Inside \`draining\` (split by the engine's container events, median of ${#drain_wait[@]}): waiting until Caddy
 reports no request in flight to the old release **$(median "${drain_wait[@]}") ms** (SPEC §9.6: 0 in two polls in a row,
 250 ms apart), stop (SIGTERM sent → engine reports stopped) $(median "${stop_wait[@]}") ms, removal
 $(median "${remove_wait[@]}") ms, then recording \`completed\` $(median "${record_wait[@]}") ms."
+  gap_md+=" Of that, slip's wait for the old release's in-flight requests to reach 0 accounts for
+$(($(median "${drain_wait[@]}") - $(median "${base_drains[@]}"))) ms (its median minus the baseline's drain step; see *Deploy latency*)."
 fi
 if [ "${#before_create[@]}" -gt 0 ]; then
   draining_split+="
+
 Inside \`starting\` (same source, median of ${#before_create[@]}): $(median "${before_create[@]}") ms until the engine reports the
 container created, $(median "${create_start[@]}") ms from created to started (the engine's start, with its userland port proxy),
 $(median "${after_start[@]}") ms from started to \`health_checking\` recorded."
@@ -471,7 +476,8 @@ for s in "${base_steps[@]}"; do
 done
 rounds_md=""
 for ((r = 0; r < rounds; r++)); do
-  rounds_md+="| $((r + 1)) | ${slip_ms[$r]} | ${server_ms[$r]} | ${base_ms[$r]} |"$'\n'
+  health=$(jq '[.steps[] | select(.status == "health_checking") | .duration_ms] | first // "n/a"' "$work/steps/${slip_ids[$r]}.json")
+  rounds_md+="| $((r + 1)) | ${slip_ms[$r]} | ${server_ms[$r]} | $health | ${base_ms[$r]} |"$'\n'
 done
 segments_md=$(jq -r '.segments[] | "| \(.label) | \(.requests) | \(.ok) | \(.non_2xx) | \(.errors) | \(.races) | \(.strict_failures) | \(.lenient_failures) |"' "$work/load.json")
 messages_md=$(jq -r '.messages | to_entries[] | "- `\(.key)`: \(.value)"' "$work/load.json")
@@ -512,6 +518,8 @@ medians over several deploys, and slip is compared with a baseline measured in t
 | webhook → \`completed\`, app ready at once (median of $rounds) | $(secs "$slip_median") | < 3 s | $(verdict "$latency_ok") |
 | slip / baseline, medians of $rounds each | ${ratio}× ($(secs "$slip_median") / $(secs "$base_median")) | ≤ 1.1× | $(verdict "$ratio_ok") |
 
+$gap_md
+
 ## Method
 
 - **Setup.** A private registry, a private Caddy $(caddy version | cut -d' ' -f1) (admin API on a loopback port, \`tls = "off"\`,
@@ -544,8 +552,8 @@ Medians: slip **$(secs "$slip_median")** webhook → \`completed\` ($(secs "$ser
 \`completed\` inside slipd), baseline **$(secs "$base_median")**, ratio **${ratio}×**. Under load (the load phase
 above) slip's median was $(secs "$load_median").
 
-| round | slip: webhook → completed (ms) | slip: accepted → completed (ms) | baseline (ms) |
-|---|---|---|---|
+| round | slip: webhook → completed (ms) | slip: accepted → completed (ms) | slip: health check (ms) | baseline (ms) |
+|---|---|---|---|---|
 $rounds_md
 Where slip's time goes (median ms per status, from \`GET /v1/deploys/{id}\` \`steps\`):
 

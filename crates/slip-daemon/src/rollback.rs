@@ -59,7 +59,14 @@ pub fn target(store: &Store, app: &AppName, to: Option<&str>) -> Result<DeployRo
 }
 
 /// The deploy that restores `target`: trigger `rollback`, `rollback_of` set, image pinned by digest.
-pub fn deploy_for(target: &DeployRow, id: DeployId, strategy: &str, actor: &str, source_ip: Option<String>, now: i64) -> NewDeploy {
+pub fn deploy_for(
+    target: &DeployRow,
+    id: DeployId,
+    strategy: &str,
+    actor: &str,
+    source_ip: Option<String>,
+    now: i64,
+) -> NewDeploy {
     let pinned = pinned_reference(target).unwrap_or_default();
     NewDeploy {
         id,

@@ -157,7 +157,12 @@ pub async fn refresh_ports(engine: &Engine) -> Result<Vec<PortChange>, StoreErro
             .iter()
             .filter_map(|(container, from)| {
                 let to = *bound.get(container)?;
-                (to != *from).then(|| PortChange { app: current.app.to_string(), container: *container, from: *from, to })
+                (to != *from).then(|| PortChange {
+                    app: current.app.to_string(),
+                    container: *container,
+                    from: *from,
+                    to,
+                })
             })
             .collect();
         if moved.is_empty() {
@@ -245,12 +250,7 @@ async fn roll_back(
 
 /// Live instances with `role` that have a container.
 fn live(engine: &Engine, role: InstanceRole) -> Result<Vec<InstanceRow>, StoreError> {
-    Ok(engine
-        .store
-        .all_live_instances()?
-        .into_iter()
-        .filter(|i| i.role == role && !i.runtime_id.is_empty())
-        .collect())
+    Ok(engine.store.all_live_instances()?.into_iter().filter(|i| i.role == role && !i.runtime_id.is_empty()).collect())
 }
 
 /// Stops and removes an instance's container (when it has one) and retires its row.
@@ -427,7 +427,7 @@ mod tests {
 
         let report = reconcile(&w.engine, &templates(), Duration::from_secs(1)).await.unwrap();
         assert_eq!(report.requeued, [id(2).to_string()]);
-        assert_eq!(w.runtime.all(), [old.clone()], "candidate {candidate} removed");
+        assert_eq!(w.runtime.all(), [old], "candidate {candidate} removed");
         assert_eq!(upstreams(&w), ["127.0.0.1:41000"]);
         let row = w.engine.store.deploy(&id(2)).unwrap().unwrap();
         assert_eq!((row.status, row.attempt), (DeployStatus::Queued, 2));
@@ -463,8 +463,8 @@ mod tests {
         let old = deploy(&w, 1, BEFORE_SWITCH, InstanceRole::Current, 41000).await;
         w.engine.store.finish(&id(1), DeployStatus::Completed, None, None, unix_ms()).unwrap();
         // Recreate: routes held on the candidate's port, old stopped, candidate starting.
-        let candidate = deploy(&w, 2, &[DeployStatus::Pulling, DeployStatus::Draining], InstanceRole::Candidate, 41001)
-            .await;
+        let candidate =
+            deploy(&w, 2, &[DeployStatus::Pulling, DeployStatus::Draining], InstanceRole::Candidate, 41001).await;
         w.runtime.stop(&old, Duration::from_secs(1)).await.unwrap();
         let held = app_routes("web", &templates()["web"], &BTreeMap::from([(8080, 41001)]));
         w.engine.routes.update("web", held).await.unwrap();

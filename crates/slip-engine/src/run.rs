@@ -781,6 +781,28 @@ mod tests {
         assert_eq!(w.runtime.running(), ["c1"]);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_interrupts_once_lets_recreate_restore_the_old_release_and_requeues() {
+        let w = world();
+        run_deploy(&w.engine, release(&w, 1, "v1", Strategy::Recreate)).await;
+        let v2 = release(&w, 2, "v2", Strategy::Recreate);
+        w.probe.script(41001, &[ProbeResult::Unhealthy("connection refused".into())]);
+        let engine = w.engine.clone();
+        let running = tokio::spawn(async move { run_deploy(&engine, v2).await });
+        let id: DeployId = "dep_01jz0000000000000000000002".parse().unwrap();
+        while w.engine.store.deploy(&id).unwrap().unwrap().status != DeployStatus::HealthChecking {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        w.engine.shutdown.cancel();
+        let outcome = running.await.unwrap();
+        let Outcome::Failed { failure, app_down: false } = &outcome else { panic!("{outcome}") };
+        assert_eq!(failure.code, ErrorCode::Interrupted);
+        assert!(failure.message.ends_with("previous release restored"), "{}", failure.message);
+        assert_eq!(w.runtime.running(), ["c1"], "the old release runs again, the candidate is gone");
+        let row = w.engine.store.deploy(&id).unwrap().unwrap();
+        assert_eq!((row.status, row.attempt), (DeployStatus::Queued, 2), "queued again, not failed");
+    }
+
     /// Container names end in random hex; tests compare everything else.
     fn scrub_names(text: &str) -> String {
         text.lines()

@@ -1371,7 +1371,8 @@ fn file_level_problems() {
 
 #[test]
 fn a_broken_slip_toml_does_not_make_app_files_look_wrong() {
-    let outside = "[app]\nname = \"myapp\"\nimage = \"x/y\"\n[[volumes]]\nhost_path = \"/srv/data/a\"\nmount_path = \"/a\"\n";
+    let outside =
+        "[app]\nname = \"myapp\"\nimage = \"x/y\"\n[[volumes]]\nhost_path = \"/srv/data/a\"\nmount_path = \"/a\"\n";
     check_problems(
         Some("[storage]\nvolume_roots = [\"/srv/data\"\n"),
         &[("myapp", outside)],

@@ -440,7 +440,7 @@ impl RouteSampler {
             let mut seen = Vec::new();
             while !flag.load(Ordering::Relaxed) {
                 for host in &hosts {
-                    let (status, body) = match http.get(&url).header("host", host).send().await {
+                    let (status, body) = match crate::support::get_retrying_once(&http, &url, host).await {
                         Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default().trim().to_owned()),
                         Err(e) => (0, e.to_string()),
                     };

@@ -252,16 +252,7 @@ impl Load {
                     let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
                     let (mut ok, mut failed, mut versions) = (0u64, Vec::new(), std::collections::BTreeSet::new());
                     while !stop.load(Ordering::Relaxed) {
-                        let mut result = http.get(&url).header("host", &host).send().await;
-                        // A reused keep-alive connection that Caddy closed (config reload) before any
-                        // response byte: the request was never processed, and an idempotent GET is
-                        // retried once, as RFC 9112 §9.3.1 allows and browsers do.
-                        if let Err(e) = &result
-                            && format!("{e:?}").contains("IncompleteMessage")
-                        {
-                            result = http.get(&url).header("host", &host).send().await;
-                        }
-                        match result {
+                        match crate::support::get_retrying_once(&http, &url, &host).await {
                             Ok(r) if r.status().is_success() => {
                                 ok += 1;
                                 versions.insert(r.text().await.unwrap_or_default().trim().to_owned());

@@ -155,7 +155,8 @@ async fn a_pull_is_refused_when_disk_is_short_and_the_old_release_keeps_serving(
     registry.push(&Image::V1, &app, "v1");
     registry.push(&Image::V2, &app, "v2");
     let image = format!("{}/{app}", registry.host());
-    let mut slipd = SlipdProcess::new(vec![(app.clone(), web_app_with_image(&app, &image, ""))], ProcessConfig::default());
+    let mut slipd =
+        SlipdProcess::new(vec![(app.clone(), web_app_with_image(&app, &image, ""))], ProcessConfig::default());
     slipd.start(&[]).await;
     assert_eq!(slipd.api.deploy_and_wait(&app, "v1").await.status, "completed", "{}", slipd.log());
     assert!(slipd.terminate(Duration::from_secs(60)).await.success());

@@ -329,7 +329,7 @@ path = "/health"
 interval = "200ms"
 timeout = "2s"
 retries = 3
-start_period = "2s"
+start_period = "5s"
 
 [deploy]
 drain_timeout = "5s"
@@ -561,8 +561,7 @@ impl Api {
     pub async fn deploy(&self, app: &str, tag: &str) -> DeployAccepted {
         let body = serde_json::json!({"app": app, "tag": tag}).to_string();
         let ts = unix_seconds().to_string();
-        let sig =
-            signature::header_value(SECRET.as_bytes(), &Signed::Deploy { timestamp: &ts, body: body.as_bytes() });
+        let sig = signature::header_value(SECRET.as_bytes(), &Signed::Deploy { timestamp: &ts, body: body.as_bytes() });
         let response = self
             .http
             .post(self.url("/v1/deploy"))
@@ -653,4 +652,19 @@ stop_grace = "2s"
 {extra}
 "#
     )
+}
+
+/// GET through a keep-alive client, retrying once when a reused connection was closed before any
+/// response byte (Caddy closes idle connections when it loads a new config). The request never reached
+/// the app, and retrying an idempotent request then is what RFC 9112 §9.3.1 allows and browsers do.
+pub async fn get_retrying_once(
+    http: &reqwest::Client,
+    url: &str,
+    host: &str,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let first = http.get(url).header("host", host).send().await;
+    match &first {
+        Err(e) if format!("{e:?}").contains("IncompleteMessage") => http.get(url).header("host", host).send().await,
+        _ => first,
+    }
 }
