@@ -36,8 +36,9 @@ pub struct RouteTemplate {
 pub struct AppRoutes {
     /// The app's routes (all pointing at its current or held upstream).
     pub routes: Vec<RouteSpec>,
-    /// At most one drain reference per app (`slipd-drain:<app>`).
-    pub drain: Option<DrainRef>,
+    /// Drain references (`slipd-drain:<app>`), one per old upstream: an app whose routes use several
+    /// container ports drains all of them.
+    pub drains: Vec<DrainRef>,
 }
 
 /// The desired state of slip's Caddy routes, shared by every deploy and the reconciler.
@@ -135,7 +136,7 @@ impl RouteTable {
         let mut block = RouteBlock::default();
         for entry in apps.values() {
             block.routes.extend(entry.routes.iter().cloned());
-            block.drains.extend(entry.drain.iter().cloned());
+            block.drains.extend(entry.drains.iter().cloned());
         }
         block
     }
@@ -163,5 +164,5 @@ pub fn app_routes(app: &str, templates: &[RouteTemplate], ports: &BTreeMap<u16, 
             hold_timeout: r.hold_timeout,
         })
         .collect();
-    Some(AppRoutes { routes, drain: None })
+    Some(AppRoutes { routes, drains: Vec::new() })
 }

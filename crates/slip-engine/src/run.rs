@@ -280,7 +280,7 @@ impl Run<'_> {
                     if !*drain_old {
                         // Recreate already holds the routes on the candidate: keep the drain reference, so
                         // the block is unchanged and Caddy is not reloaded a second time.
-                        entry.drain = engine.routes.get(self.key()).and_then(|e| e.drain);
+                        entry.drains = engine.routes.get(self.key()).map(|e| e.drains).unwrap_or_default();
                     }
                     engine.routes.update(self.key(), Some(entry)).await.map_err(proxy_failure)?;
                 }
@@ -474,11 +474,11 @@ impl Run<'_> {
         let app = self.key();
         let mut entry = app_routes(app, &self.release.routes, &candidate.ports).unwrap_or_default();
         if drain_old {
-            entry.drain = self
+            entry.drains = self
                 .old_upstreams()
                 .into_iter()
-                .next()
-                .map(|upstream| DrainRef { id: format!("slipd-drain:{app}"), upstream });
+                .map(|upstream| DrainRef { id: format!("slipd-drain:{app}"), upstream })
+                .collect();
         }
         entry
     }
