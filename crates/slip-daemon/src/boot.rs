@@ -274,7 +274,7 @@ pub fn caddy_settings(config: &Config) -> caddy::Settings {
                 .map(str::to_owned)
                 .to_vec()
         },
-        upstream: config.server.listen.to_string().replace("0.0.0.0", "127.0.0.1"),
+        upstream: config.server.listen.dial(),
     });
     caddy::Settings {
         admin_api: c.admin_api.clone(),
