@@ -9,6 +9,7 @@
 //! so a lenient client retries it once on a new connection; a strict client reports it as failed.
 //! One run gives both views: the first attempt is the strict client's, the retry the lenient one's.
 //! A connection the client sees closed *before* it sends is replaced silently, as any pool does.
+//! After an error a client waits at least 10 ms before its next request.
 //!
 //! It speaks plain `http://` only (benchmarks target loopback) and does no pipelining.
 
@@ -34,6 +35,10 @@ use crate::report::{Sample, Timeline};
 
 /// At most this many distinct error messages are kept per client (the counts are always exact).
 const MAX_DISTINCT_ERRORS: usize = 20;
+
+/// The least a client waits after an error before its next request, so that a target that is down does
+/// not turn the clients into a busy loop that takes the CPU from what is being measured.
+const ERROR_BACKOFF: Duration = Duration::from_millis(10);
 
 /// Where and how to send requests.
 #[derive(Debug, Clone)]
@@ -146,9 +151,10 @@ pub async fn run_client(
         };
         result.timeline.record(at, sample);
         sent += 1;
-        if !target.pause.is_zero() {
+        let pause = if sample == Sample::Error { target.pause.max(ERROR_BACKOFF) } else { target.pause };
+        if !pause.is_zero() {
             tokio::select! {
-                _ = tokio::time::sleep(target.pause) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = stop.changed() => {}
             }
         }

@@ -2,6 +2,7 @@
 //! gets SIGTERM/SIGINT, then writes a JSON report (stdout or `--out`) and a one-line summary on stderr.
 //! It does not start anything it measures.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -75,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(&report)?;
     match &args.out {
         Some(path) => std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?,
-        None => println!("{text}"),
+        None => writeln!(std::io::stdout().lock(), "{text}").context("writing the report to stdout")?,
     }
     Ok(())
 }

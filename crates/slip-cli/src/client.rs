@@ -141,6 +141,57 @@ impl Client {
         self.send(request).await
     }
 
+    /// A GET with the admin token whose answer is text (logs).
+    pub async fn get_admin_text(&self, path: &str) -> Result<String, Failure> {
+        let request = self.admin(self.http.get(format!("{}{path}", self.base)))?;
+        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Failure::new(format!("reading slipd's answer from {}: {e}", self.base), None, exit::API))?;
+        if status.is_success() {
+            return Ok(String::from_utf8_lossy(&bytes).into_owned());
+        }
+        Err(api_failure(status.as_u16(), &bytes, &self.base))
+    }
+
+    /// A JSON POST with the admin token.
+    pub async fn post_admin<T: DeserializeOwned, B: Serialize>(&self, path: &str, body: &B) -> Result<T, Failure> {
+        let body = serde_json::to_vec(body).expect("serialisable");
+        let request = self
+            .admin(self.http.post(format!("{}{path}", self.base)))?
+            .header("content-type", "application/json")
+            .body(body);
+        self.send(request).await
+    }
+
+    /// A JSON merge patch (RFC 7386) with the admin token.
+    pub async fn patch_admin<T: DeserializeOwned, B: Serialize>(&self, path: &str, body: &B) -> Result<T, Failure> {
+        let body = serde_json::to_vec(body).expect("serialisable");
+        let request = self
+            .admin(self.http.patch(format!("{}{path}", self.base)))?
+            .header("content-type", "application/merge-patch+json")
+            .body(body);
+        self.send(request).await
+    }
+
+    /// A JSON POST signed with the app key and a timestamp when one is given (the body is signed too), else
+    /// with the admin token (rollback).
+    pub async fn post_signed<T: DeserializeOwned>(&self, target: &str, body: Vec<u8>) -> Result<T, Failure> {
+        let mut request = self.http.post(format!("{}{target}", self.base)).header("content-type", "application/json");
+        if let Some(secret) = &self.secret {
+            let ts = unix_seconds().to_string();
+            let signed = Signed::Request { timestamp: &ts, method: "POST", target, body: &body };
+            request = request
+                .header("x-slip-signature", signature::header_value(secret.as_bytes(), &signed))
+                .header("x-slip-timestamp", ts);
+        } else {
+            request = self.admin(request)?;
+        }
+        self.send(request.body(body)).await
+    }
+
     /// A DELETE with the admin token.
     pub async fn delete_admin<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
         let request = self.admin(self.http.delete(format!("{}{path}", self.base)))?;

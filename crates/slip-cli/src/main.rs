@@ -6,11 +6,13 @@
 //! 4 authentication or permission error, 5 server unreachable, 6 wait timed out, 7 other API error.
 //!
 //! # Layout
+//! - [`apps`]: `apps list|show|add|edit|rm` and `rollback` (`logs` is a plain GET in [`run`]).
 //! - [`client`]: HTTP, signing, error answers → [`client::Failure`] with a hint and an exit code.
 //! - [`follow`]: waiting for a deploy with live progress (SSE, or polling).
 //! - [`secrets`]: `secrets list|set|rm`, remote or local.
 //! - [`table`]: tables and times.
 
+mod apps;
 mod client;
 mod follow;
 mod secrets;
@@ -131,6 +133,36 @@ enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Manage apps (the server's apps/<name>.toml files).
+    Apps {
+        #[command(subcommand)]
+        command: apps::AppsCommand,
+    },
+    /// Roll APP back to its previous release (or --to a tag or deploy id) and wait for the outcome.
+    Rollback {
+        /// App name.
+        app: String,
+        /// A tag or deploy id (`dep_…`) to restore instead of the previous release.
+        #[arg(long)]
+        to: Option<String>,
+        /// Wait for the outcome (the default).
+        #[arg(long, overrides_with = "no_wait")]
+        wait: bool,
+        /// Return as soon as the rollback is accepted.
+        #[arg(long)]
+        no_wait: bool,
+        /// Longest time to wait.
+        #[arg(long, default_value = "15m", value_parser = parse_duration)]
+        wait_timeout: Duration,
+    },
+    /// Print the last lines of an app's running containers (redacted by slipd).
+    Logs {
+        /// App name.
+        app: String,
+        /// Lines per container (1 to 10000).
+        #[arg(long, default_value_t = 200)]
+        tail: usize,
+    },
     /// Print a random hex key for use as an app key or token.
     GenSecret {
         /// Number of random bytes.
@@ -247,6 +279,26 @@ async fn run(cli: Cli, server_given: bool) -> Result<u8, Failure> {
                 }
                 SecretsCommand::Rm { app, keys, scope } => secrets::rm(&target, &app, &keys, scope).await,
             }
+        }
+        Command::Apps { command } => apps::run(&client, command, cli.json).await,
+        Command::Rollback { app, to, wait: _, no_wait, wait_timeout } => {
+            let accepted = apps::rollback(&client, &app, to.as_deref()).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&accepted).unwrap_or_default());
+            } else if no_wait {
+                println!("{}", accepted.deploy_id);
+            } else if !cli.quiet {
+                println!("rollback {} of {app} {}", accepted.deploy_id, accepted.status);
+            }
+            if no_wait {
+                return Ok(exit::OK);
+            }
+            follow::follow(&client, &accepted.deploy_id, wait_timeout, out).await
+        }
+        Command::Logs { app, tail } => {
+            let text = client.get_admin_text(&format!("/v1/apps/{}/logs?tail={tail}", encode(&app))).await?;
+            print!("{text}");
+            Ok(exit::OK)
         }
         Command::GenSecret { bytes } => {
             let key: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();

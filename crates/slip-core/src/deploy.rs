@@ -338,8 +338,17 @@ impl Status {
     }
 }
 
-/// Interval between drain polls (SPEC §9.6).
+/// Interval between drain polls while requests are in flight (SPEC §9.6).
 pub const DRAIN_POLL: Duration = Duration::from_millis(250);
+
+/// Delay of the confirming poll after a first zero count. Two zero readings in a row still guard
+/// against a request caught between Caddy's accept and its dial at the moment of the switch; that
+/// window is microseconds, so confirming 50 ms later is as safe as 250 ms and takes 200 ms off every
+/// deploy (see docs/decisions.md).
+pub const DRAIN_CONFIRM: Duration = Duration::from_millis(50);
+
+/// Upper bound on the pause between HTTP probes inside the grace period (`start_period`).
+pub const GRACE_POLL: Duration = Duration::from_millis(500);
 
 /// Upper bound on the pause between probe rounds of a running-and-stable check.
 const STABLE_POLL: Duration = Duration::from_millis(500);
@@ -628,7 +637,8 @@ impl Deploy {
             let container = self.old_container();
             return (Phase::StoppingOld, Action::Stop { container, grace: self.plan.stop_grace });
         }
-        let next = (now + DRAIN_POLL).min(drain.until);
+        let pause = if drain.zero_streak > 0 { DRAIN_CONFIRM } else { DRAIN_POLL };
+        let next = (now + pause).min(drain.until);
         (Phase::Draining(drain), Action::WaitUntil(next))
     }
 
@@ -710,7 +720,10 @@ impl Deploy {
                     }
                 }
                 check.last_reason = Some(reason);
-                CheckStep::Continue(check, Action::WaitUntil(now + health.interval))
+                // Inside the grace period failures do not count, so probing faster costs nothing and
+                // lets a release that comes up a moment after it starts be switched at once.
+                let pause = if in_grace { health.interval.min(GRACE_POLL) } else { health.interval };
+                CheckStep::Continue(check, Action::WaitUntil(now + pause))
             }
         }
     }
@@ -1088,10 +1101,10 @@ mod tests {
                 500ms    draining         poll drain
                 850ms    draining         poll drain
                 1s200ms  draining         poll drain
-                1s550ms  draining         poll drain
-                1s650ms  draining         stop web-1 grace=10s
-                1s750ms  draining         remove web-1
-                1s850ms  completed        finish completed
+                1s350ms  draining         poll drain
+                1s450ms  draining         stop web-1 grace=10s
+                1s550ms  draining         remove web-1
+                1s650ms  completed        finish completed
             "#]],
         );
     }
@@ -1108,22 +1121,34 @@ mod tests {
             200ms    starting         start candidate
             300ms    health_checking  probe web-2
             400ms                       note: probe failed during the grace period: HTTP 503
-            2s400ms  health_checking  probe web-2
+            900ms    health_checking  probe web-2
+            1s500ms  health_checking  probe web-2
+            2s100ms  health_checking  probe web-2
+            2s700ms  health_checking  probe web-2
+            3s300ms  health_checking  probe web-2
+            3s900ms  health_checking  probe web-2
             4s500ms  health_checking  probe web-2
-            6s600ms  health_checking  probe web-2
+            5s100ms  health_checking  probe web-2
+            5s700ms  health_checking  probe web-2
+            6s300ms  health_checking  probe web-2
+            6s900ms  health_checking  probe web-2
+            7s500ms  health_checking  probe web-2
+            8s100ms  health_checking  probe web-2
             8s700ms  health_checking  probe web-2
-            10s800ms health_checking  probe web-2
-            10s900ms                    note: probe 1/5 failed: HTTP 503
-            12s900ms health_checking  probe web-2
-            13s                         note: probe 2/5 failed: HTTP 503
-            15s      health_checking  probe web-2
-            15s100ms                    note: probe 3/5 failed: HTTP 503
-            17s100ms health_checking  probe web-2
-            17s200ms                    note: probe 4/5 failed: HTTP 503
-            19s200ms health_checking  probe web-2
-            19s300ms                    note: probe 5/5 failed: HTTP 503
-            19s300ms failed           remove web-2
-            19s400ms failed           finish failed (unhealthy): health check: GET /health failed 5 times in a row after the 10s grace period (last: HTTP 503)
+            9s300ms  health_checking  probe web-2
+            9s900ms  health_checking  probe web-2
+            10s500ms health_checking  probe web-2
+            10s600ms                    note: probe 1/5 failed: HTTP 503
+            12s600ms health_checking  probe web-2
+            12s700ms                    note: probe 2/5 failed: HTTP 503
+            14s700ms health_checking  probe web-2
+            14s800ms                    note: probe 3/5 failed: HTTP 503
+            16s800ms health_checking  probe web-2
+            16s900ms                    note: probe 4/5 failed: HTTP 503
+            18s900ms health_checking  probe web-2
+            19s                         note: probe 5/5 failed: HTTP 503
+            19s      failed           remove web-2
+            19s100ms failed           finish failed (unhealthy): health check: GET /health failed 5 times in a row after the 10s grace period (last: HTTP 503)
         "#]]
         .assert_eq(&transcript);
     }
@@ -1139,7 +1164,7 @@ mod tests {
             ..World::default()
         };
         let t = simulate(plan(Strategy::BlueGreen, false), world);
-        assert!(t.contains("4s600ms  switching"), "no blind sleep for start_period:\n{t}");
+        assert!(t.contains("1s600ms  switching"), "no blind sleep for start_period, quick probes inside it:\n{t}");
         assert_eq!(t.matches("note:").count(), 1, "repeated reasons are compressed:\n{t}");
     }
 
@@ -1162,9 +1187,9 @@ mod tests {
                 200ms    starting         start candidate
                 300ms    health_checking  probe web-2
                 400ms                       note: probe failed during the grace period: connection refused
-                2s400ms  health_checking  probe web-2
-                2s500ms  failed           remove web-2
-                2s600ms  failed           finish failed (exited): health check: the container exited with code 3 2s200ms after it started
+                900ms    health_checking  probe web-2
+                1s       failed           remove web-2
+                1s100ms  failed           finish failed (exited): health check: the container exited with code 3 700ms after it started
             "#]],
         );
     }
@@ -1223,13 +1248,13 @@ mod tests {
                 100ms    configuring      configure
                 200ms    draining         hold routes on candidate
                 300ms    draining         poll drain
-                650ms    draining         poll drain
-                750ms    draining         stop web-1 grace=10s
-                850ms    starting         start candidate
-                950ms    health_checking  probe web-2
-                1s50ms   switching        switch routes to candidate
-                1s150ms  switching        remove web-1
-                1s250ms  completed        finish completed
+                450ms    draining         poll drain
+                550ms    draining         stop web-1 grace=10s
+                650ms    starting         start candidate
+                750ms    health_checking  probe web-2
+                850ms    switching        switch routes to candidate
+                950ms    switching        remove web-1
+                1s50ms   completed        finish completed
             "#]],
         );
     }
@@ -1245,13 +1270,13 @@ mod tests {
                 100ms    configuring      configure
                 200ms    draining         hold routes on candidate
                 300ms    draining         poll drain
-                650ms    draining         poll drain
-                750ms    draining         stop web-1 grace=10s
-                850ms    starting         start candidate
-                950ms    health_checking  restart web-1
-                1s50ms   health_checking  route back to old
-                1s150ms  health_checking  probe web-1
-                1s250ms  failed           finish failed (start_failed): start candidate failed; previous release restored
+                450ms    draining         poll drain
+                550ms    draining         stop web-1 grace=10s
+                650ms    starting         start candidate
+                750ms    health_checking  restart web-1
+                850ms    health_checking  route back to old
+                950ms    health_checking  probe web-1
+                1s50ms   failed           finish failed (start_failed): start candidate failed; previous release restored
             "#]],
         );
     }

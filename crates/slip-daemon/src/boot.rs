@@ -20,7 +20,7 @@ use slip_engine::ports::LogRotation;
 use slip_engine::probe;
 use slip_engine::reconcile;
 use slip_engine::routes::{RouteTable, RouteTemplate};
-use slip_engine::run::Engine;
+use slip_engine::run::{Engine, unix_ms};
 use slip_engine::store::Store;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -143,9 +143,37 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         backend,
         health,
         events,
+        config_path: Default::default(),
     }));
+    recreate_missing(&state, &report.missing);
     scheduler.kick_all();
     Ok(Booted { state, tracker, closing, monitor, lock })
+}
+
+/// Queues a `reconcile` deploy for each app whose current container vanished (SPEC §18 step 4), unless a deploy
+/// of it is already waiting (that one brings a release up anyway, and must not be superseded).
+fn recreate_missing(state: &AppState, apps: &[String]) {
+    let config = state.config();
+    let waiting: Vec<String> = match state.store.unfinished() {
+        Ok(rows) => rows.into_iter().map(|r| r.app.to_string()).collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "listing waiting deploys");
+            return;
+        }
+    };
+    for app in apps.iter().filter(|a| !waiting.contains(a)) {
+        let Ok(name) = app.parse::<slip_core::names::AppName>() else { continue };
+        let Some(app_config) = config.apps.get(&name) else { continue };
+        let id = crate::api::deploy::new_deploy_id().parse().expect("generated ids are valid");
+        let strategy = app_config.strategy();
+        let queued = crate::rollback::recreate_current(&state.store, &name, id, strategy.as_str(), unix_ms())
+            .and_then(|new| new.map(|new| state.store.enqueue(&new, unix_ms()).map(|_| new.id)).transpose());
+        match queued {
+            Ok(Some(id)) => tracing::warn!(app, deploy_id = %id, "current container vanished; re-creating it"),
+            Ok(None) => tracing::error!(app, "current container vanished and no recorded release can replace it"),
+            Err(e) => tracing::error!(app, error = %e, "queueing the re-creation of a vanished container"),
+        }
+    }
 }
 
 /// Each app's `deploy.keep_images` (SPEC §12), for retention.

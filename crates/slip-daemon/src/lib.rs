@@ -64,6 +64,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/apps/{name}/secrets", get(api::secrets::legacy_list).put(api::secrets::legacy_put))
         .route("/v1/apps/{name}/secrets/{key}", delete(api::secrets::legacy_delete))
         .route("/v1/apps/{name}/rollback", post(api::rollback::rollback))
+        .route("/v1/apps", get(api::apps::list).post(api::apps::create))
+        .route("/v1/apps/{name}", get(api::apps::show).patch(api::apps::patch).delete(api::apps::remove))
+        .route("/v1/apps/{name}/logs", get(api::apps::logs))
         .route("/healthz", get(api::read::healthz))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -81,9 +84,31 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve(None, config, listener, shutdown).await
+}
+
+/// [`run`] for a config loaded from `config_path` (`--config`): the apps API writes app files there.
+pub async fn run_at(
+    config_path: std::path::PathBuf,
+    config: slip_core::config::Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve(Some(config_path), config, listener, shutdown).await
+}
+
+async fn serve(
+    config_path: Option<std::path::PathBuf>,
+    config: slip_core::config::Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let shutdown_timeout = config.server.shutdown_timeout;
     let booted = boot::boot(config).await?;
     let state = booted.state.clone();
+    if let Some(path) = config_path {
+        let _ = state.config_path.set(path);
+    }
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     tracing::info!(listen = %listener.local_addr()?, "slipd ready");
 

@@ -41,7 +41,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.server.listen.to_string())
         .await
         .with_context(|| format!("binding the API listener on {} (server.listen)", config.server.listen))?;
-    slip_daemon::run(config, listener, shutdown_signal()).await
+    slip_daemon::run_at(args.config, config, listener, shutdown_signal()).await
 }
 
 /// Resolves on SIGTERM or SIGINT.

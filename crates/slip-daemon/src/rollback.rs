@@ -6,6 +6,9 @@
 //! then uses the image as it is when it is still local (retention keeps it), else pulls `repo@sha256:…`, so a
 //! tag moved in the registry cannot change what a rollback runs.
 //!
+//! The same pinning re-creates a current release whose container vanished ([`recreate_current`], trigger
+//! `reconcile`, SPEC §7.6, §18 step 4).
+//!
 //! This module does not authenticate (that is `api::rollback`) and does not run anything (the queue does).
 
 use serde_json::json;
@@ -83,6 +86,26 @@ pub fn deploy_for(
         source_ip,
         created_at: now,
     }
+}
+
+/// A `reconcile` deploy that re-creates `app`'s current release from its recorded digest, or `None` when the
+/// app has no current release with a digest.
+pub fn recreate_current(
+    store: &Store,
+    app: &AppName,
+    id: DeployId,
+    strategy: &str,
+    now: i64,
+) -> Result<Option<NewDeploy>, StoreError> {
+    let Some(current) = store.app_state(app)?.and_then(|s| s.current_deploy_id) else { return Ok(None) };
+    let Some(row) = store.deploy(&current)? else { return Ok(None) };
+    if pinned_reference(&row).is_none() {
+        return Ok(None);
+    }
+    let mut new = deploy_for(&row, id, strategy, "system", None, now);
+    new.trigger = Trigger::Reconcile;
+    new.rollback_of = None;
+    Ok(Some(new))
 }
 
 /// For a deploy that restores a recorded release (rollback, redeploy, reconcile), the `repo@sha256:…` it is

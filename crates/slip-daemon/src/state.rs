@@ -39,6 +39,9 @@ pub struct Shared {
     pub health: crate::monitor::Health,
     /// Live events for `/v1/events`; its `closing` token ends every event stream at shutdown.
     pub events: crate::events::Bus,
+    /// The `--config` path (directory or `slip.toml`), set by [`crate::run_at`]; the apps API writes
+    /// `apps/<name>.toml` beside it and answers 503 when it is unset.
+    pub config_path: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 impl std::ops::Deref for AppState {

@@ -75,6 +75,7 @@ pub(crate) fn state() -> AppState {
         backend: "docker",
         health: Health::default(),
         events,
+        config_path: Default::default(),
     }))
 }
 

@@ -17,7 +17,8 @@
 //!    released.
 //!
 //! It does not run the re-queued deploys (the daemon's queue does, after boot), and it does not re-create a
-//! current instance whose container vanished (it logs it; the app shows `down`).
+//! current instance whose container vanished: it reports the app (status `down`), and the daemon queues a
+//! `reconcile` deploy of the current release's digest for it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -43,7 +44,7 @@ pub struct Report {
     pub orphans_removed: Vec<String>,
     /// Current instances that were stopped and have been started again.
     pub restarted: Vec<String>,
-    /// Current instances whose container is gone.
+    /// Apps whose current instance's container is gone.
     pub missing: Vec<String>,
 }
 
@@ -192,7 +193,7 @@ async fn serve(
     let Some(mut state) = engine.runtime.inspect(&current.runtime_id).await? else {
         tracing::error!(app = %current.app, container = current.name, "current container is missing");
         store.set_app_status(&current.app, AppStatus::Down, unix_ms())?;
-        report.missing.push(current.name.clone());
+        report.missing.push(current.app.to_string());
         return Ok(());
     };
     if !state.running {

@@ -3,5 +3,6 @@
 
 mod support;
 
+mod apps;
 mod deploy;
 mod secrets;

@@ -142,7 +142,7 @@ path = "{}"
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(slip_daemon::run(config, listener, async move {
+        let task = tokio::spawn(slip_daemon::run_at(self.config_dir(), config, listener, async move {
             let _ = rx.await;
         }));
         let slipd = Slipd {

@@ -3,7 +3,8 @@
 //! step is recorded and right after its first action, and is started again without the fault. Every case must
 //! converge: the new release serves through Caddy, exactly one container of the app exists, and the deploy's
 //! record is `completed`, says what happened, and shows whether it was finished forward (attempt 1) or rolled
-//! back and run again (attempt 2). Graceful shutdown (SIGTERM) is checked the same way.
+//! back and run again (attempt 2). Graceful shutdown (SIGTERM) is checked the same way, and so is a current
+//! container removed while slipd was down.
 //!
 //! Cases run concurrently (each has its own slipd, Caddy and image repository; one registry per test), bounded
 //! so the machine's two cores keep health checks honest. Each case pushes its own repository because every slipd
@@ -25,7 +26,7 @@ const BLUE_GREEN: [&str; 6] = ["pulling", "configuring", "starting", "health_che
 const RECREATE: [&str; 6] = ["pulling", "configuring", "draining", "starting", "health_checking", "switching"];
 
 /// Cases in flight at once per test.
-const CONCURRENCY: usize = 4;
+const CONCURRENCY: usize = 2;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn blue_green_converges_after_a_crash_at_every_step() {
@@ -262,4 +263,47 @@ fn panic_text(panic: Box<dyn std::any::Any + Send>) -> String {
         Ok(s) => *s,
         Err(panic) => panic.downcast::<&str>().map(|s| s.to_string()).unwrap_or_else(|_| "panic".into()),
     }
+}
+
+/// A current container removed behind slip's back while slipd was down is re-created at boot by a `reconcile`
+/// deploy of the same digest (from the retained image: the registry is down meanwhile).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vanished_current_container_is_recreated_at_boot() {
+    let app = app_name("vanished");
+    let a = app.clone();
+    let mut d =
+        crate::support::TestDaemon::start(|reg| vec![(a.clone(), crate::support::web_app(&a, reg, ""))], "").await;
+    d.push(&Image::V1, &app, "v1");
+    let v1 = d.deploy_and_wait(&app, "v1").await;
+    assert_eq!(v1.status, "completed");
+    d.stop().await;
+    let removed = std::process::Command::new("docker")
+        .args(["rm", "-f"])
+        .args(containers_of(&app, true))
+        .output()
+        .expect("docker rm");
+    assert!(removed.status.success() && containers_of(&app, true).is_empty());
+    d.registry.stop();
+
+    d.restart().await;
+    let list: slip_api::DeployList = d
+        .http
+        .get(d.url(&format!("/v1/deploys?app={app}&limit=1")))
+        .bearer_auth(crate::support::TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let newest = &list.deploys[0];
+    assert_ne!(newest.deploy_id, v1.deploy_id, "a new deploy was queued at boot");
+    let done = d.wait_deploy(&newest.deploy_id, Duration::from_secs(120)).await;
+    assert_eq!(done.status, "completed", "{done:?}");
+    let detail = done.detail.clone().unwrap();
+    assert_eq!(detail.trigger, "reconcile");
+    assert_eq!(detail.images, v1.detail.clone().unwrap().images, "the same digest");
+    assert_eq!(done.tag, "v1");
+    assert_eq!(d.through_caddy(&format!("{app}.test"), "/version").await, (200, "v1".to_owned()));
+    assert_eq!(containers_of(&app, true).len(), 1);
 }

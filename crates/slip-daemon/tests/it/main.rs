@@ -4,6 +4,7 @@
 mod support;
 
 mod apps;
+mod apps_api;
 mod crash;
 mod deploy;
 mod history;

@@ -146,7 +146,7 @@ path = "{}"
         self.addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         self.shutdown = Some(tx);
-        self.task = Some(tokio::spawn(slip_daemon::run(config, listener, async move {
+        self.task = Some(tokio::spawn(slip_daemon::run_at(self.config_dir(), config, listener, async move {
             let _ = rx.await;
         })));
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -654,8 +654,15 @@ stop_grace = "2s"
     )
 }
 
+/// Whether a request failed the way a reused keep-alive connection closed by the server fails.
+fn keep_alive_race(error: &reqwest::Error) -> bool {
+    let text = format!("{error:?}");
+    text.contains("IncompleteMessage") || text.contains("ConnectionReset")
+}
+
 /// GET through a keep-alive client, retrying once when a reused connection was closed before any
-/// response byte (Caddy closes idle connections when it loads a new config). The request never reached
+/// response byte (Caddy closes idle connections when it loads a new config; the client sees the close as an
+/// incomplete message, or as a reset when its request arrived just after the close). The request never reached
 /// the app, and retrying an idempotent request then is what RFC 9112 §9.3.1 allows and browsers do.
 pub async fn get_retrying_once(
     http: &reqwest::Client,
@@ -664,7 +671,7 @@ pub async fn get_retrying_once(
 ) -> Result<reqwest::Response, reqwest::Error> {
     let first = http.get(url).header("host", host).send().await;
     match &first {
-        Err(e) if format!("{e:?}").contains("IncompleteMessage") => http.get(url).header("host", host).send().await,
+        Err(e) if keep_alive_race(e) => http.get(url).header("host", host).send().await,
         _ => first,
     }
 }

@@ -1,0 +1,680 @@
+//! Apps endpoints (SPEC §6.3, §6.6), all behind the admin token: `GET /v1/apps`, `POST /v1/apps`,
+//! `GET`/`PATCH`/`DELETE /v1/apps/{name}`.
+//!
+//! Writes edit the file's text with `toml_edit`, so comments, key order and every untouched `${VAR}`
+//! placeholder survive. The whole config (every file on disk, with the new text in place of the app's file)
+//! is re-validated with `slip_core::config::parse` before anything is written; an invalid result is a 400 with
+//! the parser's `problems` and leaves the file and the live config untouched. A valid one is staged in
+//! `apps/`, fsynced, renamed into place and the directory fsynced, then the live config is swapped. Routing
+//! changes of a deployed app reach Caddy at once; container changes wait for the next deploy.
+//!
+//! Documents are shown as written: placeholders unresolved and `app.secret` as `"***"`.
+//!
+//! `GET /v1/apps/{name}/logs?tail=` answers the last lines of the app's running containers as `text/plain`,
+//! redacted (SPEC §11.4). `follow`, `since`, `container`, `preview`, `instance` and NDJSON are not supported
+//! yet: `follow`/`since` are refused with 400 rather than ignored.
+//!
+//! Not done here: cancelling a running deploy on `DELETE ?force=true` (the delete proceeds beside it),
+//! failing queued deploys with `app_deleted` (the resolver fails them once the app is gone), previews, and
+//! the richer `state` object of SPEC §6.6 (only `status` and the current/previous deploy ids are given).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value as Json_, json};
+use slip_core::config::{Config, Problem, SourceFile, parse};
+use slip_core::names::AppName;
+use slip_engine::config_source;
+use slip_engine::routes::app_routes;
+use slip_engine::secrets::SecretStore;
+use slip_engine::store::{AuditEntry, DeployStatus};
+use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
+
+use crate::api::read::{Caller, caller};
+use crate::auth::client_ip;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Serialises config writes: two concurrent edits would otherwise validate against stale text.
+static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The top-level sections an app document may carry (SPEC §6.6).
+const SECTIONS: [&str; 11] = [
+    "app",
+    "routing",
+    "health",
+    "deploy",
+    "env",
+    "env_file",
+    "resources",
+    "network",
+    "volumes",
+    "containers",
+    "preview",
+];
+
+/// `?force=&keep_secrets=` of `DELETE /v1/apps/{name}`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct DeleteQuery {
+    #[serde(default)]
+    force: bool,
+    #[serde(default)]
+    keep_secrets: bool,
+}
+
+/// `GET /v1/apps`: `{"apps":[app]}`, sorted by name.
+pub async fn list(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Json_>, ApiError> {
+    admin(&state, peer, &method, &uri, &headers).await?;
+    let config = state.config();
+    let dir = apps_dir(&state)?;
+    let mut apps = Vec::new();
+    for name in config.apps.keys() {
+        let doc = read_doc(&dir, name)?;
+        apps.push(document(&state, &config, name, &doc));
+    }
+    Ok(Json(json!({ "apps": apps })))
+}
+
+/// `GET /v1/apps/{name}`.
+pub async fn show(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Json_>, ApiError> {
+    admin(&state, peer, &method, &uri, &headers).await?;
+    let config = state.config();
+    let app = existing_app(&config, &name)?;
+    let doc = read_doc(&apps_dir(&state)?, &app)?;
+    Ok(Json(document(&state, &config, &app, &doc)))
+}
+
+/// `POST /v1/apps`: an app document (or the legacy flat keys); 201 with the app as written.
+pub async fn create(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let who = admin(&state, peer, &method, &uri, &headers).await?;
+    let body = normalise_legacy(json_object(&body)?)?;
+    let name = body
+        .get("app")
+        .and_then(|a| a.get("name"))
+        .and_then(Json_::as_str)
+        .ok_or_else(|| ApiError::field("invalid_request", "app.name", "the document needs app.name (or name)"))?;
+    let app: AppName = name
+        .parse()
+        .map_err(|e: slip_core::names::NameError| ApiError::field("invalid_request", "app.name", e.to_string()))?;
+    let _guard = WRITES.lock().await;
+    let dir = apps_dir(&state)?;
+    if state.config().apps.contains_key(&app) || dir.join(format!("{app}.toml")).exists() {
+        return Err(ApiError::Conflict {
+            code: "app_exists",
+            message: format!("app {app} already exists: edit it with PATCH /v1/apps/{app}"),
+            extra: json!({}),
+        });
+    }
+    let mut doc = DocumentMut::new();
+    merge_table(doc.as_table_mut(), &body);
+    let text = doc.to_string();
+    let config = match validate(&state, &app, Some(&text))? {
+        Ok(config) => config,
+        Err(response) => return Ok(response),
+    };
+    write_atomically(&dir, &app, &text)?;
+    swap(&state, config.clone());
+    audit(&state, &who, &app, "app.create");
+    Ok((StatusCode::CREATED, Json(document(&state, &config, &app, &doc))).into_response())
+}
+
+/// `PATCH /v1/apps/{name}`: a JSON merge patch (RFC 7386) over the document as written.
+#[allow(clippy::too_many_arguments)]
+pub async fn patch(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let who = admin(&state, peer, &method, &uri, &headers).await?;
+    let patch = json_object(&body)?;
+    check_sections(&patch)?;
+    let _guard = WRITES.lock().await;
+    let old = state.config();
+    let app = existing_app(&old, &name)?;
+    if let Some(new_name) = patch.get("app").and_then(|a| a.get("name"))
+        && new_name.as_str() != Some(app.as_str())
+    {
+        return Err(ApiError::field(
+            "immutable_field",
+            "app.name",
+            "app.name cannot change: create a new app and delete this one",
+        ));
+    }
+    let dir = apps_dir(&state)?;
+    let mut doc = read_doc(&dir, &app)?;
+    merge_table(doc.as_table_mut(), &patch);
+    let text = doc.to_string();
+    let config = match validate(&state, &app, Some(&text))? {
+        Ok(config) => config,
+        Err(response) => return Ok(response),
+    };
+    write_atomically(&dir, &app, &text)?;
+    swap(&state, config.clone());
+    follow_routes(&state, &old, &config, &app).await;
+    audit(&state, &who, &app, "app.update");
+    Ok(Json(document(&state, &config, &app, &doc)).into_response())
+}
+
+/// `DELETE /v1/apps/{name}?force=&keep_secrets=`: stops and removes the app's containers, its routes, its
+/// secrets (unless `keep_secrets`) and its state row; the file moves to `<storage>/trash/`. History and
+/// volumes are kept; the answer lists the volumes.
+#[allow(clippy::too_many_arguments)]
+pub async fn remove(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> Result<Json<Json_>, ApiError> {
+    let who = admin(&state, peer, &method, &uri, &headers).await?;
+    let _guard = WRITES.lock().await;
+    let old = state.config();
+    let app = existing_app(&old, &name)?;
+    let running = state
+        .store
+        .unfinished()
+        .map_err(anyhow::Error::from)?
+        .into_iter()
+        .find(|d| d.app == app && d.status != DeployStatus::Queued);
+    if let (Some(deploy), false) = (&running, q.force) {
+        return Err(ApiError::Conflict {
+            code: "deploy_in_progress",
+            message: format!("deploy {} of {app} is running: wait for it, or pass force=true", deploy.id),
+            extra: json!({ "deploy_id": deploy.id.to_string() }),
+        });
+    }
+    let config = match validate(&state, &app, None)? {
+        Ok(config) => config,
+        Err(_) => {
+            return Err(ApiError::bad(
+                "config_invalid",
+                "the config without this app is invalid; run slipd --check and fix the other files first",
+            ));
+        }
+    };
+    let app_config = old.apps.get(&app).expect("checked by existing_app");
+    let volumes: Vec<String> = app_config.volumes.iter().map(|v| v.host_path.display().to_string()).collect();
+
+    // Traffic first, so nothing is routed to a container that is about to stop.
+    if let Err(e) = state.engine.routes.update(app.as_str(), None).await {
+        tracing::warn!(app = %app, error = %e, "removing the app's routes from Caddy failed; the reconciler retries");
+    }
+    let containers = state
+        .engine
+        .runtime
+        .list(&[("slip.app", app.as_str())])
+        .await
+        .map_err(|e| anyhow::Error::new(e).context("listing the app's containers"))?;
+    for c in containers {
+        if c.running {
+            state
+                .engine
+                .runtime
+                .stop(&c.id, app_config.deploy.stop_grace)
+                .await
+                .map_err(|e| anyhow::Error::new(e).context(format!("stopping container {}", c.name)))?;
+        }
+        state
+            .engine
+            .runtime
+            .remove(&c.id)
+            .await
+            .map_err(|e| anyhow::Error::new(e).context(format!("removing container {}", c.name)))?;
+    }
+    if !q.keep_secrets {
+        SecretStore::new(&old.storage.path)
+            .delete_app(&app)
+            .map_err(|e| anyhow::Error::new(e).context("deleting the app's secrets"))?;
+    }
+    trash(&apps_dir(&state)?, &old.storage.path, &app)?;
+    state.store.delete_app(&app).map_err(anyhow::Error::from)?;
+    swap(&state, config);
+    audit(&state, &who, &app, "app.delete");
+    Ok(Json(json!({ "status": "ok", "volumes_kept": volumes })))
+}
+
+/// `?tail=&follow=&since=` of `GET /v1/apps/{name}/logs`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct LogsQuery {
+    tail: Option<usize>,
+    follow: Option<String>,
+    since: Option<String>,
+}
+
+/// Default and largest `tail` of the logs endpoint.
+const DEFAULT_TAIL: usize = 200;
+const MAX_TAIL: usize = 10_000;
+
+/// `GET /v1/apps/{name}/logs?tail=`: the last `tail` lines (default 200) of each running container of the
+/// app, oldest container first, as redacted `text/plain`.
+#[allow(clippy::too_many_arguments)]
+pub async fn logs(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Response, ApiError> {
+    admin(&state, peer, &method, &uri, &headers).await?;
+    let config = state.config();
+    let app = existing_app(&config, &name)?;
+    let following = q.follow.as_deref().is_some_and(|f| f != "false" && f != "0");
+    if following || q.since.is_some() {
+        return Err(ApiError::bad(
+            "invalid_request",
+            "this slipd does not support follow or since on logs yet; use tail=N (at most 10000)",
+        ));
+    }
+    let tail = q.tail.unwrap_or(DEFAULT_TAIL);
+    if tail == 0 || tail > MAX_TAIL {
+        return Err(ApiError::field("invalid_request", "tail", "tail must be between 1 and 10000"));
+    }
+    let mut containers = state
+        .engine
+        .runtime
+        .list(&[("slip.app", app.as_str()), ("slip.role", "app")])
+        .await
+        .map_err(|e| anyhow::Error::new(e).context("listing the app's containers"))?;
+    containers.retain(|c| c.running && !c.labels.contains_key("slip.preview"));
+    containers.sort_by(|a, b| a.name.cmp(&b.name));
+    let redactor = crate::redaction::for_app(&config, &app);
+    let mut out = String::new();
+    for c in &containers {
+        let lines = state
+            .engine
+            .runtime
+            .logs_tail(&c.id, tail)
+            .await
+            .map_err(|e| anyhow::Error::new(e).context(format!("reading the logs of {}", c.name)))?;
+        for line in lines {
+            out.push_str(&redactor.redact(&line));
+            out.push('\n');
+        }
+    }
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], out).into_response())
+}
+
+/// Who asked, for the audit log.
+struct Admin {
+    ip: String,
+    request_id: Option<String>,
+}
+
+async fn admin(
+    state: &AppState,
+    peer: SocketAddr,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Admin, ApiError> {
+    match caller(state, peer, method, uri, headers, None).await? {
+        Caller::Admin => {
+            let config = state.config();
+            Ok(Admin {
+                ip: client_ip(peer, headers, &config.server.trusted_proxies).to_string(),
+                request_id: headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
+            })
+        }
+        _ => Err(ApiError::Unauthorized {
+            code: "invalid_token",
+            message: "the apps API needs the admin token: Authorization: Bearer <auth.admin_token>",
+        }),
+    }
+}
+
+fn audit(state: &AppState, who: &Admin, app: &AppName, action: &str) {
+    let entry = AuditEntry {
+        at: slip_engine::run::unix_ms(),
+        actor: "admin".into(),
+        source_ip: Some(who.ip.clone()),
+        request_id: who.request_id.clone(),
+        action: action.into(),
+        target: Some(app.to_string()),
+        detail: None,
+    };
+    if let Err(e) = state.store.append_audit(entry) {
+        tracing::error!(app = %app, action, error = %e, "cannot append to the audit log");
+    }
+}
+
+fn existing_app(config: &Config, name: &str) -> Result<AppName, ApiError> {
+    name.parse::<AppName>().ok().filter(|app| config.apps.contains_key(app)).ok_or_else(|| {
+        let shown: String = name.chars().take(64).collect();
+        ApiError::not_found("app_not_found", format!("no app {shown:?} in the server config (apps/<name>.toml)"))
+    })
+}
+
+/// `<config dir>/apps`, from the `--config` path slipd was started with.
+fn apps_dir(state: &AppState) -> Result<PathBuf, ApiError> {
+    let path = state.config_path.get().ok_or_else(|| ApiError::Unavailable {
+        code: "config_unavailable",
+        message: "this slipd was started without a config path, so it cannot edit app files".into(),
+    })?;
+    let dir = if path.is_dir() { path.clone() } else { path.parent().map(FsPath::to_path_buf).unwrap_or_default() };
+    Ok(dir.join("apps"))
+}
+
+fn read_doc(dir: &FsPath, app: &AppName) -> Result<DocumentMut, ApiError> {
+    let path = dir.join(format!("{app}.toml"));
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::Error::new(e).context(format!("reading {}", path.display())))?;
+    text.parse::<DocumentMut>()
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context(format!("parsing {}", path.display()))))
+}
+
+/// Every config file on disk with `text` as `apps/<app>.toml` (or without that file when `None`), parsed.
+/// `Ok(Err(response))` is the 400 (or 409) answer naming every problem.
+fn validate(state: &AppState, app: &AppName, text: Option<&str>) -> Result<Result<Config, Response>, ApiError> {
+    let path = state.config_path.get().expect("apps_dir checked the config path");
+    let mut sources = config_source::read(path).map_err(|e| anyhow::Error::new(e).context("reading the config"))?;
+    let shown = PathBuf::from("apps").join(format!("{app}.toml"));
+    sources.apps.retain(|f| f.path != shown);
+    if let Some(text) = text {
+        sources.apps.push(SourceFile { path: shown, text: text.to_owned() });
+    }
+    match parse(&sources) {
+        Ok(loaded) => Ok(Ok(loaded.config)),
+        Err(problems) => {
+            let list: Vec<Json_> = problems.iter().map(problem_json).collect();
+            let conflict = problems.iter().any(|p| p.message.contains("is already routed by app"));
+            let response = if conflict {
+                ApiError::Conflict {
+                    code: "hostname_conflict",
+                    message: "another app already routes this hostname and path prefix".into(),
+                    extra: json!({ "problems": list }),
+                }
+                .into_response()
+            } else {
+                let n = problems.len();
+                let body = json!({
+                    "error": format!("the app config is invalid ({n} problem{})", if n == 1 { "" } else { "s" }),
+                    "code": "config_invalid",
+                    "problems": list,
+                });
+                (StatusCode::BAD_REQUEST, Json(body)).into_response()
+            };
+            Ok(Err(response))
+        }
+    }
+}
+
+fn problem_json(p: &Problem) -> Json_ {
+    json!({
+        "file": p.file.display().to_string(),
+        "line": p.line,
+        "column": p.column,
+        "message": p.message,
+        "hint": p.hint,
+    })
+}
+
+fn swap(state: &AppState, config: Config) {
+    *state.config.write().expect("config lock") = Arc::new(config);
+}
+
+/// Stages `text` beside the target, fsyncs it, renames it over `apps/<app>.toml` and fsyncs the directory.
+fn write_atomically(dir: &FsPath, app: &AppName, text: &str) -> Result<(), ApiError> {
+    let target = dir.join(format!("{app}.toml"));
+    let staged = dir.join(format!(".{app}.toml.{}.tmp", ulid::Ulid::new()));
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o640).open(&staged)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&staged, &target)?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&staged);
+        // SPEC §6.3: a failed write is a 500; the live config is left unchanged.
+        ApiError::Internal(anyhow::Error::new(e).context(format!("writing {}", target.display())))
+    })
+}
+
+/// Moves `apps/<app>.toml` to `<storage>/trash/<app>.toml.<unix-seconds>`.
+fn trash(dir: &FsPath, storage: &FsPath, app: &AppName) -> Result<(), ApiError> {
+    let from = dir.join(format!("{app}.toml"));
+    let trash = storage.join("trash");
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+    let to = trash.join(format!("{app}.toml.{secs}"));
+    let moved = || -> std::io::Result<()> {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&trash)?;
+        if std::fs::rename(&from, &to).is_err() {
+            // Another filesystem: copy, then remove.
+            std::fs::copy(&from, &to)?;
+            std::fs::remove_file(&from)?;
+        }
+        std::fs::File::open(dir)?.sync_all()
+    };
+    moved().map_err(|e| anyhow::Error::new(e).context(format!("moving {} to {}", from.display(), to.display())))?;
+    Ok(())
+}
+
+/// Re-points a deployed app's routes when its routing changed and every container port it now routes is
+/// one the running release already exposes; otherwise the change waits for the next deploy.
+async fn follow_routes(state: &AppState, old: &Config, new: &Config, app: &AppName) {
+    let before = crate::boot::route_templates(old).remove(app.as_str()).unwrap_or_default();
+    let after = crate::boot::route_templates(new).remove(app.as_str()).unwrap_or_default();
+    if before == after {
+        return;
+    }
+    let Some(current) = state.engine.routes.get(app.as_str()) else { return };
+    if !current.drains.is_empty() || current.routes.len() != before.len() {
+        tracing::info!(app = %app, "routing changed while a switch is in progress; it applies at the next deploy");
+        return;
+    }
+    let ports: BTreeMap<u16, u16> = before
+        .iter()
+        .zip(&current.routes)
+        .filter_map(|(t, r)| Some((t.container_port, r.upstream.rsplit(':').next()?.parse().ok()?)))
+        .collect();
+    if after.iter().any(|t| !ports.contains_key(&t.container_port)) {
+        tracing::info!(app = %app, "routing now uses a container port the release does not expose; it applies at the next deploy");
+        return;
+    }
+    let entry = app_routes(app.as_str(), &after, &ports);
+    if let Err(e) = state.engine.routes.update(app.as_str(), entry).await {
+        tracing::warn!(app = %app, error = %e, "writing the app's new routes to Caddy failed; the reconciler retries");
+    }
+}
+
+/// The response document: the file as written (secret masked), plus `name`, `image`, `domain`, `port`,
+/// `kind` and `state`.
+fn document(state: &AppState, config: &Config, app: &AppName, doc: &DocumentMut) -> Json_ {
+    let mut out = match table_json(doc.as_table()) {
+        Json_::Object(map) => map,
+        _ => Map::new(),
+    };
+    if let Some(Json_::Object(section)) = out.get_mut("app")
+        && section.contains_key("secret")
+    {
+        section.insert("secret".into(), json!("***"));
+    }
+    let get = |section: &str, key: &str| out.get(section).and_then(|s| s.get(key)).cloned().unwrap_or(Json_::Null);
+    let (name, image, domain, port) =
+        (get("app", "name"), get("app", "image"), get("routing", "domain"), get("routing", "port"));
+    let kind = config.apps.get(app).map(|a| a.kind().as_str()).unwrap_or("web");
+    let app_state = state.store.app_state(app).ok().flatten();
+    let state_json = match app_state {
+        Some(s) => json!({
+            "status": s.status.as_str(),
+            "current": s.current_deploy_id.map(|d| json!({ "deploy_id": d.to_string() })),
+            "previous": s.previous_deploy_id.map(|d| json!({ "deploy_id": d.to_string() })),
+        }),
+        None => json!({ "status": "not_deployed", "current": null, "previous": null }),
+    };
+    out.insert("name".into(), name);
+    out.insert("image".into(), image);
+    out.insert("domain".into(), domain);
+    out.insert("port".into(), port);
+    out.insert("kind".into(), json!(kind));
+    out.insert("state".into(), state_json);
+    Json_::Object(out)
+}
+
+fn json_object(body: &[u8]) -> Result<Map<String, Json_>, ApiError> {
+    match serde_json::from_slice::<Json_>(body) {
+        Ok(Json_::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::bad("invalid_json", "the body must be a JSON object")),
+        Err(e) => Err(ApiError::bad("invalid_json", format!("the body is not JSON: {e}"))),
+    }
+}
+
+fn check_sections(doc: &Map<String, Json_>) -> Result<(), ApiError> {
+    match doc.keys().find(|k| !SECTIONS.contains(&k.as_str())) {
+        Some(k) => {
+            let shown: String = k.chars().take(64).collect();
+            Err(ApiError::bad(
+                "invalid_request",
+                format!("unknown section {shown:?}: valid sections are {}", SECTIONS.join(", ")),
+            ))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Moves the legacy flat keys (`name`, `image`, `secret` → `app.*`; `domain`, `port` → `routing.*`; `env`
+/// stays) into their sections, then checks that only sections remain.
+fn normalise_legacy(mut body: Map<String, Json_>) -> Result<Map<String, Json_>, ApiError> {
+    for (key, section) in
+        [("name", "app"), ("image", "app"), ("secret", "app"), ("domain", "routing"), ("port", "routing")]
+    {
+        if let Some(value) = body.remove(key) {
+            let entry = body.entry(section).or_insert_with(|| json!({}));
+            match entry {
+                Json_::Object(map) => {
+                    map.entry(key.to_owned()).or_insert(value);
+                }
+                _ => return Err(ApiError::field("invalid_request", "app", format!("{section} must be an object"))),
+            }
+        }
+    }
+    check_sections(&body)?;
+    Ok(body)
+}
+
+/// RFC 7386 over a TOML table: objects merge, `null` deletes, anything else replaces.
+fn merge_table(table: &mut dyn toml_edit::TableLike, patch: &Map<String, Json_>) {
+    for (key, value) in patch {
+        match value {
+            Json_::Null => {
+                table.remove(key);
+            }
+            Json_::Object(inner) => match table.get_mut(key).and_then(Item::as_table_like_mut) {
+                Some(existing) => merge_table(existing, inner),
+                None => {
+                    let mut new = Table::new();
+                    merge_table(&mut new, inner);
+                    table.insert(key, Item::Table(new));
+                }
+            },
+            other => {
+                if let Some(item) = json_item(other) {
+                    table.insert(key, item);
+                }
+            }
+        }
+    }
+}
+
+/// A non-null JSON value as a TOML item: arrays of objects become arrays of tables.
+fn json_item(value: &Json_) -> Option<Item> {
+    match value {
+        Json_::Array(items) if !items.is_empty() && items.iter().all(Json_::is_object) => {
+            let mut tables = ArrayOfTables::new();
+            for item in items {
+                let mut table = Table::new();
+                if let Json_::Object(map) = item {
+                    merge_table(&mut table, map);
+                }
+                tables.push(table);
+            }
+            Some(Item::ArrayOfTables(tables))
+        }
+        other => json_value(other).map(Item::Value),
+    }
+}
+
+fn json_value(value: &Json_) -> Option<Value> {
+    Some(match value {
+        Json_::Null => return None,
+        Json_::Bool(b) => Value::from(*b),
+        Json_::Number(n) => match n.as_i64() {
+            Some(i) => Value::from(i),
+            None => Value::from(n.as_f64()?),
+        },
+        Json_::String(s) => Value::from(s.as_str()),
+        Json_::Array(items) => Value::Array(items.iter().filter_map(json_value).collect::<Array>()),
+        Json_::Object(map) => {
+            let mut table = InlineTable::new();
+            for (k, v) in map {
+                if let Some(v) = json_value(v) {
+                    table.insert(k, v);
+                }
+            }
+            Value::InlineTable(table)
+        }
+    })
+}
+
+fn table_json(table: &dyn toml_edit::TableLike) -> Json_ {
+    Json_::Object(table.iter().filter_map(|(k, item)| Some((k.to_owned(), item_json(item)?))).collect())
+}
+
+fn item_json(item: &Item) -> Option<Json_> {
+    match item {
+        Item::None => None,
+        Item::Value(v) => Some(value_json(v)),
+        Item::Table(t) => Some(table_json(t)),
+        Item::ArrayOfTables(tables) => Some(Json_::Array(tables.iter().map(|t| table_json(t)).collect())),
+    }
+}
+
+fn value_json(value: &Value) -> Json_ {
+    match value {
+        Value::String(s) => json!(s.value()),
+        Value::Integer(i) => json!(i.value()),
+        Value::Float(f) => json!(f.value()),
+        Value::Boolean(b) => json!(b.value()),
+        Value::Datetime(d) => json!(d.value().to_string()),
+        Value::Array(a) => Json_::Array(a.iter().map(value_json).collect()),
+        Value::InlineTable(t) => table_json(t),
+    }
+}

@@ -1,0 +1,185 @@
+//! The apps API (SPEC §6.3, §6.6) against a real slipd, Docker, Caddy and registry: apps created, edited and
+//! deleted through the API are files on disk that survive a restart; edits keep comments and `${VAR}`
+//! placeholders; an invalid edit changes nothing; a delete removes the containers and the Caddy route.
+//!
+//! The apps created here are not in `TestDaemon`'s own list, so its restart (which rewrites that list's
+//! files) never touches them.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use slip_testenv::{ContainerGuard, Image};
+
+use crate::support::{TOKEN, TestDaemon, app_name, web_app};
+
+/// Sends `method path` with the admin token and an optional JSON body; returns status and JSON body.
+async fn call(d: &TestDaemon, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = d.http.request(method, d.url(path)).bearer_auth(TOKEN);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// An app document like `support::web_app`, as JSON.
+fn web_doc(name: &str, registry: &str) -> Value {
+    json!({
+        "app": {"name": name, "image": format!("{registry}/{name}")},
+        "routing": {"domain": format!("{name}.test"), "port": 8080},
+        "health": {"path": "/health", "interval": "200ms", "timeout": "2s", "retries": 3, "start_period": "5s"},
+        "deploy": {"drain_timeout": "5s", "stop_grace": "2s"},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apps_created_edited_and_deleted_through_the_api_survive_a_restart_and_delete_removes_everything() {
+    let mut d = TestDaemon::start(|_| vec![], "").await;
+    let app = app_name("api");
+    let _guard = ContainerGuard::new("slip.app", &app);
+    let host = format!("{app}.test");
+    let registry = d.registry.host();
+
+    let (status, body) = call(&d, reqwest::Method::POST, "/v1/apps", Some(web_doc(&app, &registry))).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["name"], app.as_str());
+    assert_eq!(body["domain"], host.as_str());
+    assert_eq!(body["kind"], "web");
+    let (status, body) = call(&d, reqwest::Method::POST, "/v1/apps", Some(web_doc(&app, &registry))).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("app_exists")), "{body}");
+
+    // Another app claiming the same hostname (legacy flat keys) is a conflict, and nothing is written.
+    let other = app_name("api-other");
+    let flat = json!({"name": other, "image": format!("{registry}/{other}"), "domain": host, "port": 8080});
+    let (status, body) = call(&d, reqwest::Method::POST, "/v1/apps", Some(flat)).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("hostname_conflict")), "{body}");
+    assert!(body["problems"].as_array().is_some_and(|p| !p.is_empty()), "{body}");
+    assert!(!d.config_dir().join("apps").join(format!("{other}.toml")).exists());
+
+    let patch = json!({"deploy": {"drain_timeout": "6s"}, "env": {"GREETING": "hi"}});
+    let (status, body) = call(&d, reqwest::Method::PATCH, &format!("/v1/apps/{app}"), Some(patch)).await;
+    assert_eq!(status, 200, "{body}");
+
+    d.restart().await;
+    let (status, body) = call(&d, reqwest::Method::GET, &format!("/v1/apps/{app}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["deploy"]["drain_timeout"], "6s", "the edit survived the restart: {body}");
+    assert_eq!(body["env"]["GREETING"], "hi");
+    let (_, list) = call(&d, reqwest::Method::GET, "/v1/apps", None).await;
+    let names: Vec<&str> = list["apps"].as_array().unwrap().iter().filter_map(|a| a["name"].as_str()).collect();
+    assert_eq!(names, [app.as_str()]);
+
+    d.push(&Image::V1, &app, "v1");
+    let deployed = d.deploy_and_wait(&app, "v1").await;
+    assert_eq!(deployed.status, "completed", "{deployed:?}");
+    assert_eq!(d.through_caddy(&host, "/version").await, (200, "v1".to_owned()));
+    assert_eq!(d.running_containers(&app).len(), 1);
+
+    // A routing change of a deployed app reaches Caddy at once, without a deploy.
+    let moved = format!("{app}-moved.test");
+    let patch = json!({"routing": {"domain": moved}});
+    let (status, body) = call(&d, reqwest::Method::PATCH, &format!("/v1/apps/{app}"), Some(patch)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(d.through_caddy(&moved, "/version").await, (200, "v1".to_owned()));
+    let (status, answer) = d.through_caddy(&host, "/version").await;
+    assert_ne!((status, answer.as_str()), (200, "v1"), "the old hostname is no longer routed");
+    let host = moved;
+
+    let (status, body) = call(&d, reqwest::Method::DELETE, &format!("/v1/apps/{app}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ok");
+    assert!(d.all_containers(&app).is_empty(), "delete removes the app's containers");
+    let (status, answer) = d.through_caddy(&host, "/version").await;
+    assert_ne!((status, answer.as_str()), (200, "v1"), "Caddy no longer serves the deleted app");
+    assert!(!d.config_dir().join("apps").join(format!("{app}.toml")).exists());
+    let trashed: Vec<String> = std::fs::read_dir(d.storage().join("trash"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(trashed.iter().any(|f| f.starts_with(&format!("{app}.toml."))), "{trashed:?}");
+    let (status, _) = call(&d, reqwest::Method::GET, &format!("/v1/apps/{app}"), None).await;
+    assert_eq!(status, 404);
+
+    d.restart().await;
+    let (status, body) = call(&d, reqwest::Method::GET, &format!("/v1/apps/{app}"), None).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("app_not_found")), "the delete survived the restart");
+    tokio::time::sleep(Duration::from_millis(1500)).await; // past a reconcile pass
+    let (status, answer) = d.through_caddy(&host, "/version").await;
+    assert_ne!((status, answer.as_str()), (200, "v1"), "the route did not come back after the restart");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_patch_keeps_comments_and_placeholders_and_an_invalid_patch_changes_nothing() {
+    let app = app_name("patch");
+    let a = app.clone();
+    let text = move |reg: &str| {
+        let mut text = web_app(&a, reg, "");
+        text.push_str("\n# operators: keep this comment\n[env]\nFROM_ENV = \"${PATH}\" # resolved at load\n");
+        vec![(a.clone(), text)]
+    };
+    let d = TestDaemon::start(text, "").await;
+    let file = d.config_dir().join("apps").join(format!("{app}.toml"));
+    let path = format!("/v1/apps/{app}");
+
+    let (status, body) = call(&d, reqwest::Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["env"]["FROM_ENV"], "${PATH}", "shown as written");
+
+    let (status, body) = call(&d, reqwest::Method::PATCH, &path, Some(json!({"deploy": {"stop_grace": "3s"}}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["env"]["FROM_ENV"], "${PATH}");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(written.contains("FROM_ENV = \"${PATH}\" # resolved at load"), "{written}");
+    assert!(written.contains("# operators: keep this comment"), "{written}");
+    assert!(written.contains("stop_grace = \"3s\""), "{written}");
+    assert!(written.find("[app]") < written.find("[routing]"), "key order is kept: {written}");
+
+    let before = std::fs::read(&file).unwrap();
+    let (status, body) = call(&d, reqwest::Method::PATCH, &path, Some(json!({"health": {"interval": "soon"}}))).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("config_invalid")), "{body}");
+    let problems = body["problems"].as_array().expect("problems");
+    assert!(problems.iter().any(|p| p["message"].as_str().unwrap_or("").contains("interval")), "{body}");
+    assert_eq!(std::fs::read(&file).unwrap(), before, "an invalid patch leaves the file byte-for-byte unchanged");
+    let (_, shown) = call(&d, reqwest::Method::GET, &path, None).await;
+    assert_eq!(shown["health"]["interval"], "200ms", "and the live document too");
+
+    let (status, body) = call(&d, reqwest::Method::PATCH, &path, Some(json!({"app": {"name": "renamed"}}))).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("immutable_field")), "{body}");
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+
+    // `null` deletes a key (RFC 7386).
+    let (status, body) = call(&d, reqwest::Method::PATCH, &path, Some(json!({"env": {"FROM_ENV": null}}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!std::fs::read_to_string(&file).unwrap().contains("FROM_ENV"));
+
+    let (status, _) = call(&d, reqwest::Method::GET, "/v1/apps/no-such-app", None).await;
+    assert_eq!(status, 404);
+    let unauthorized = d.http.get(d.url("/v1/apps")).send().await.unwrap().status().as_u16();
+    assert_eq!(unauthorized, 401, "the apps API needs the admin token");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_show_the_running_release_redacted() {
+    let app = app_name("logs");
+    let a = app.clone();
+    let d = TestDaemon::start(|reg| vec![(a.clone(), web_app(&a, reg, ""))], "").await;
+    // The image prints its version on start; make that version an app secret, so redaction must hide it.
+    let version = "v1-logged-secret-0123456789";
+    d.push(&Image::release(version), &app, "v1");
+    d.put_secret(&app, "LOGGED_TOKEN", version).await;
+    let deployed = d.deploy_and_wait(&app, "v1").await;
+    assert_eq!(deployed.status, "completed", "{deployed:?}");
+
+    let response = d.http.get(d.url(&format!("/v1/apps/{app}/logs?tail=50"))).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = response.text().await.unwrap();
+    assert!(text.contains("[redacted:LOGGED_TOKEN]"), "the start line is there, redacted: {text:?}");
+    assert!(!text.contains(version), "{text:?}");
+
+    let (status, body) = call(&d, reqwest::Method::GET, &format!("/v1/apps/{app}/logs?follow=true"), None).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_request")), "follow is refused, not ignored");
+    let (status, _) = call(&d, reqwest::Method::GET, "/v1/apps/no-such-app/logs", None).await;
+    assert_eq!(status, 404);
+}
