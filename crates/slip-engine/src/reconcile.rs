@@ -17,8 +17,8 @@
 //!    released.
 //!
 //! It does not run the re-queued deploys (the daemon's queue does, after boot), and it does not re-create a
-//! current instance whose container vanished: it reports the app (status `down`), and the daemon queues a
-//! `reconcile` deploy of the current release's digest for it.
+//! current instance whose container vanished or cannot be started: it reports the app (status `down`), and the
+//! daemon queues a `reconcile` deploy of the current release's digest for it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -44,7 +44,8 @@ pub struct Report {
     pub orphans_removed: Vec<String>,
     /// Current instances that were stopped and have been started again.
     pub restarted: Vec<String>,
-    /// Apps whose current instance's container is gone.
+    /// Apps whose current instance's container is gone, or exists but cannot be started (its leased host port
+    /// was taken while it was stopped, say). The daemon re-creates these through a `reconcile` deploy.
     pub missing: Vec<String>,
 }
 
@@ -200,6 +201,7 @@ async fn serve(
         if let Err(e) = engine.runtime.restart(&current.runtime_id).await {
             tracing::error!(app = %current.app, container = current.name, error = %e, "cannot start the current release");
             store.set_app_status(&current.app, AppStatus::Down, unix_ms())?;
+            report.missing.push(current.app.to_string());
             return Ok(());
         }
         report.restarted.push(current.name.clone());
@@ -475,6 +477,20 @@ mod tests {
         assert_eq!(report.requeued, [id(2).to_string()]);
         assert_eq!(w.runtime.running(), [old], "candidate {candidate} removed, old running");
         assert_eq!(upstreams(&w), ["127.0.0.1:41000"]);
+    }
+
+    #[tokio::test]
+    async fn a_current_release_that_cannot_start_is_reported_for_re_creation() {
+        let w = world();
+        let old = deploy(&w, 1, BEFORE_SWITCH, InstanceRole::Current, 41000).await;
+        w.engine.store.finish(&id(1), DeployStatus::Completed, None, None, unix_ms()).unwrap();
+        w.runtime.stop(&old, Duration::from_secs(1)).await.unwrap();
+        w.runtime.fail_restart_of(&old);
+
+        let report = reconcile(&w.engine, &templates(), Duration::from_secs(1)).await.unwrap();
+        assert_eq!(report.missing, ["web"]);
+        assert!(report.restarted.is_empty());
+        assert_eq!(w.engine.store.app_state(&"web".parse().unwrap()).unwrap().unwrap().status, AppStatus::Down);
     }
 
     #[tokio::test]

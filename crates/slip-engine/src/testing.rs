@@ -59,6 +59,8 @@ struct FakeRuntimeState {
     missing: Vec<String>,
     /// Container names (prefix match) whose start fails.
     fail_start: Vec<String>,
+    /// Container ids whose restart fails, as when their host port was taken while they were stopped.
+    fail_restart: Vec<String>,
     next_id: u32,
 }
 
@@ -71,6 +73,11 @@ impl FakeRuntime {
     /// Makes pulls of `reference` fail with `ImageNotFound`.
     pub fn make_missing(&self, reference: &str) {
         self.state.lock().expect("fake runtime").missing.push(reference.to_owned());
+    }
+
+    /// Makes every restart of container `id` fail as a port conflict would.
+    pub fn fail_restart_of(&self, id: &str) {
+        self.state.lock().expect("fake runtime").fail_restart.push(id.to_owned());
     }
 
     /// Makes the next starts of containers whose image is `image` fail.
@@ -158,6 +165,9 @@ impl ContainerRuntime for FakeRuntime {
     async fn restart(&self, id: &str) -> Result<(), RuntimeError> {
         self.journal.push(format!("restart {id}"));
         let mut st = self.state.lock().expect("fake runtime");
+        if st.fail_restart.iter().any(|f| f == id) {
+            return Err(RuntimeError::PortUnavailable { port: 0, message: "port is already allocated".into() });
+        }
         match st.containers.get_mut(id) {
             Some(c) => {
                 c.running = true;

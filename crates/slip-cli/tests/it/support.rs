@@ -85,7 +85,7 @@ impl Setup {
         let setup = Setup { dir, caddy, registry };
         let config = setup.config_dir();
         std::fs::create_dir_all(config.join("apps")).unwrap();
-        let base = 20000 + (rand_u16() % 90) * 100;
+        let base = 20000 + (rand_u16() % 500) * 25;
         let slip_toml = format!(
             r#"[server]
 listen = "127.0.0.1:7890"
@@ -111,7 +111,7 @@ reconcile_interval = "1s"
 [storage]
 path = "{}"
 "#,
-            base + 99,
+            base + 24,
             setup.caddy.admin_url(),
             setup.caddy.http_port(),
             setup.storage().display(),

@@ -103,7 +103,7 @@ impl TestDaemon {
     fn write_config(&self) {
         let config = self.config_dir();
         std::fs::create_dir_all(config.join("apps")).unwrap();
-        let base = 20000 + (rand_u16() % 90) * 100;
+        let base = 20000 + (rand_u16() % 500) * 25;
         let slip_toml = format!(
             r#"[server]
 listen = "127.0.0.1:7890"
@@ -128,7 +128,7 @@ path = "{}"
 
 {}
 "#,
-            base + 99,
+            base + 24,
             self.caddy.admin_url(),
             self.caddy.http_port(),
             self.storage().display(),
@@ -421,7 +421,7 @@ impl SlipdProcess {
     pub fn write_config(&self) {
         let config = self.dir.path().join("config");
         std::fs::create_dir_all(config.join("apps")).unwrap();
-        let base = 20000 + (rand_u16() % 90) * 100;
+        let base = 20000 + (rand_u16() % 500) * 25;
         let min_free_disk =
             self.config.min_free_disk.as_ref().map(|m| format!("min_free_disk = \"{m}\"\n")).unwrap_or_default();
         let slip_toml = format!(
@@ -451,7 +451,7 @@ format = "text"
 "#,
             self.port,
             self.config.shutdown_timeout,
-            base + 99,
+            base + 24,
             self.caddy.admin_url(),
             self.caddy.http_port(),
             self.storage().display(),
