@@ -14,7 +14,7 @@
 #      hand (docker pull / run, curl until /health answers, PATCH the upstream through Caddy's admin API, wait
 #      for the old upstream's in-flight requests to reach 0, docker stop / rm). Medians and their ratio.
 # The whole run takes well under a minute after the build. Nothing is left behind (containers, images,
-# processes, temporary files); docs/benchmarks.md is overwritten.
+# processes, temporary files); docs/benchmarks.md is rewritten, except the idle RSS section that bench/idle_rss.sh owns.
 #
 # Knobs (environment): ROUNDS (latency rounds, default 7), LOAD_DEPLOYS (default 6), LOAD_CLIENTS (default 4),
 # LOAD_PAUSE_MS (pause between a client's requests, default 5), BASELINE_POLL (seconds between the baseline's
@@ -489,6 +489,11 @@ dirty=
 if [ -n "$(cd "$here" && git --no-optional-locks status --porcelain 2>/dev/null)" ]; then dirty=" (with uncommitted changes)"; fi
 
 mkdir -p "$(dirname "$out")"
+# bench/idle_rss.sh owns the section between its markers: carry it over unchanged.
+idle_rss_section=
+if [ -f "$out" ]; then
+  idle_rss_section=$(sed -n '/<!-- idle-rss:start -->/,/<!-- idle-rss:end -->/p' "$out")
+fi
 cat >"$out" <<EOF
 # Benchmarks
 
@@ -592,6 +597,9 @@ sudo bench/deploy.sh           # builds release binaries, then runs for under a 
 Knobs: \`ROUNDS\` (default 7), \`LOAD_DEPLOYS\` (6), \`LOAD_CLIENTS\` (4), \`LOAD_PAUSE_MS\` (5), \`BASELINE_POLL\`
 (0.1 s), \`OUT\`, \`NO_BUILD=1\` (reuse target/release). \`loadgen --help\` describes the load generator, which can also be pointed at any URL.
 EOF
+if [ -n "$idle_rss_section" ]; then
+  printf '\n%s\n' "$idle_rss_section" >>"$out"
+fi
 say "wrote $out"
 printf 'lenient failures %s of %s (strict: %s races); webhook -> completed median %s; slip/baseline %s×\n' \
   "$lenient" "$total_requests" "$races" "$(secs "$slip_median")" "$ratio" >&2
