@@ -47,13 +47,24 @@ if cargo nextest --version >/dev/null 2>&1; then
         cargo test --workspace --doc
     fi
     step "cargo nextest run $*"
-    cargo nextest run "$@"
+    status=0
+    cargo nextest run "$@" || status=$?
+    if [[ $whole_workspace -eq 1 ]]; then
+        # Tests that restart the Docker engine cannot share the machine; they are #[ignore]d above and run alone.
+        step "cargo nextest run -p slip-daemon --test it --run-ignored only (alone: restarts the Docker engine)"
+        cargo nextest run -p slip-daemon --test it --run-ignored only || status=$?
+    fi
+    exit "$status"
 else
     step "cargo test --no-fail-fast $* (cargo-nextest not installed)"
     log=$(mktemp)
     trap 'rm -f "$log"' EXIT
     status=0
     cargo test --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
+    if [[ $whole_workspace -eq 1 ]]; then
+        # Tests that restart the Docker engine cannot share the machine; they are #[ignore]d above and run alone.
+        cargo test -p slip-daemon --test it -- --ignored 2>&1 | tee -a "$log" || status=$?
+    fi
     # cargo test prints one result line per test binary; add them up into one closing line.
     awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
          END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"

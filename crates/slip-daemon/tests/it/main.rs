@@ -7,6 +7,7 @@ mod apps;
 mod apps_api;
 mod crash;
 mod deploy;
+mod engine_restart;
 mod history;
 mod rollback;
 mod webhook;
