@@ -9,8 +9,9 @@
 //! Runner tasks belong to this process and end with it, so no lock can go stale. It does not resolve
 //! what a deploy means (that is [`crate::release`]) nor run it (that is `slip_engine::run`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use slip_core::deploy::{ErrorCode, Outcome};
 use slip_core::names::AppName;
@@ -33,6 +34,8 @@ struct Inner {
     resolver: Resolver,
     /// Targets that have a runner task right now.
     active: Mutex<HashSet<String>>,
+    /// The cancel token of each target's running deploy.
+    running: Mutex<HashMap<String, CancellationToken>>,
     /// Deploys of different targets running at once (`runtime.max_concurrent_deploys`).
     slots: Semaphore,
     tracker: TaskTracker,
@@ -54,6 +57,7 @@ impl Scheduler {
                 engine,
                 resolver,
                 active: Mutex::default(),
+                running: Mutex::default(),
                 slots: Semaphore::new(max_concurrent.max(1)),
                 tracker,
                 closing,
@@ -81,6 +85,25 @@ impl Scheduler {
                 .filter(|d| matches!(d.status, DeployStatus::Queued | DeployStatus::Accepted))
                 .for_each(|d| self.kick(d.app.as_str())),
             Err(e) => tracing::error!(error = %e, "listing waiting deploys"),
+        }
+    }
+
+    /// Cancels `app`'s running deploy (before its switch it unwinds and ends `cancelled`; after it, it finishes)
+    /// and waits up to `bound` for the app's runner to end. Queued deploys must already be gone, or the runner
+    /// takes the next one. Answers whether the runner ended in time.
+    pub async fn cancel_and_wait(&self, app: &str, bound: Duration) -> bool {
+        if let Some(token) = self.inner.running.lock().expect("scheduler lock").get(app) {
+            token.cancel();
+        }
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            if !self.inner.active.lock().expect("scheduler lock").contains(app) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -151,7 +174,10 @@ impl Scheduler {
         }
         match self.inner.resolver.resolve(&row) {
             Ok(release) => {
+                let app = row.app.to_string();
+                self.inner.running.lock().expect("scheduler lock").insert(app.clone(), release.cancel.clone());
                 let outcome = run_deploy(&self.inner.engine, release).await;
+                self.inner.running.lock().expect("scheduler lock").remove(&app);
                 if let Outcome::Completed { .. } = outcome {
                     tracing::debug!(deploy_id = %row.id, "completed");
                     // SPEC §7.3 `completed`, §12: keep the last releases' images, prune the rest.

@@ -146,6 +146,7 @@ pub fn resolve_app(
         init: app.init,
         plan,
         redactor: crate::redaction::for_app(config, app_name),
+        cancel: tokio_util::sync::CancellationToken::new(),
     })
 }
 

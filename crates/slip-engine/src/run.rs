@@ -86,6 +86,9 @@ pub struct Release {
     pub plan: Plan,
     /// Replaces this app's secret values in every note and error the driver records (SPEC §11.4).
     pub redactor: crate::redact::Redactor,
+    /// Cancelled to abandon this deploy (the app is being deleted): before its switch it stops at the next step,
+    /// unwinds like a failure and ends `failed` with code `cancelled`; after its switch it runs to its end.
+    pub cancel: CancellationToken,
 }
 
 /// Runs one deploy to its end and records every step. Never panics on adapter failures: they end the
@@ -110,6 +113,9 @@ pub async fn run_deploy(engine: &Engine, mut release: Release) -> Outcome {
         let event = if deploy.before_switch() && engine.shutdown.is_cancelled() && !interrupted {
             interrupted = true;
             Event::Failed(StepFailure::new(ErrorCode::Interrupted, "slipd is shutting down"))
+        } else if deploy.before_switch() && run.release.cancel.is_cancelled() && !interrupted {
+            interrupted = true;
+            Event::Failed(StepFailure::new(ErrorCode::Cancelled, "cancelled: the app is being deleted"))
         } else if deploy.before_switch() {
             let deadline = tokio::time::Instant::from_std(deploy.deadline());
             match tokio::time::timeout_at(deadline, run.execute(&action)).await {
@@ -637,6 +643,7 @@ mod tests {
             network: None,
             init: false,
             redactor: crate::redact::Redactor::new([("SECRET_TOKEN", "hunter2-value")]),
+            cancel: CancellationToken::new(),
             plan: Plan {
                 strategy,
                 routed: true,
@@ -656,15 +663,35 @@ mod tests {
         }
     }
 
-    /// Replaces leased port numbers (which depend on what is free on the machine) with names.
+    /// Replaces leased port numbers (which depend on what is free on the machine) with names in order of first
+    /// appearance: the first port seen is `P0`, the next new one `P1`, and so on.
     fn normalise(text: &str, engine: &Engine) -> String {
-        let mut out = text.to_owned();
-        for p in (*engine.port_range.start()..=*engine.port_range.end()).rev() {
-            let pat = p.to_string();
-            if out.contains(&pat) {
-                out = out.replace(&pat, &format!("P{}", p - engine.port_range.start()));
+        let range = engine.port_range.clone();
+        let mut names: Vec<String> = Vec::new();
+        let mut out = String::with_capacity(text.len());
+        let mut digits = String::new();
+        let mut flush = |digits: &mut String, out: &mut String| {
+            match digits.parse::<u16>() {
+                Ok(port) if digits.len() == 5 && range.contains(&port) => {
+                    let at = names.iter().position(|n| n == digits).unwrap_or_else(|| {
+                        names.push(digits.clone());
+                        names.len() - 1
+                    });
+                    out.push_str(&format!("P{at}"));
+                }
+                _ => out.push_str(digits),
+            }
+            digits.clear();
+        };
+        for c in text.chars() {
+            if c.is_ascii_digit() {
+                digits.push(c);
+            } else {
+                flush(&mut digits, &mut out);
+                out.push(c);
             }
         }
+        flush(&mut digits, &mut out);
         out
     }
 
@@ -801,6 +828,32 @@ mod tests {
         assert_eq!(w.runtime.running(), ["c1"], "the old release runs again, the candidate is gone");
         let row = w.engine.store.deploy(&id).unwrap().unwrap();
         assert_eq!((row.status, row.attempt), (DeployStatus::Queued, 2), "queued again, not failed");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_deploy_unwinds_and_ends_failed_cancelled() {
+        let w = world();
+        run_deploy(&w.engine, release(&w, 1, "v1", Strategy::Recreate)).await;
+        let v2 = release(&w, 2, "v2", Strategy::Recreate);
+        let cancel = v2.cancel.clone();
+        w.probe.script(41001, &[ProbeResult::Unhealthy("connection refused".into())]);
+        let engine = w.engine.clone();
+        let running = tokio::spawn(async move { run_deploy(&engine, v2).await });
+        let id: DeployId = "dep_01jz0000000000000000000002".parse().unwrap();
+        while w.engine.store.deploy(&id).unwrap().unwrap().status != DeployStatus::HealthChecking {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        cancel.cancel();
+        let outcome = running.await.unwrap();
+        let Outcome::Failed { failure, app_down: false } = &outcome else { panic!("{outcome}") };
+        assert_eq!(failure.code, ErrorCode::Cancelled);
+        assert_eq!(w.runtime.running(), ["c1"], "the old release runs again, the candidate is gone");
+        let row = w.engine.store.deploy(&id).unwrap().unwrap();
+        assert_eq!(
+            (row.status, row.error_code.as_deref()),
+            (DeployStatus::Failed, Some("cancelled")),
+            "not queued again"
+        );
     }
 
     /// Container names end in random hex; tests compare everything else.

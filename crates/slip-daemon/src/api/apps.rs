@@ -229,6 +229,19 @@ pub async fn remove(
         }
     };
     let app_config = old.apps.get(&app).expect("checked by existing_app");
+
+    // Take the app's slot: nothing waiting may start, and a running deploy (force) unwinds first.
+    fail_queued(&state, &app)?;
+    if let Some(deploy) = &running {
+        let bound = app_config.deploy.drain_timeout + app_config.deploy.stop_grace + CANCEL_SLACK;
+        if !state.scheduler.cancel_and_wait(app.as_str(), bound).await {
+            return Err(ApiError::Conflict {
+                code: "deploy_in_progress",
+                message: format!("deploy {} of {app} did not stop within {bound:?}; try again", deploy.id),
+                extra: json!({ "deploy_id": deploy.id.to_string() }),
+            });
+        }
+    }
     let volumes: Vec<String> = app_config.volumes.iter().map(|v| v.host_path.display().to_string()).collect();
 
     // Traffic first, so nothing is routed to a container that is about to stop.
@@ -265,8 +278,26 @@ pub async fn remove(
     trash(&apps_dir(&state)?, &old.storage.path, &app)?;
     state.store.delete_app(&app).map_err(anyhow::Error::from)?;
     swap(&state, config);
+    // A webhook verified while the app was being torn down may have queued one more.
+    fail_queued(&state, &app)?;
     audit(&state, &who, &app, "app.delete");
     Ok(Json(json!({ "status": "ok", "volumes_kept": volumes })))
+}
+
+/// How much longer than the app's drain and stop bounds a forced delete waits for a cancelled deploy.
+const CANCEL_SLACK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Fails every queued deploy of `app` with `app_deleted` (SPEC §6.6).
+fn fail_queued(state: &AppState, app: &AppName) -> Result<(), ApiError> {
+    let queued = state.store.unfinished().map_err(anyhow::Error::from)?;
+    for deploy in queued.into_iter().filter(|d| d.app == *app && d.status == DeployStatus::Queued) {
+        let message = format!("{app} was deleted before this deploy ran");
+        state
+            .store
+            .finish(&deploy.id, DeployStatus::Failed, Some(&message), Some("app_deleted"), slip_engine::run::unix_ms())
+            .map_err(anyhow::Error::from)?;
+    }
+    Ok(())
 }
 
 /// `?tail=&follow=&since=` of `GET /v1/apps/{name}/logs`.

@@ -183,3 +183,44 @@ async fn logs_show_the_running_release_redacted() {
     let (status, _) = call(&d, reqwest::Method::GET, "/v1/apps/no-such-app/logs", None).await;
     assert_eq!(status, 404);
 }
+
+/// Deleting an app that is deploying: refused without `force`; with it, the running deploy unwinds and ends
+/// `cancelled`, the queued one fails `app_deleted`, and nothing of the app is left running.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_delete_cancels_the_running_deploy_and_fails_the_queued_one() {
+    let d = TestDaemon::start(|_| vec![], "").await;
+    let app = app_name("api-del");
+    let _guard = ContainerGuard::new("slip.app", &app);
+    let registry = d.registry.host();
+    let (status, body) = call(&d, reqwest::Method::POST, "/v1/apps", Some(web_doc(&app, &registry))).await;
+    assert_eq!(status, 201, "{body}");
+    d.push(&Image::V1, &app, "v1");
+    d.push(&Image::UNHEALTHY, &app, "bad");
+
+    // The unhealthy release stays in health_checking for its 5 s grace period; v1 queues behind it.
+    let running = d.deploy(&app, "bad").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while d.get_deploy(&running.deploy_id).await.status != "health_checking" {
+        assert!(std::time::Instant::now() < deadline, "the deploy reached health_checking");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let queued = d.deploy(&app, "v1").await;
+    assert_eq!(d.get_deploy(&queued.deploy_id).await.status, "queued");
+
+    let path = format!("/v1/apps/{app}");
+    let (status, body) = call(&d, reqwest::Method::DELETE, &path, None).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("deploy_in_progress")), "{body}");
+    assert!(d.config_dir().join("apps").join(format!("{app}.toml")).exists(), "a refused delete changes nothing");
+
+    let (status, body) = call(&d, reqwest::Method::DELETE, &format!("{path}?force=true"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let cancelled = d.get_deploy(&running.deploy_id).await;
+    assert_eq!(cancelled.status, "failed", "{cancelled:?}");
+    assert_eq!(cancelled.detail.as_ref().and_then(|x| x.error_code.as_deref()), Some("cancelled"), "{cancelled:?}");
+    let dropped = d.get_deploy(&queued.deploy_id).await;
+    assert_eq!(dropped.status, "failed", "{dropped:?}");
+    assert_eq!(dropped.detail.as_ref().and_then(|x| x.error_code.as_deref()), Some("app_deleted"), "{dropped:?}");
+    assert!(d.all_containers(&app).is_empty(), "nothing of the app is left: {:?}", d.all_containers(&app));
+    let (status, _) = call(&d, reqwest::Method::GET, &path, None).await;
+    assert_eq!(status, 404);
+}
