@@ -9,14 +9,18 @@
 //! - [`apps`]: `apps list|show|add|edit|rm` and `rollback` (`logs` is a plain GET in [`run`]).
 //! - [`client`]: HTTP, signing, error answers → [`client::Failure`] with a hint and an exit code.
 //! - [`follow`]: waiting for a deploy with live progress (SSE, or polling).
+//! - [`init`]: `init`, the starter files (offline).
 //! - [`secrets`]: `secrets list|set|rm`, remote or local.
 //! - [`table`]: tables and times.
+//! - [`validate`]: `validate`, the offline check of a repo's config and pod manifest.
 
 mod apps;
 mod client;
 mod follow;
+mod init;
 mod secrets;
 mod table;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -163,6 +167,10 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         tail: usize,
     },
+    /// Check a repo's slip/slip.toml and pod manifest offline.
+    Validate(validate::Args),
+    /// Write starter files: slip/slip.toml (plus slip/pod.yaml for pods) and the server's <name>.toml.
+    Init(init::Args),
     /// Print a random hex key for use as an app key or token.
     GenSecret {
         /// Number of random bytes.
@@ -238,9 +246,15 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli, server_given: bool) -> Result<u8, Failure> {
+    // The offline commands need neither a client nor slipd.
+    let command = match cli.command {
+        Command::Validate(args) => return validate::run(&args, cli.json, cli.quiet),
+        Command::Init(args) => return init::run(&args, cli.quiet),
+        command => command,
+    };
     let client = Client::new(&cli.server, cli.token.clone(), cli.secret.clone(), cli.timeout)?;
     let out = Output { json: cli.json, quiet: cli.quiet };
-    match cli.command {
+    match command {
         Command::Deploy { app, tag, image, images, preview, sha, ttl, meta, wait: _, no_wait, wait_timeout } => {
             let request = DeployRequest {
                 app: app.clone(),
@@ -300,6 +314,7 @@ async fn run(cli: Cli, server_given: bool) -> Result<u8, Failure> {
             print!("{text}");
             Ok(exit::OK)
         }
+        Command::Validate(_) | Command::Init(_) => unreachable!("offline commands return above"),
         Command::GenSecret { bytes } => {
             let key: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
             println!("{}", hex::encode(key));

@@ -7,6 +7,8 @@
 //! - [`names`]: validated newtypes (`AppName`, `ImageRef`, `Tag`, `DeployId`, ...).
 //! - [`duration`] and [`size`]: the one parser and canonical printer for durations and sizes.
 //! - [`config`]: server config (`slip.toml`, `apps/*.toml`): raw parse, interpolation, validation, problems.
+//! - [`repo_config`]: the repo config (`/slip/slip.toml` in the image), read verbatim from memory.
+//! - [`pod_manifest`]: a pod's Kubernetes manifest: parsed with positions and checked against SPEC §14.
 //! - [`signature`]: webhook HMAC verification and admin-token comparison.
 //! - [`deploy`]: one deploy attempt as a state machine (events in, actions out).
 //! - [`defaults`]: named defaults shared by config and the deploy machine.
@@ -16,5 +18,7 @@ pub mod defaults;
 pub mod deploy;
 pub mod duration;
 pub mod names;
+pub mod pod_manifest;
+pub mod repo_config;
 pub mod signature;
 pub mod size;

@@ -1,8 +1,11 @@
 //! `slip` end to end: the real binary against a real slipd (in-process, on a real socket) with real Docker,
-//! Caddy and a registry, and in local mode against a real secret store. One binary, one module per area.
+//! Caddy and a registry, and in local mode against a real secret store; `validate` and `init` run offline on
+//! temporary directories. One binary, one module per area.
 
 mod support;
 
 mod apps;
 mod deploy;
+mod init;
 mod secrets;
+mod validate;

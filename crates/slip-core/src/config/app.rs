@@ -420,6 +420,9 @@ const ROUTING: &[&str] = &["domain", "port", "container", "hold_timeout", "route
 const ROUTE: &[&str] = &["hostname", "port", "container", "path_prefix", "strip_prefix"];
 const HEALTH_FIELDS: &[&str] =
     &["path", "port", "host", "interval", "timeout", "retries", "start_period", "stable_for"];
+/// The `[health]` fields the repo config may set too: all but `host`, which depends on the server's routes.
+pub(crate) const REPO_HEALTH_FIELDS: &[&str] =
+    &["path", "port", "interval", "timeout", "retries", "start_period", "stable_for"];
 const HEALTH: &[&str] = &[
     "path",
     "port",
@@ -472,7 +475,7 @@ pub(crate) fn read(r: &mut Reader<'_>, daemon: &Daemon) -> Option<Draft> {
     }
 
     let health_t = r.table(&root, "health", Keys::of(HEALTH));
-    let (health, health_containers) = health_table(r, health_t.as_ref());
+    let (health, health_containers) = health_table(r, health_t.as_ref(), Side::Server);
 
     let deploy_t = r.table(&root, "deploy", Keys::of(DEPLOY));
     let deploy = deploy_table(r, deploy_t.as_ref());
@@ -715,9 +718,23 @@ fn shown_host(v: &Val<String>) -> String {
     if v.interpolated { format!("{:?}", v.written) } else { v.v.clone() }
 }
 
-fn health_table(r: &mut Reader<'_>, t: Option<&Tbl<'_>>) -> (Health, BTreeMap<String, Health>) {
+/// Which file a `[health]` table is in: the server's app file, or the repo config (no `host`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// `apps/<name>.toml`.
+    Server,
+    /// `/slip/slip.toml` in the image.
+    Repo,
+}
+
+/// `[health]` and its `[health.containers.<name>]` tables; the caller has checked the top-level keys.
+pub(crate) fn health_table(r: &mut Reader<'_>, t: Option<&Tbl<'_>>, side: Side) -> (Health, BTreeMap<String, Health>) {
     let Some(t) = t else { return (Health::default(), BTreeMap::new()) };
-    let mut health = health_fields(r, t);
+    let fields = match side {
+        Side::Server => HEALTH_FIELDS,
+        Side::Repo => REPO_HEALTH_FIELDS,
+    };
+    let mut health = health_fields(r, t, side);
     health.container = container_name(r, t, "container");
     let mut per_container = BTreeMap::new();
     if let Some(containers) = r.any_table(t, "containers") {
@@ -730,15 +747,15 @@ fn health_table(r: &mut Reader<'_>, t: Option<&Tbl<'_>>) -> (Health, BTreeMap<St
                 );
                 continue;
             }
-            if let Some(sub) = r.entry_table(&containers, &name, item, Keys::of(HEALTH_FIELDS)) {
-                per_container.insert(name, health_fields(r, &sub));
+            if let Some(sub) = r.entry_table(&containers, &name, item, Keys::of(fields)) {
+                per_container.insert(name, health_fields(r, &sub, side));
             }
         }
     }
     (health, per_container)
 }
 
-fn health_fields(r: &mut Reader<'_>, t: &Tbl<'_>) -> Health {
+fn health_fields(r: &mut Reader<'_>, t: &Tbl<'_>, side: Side) -> Health {
     Health {
         path: r.string(t, "path").and_then(|v| match check_prefix(&v.v).or_else(|_| check_probe_path(&v.v)) {
             Ok(()) => Some(v.v),
@@ -748,7 +765,10 @@ fn health_fields(r: &mut Reader<'_>, t: &Tbl<'_>) -> Health {
             }
         }),
         port: r.int_in::<u16>(t, "port", 1, 65535).map(|v| v.v),
-        host: hostname(r, t, "host", false).map(|v| v.v),
+        host: match side {
+            Side::Server => hostname(r, t, "host", false).map(|v| v.v),
+            Side::Repo => None,
+        },
         interval: r.positive_duration(t, "interval").map(|v| v.v),
         timeout: r.positive_duration(t, "timeout").map(|v| v.v),
         retries: r.int_in(t, "retries", 1, 1000).map(|v| v.v),
@@ -953,7 +973,8 @@ fn app_preview(r: &mut Reader<'_>, t: Option<&Tbl<'_>>, daemon: &Daemon) -> AppP
     }
 }
 
-fn container_name(r: &mut Reader<'_>, t: &Tbl<'_>, key: &str) -> Option<String> {
+/// A container name (a DNS label), as `routing.container` and `health.container` hold.
+pub(crate) fn container_name(r: &mut Reader<'_>, t: &Tbl<'_>, key: &str) -> Option<String> {
     let v = r.string(t, key)?;
     if is_dns_label(&v.v) {
         Some(v.v)

@@ -21,6 +21,8 @@
 //! - `app`: `apps/<name>.toml` types and their stage two.
 //! - `rules`: rules across apps, and warnings.
 //! - `interpolate`, `problem`, `secret`: `${VAR}`, [`Problem`], [`Secret`].
+//!
+//! The repo config (SPEC §5) is read by `crate::repo_config` with the same `reader`, verbatim.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -28,13 +30,15 @@ use std::path::PathBuf;
 
 use crate::names::AppName;
 
-mod app;
+// `app`, `problem`, `reader` and `server` are also read by `crate::repo_config`, which shares the walk and
+// the value rules.
+pub(crate) mod app;
 mod interpolate;
-mod problem;
-mod reader;
+pub(crate) mod problem;
+pub(crate) mod reader;
 mod rules;
 mod secret;
-mod server;
+pub(crate) mod server;
 
 #[cfg(test)]
 mod tests;
@@ -44,6 +48,7 @@ pub use app::{
     ResolvedHealth, Resources, Route, Volume, VolumePreview, route_id,
 };
 pub use problem::Problem;
+pub use reader::UnknownKeys;
 pub use secret::Secret;
 pub use server::{
     Auth, Backend, Caddy, Listen, Log, LogFormat, Preview, PreviewTls, ProviderValue, PublicApi, Registry,

@@ -6,6 +6,10 @@
 //! it knows nothing about what a valid hostname or port range is: that is stage two (`server`, `app`).
 //!
 //! Messages never contain an interpolated value: they quote what was written in the file.
+//!
+//! The same walk reads the repo config (`crate::repo_config`), through [`Reader::verbatim`]: no
+//! interpolation (image content must not read host variables), and unknown keys as problems or warnings as
+//! the caller chooses.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,13 +26,26 @@ use crate::{duration, size};
 /// One file being read, and the problems found in it so far.
 pub(crate) struct Reader<'a> {
     file: &'a SourceFile,
-    env: &'a BTreeMap<String, String>,
+    /// Variables for `${VAR}`; `None` reads strings verbatim.
+    env: Option<&'a BTreeMap<String, String>>,
+    /// Where unknown keys go.
+    unknown: UnknownKeys,
     /// Problems found in this file.
     pub(crate) problems: Vec<Problem>,
     /// Warnings about this file.
     pub(crate) warnings: Vec<Problem>,
     /// Where each value read so far was written, by dotted key, for rules that span files.
     seen: BTreeMap<String, Option<usize>>,
+}
+
+/// How a reader reports keys that are not valid where they are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownKeys {
+    /// As problems: the file is invalid (server config, `slip validate`).
+    Problem,
+    /// As warnings: the file still loads (repo config at deploy time, so an image built for a newer slip
+    /// still deploys).
+    Warning,
 }
 
 /// A 1-based (line, column) in a file; `(None, None)` for the whole file.
@@ -104,7 +121,20 @@ impl<'k> Keys<'k> {
 impl<'a> Reader<'a> {
     /// Starts reading `file`, interpolating from `env`.
     pub(crate) fn new(file: &'a SourceFile, env: &'a BTreeMap<String, String>) -> Reader<'a> {
-        Reader { file, env, problems: Vec::new(), warnings: Vec::new(), seen: BTreeMap::new() }
+        Reader {
+            file,
+            env: Some(env),
+            unknown: UnknownKeys::Problem,
+            problems: Vec::new(),
+            warnings: Vec::new(),
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// Starts reading `file` with strings taken as written (no `${VAR}`), reporting unknown keys as `unknown`
+    /// says.
+    pub(crate) fn verbatim(file: &'a SourceFile, unknown: UnknownKeys) -> Reader<'a> {
+        Reader { file, env: None, unknown, problems: Vec::new(), warnings: Vec::new(), seen: BTreeMap::new() }
     }
 
     /// Line and column of a byte offset in this file.
@@ -121,6 +151,12 @@ impl<'a> Reader<'a> {
     /// Where every value read so far was written, as line and column.
     pub(crate) fn locations(&self) -> BTreeMap<String, At> {
         self.seen.iter().map(|(k, at)| (k.clone(), self.locate(*at))).collect()
+    }
+
+    /// Records where `key` (a dotted path the walk does not look up itself, such as a free-form table's
+    /// entry) was written, for [`Reader::locations`].
+    pub(crate) fn note(&mut self, key: String, at: Option<usize>) {
+        self.seen.entry(key).or_insert(at);
     }
 
     /// True when `t` has `key`, whatever its type.
@@ -304,7 +340,7 @@ impl<'a> Reader<'a> {
         let (path, item) = self.lookup(t, key)?;
         match item.as_value() {
             Some(Value::Boolean(b)) => Some(*b.value()),
-            Some(Value::String(s)) if interpolate::is_single_reference(s.value()) => {
+            Some(Value::String(s)) if self.env.is_some() && interpolate::is_single_reference(s.value()) => {
                 let val = self.expand(&path, s.value(), span_start(item))?;
                 match val.v.as_str() {
                     "true" => Some(true),
@@ -338,7 +374,7 @@ impl<'a> Reader<'a> {
                 interpolated: false,
                 quoted: false,
             }),
-            Some(Value::String(s)) if interpolate::is_single_reference(s.value()) => {
+            Some(Value::String(s)) if self.env.is_some() && interpolate::is_single_reference(s.value()) => {
                 let val = self.expand(path, s.value(), span_start(item))?;
                 match val.v.trim().parse::<i64>() {
                     Ok(n) => Some(val.map(|_| n)),
@@ -587,7 +623,17 @@ impl<'a> Reader<'a> {
     /// Interpolates `text` (the string as written at `at`), reporting failures.
     fn expand(&mut self, path: &str, text: &str, at: Option<usize>) -> Option<Val<String>> {
         self.seen.entry(path.to_owned()).or_insert(at);
-        match interpolate::expand(text, self.env) {
+        let Some(env) = self.env else {
+            return Some(Val {
+                v: text.to_owned(),
+                at,
+                key: path.to_owned(),
+                written: text.to_owned(),
+                interpolated: false,
+                quoted: true,
+            });
+        };
+        match interpolate::expand(text, env) {
             Ok(v) => Some(Val {
                 v,
                 at,
@@ -615,7 +661,7 @@ impl<'a> Reader<'a> {
             {
                 Some(format!("remove the quotes: {} = {}", leaf(path), s.value()))
             }
-            Some(Value::String(s)) if s.value().contains("${") => Some(
+            Some(Value::String(s)) if self.env.is_some() && s.value().contains("${") => Some(
                 "where a number or boolean is expected, a string is interpolated only when it is exactly one ${VAR}"
                     .into(),
             ),
@@ -659,7 +705,10 @@ impl<'a> Reader<'a> {
                 format!("unknown key {k:?} in {}{mean}", t.label)
             };
             let hint = (keys.hint)(k);
-            self.problem(header_at.or(key_at), message, hint);
+            match self.unknown {
+                UnknownKeys::Problem => self.problem(header_at.or(key_at), message, hint),
+                UnknownKeys::Warning => self.warn(header_at.or(key_at), message, hint),
+            }
         }
     }
 }

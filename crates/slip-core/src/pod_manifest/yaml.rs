@@ -1,0 +1,194 @@
+//! A positioned walk over one YAML document (saphyr's `MarkedYaml`): typed access by key, the position of
+//! every node, and the problems and warnings found so far.
+//!
+//! It knows YAML types and nothing about Pods. A `null` value (`ports:` with nothing after it) counts as
+//! absent, as it does for Kubernetes.
+
+use std::path::PathBuf;
+
+use saphyr::{AnnotatedMapping, MarkedYaml, Scalar, YamlData};
+
+use crate::config::Problem;
+use crate::config::reader::{At, suggest};
+
+/// One YAML node with its position.
+pub(crate) type Node<'i> = MarkedYaml<'i>;
+
+/// The findings of one walk over one file.
+pub(crate) struct Walker {
+    file: PathBuf,
+    /// Problems found so far.
+    pub(crate) problems: Vec<Problem>,
+    /// Warnings found so far.
+    pub(crate) warnings: Vec<Problem>,
+}
+
+/// A mapping node and the dotted path messages name it by.
+#[derive(Clone, Copy)]
+pub(crate) struct Map<'n, 'i> {
+    entries: &'n AnnotatedMapping<'i, Node<'i>>,
+    node: &'n Node<'i>,
+}
+
+impl<'n, 'i> Map<'n, 'i> {
+    /// The value of `key`, unless absent or `null`.
+    pub(crate) fn get(&self, key: &str) -> Option<&'n Node<'i>> {
+        self.entries.iter().find(|(k, _)| key_str(k) == Some(key)).map(|(_, v)| v).filter(|v| !is_null(v))
+    }
+
+    /// Where the mapping starts.
+    pub(crate) fn at(&self) -> At {
+        at(self.node)
+    }
+
+    /// Keys with their positions, in file order (keys that are not strings are shown as written).
+    pub(crate) fn keys(&self) -> impl Iterator<Item = (String, At)> + 'n {
+        self.entries.iter().map(|(k, _)| (key_str(k).map_or_else(|| shown(k), str::to_owned), at(k)))
+    }
+}
+
+impl Walker {
+    /// Starts a walk over the file shown as `file`.
+    pub(crate) fn new(file: PathBuf) -> Walker {
+        Walker { file, problems: Vec::new(), warnings: Vec::new() }
+    }
+
+    /// Records a problem.
+    pub(crate) fn problem(&mut self, at: At, message: String, hint: Option<String>) {
+        self.problems.push(Problem { file: self.file.clone(), line: at.0, column: at.1, message, hint });
+    }
+
+    /// Records a warning.
+    pub(crate) fn warn(&mut self, at: At, message: String, hint: Option<String>) {
+        self.warnings.push(Problem { file: self.file.clone(), line: at.0, column: at.1, message, hint });
+    }
+
+    /// `node` as a mapping, or a problem.
+    pub(crate) fn mapping<'n, 'i>(&mut self, node: &'n Node<'i>, path: &str) -> Option<Map<'n, 'i>> {
+        match data(node) {
+            YamlData::Mapping(entries) => Some(Map { entries, node }),
+            _ => {
+                self.wrong_type(node, path, "a mapping");
+                None
+            }
+        }
+    }
+
+    /// `node` as a sequence, or a problem.
+    pub(crate) fn sequence<'n, 'i>(&mut self, node: &'n Node<'i>, path: &str) -> Option<&'n [Node<'i>]> {
+        match data(node) {
+            YamlData::Sequence(items) => Some(items),
+            _ => {
+                self.wrong_type(node, path, "a list");
+                None
+            }
+        }
+    }
+
+    /// `node` as a string, or a problem.
+    pub(crate) fn string<'n>(&mut self, node: &'n Node<'_>, path: &str) -> Option<&'n str> {
+        match data(node) {
+            YamlData::Value(Scalar::String(s)) => Some(s.as_ref()),
+            _ => {
+                self.wrong_type(node, path, "a string");
+                None
+            }
+        }
+    }
+
+    /// `node` as an integer, or a problem.
+    pub(crate) fn integer(&mut self, node: &Node<'_>, path: &str) -> Option<i64> {
+        match data(node) {
+            YamlData::Value(Scalar::Integer(i)) => Some(*i),
+            _ => {
+                self.wrong_type(node, path, "an integer");
+                None
+            }
+        }
+    }
+
+    /// `node` as a boolean, or a problem.
+    pub(crate) fn boolean(&mut self, node: &Node<'_>, path: &str) -> Option<bool> {
+        match data(node) {
+            YamlData::Value(Scalar::Boolean(b)) => Some(*b),
+            _ => {
+                self.wrong_type(node, path, "true or false");
+                None
+            }
+        }
+    }
+
+    /// Warns about keys of `map` that are not in `valid`, with a "did you mean". Kubernetes has many more
+    /// fields than slip reads and Podman ignores the ones it does not know, so these are warnings.
+    pub(crate) fn unknown_keys(&mut self, map: Map<'_, '_>, path: &str, valid: &[&str]) {
+        for (key, at) in map.keys() {
+            if valid.contains(&key.as_str()) {
+                continue;
+            }
+            let mean = suggest(&key, valid).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
+            let place = if path.is_empty() { "at the top level".to_owned() } else { format!("in {path}") };
+            self.warn(at, format!("unknown key {key:?} {place}{mean}: Podman ignores it"), None);
+        }
+    }
+
+    fn wrong_type(&mut self, node: &Node<'_>, path: &str, expected: &str) {
+        let hint = match (expected, data(node)) {
+            ("an integer", YamlData::Value(Scalar::String(s))) if s.trim().parse::<i64>().is_ok() => {
+                Some(format!("remove the quotes: {}", s.trim()))
+            }
+            ("true or false", YamlData::Value(Scalar::String(s))) if matches!(s.as_ref(), "true" | "false") => {
+                Some(format!("remove the quotes: {s}"))
+            }
+            _ => None,
+        };
+        self.problem(at(node), format!("{path}: expected {expected}, found {}", type_name(node)), hint);
+    }
+}
+
+/// 1-based line and column (in characters) of a node.
+pub(crate) fn at(node: &Node<'_>) -> At {
+    (Some(node.span.start.line()), Some(node.span.start.col() + 1))
+}
+
+/// True for `null`, `~` and an empty value.
+pub(crate) fn is_null(node: &Node<'_>) -> bool {
+    matches!(data(node), YamlData::Value(Scalar::Null))
+}
+
+/// How messages describe a node's type.
+pub(crate) fn type_name(node: &Node<'_>) -> &'static str {
+    match data(node) {
+        YamlData::Value(Scalar::Null) => "nothing",
+        YamlData::Value(Scalar::Boolean(_)) => "a boolean",
+        YamlData::Value(Scalar::Integer(_)) => "an integer",
+        YamlData::Value(Scalar::FloatingPoint(_)) => "a number",
+        YamlData::Value(Scalar::String(_)) => "a string",
+        YamlData::Sequence(_) => "a list",
+        YamlData::Mapping(_) => "a mapping",
+        _ => "an unsupported value",
+    }
+}
+
+/// The node's data, looking through tags (`!!str 80`).
+fn data<'n, 'i>(node: &'n Node<'i>) -> &'n YamlData<'i, Node<'i>> {
+    match &node.data {
+        YamlData::Tagged(_, inner) => data(inner),
+        other => other,
+    }
+}
+
+fn key_str<'n>(node: &'n Node<'_>) -> Option<&'n str> {
+    match data(node) {
+        YamlData::Value(Scalar::String(s)) => Some(s.as_ref()),
+        _ => None,
+    }
+}
+
+fn shown(node: &Node<'_>) -> String {
+    match data(node) {
+        YamlData::Value(Scalar::Integer(i)) => i.to_string(),
+        YamlData::Value(Scalar::Boolean(b)) => b.to_string(),
+        YamlData::Value(Scalar::FloatingPoint(f)) => f.to_string(),
+        _ => type_name(node).to_owned(),
+    }
+}
