@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 mod events;
+mod logs;
 mod secrets;
 
 pub use events::EventFrame;
+pub use logs::LogLine;
 pub use secrets::{
     LegacySecretNames, LegacySecretsPut, LegacySecretsSet, SecretInfo, SecretList, SecretMetadata, SecretPut, SecretSet,
 };

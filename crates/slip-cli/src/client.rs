@@ -59,10 +59,17 @@ pub type SseEvent = eventsource_stream::Event;
 /// An open event stream; an `Err` item means the connection broke.
 pub type SseStream = Pin<Box<dyn Stream<Item = Result<SseEvent, String>> + Send>>;
 
+/// An open response body; an `Err` item means the connection broke.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, String>> + Send>>;
+
 /// slipd's API over HTTP.
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    /// Like `http` without the overall deadline, for bodies that stream for as long as they like.
+    streaming: reqwest::Client,
+    /// `--timeout`: the bound on one request (on a streamed one, until its head arrives).
+    timeout: Duration,
     token: Option<String>,
     secret: Option<String>,
 }
@@ -87,7 +94,12 @@ impl Client {
             .user_agent(concat!("slip/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Failure::new(format!("building the HTTP client: {e}"), None, exit::API))?;
-        Ok(Client { base: server.trim_end_matches('/').to_owned(), http, token, secret })
+        let streaming = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .user_agent(concat!("slip/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Failure::new(format!("building the HTTP client: {e}"), None, exit::API))?;
+        Ok(Client { base: server.trim_end_matches('/').to_owned(), http, streaming, timeout, token, secret })
     }
 
     /// `POST /v1/deploy`, signed with the app key and a timestamp (or with the admin token).
@@ -141,18 +153,26 @@ impl Client {
         self.send(request).await
     }
 
-    /// A GET with the admin token whose answer is text (logs).
-    pub async fn get_admin_text(&self, path: &str) -> Result<String, Failure> {
-        let request = self.admin(self.http.get(format!("{}{path}", self.base)))?;
-        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
+    /// A GET with the admin token whose answer is a stream of bytes (logs), sent with `Accept: accept`. Only the
+    /// wait for the answer's head is bounded by `--timeout`: a followed body may stay open for as long as it likes.
+    pub async fn get_admin_stream(&self, path: &str, accept: &str) -> Result<ByteStream, Failure> {
+        let request = self.admin(self.streaming.get(format!("{}{path}", self.base)))?.header("accept", accept);
+        let response = match tokio::time::timeout(self.timeout, request.send()).await {
+            Ok(sent) => sent.map_err(|e| self.unreachable(&e))?,
+            Err(_) => {
+                return Err(Failure::new(
+                    format!("slipd at {} did not answer within {:?}", self.base, self.timeout),
+                    Some("raise --timeout, or check the server's load".into()),
+                    exit::UNREACHABLE,
+                ));
+            }
+        };
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| Failure::new(format!("reading slipd's answer from {}: {e}", self.base), None, exit::API))?;
         if status.is_success() {
-            return Ok(String::from_utf8_lossy(&bytes).into_owned());
+            let chunks = response.bytes_stream().map(|chunk| chunk.map(|b| b.to_vec()).map_err(|e| root_cause(&e)));
+            return Ok(Box::pin(chunks));
         }
+        let bytes = response.bytes().await.unwrap_or_default();
         Err(api_failure(status.as_u16(), &bytes, &self.base))
     }
 

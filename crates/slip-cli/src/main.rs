@@ -6,10 +6,11 @@
 //! 4 authentication or permission error, 5 server unreachable, 6 wait timed out, 7 other API error.
 //!
 //! # Layout
-//! - [`apps`]: `apps list|show|add|edit|rm` and `rollback` (`logs` is a plain GET in [`run`]).
+//! - [`apps`]: `apps list|show|add|edit|rm` and `rollback`.
 //! - [`client`]: HTTP, signing, error answers → [`client::Failure`] with a hint and an exit code.
 //! - [`follow`]: waiting for a deploy with live progress (SSE, or polling).
 //! - [`init`]: `init`, the starter files (offline).
+//! - [`logs`]: `logs`, printing container output as it arrives.
 //! - [`secrets`]: `secrets list|set|rm`, remote or local.
 //! - [`table`]: tables and times.
 //! - [`validate`]: `validate`, the offline check of a repo's config and pod manifest.
@@ -18,6 +19,7 @@ mod apps;
 mod client;
 mod follow;
 mod init;
+mod logs;
 mod secrets;
 mod table;
 mod validate;
@@ -159,14 +161,8 @@ enum Command {
         #[arg(long, default_value = "15m", value_parser = parse_duration)]
         wait_timeout: Duration,
     },
-    /// Print the last lines of an app's running containers (redacted by slipd).
-    Logs {
-        /// App name.
-        app: String,
-        /// Lines per container (1 to 10000).
-        #[arg(long, default_value_t = 200)]
-        tail: usize,
-    },
+    /// Print the output of an app's running containers (redacted by slipd), or follow it.
+    Logs(logs::LogsArgs),
     /// Check a repo's slip/slip.toml and pod manifest offline.
     Validate(validate::Args),
     /// Write starter files: slip/slip.toml (plus slip/pod.yaml for pods) and the server's <name>.toml.
@@ -309,11 +305,7 @@ async fn run(cli: Cli, server_given: bool) -> Result<u8, Failure> {
             }
             follow::follow(&client, &accepted.deploy_id, wait_timeout, out).await
         }
-        Command::Logs { app, tail } => {
-            let text = client.get_admin_text(&format!("/v1/apps/{}/logs?tail={tail}", encode(&app))).await?;
-            print!("{text}");
-            Ok(exit::OK)
-        }
+        Command::Logs(args) => logs::run(&client, args, cli.json).await,
         Command::Validate(_) | Command::Init(_) => unreachable!("offline commands return above"),
         Command::GenSecret { bytes } => {
             let key: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();

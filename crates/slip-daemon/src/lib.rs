@@ -5,6 +5,7 @@
 //! - [`router`]: the axum router, testable with `oneshot` and no socket.
 //! - [`api`]: request handlers; [`auth`]: signatures, tokens, failure limiting; [`error`]: the error shape.
 //! - [`events`]: the live event bus behind `/v1/events`; [`redaction`]: what an app's redactor hides.
+//! - [`log_relay`]: container output to an HTTP body, redacted, plain or NDJSON, ending at shutdown.
 //! - [`queue`]: the per-app deploy queue; [`release`]: turns a queued deploy and the config into a release.
 //! - [`rollback`]: which release a rollback restores, pinned by digest.
 //! - [`monitor`]: background health and the periodic Caddy reconcile.
@@ -17,6 +18,7 @@ pub mod boot;
 pub mod check;
 pub mod error;
 pub mod events;
+pub mod log_relay;
 pub mod logging;
 pub mod monitor;
 pub mod queue;
@@ -66,7 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/apps/{name}/rollback", post(api::rollback::rollback))
         .route("/v1/apps", get(api::apps::list).post(api::apps::create))
         .route("/v1/apps/{name}", get(api::apps::show).patch(api::apps::patch).delete(api::apps::remove))
-        .route("/v1/apps/{name}/logs", get(api::apps::logs))
+        .route("/v1/apps/{name}/logs", get(api::logs::logs))
         .route("/healthz", get(api::read::healthz))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

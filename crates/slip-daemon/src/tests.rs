@@ -29,6 +29,11 @@ pub(crate) const SECRET: &str = "global-secret-for-tests";
 pub(crate) const TOKEN: &str = "admin-token-for-tests";
 
 pub(crate) fn state() -> AppState {
+    state_with(Arc::new(FakeRuntime::new(Journal::default())))
+}
+
+/// A state like [`state`] whose engine is `runtime`, for tests that script containers.
+pub(crate) fn state_with(runtime: Arc<FakeRuntime>) -> AppState {
     let storage = tempfile::tempdir().expect("tempdir").keep();
     let sources = Sources {
         slip_toml: Some(SourceFile {
@@ -50,7 +55,7 @@ pub(crate) fn state() -> AppState {
     let journal = Journal::default();
     let store = Store::open_in_memory().unwrap();
     let engine = Engine {
-        runtime: Arc::new(FakeRuntime::new(journal.clone())),
+        runtime,
         probe: Arc::new(ScriptedProbe::new(journal.clone())),
         routes: RouteTable::new(Arc::new(FakeProxy::new(journal))),
         instance_id: store.instance_id().to_owned(),

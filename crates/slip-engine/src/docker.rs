@@ -12,6 +12,7 @@
 
 mod create;
 mod errors;
+mod logs;
 mod reference;
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,10 +22,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
-use bollard::container::LogOutput;
 use bollard::models::{ContainerInspectResponse, ContainerSummaryStateEnum, NetworkCreateRequest, PortMap};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
     RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures::StreamExt;
@@ -32,8 +32,8 @@ use futures::StreamExt;
 use self::errors::{Answer, PullFailure};
 use self::reference::Reference;
 use crate::ports::{
-    ContainerId, ContainerRuntime, ContainerSpec, ContainerState, ContainerSummary, PortMapping, PulledImage,
-    RegistryCredentials, RuntimeError,
+    ContainerId, ContainerRuntime, ContainerSpec, ContainerState, ContainerSummary, LogRequest, LogStream, PortMapping,
+    PulledImage, RegistryCredentials, RuntimeError,
 };
 
 /// Docker's default socket.
@@ -396,21 +396,8 @@ impl ContainerRuntime for Runtime {
             .collect())
     }
 
-    async fn logs_tail(&self, id: &str, lines: usize) -> Result<Vec<String>, RuntimeError> {
-        let options = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&lines.to_string()).build();
-        let mut stream = self.docker.logs(id, Some(options));
-        let mut out = LogLines::default();
-        while let Some(item) = tokio::time::timeout(API_TIMEOUT, stream.next()).await.map_err(|_| {
-            RuntimeError::Rejected { op: "logs", target: id.to_owned(), message: "no answer within 60s".into() }
-        })? {
-            match item {
-                Ok(frame) => out.push(&frame),
-                Err(err) => return Err(self.error("logs", id, &err)),
-            }
-        }
-        let mut all = out.finish();
-        let skip = all.len().saturating_sub(lines);
-        Ok(all.split_off(skip))
+    fn logs(&self, id: &str, request: &LogRequest) -> LogStream {
+        logs::stream(&self.docker, &self.socket, id, request)
     }
 
     async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError> {
@@ -420,39 +407,6 @@ impl ContainerRuntime for Runtime {
             Err(err) if Answer::of(&err).status() == Some(404) => Ok(()),
             Err(err) => Err(self.error("remove image", reference, &err)),
         }
-    }
-}
-
-/// Lines of a log stream, kept apart per output stream so interleaved partial writes do not merge.
-#[derive(Default)]
-struct LogLines {
-    lines: Vec<String>,
-    partial_out: String,
-    partial_err: String,
-}
-
-impl LogLines {
-    fn push(&mut self, frame: &LogOutput) {
-        let (partial, bytes) = match frame {
-            LogOutput::StdErr { message } => (&mut self.partial_err, message),
-            LogOutput::StdOut { message } | LogOutput::Console { message } | LogOutput::StdIn { message } => {
-                (&mut self.partial_out, message)
-            }
-        };
-        partial.push_str(&String::from_utf8_lossy(bytes));
-        while let Some(end) = partial.find('\n') {
-            let line: String = partial.drain(..=end).collect();
-            self.lines.push(line.trim_end_matches(['\n', '\r']).to_owned());
-        }
-    }
-
-    fn finish(mut self) -> Vec<String> {
-        for partial in [self.partial_out, self.partial_err] {
-            if !partial.is_empty() {
-                self.lines.push(partial);
-            }
-        }
-        self.lines
     }
 }
 
@@ -573,16 +527,5 @@ mod tests {
             ("9090/tcp".to_owned(), None),
         ]);
         assert_eq!(port_mappings(&map), vec![PortMapping { host: 20001, container: 8080 }]);
-    }
-
-    #[test]
-    fn log_lines_are_split_per_stream() {
-        let mut lines = LogLines::default();
-        let out = |s: &str| LogOutput::StdOut { message: s.as_bytes().to_vec().into() };
-        let err = |s: &str| LogOutput::StdErr { message: s.as_bytes().to_vec().into() };
-        for frame in [out("hel"), err("oops\n"), out("lo\nwor"), out("ld\r\nlast")] {
-            lines.push(&frame);
-        }
-        assert_eq!(lines.finish(), vec!["oops", "hello", "world", "last"]);
     }
 }

@@ -6,9 +6,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use futures::{Stream, TryStreamExt};
 
 /// An engine container id (full hex id from Docker/Podman).
 pub type ContainerId = String;
@@ -147,6 +149,67 @@ pub struct ContainerSummary {
     pub labels: BTreeMap<String, String>,
 }
 
+/// Which part of a container's output [`ContainerRuntime::logs`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRequest {
+    /// Only the last this many lines (of those from `since` on); `None` means every line.
+    pub tail: Option<usize>,
+    /// Only lines written at or after this time (exact to the engine's nanosecond timestamps).
+    pub since: Option<SystemTime>,
+    /// Whether the stream ends now or stays open for new lines.
+    pub follow: Follow,
+}
+
+impl LogRequest {
+    /// The last `lines` lines, then the end of the stream.
+    pub fn tail(lines: usize) -> LogRequest {
+        LogRequest { tail: Some(lines), since: None, follow: Follow::No }
+    }
+}
+
+/// Whether a log stream ends after the lines already written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// The stream ends after the lines written so far.
+    No,
+    /// The stream stays open and yields new lines as they are written, until the container stops.
+    UntilStopped,
+}
+
+/// Which output of the container a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl OutputStream {
+    /// `stdout` or `stderr`, as the API names them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputStream::Stdout => "stdout",
+            OutputStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// One line of a container's output, without its line ending. Holds whatever the app printed, secret values
+/// included: redact before it leaves slipd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// When the engine received it; `None` when the engine gave no timestamp.
+    pub at: Option<SystemTime>,
+    /// Where the app wrote it.
+    pub stream: OutputStream,
+    /// The text (invalid UTF-8 replaced).
+    pub text: String,
+}
+
+/// A container's output, line by line; an `Err` item ends it.
+pub type LogStream = Pin<Box<dyn Stream<Item = Result<LogLine, RuntimeError>> + Send>>;
+
 /// Failures of the container runtime, with the context a person needs.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -195,8 +258,13 @@ pub trait ContainerRuntime: Send + Sync {
     async fn remove(&self, id: &str) -> Result<(), RuntimeError>;
     /// Every container (running or not) carrying all of `labels`.
     async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerSummary>, RuntimeError>;
-    /// The last `lines` lines of a container's output (stdout and stderr).
-    async fn logs_tail(&self, id: &str, lines: usize) -> Result<Vec<String>, RuntimeError>;
+    /// A container's output (stdout and stderr) as `request` selects, line by line, in the order the engine
+    /// received it. A container that does not exist (any more) has no lines: the stream is empty.
+    fn logs(&self, id: &str, request: &LogRequest) -> LogStream;
+    /// The last `lines` lines of a container's output (stdout and stderr), as text.
+    async fn logs_tail(&self, id: &str, lines: usize) -> Result<Vec<String>, RuntimeError> {
+        self.logs(id, &LogRequest::tail(lines)).map_ok(|line| line.text).try_collect().await
+    }
     /// Removes an image by reference without force. A missing image is `Ok`; an image in use is an error.
     async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError>;
 }

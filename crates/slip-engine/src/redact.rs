@@ -34,7 +34,7 @@ struct Inner {
 impl Redactor {
     /// A redactor for `(label, value)` pairs, e.g. `("DATABASE_URL", "postgres://…")` or
     /// `("auth.secret", "…")`. Values shorter than [`MIN_REDACTABLE_LEN`] bytes are skipped; a value given
-    /// twice keeps its first label.
+    /// twice keeps its first label. Each line of a value that spans lines is redacted on its own as well.
     pub fn new<L, V>(secrets: impl IntoIterator<Item = (L, V)>) -> Redactor
     where
         L: AsRef<str>,
@@ -44,11 +44,16 @@ impl Redactor {
         let mut replacements = Vec::new();
         for (label, value) in secrets {
             let value = value.as_ref();
-            if value.len() < MIN_REDACTABLE_LEN || values.iter().any(|v| v == value) {
-                continue;
+            // Output is relayed line by line (container logs, hook output), so each line of a value that spans
+            // lines, such as a PEM key, is a value of its own too. The whole value still wins where it appears.
+            let lines = value.contains('\n').then(|| value.split('\n').map(|l| l.trim_end_matches('\r')));
+            for part in std::iter::once(value).chain(lines.into_iter().flatten()) {
+                if part.len() < MIN_REDACTABLE_LEN || values.iter().any(|v| v == part) {
+                    continue;
+                }
+                values.push(part.to_owned());
+                replacements.push(format!("[redacted:{}]", label.as_ref()));
             }
-            values.push(value.to_owned());
-            replacements.push(format!("[redacted:{}]", label.as_ref()));
         }
         if values.is_empty() {
             return Redactor::default();
@@ -115,6 +120,15 @@ mod tests {
     fn the_longest_value_wins_when_values_overlap() {
         let r = Redactor::new([("SHORT", "abcdef"), ("LONG", "abcdefghij")]);
         assert_eq!(r.redact("x abcdefghij y abcdef"), "x [redacted:LONG] y [redacted:SHORT]");
+    }
+
+    #[test]
+    fn each_line_of_a_multi_line_value_is_redacted_on_its_own() {
+        let key = "-----BEGIN KEY-----\r\nMIIBVgIBADANBgkq\r\nabc\r\n-----END KEY-----";
+        let r = Redactor::new([("TLS_KEY", key)]);
+        assert_eq!(r.redact(&format!("key: {key}")), "key: [redacted:TLS_KEY]", "the whole value wins");
+        assert_eq!(r.redact("MIIBVgIBADANBgkq"), "[redacted:TLS_KEY]", "a line printed alone");
+        assert_eq!(r.redact("abc"), "abc", "lines shorter than the minimum are left alone");
     }
 
     #[test]

@@ -813,11 +813,15 @@ mod tests {
         let w = world();
         run_deploy(&w.engine, release(&w, 1, "v1", Strategy::Recreate)).await;
         let v2 = release(&w, 2, "v2", Strategy::Recreate);
-        w.probe.script(41001, &[ProbeResult::Unhealthy("connection refused".into())]);
+        // Whatever port v2 leases (the bind test may skip one that another process holds), it never answers;
+        // v1's port stays healthy for the restore.
+        w.probe.script(v1_port(&w), &[ProbeResult::Healthy(200)]);
+        w.probe.answer_by_default(ProbeResult::Unhealthy("connection refused".into()));
         let engine = w.engine.clone();
         let running = tokio::spawn(async move { run_deploy(&engine, v2).await });
         let id: DeployId = "dep_01jz0000000000000000000002".parse().unwrap();
         while w.engine.store.deploy(&id).unwrap().unwrap().status != DeployStatus::HealthChecking {
+            assert!(!running.is_finished(), "the deploy ended before it reached health_checking");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         w.engine.shutdown.cancel();
@@ -836,11 +840,15 @@ mod tests {
         run_deploy(&w.engine, release(&w, 1, "v1", Strategy::Recreate)).await;
         let v2 = release(&w, 2, "v2", Strategy::Recreate);
         let cancel = v2.cancel.clone();
-        w.probe.script(41001, &[ProbeResult::Unhealthy("connection refused".into())]);
+        // Whatever port v2 leases (the bind test may skip one that another process holds), it never answers;
+        // v1's port stays healthy for the restore.
+        w.probe.script(v1_port(&w), &[ProbeResult::Healthy(200)]);
+        w.probe.answer_by_default(ProbeResult::Unhealthy("connection refused".into()));
         let engine = w.engine.clone();
         let running = tokio::spawn(async move { run_deploy(&engine, v2).await });
         let id: DeployId = "dep_01jz0000000000000000000002".parse().unwrap();
         while w.engine.store.deploy(&id).unwrap().unwrap().status != DeployStatus::HealthChecking {
+            assert!(!running.is_finished(), "the deploy ended before it reached health_checking");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         cancel.cancel();
@@ -854,6 +862,14 @@ mod tests {
             (DeployStatus::Failed, Some("cancelled")),
             "not queued again"
         );
+    }
+
+    /// The host port of the app's current instance.
+    fn v1_port(w: &World) -> u16 {
+        let rows = w.engine.store.instances(&"web".parse().unwrap(), None).unwrap();
+        let current = rows.iter().find(|r| r.role == InstanceRole::Current).expect("a current instance");
+        let ports: serde_json::Value = serde_json::from_str(&current.ports).unwrap();
+        ports[0]["host"].as_u64().expect("a host port") as u16
     }
 
     /// Container names end in random hex; tests compare everything else.

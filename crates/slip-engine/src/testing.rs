@@ -6,14 +6,17 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use slip_core::deploy::ProbeResult;
+use tokio::sync::Notify;
 
 use crate::ports::{
-    Applied, ContainerRuntime, ContainerSpec, ContainerState, ContainerSummary, HealthProbe, PortMapping, ProbeTarget,
-    Proxy, ProxyError, PulledImage, RegistryCredentials, RouteBlock, RuntimeError,
+    Applied, ContainerRuntime, ContainerSpec, ContainerState, ContainerSummary, Follow, HealthProbe, LogLine,
+    LogRequest, LogStream, PortMapping, ProbeTarget, Proxy, ProxyError, PulledImage, RegistryCredentials, RouteBlock,
+    RuntimeError,
 };
 
 /// An ordered log of what the fakes were asked to do, shared between them.
@@ -48,7 +51,10 @@ struct FakeContainer {
 #[derive(Debug, Default)]
 pub struct FakeRuntime {
     journal: Journal,
-    state: Mutex<FakeRuntimeState>,
+    /// Shared with open log streams, which outlive a borrow of the runtime.
+    state: Arc<Mutex<FakeRuntimeState>>,
+    /// Wakes followed log streams when a line is written or a container stops.
+    changed: Arc<Notify>,
 }
 
 #[derive(Debug, Default)]
@@ -61,13 +67,21 @@ struct FakeRuntimeState {
     fail_start: Vec<String>,
     /// Container ids whose restart fails, as when their host port was taken while they were stopped.
     fail_restart: Vec<String>,
+    /// Output per container id, in the order written.
+    logs: BTreeMap<String, Vec<LogLine>>,
     next_id: u32,
 }
 
 impl FakeRuntime {
     /// A runtime writing to `journal`.
     pub fn new(journal: Journal) -> FakeRuntime {
-        FakeRuntime { journal, state: Mutex::default() }
+        FakeRuntime { journal, ..FakeRuntime::default() }
+    }
+
+    /// Appends `line` to the output of container `id`, as if the app had printed it.
+    pub fn write_log(&self, id: &str, line: LogLine) {
+        self.state.lock().expect("fake runtime").logs.entry(id.to_owned()).or_default().push(line);
+        self.changed.notify_waiters();
     }
 
     /// Makes pulls of `reference` fail with `ImageNotFound`.
@@ -90,6 +104,7 @@ impl FakeRuntime {
         if let Some(c) = self.state.lock().expect("fake runtime").containers.get_mut(id) {
             c.running = false;
         }
+        self.changed.notify_waiters();
     }
 
     /// Ids of running containers.
@@ -200,12 +215,14 @@ impl ContainerRuntime for FakeRuntime {
         if let Some(c) = self.state.lock().expect("fake runtime").containers.get_mut(id) {
             c.running = false;
         }
+        self.changed.notify_waiters();
         Ok(())
     }
 
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
         self.journal.push(format!("remove {id}"));
         self.state.lock().expect("fake runtime").containers.remove(id);
+        self.changed.notify_waiters();
         Ok(())
     }
 
@@ -224,8 +241,20 @@ impl ContainerRuntime for FakeRuntime {
             .collect())
     }
 
-    async fn logs_tail(&self, _id: &str, _lines: usize) -> Result<Vec<String>, RuntimeError> {
-        Ok(vec!["fake log line".into()])
+    fn logs(&self, id: &str, request: &LogRequest) -> LogStream {
+        let st = self.state.lock().expect("fake runtime");
+        let written = st.logs.get(id).map_or(&[][..], Vec::as_slice);
+        let wanted: Vec<usize> = (0..written.len()).filter(|i| after(&written[*i], request.since)).collect();
+        let skip = request.tail.map_or(0, |tail| wanted.len().saturating_sub(tail));
+        let reader = FakeLogReader {
+            state: self.state.clone(),
+            changed: self.changed.clone(),
+            id: id.to_owned(),
+            since: request.since,
+            follow: request.follow,
+            next: wanted.get(skip).copied().unwrap_or(written.len()),
+        };
+        futures::stream::unfold(reader, FakeLogReader::next).boxed()
     }
 
     async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError> {
@@ -233,6 +262,49 @@ impl ContainerRuntime for FakeRuntime {
         self.state.lock().expect("fake runtime").images.remove(reference);
         Ok(())
     }
+}
+
+/// One open log stream of the fake runtime.
+struct FakeLogReader {
+    state: Arc<Mutex<FakeRuntimeState>>,
+    changed: Arc<Notify>,
+    id: String,
+    since: Option<SystemTime>,
+    follow: Follow,
+    /// Index of the next line to look at.
+    next: usize,
+}
+
+impl FakeLogReader {
+    async fn next(mut self) -> Option<(Result<LogLine, RuntimeError>, FakeLogReader)> {
+        loop {
+            let changed = self.changed.clone();
+            let notified = changed.notified();
+            tokio::pin!(notified);
+            // Registered before looking, so a line written in between still wakes this stream.
+            notified.as_mut().enable();
+            let (line, ended) = {
+                let st = self.state.lock().expect("fake runtime");
+                let written = st.logs.get(&self.id).map_or(&[][..], Vec::as_slice);
+                let found = written[self.next.min(written.len())..].iter().position(|l| after(l, self.since));
+                let line = found.map(|offset| written[self.next + offset].clone());
+                self.next = found.map_or(written.len(), |offset| self.next + offset + 1);
+                let running = st.containers.get(&self.id).is_some_and(|c| c.running);
+                (line, self.follow == Follow::No || !running)
+            };
+            match line {
+                Some(line) => return Some((Ok(line), self)),
+                None if ended => return None,
+                None => {}
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Whether `line` was written at or after `since`.
+fn after(line: &LogLine, since: Option<SystemTime>) -> bool {
+    since.is_none_or(|since| line.at.is_none_or(|at| at >= since))
 }
 
 /// An in-memory proxy that keeps the last block written.

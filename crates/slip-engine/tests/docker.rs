@@ -9,14 +9,15 @@
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 use slip_core::deploy::ProbeResult;
 use slip_engine::docker::{Backend, Runtime};
 use slip_engine::ports::{
-    ContainerRuntime, ContainerSpec, HealthProbe, LogRotation, Mount, NetworkAttachment, PortMapping, ProbeTarget,
-    RegistryCredentials, Resources, RuntimeError,
+    ContainerRuntime, ContainerSpec, Follow, HealthProbe, LogLine, LogRequest, LogRotation, LogStream, Mount,
+    NetworkAttachment, OutputStream, PortMapping, ProbeTarget, RegistryCredentials, Resources, RuntimeError,
 };
 use slip_engine::probe::Http;
 use slip_testenv::{
@@ -89,6 +90,12 @@ fn web_port(host: u16) -> PortMapping {
 
 fn probe_target(port: u16, path: &str) -> ProbeTarget {
     ProbeTarget { port, path: path.to_owned(), host: None, timeout: Duration::from_secs(2) }
+}
+
+/// The next line's text, or `None` at the end of the stream; panics when nothing happens within [`READY`].
+async fn next(stream: &mut LogStream) -> Option<String> {
+    let next = tokio::time::timeout(READY, stream.next()).await.expect("a line or the end within the deadline");
+    next.map(|line| line.expect("no error").text)
 }
 
 async fn wait_healthy(port: u16, path: &str) {
@@ -314,6 +321,46 @@ async fn a_crashing_container_shows_its_exit_code_restarts_and_logs() {
     assert!(seen_exited.get(), "inspect showed the container as exited with status 1 between restarts");
     let logs = fx.runtime.logs_tail(&id, 10).await.unwrap();
     assert!(logs.iter().any(|l| l == "crashing: crashing on purpose"), "{logs:?}");
+}
+
+#[tokio::test]
+async fn logs_filter_since_exactly_follow_new_lines_and_end_when_the_container_stops() {
+    let fx = Fixture::new().await;
+    let port = free_port();
+    let id = fx.runtime.start(&fx.spec(&Image::V1.build(), &[web_port(port)])).await.expect("start");
+    wait_healthy(port, "/health").await;
+    let say = |text: &str| {
+        let url = format!("http://127.0.0.1:{port}/cgi-bin/say?{text}");
+        async move { reqwest::get(url).await.expect("the say page answers").error_for_status().expect("said") }
+    };
+
+    say("before-the-cut").await;
+    wait_until_async(READY, "the first line is in the log", || async {
+        fx.runtime.logs_tail(&id, 10).await.unwrap().iter().any(|l| l == "before-the-cut")
+    })
+    .await;
+    let cut = SystemTime::now();
+    say("after-the-cut").await;
+    let since = LogRequest { tail: None, since: Some(cut), follow: Follow::No };
+    let read = || fx.runtime.logs(&id, &since).try_collect::<Vec<LogLine>>();
+    wait_until_async(READY, "the second line is in the log", || async {
+        read().await.unwrap().iter().any(|l| l.text == "after-the-cut")
+    })
+    .await;
+    let lines = read().await.unwrap();
+    assert_eq!(lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), vec!["after-the-cut"], "{lines:?}");
+    assert!(lines[0].at.is_some_and(|at| at >= cut) && lines[0].stream == OutputStream::Stdout, "{lines:?}");
+
+    let mut followed = fx.runtime.logs(&id, &LogRequest { tail: Some(1), since: None, follow: Follow::UntilStopped });
+    assert_eq!(next(&mut followed).await.as_deref(), Some("after-the-cut"), "the stream is attached");
+    say("written-while-following").await;
+    assert_eq!(next(&mut followed).await.as_deref(), Some("written-while-following"));
+    fx.runtime.stop(&id, Duration::from_secs(5)).await.expect("stop");
+    assert_eq!(next(&mut followed).await.as_deref(), Some("v1: stopping on SIGTERM"));
+    assert_eq!(next(&mut followed).await, None, "the stream ends when the container stops");
+
+    fx.runtime.remove(&id).await.expect("remove");
+    assert!(fx.runtime.logs_tail(&id, 10).await.unwrap().is_empty(), "a removed container has no lines");
 }
 
 #[tokio::test]

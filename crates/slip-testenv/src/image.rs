@@ -17,7 +17,8 @@
 //! | [`Image::CRASHING`] | exits 1 at once |
 //!
 //! Every web image also serves `/cgi-bin/slow?N`, which answers `slow <version> done after Ns` after N seconds
-//! (default 1), for drain tests. Every image exits promptly on SIGTERM (a plain `httpd` as PID 1 would ignore it
+//! (default 1), for drain tests; `/cgi-bin/say?TEXT`, which prints TEXT (the raw query string) as one line on the
+//! container's stdout; and `/cgi-bin/env?NAME`, which prints `NAME=<value of $NAME>` there, for log tests. Every image exits promptly on SIGTERM (a plain `httpd` as PID 1 would ignore it
 //! and wait for the engine's SIGKILL); in-flight requests die with it, which is what drain tests need to notice.
 //! Start and stop lines go to stdout, prefixed with the version, for log tests.
 
@@ -185,6 +186,8 @@ impl Image {
                     }
                 }
                 entries.push(Entry::file("rootfs/www/cgi-bin/slow", 0o755, slow_cgi(version)));
+                entries.push(Entry::file("rootfs/www/cgi-bin/say", 0o755, SAY_CGI.to_owned()));
+                entries.push(Entry::file("rootfs/www/cgi-bin/env", 0o755, ENV_CGI.to_owned()));
                 web_script(version, start_delay_secs)
             }
             Behaviour::Worker => worker_script(version),
@@ -349,6 +352,20 @@ fn slow_cgi(version: &str) -> String {
          printf 'Content-Type: text/plain\\r\\n\\r\\nslow %s done after %ss\\n' '{version}' \"$secs\"\n"
     )
 }
+
+/// `GET /cgi-bin/say?TEXT` prints TEXT on the container's stdout, which is PID 1's: a CGI script's own stdout is
+/// the HTTP answer.
+const SAY_CGI: &str = "#!/bin/sh\n\
+                       echo \"$QUERY_STRING\" > /proc/1/fd/1\n\
+                       printf 'Content-Type: text/plain\\r\\n\\r\\nsaid\\n'\n";
+
+/// `GET /cgi-bin/env?NAME` prints `NAME=<value>` of the container's environment on its stdout, as an app that
+/// logs its configuration would; NAME must be a shell variable name.
+const ENV_CGI: &str = "#!/bin/sh\n\
+                       case \"$QUERY_STRING\" in ''|[0-9]*|*[!A-Za-z0-9_]*) printf 'Status: 400\\r\\n\\r\\n'; exit 0 ;; esac\n\
+                       eval \"value=\\${$QUERY_STRING}\"\n\
+                       echo \"$QUERY_STRING=$value\" > /proc/1/fd/1\n\
+                       printf 'Content-Type: text/plain\\r\\n\\r\\nprinted\\n'\n";
 
 #[cfg(test)]
 mod tests {

@@ -42,6 +42,27 @@ async fn v1_from_a_registry_serves_version_health_and_a_slow_page() {
 }
 
 #[tokio::test]
+async fn web_images_print_lines_and_environment_values_on_demand() {
+    require_docker();
+    let id = unique_id();
+    let guard = ContainerGuard::new("slip.test", &id);
+    let port = free_port();
+    let env = "LOGGED_VALUE=value-from-the-environment";
+    let run = ["run", "--detach", "--label", guard.label(), "-e", env, "-p", &published(port), &Image::V1.build()];
+    let container = docker(&run);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for_http(&format!("{base}/version")).await;
+
+    assert_eq!(get(&format!("{base}/cgi-bin/say?hello-{id}")).await, (200, "said\n".to_owned()));
+    assert_eq!(get(&format!("{base}/cgi-bin/env?LOGGED_VALUE")).await, (200, "printed\n".to_owned()));
+    assert_eq!(get(&format!("{base}/cgi-bin/env?1;true")).await.0, 400, "only variable names are printed");
+    wait_until(TIMEOUT, "both lines are in the container's log", || {
+        let text = docker(&["logs", &container]);
+        text.contains(&format!("\nhello-{id}\n")) && text.contains("\nLOGGED_VALUE=value-from-the-environment")
+    });
+}
+
+#[tokio::test]
 async fn unhealthy_release_answers_404_on_health_paths() {
     require_docker();
     let id = unique_id();

@@ -7,5 +7,6 @@ mod support;
 mod apps;
 mod deploy;
 mod init;
+mod logs;
 mod secrets;
 mod validate;

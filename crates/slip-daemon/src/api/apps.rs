@@ -10,13 +10,11 @@
 //!
 //! Documents are shown as written: placeholders unresolved and `app.secret` as `"***"`.
 //!
-//! `GET /v1/apps/{name}/logs?tail=` answers the last lines of the app's running containers as `text/plain`,
-//! redacted (SPEC §11.4). `follow`, `since`, `container`, `preview`, `instance` and NDJSON are not supported
-//! yet: `follow`/`since` are refused with 400 rather than ignored.
+//! `DELETE` takes the app's slot first: queued deploys fail with `app_deleted`, and with `force=true` a running
+//! deploy is cancelled (it unwinds before its switch, or finishes its drain after it) before anything is removed.
 //!
-//! Not done here: cancelling a running deploy on `DELETE ?force=true` (the delete proceeds beside it),
-//! failing queued deploys with `app_deleted` (the resolver fails them once the app is gone), previews, and
-//! the richer `state` object of SPEC §6.6 (only `status` and the current/previous deploy ids are given).
+//! Not done here: previews (slip has none yet) and the richer `state` object of SPEC §6.6 (only `status` and the
+//! current/previous deploy ids are given).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -300,69 +298,6 @@ fn fail_queued(state: &AppState, app: &AppName) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `?tail=&follow=&since=` of `GET /v1/apps/{name}/logs`.
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct LogsQuery {
-    tail: Option<usize>,
-    follow: Option<String>,
-    since: Option<String>,
-}
-
-/// Default and largest `tail` of the logs endpoint.
-const DEFAULT_TAIL: usize = 200;
-const MAX_TAIL: usize = 10_000;
-
-/// `GET /v1/apps/{name}/logs?tail=`: the last `tail` lines (default 200) of each running container of the
-/// app, oldest container first, as redacted `text/plain`.
-#[allow(clippy::too_many_arguments)]
-pub async fn logs(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    Query(q): Query<LogsQuery>,
-) -> Result<Response, ApiError> {
-    admin(&state, peer, &method, &uri, &headers).await?;
-    let config = state.config();
-    let app = existing_app(&config, &name)?;
-    let following = q.follow.as_deref().is_some_and(|f| f != "false" && f != "0");
-    if following || q.since.is_some() {
-        return Err(ApiError::bad(
-            "invalid_request",
-            "this slipd does not support follow or since on logs yet; use tail=N (at most 10000)",
-        ));
-    }
-    let tail = q.tail.unwrap_or(DEFAULT_TAIL);
-    if tail == 0 || tail > MAX_TAIL {
-        return Err(ApiError::field("invalid_request", "tail", "tail must be between 1 and 10000"));
-    }
-    let mut containers = state
-        .engine
-        .runtime
-        .list(&[("slip.app", app.as_str()), ("slip.role", "app")])
-        .await
-        .map_err(|e| anyhow::Error::new(e).context("listing the app's containers"))?;
-    containers.retain(|c| c.running && !c.labels.contains_key("slip.preview"));
-    containers.sort_by(|a, b| a.name.cmp(&b.name));
-    let redactor = crate::redaction::for_app(&config, &app);
-    let mut out = String::new();
-    for c in &containers {
-        let lines = state
-            .engine
-            .runtime
-            .logs_tail(&c.id, tail)
-            .await
-            .map_err(|e| anyhow::Error::new(e).context(format!("reading the logs of {}", c.name)))?;
-        for line in lines {
-            out.push_str(&redactor.redact(&line));
-            out.push('\n');
-        }
-    }
-    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], out).into_response())
-}
-
 /// Who asked, for the audit log.
 struct Admin {
     ip: String,
@@ -406,7 +341,8 @@ fn audit(state: &AppState, who: &Admin, app: &AppName, action: &str) {
     }
 }
 
-fn existing_app(config: &Config, name: &str) -> Result<AppName, ApiError> {
+/// The app `name` names, or 404 `app_not_found` when the config has no such app (the logs endpoint uses it too).
+pub(crate) fn existing_app(config: &Config, name: &str) -> Result<AppName, ApiError> {
     name.parse::<AppName>().ok().filter(|app| config.apps.contains_key(app)).ok_or_else(|| {
         let shown: String = name.chars().take(64).collect();
         ApiError::not_found("app_not_found", format!("no app {shown:?} in the server config (apps/<name>.toml)"))

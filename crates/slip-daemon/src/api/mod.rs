@@ -3,6 +3,7 @@
 pub mod apps;
 pub mod deploy;
 pub mod events;
+pub mod logs;
 pub mod read;
 pub mod rollback;
 pub mod secrets;

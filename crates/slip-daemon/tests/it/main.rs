@@ -9,5 +9,6 @@ mod crash;
 mod deploy;
 mod engine_restart;
 mod history;
+mod logs;
 mod rollback;
 mod webhook;
