@@ -13,6 +13,7 @@ use clap::Subcommand;
 use serde_json::{Map, Value, json};
 
 use crate::client::{Client, Failure, encode, exit};
+use crate::pairs;
 use crate::table::{Table, truncate};
 
 /// `slip apps …`.
@@ -130,23 +131,14 @@ pub async fn run(client: &Client, command: AppsCommand, json_out: bool) -> Resul
                 None => Map::new(),
             };
             set(&mut doc, "app.name", json!(name));
-            if let Some(image) = image.or(image_arg) {
-                check_image(&image)?;
-                set(&mut doc, "app.image", json!(image));
-            }
-            if let Some(domain) = domain.or(domain_arg) {
-                set(&mut doc, "routing.domain", json!(domain));
-            }
-            if let Some(port) = port {
-                set(&mut doc, "routing.port", json!(port));
-            }
+            set_image_and_route(&mut doc, image.or(image_arg), domain.or(domain_arg), port)?;
             if let Some(kind) = kind {
                 set(&mut doc, "app.kind", json!(kind));
             }
             if let Some(secret) = secret {
                 set(&mut doc, "app.secret", json!(secret));
             }
-            for (k, v) in pairs(&env, "--env")? {
+            for (k, v) in pairs::<Vec<_>>(&env, "--env")? {
                 set_in(&mut doc, &["env", &k], json!(v));
             }
             let app: Value = client.post_admin("/v1/apps", &Value::Object(doc)).await?;
@@ -155,24 +147,15 @@ pub async fn run(client: &Client, command: AppsCommand, json_out: bool) -> Resul
         }
         AppsCommand::Edit { name, image, domain, port, set: sets, unset, env, unset_env } => {
             let mut patch = Map::new();
-            if let Some(image) = image {
-                check_image(&image)?;
-                set(&mut patch, "app.image", json!(image));
-            }
-            if let Some(domain) = domain {
-                set(&mut patch, "routing.domain", json!(domain));
-            }
-            if let Some(port) = port {
-                set(&mut patch, "routing.port", json!(port));
-            }
-            for (path, raw) in pairs(&sets, "--set")? {
+            set_image_and_route(&mut patch, image, domain, port)?;
+            for (path, raw) in pairs::<Vec<_>>(&sets, "--set")? {
                 let value = serde_json::from_str(&raw).unwrap_or(Value::String(raw));
                 set(&mut patch, &path, value);
             }
             for path in &unset {
                 set(&mut patch, path, Value::Null);
             }
-            for (k, v) in pairs(&env, "--env")? {
+            for (k, v) in pairs::<Vec<_>>(&env, "--env")? {
                 set_in(&mut patch, &["env", &k], json!(v));
             }
             for k in &unset_env {
@@ -246,6 +229,27 @@ fn text(v: &Value) -> &str {
     v.as_str().unwrap_or("-")
 }
 
+/// Sets the `--image` (checked), `--domain` and `--port` flags that were given: `app.image`, `routing.domain`,
+/// `routing.port`.
+fn set_image_and_route(
+    doc: &mut Map<String, Value>,
+    image: Option<String>,
+    domain: Option<String>,
+    port: Option<u16>,
+) -> Result<(), Failure> {
+    if let Some(image) = image {
+        check_image(&image)?;
+        set(doc, "app.image", json!(image));
+    }
+    if let Some(domain) = domain {
+        set(doc, "routing.domain", json!(domain));
+    }
+    if let Some(port) = port {
+        set(doc, "routing.port", json!(port));
+    }
+    Ok(())
+}
+
 /// Refuses `repo:tag` and `repo@digest`: the tag comes from the webhook.
 fn check_image(image: &str) -> Result<(), Failure> {
     let last = image.rsplit('/').next().unwrap_or(image);
@@ -281,17 +285,6 @@ fn set_in(doc: &mut Map<String, Value>, path: &[&str], value: Value) {
             }
         }
     }
-}
-
-/// `K=V` arguments in order; a missing `=` is a usage error naming the flag.
-fn pairs(items: &[String], flag: &str) -> Result<Vec<(String, String)>, Failure> {
-    items
-        .iter()
-        .map(|item| match item.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-            _ => Err(Failure::new(format!("{flag} expects K=V, got {item:?}"), None, exit::USAGE)),
-        })
-        .collect()
 }
 
 /// A TOML app file as a JSON document.

@@ -259,21 +259,14 @@ async fn run(cli: Cli, server_given: bool) -> Result<u8, Failure> {
                 images: (!images.is_empty()).then(|| pairs(&images, "--images")).transpose()?,
                 preview: preview.map(|id| serde_json::json!({"id": id, "sha": sha, "ttl": ttl})),
                 meta: (!meta.is_empty())
-                    .then(|| pairs(&meta, "--meta").map(|m| serde_json::to_value(m).unwrap_or_default()))
+                    .then(|| {
+                        pairs::<BTreeMap<_, _>>(&meta, "--meta").map(|m| serde_json::to_value(m).unwrap_or_default())
+                    })
                     .transpose()?,
             };
             let accepted: DeployAccepted = client.deploy(&request).await?;
-            if cli.json {
-                println!("{}", serde_json::to_string(&accepted).unwrap_or_default());
-            } else if no_wait {
-                println!("{}", accepted.deploy_id);
-            } else if !cli.quiet {
-                println!("deploy {} of {app}@{tag} {}", accepted.deploy_id, accepted.status);
-            }
-            if no_wait {
-                return Ok(exit::OK);
-            }
-            follow::follow(&client, &accepted.deploy_id, wait_timeout, out).await
+            let headline = format!("deploy {} of {app}@{tag} {}", accepted.deploy_id, accepted.status);
+            accepted_then_follow(&client, &accepted, &headline, no_wait, wait_timeout, out).await
         }
         Command::Watch { deploy_id, wait_timeout } => follow::follow(&client, &deploy_id, wait_timeout, out).await,
         Command::Status { app } => status(&client, app.as_deref(), cli.json).await,
@@ -293,17 +286,8 @@ async fn run(cli: Cli, server_given: bool) -> Result<u8, Failure> {
         Command::Apps { command } => apps::run(&client, command, cli.json).await,
         Command::Rollback { app, to, wait: _, no_wait, wait_timeout } => {
             let accepted = apps::rollback(&client, &app, to.as_deref()).await?;
-            if cli.json {
-                println!("{}", serde_json::to_string(&accepted).unwrap_or_default());
-            } else if no_wait {
-                println!("{}", accepted.deploy_id);
-            } else if !cli.quiet {
-                println!("rollback {} of {app} {}", accepted.deploy_id, accepted.status);
-            }
-            if no_wait {
-                return Ok(exit::OK);
-            }
-            follow::follow(&client, &accepted.deploy_id, wait_timeout, out).await
+            let headline = format!("rollback {} of {app} {}", accepted.deploy_id, accepted.status);
+            accepted_then_follow(&client, &accepted, &headline, no_wait, wait_timeout, out).await
         }
         Command::Logs(args) => logs::run(&client, args, cli.json).await,
         Command::Validate(_) | Command::Init(_) => unreachable!("offline commands return above"),
@@ -313,6 +297,29 @@ async fn run(cli: Cli, server_given: bool) -> Result<u8, Failure> {
             Ok(exit::OK)
         }
     }
+}
+
+/// Prints an accepted deploy (or rollback): its JSON, its id alone with `--no-wait`, or `headline`; then,
+/// unless `--no-wait`, follows it to its outcome.
+async fn accepted_then_follow(
+    client: &Client,
+    accepted: &DeployAccepted,
+    headline: &str,
+    no_wait: bool,
+    wait_timeout: Duration,
+    out: Output,
+) -> Result<u8, Failure> {
+    if out.json {
+        println!("{}", serde_json::to_string(accepted).unwrap_or_default());
+    } else if no_wait {
+        println!("{}", accepted.deploy_id);
+    } else if !out.quiet {
+        println!("{headline}");
+    }
+    if no_wait {
+        return Ok(exit::OK);
+    }
+    follow::follow(client, &accepted.deploy_id, wait_timeout, out).await
 }
 
 /// `slip status [<app>]`.
@@ -435,8 +442,9 @@ fn ms(at: &str) -> Option<i64> {
     Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
-/// `K=V` arguments as a map; a missing `=` is a usage error naming the flag.
-fn pairs(items: &[String], flag: &str) -> Result<BTreeMap<String, String>, Failure> {
+/// `K=V` arguments, collected as the caller needs (in order, or as a map); a missing `=` or an empty `K` is a
+/// usage error naming the flag.
+fn pairs<C: FromIterator<(String, String)>>(items: &[String], flag: &str) -> Result<C, Failure> {
     items
         .iter()
         .map(|item| match item.split_once('=') {

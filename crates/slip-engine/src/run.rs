@@ -811,19 +811,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn shutdown_interrupts_once_lets_recreate_restore_the_old_release_and_requeues() {
         let w = world();
-        run_deploy(&w.engine, release(&w, 1, "v1", Strategy::Recreate)).await;
-        let v2 = release(&w, 2, "v2", Strategy::Recreate);
-        // Whatever port v2 leases (the bind test may skip one that another process holds), it never answers;
-        // v1's port stays healthy for the restore.
-        w.probe.script(v1_port(&w), &[ProbeResult::Healthy(200)]);
-        w.probe.answer_by_default(ProbeResult::Unhealthy("connection refused".into()));
-        let engine = w.engine.clone();
-        let running = tokio::spawn(async move { run_deploy(&engine, v2).await });
-        let id: DeployId = "dep_01jz0000000000000000000002".parse().unwrap();
-        while w.engine.store.deploy(&id).unwrap().unwrap().status != DeployStatus::HealthChecking {
-            assert!(!running.is_finished(), "the deploy ended before it reached health_checking");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let (running, id, _) = recreate_v2_health_checking(&w).await;
         w.engine.shutdown.cancel();
         let outcome = running.await.unwrap();
         let Outcome::Failed { failure, app_down: false } = &outcome else { panic!("{outcome}") };
@@ -837,20 +825,7 @@ mod tests {
     #[tokio::test]
     async fn a_cancelled_deploy_unwinds_and_ends_failed_cancelled() {
         let w = world();
-        run_deploy(&w.engine, release(&w, 1, "v1", Strategy::Recreate)).await;
-        let v2 = release(&w, 2, "v2", Strategy::Recreate);
-        let cancel = v2.cancel.clone();
-        // Whatever port v2 leases (the bind test may skip one that another process holds), it never answers;
-        // v1's port stays healthy for the restore.
-        w.probe.script(v1_port(&w), &[ProbeResult::Healthy(200)]);
-        w.probe.answer_by_default(ProbeResult::Unhealthy("connection refused".into()));
-        let engine = w.engine.clone();
-        let running = tokio::spawn(async move { run_deploy(&engine, v2).await });
-        let id: DeployId = "dep_01jz0000000000000000000002".parse().unwrap();
-        while w.engine.store.deploy(&id).unwrap().unwrap().status != DeployStatus::HealthChecking {
-            assert!(!running.is_finished(), "the deploy ended before it reached health_checking");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let (running, id, cancel) = recreate_v2_health_checking(&w).await;
         cancel.cancel();
         let outcome = running.await.unwrap();
         let Outcome::Failed { failure, app_down: false } = &outcome else { panic!("{outcome}") };
@@ -862,6 +837,25 @@ mod tests {
             (DeployStatus::Failed, Some("cancelled")),
             "not queued again"
         );
+    }
+
+    /// Deploys v1 with Recreate, then starts v2 (whose probes never pass, while v1's port stays healthy for the
+    /// restore) and returns once v2 is health checking: the running deploy, v2's id and v2's cancel token.
+    async fn recreate_v2_health_checking(w: &World) -> (tokio::task::JoinHandle<Outcome>, DeployId, CancellationToken) {
+        run_deploy(&w.engine, release(w, 1, "v1", Strategy::Recreate)).await;
+        let v2 = release(w, 2, "v2", Strategy::Recreate);
+        let cancel = v2.cancel.clone();
+        // Whatever port v2 leases (the bind test may skip one that another process holds), it never answers.
+        w.probe.script(v1_port(w), &[ProbeResult::Healthy(200)]);
+        w.probe.answer_by_default(ProbeResult::Unhealthy("connection refused".into()));
+        let engine = w.engine.clone();
+        let running = tokio::spawn(async move { run_deploy(&engine, v2).await });
+        let id: DeployId = "dep_01jz0000000000000000000002".parse().unwrap();
+        while w.engine.store.deploy(&id).unwrap().unwrap().status != DeployStatus::HealthChecking {
+            assert!(!running.is_finished(), "the deploy ended before it reached health_checking");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (running, id, cancel)
     }
 
     /// The host port of the app's current instance.

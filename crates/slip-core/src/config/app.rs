@@ -402,7 +402,8 @@ pub(crate) struct Draft {
     pub(crate) locs: BTreeMap<String, At>,
 }
 
-const ROOT: &[&str] = &[
+/// The top-level sections an app file may carry (SPEC §6.6); the apps API accepts exactly these.
+pub const APP_SECTIONS: &[&str] = &[
     "app",
     "routing",
     "health",
@@ -450,7 +451,7 @@ pub(crate) fn read(r: &mut Reader<'_>, daemon: &Daemon) -> Option<Draft> {
         "apps" => Some("an app file holds one app: a single [app] table".into()),
         _ => None,
     };
-    let root = r.root(&doc, Keys { valid: ROOT, hint: &root_hint });
+    let root = r.root(&doc, Keys { valid: APP_SECTIONS, hint: &root_hint });
 
     let app_t = r.table(&root, "app", Keys::of(APP));
     if app_t.is_none() && !r.has(&root, "app") {

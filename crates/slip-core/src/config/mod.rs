@@ -44,8 +44,8 @@ pub(crate) mod server;
 mod tests;
 
 pub use app::{
-    AppConfig, AppPreview, ContainerOverride, DeployCfg, EnvMap, Health, ImagePattern, Kind, Owner, PinnedImage,
-    ResolvedHealth, Resources, Route, Volume, VolumePreview, route_id,
+    APP_SECTIONS, AppConfig, AppPreview, ContainerOverride, DeployCfg, EnvMap, Health, ImagePattern, Kind, Owner,
+    PinnedImage, ResolvedHealth, Resources, Route, Volume, VolumePreview, route_id,
 };
 pub use problem::Problem;
 pub use reader::UnknownKeys;

@@ -30,36 +30,23 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value as Json_, json};
-use slip_core::config::{Config, Problem, SourceFile, parse};
+use slip_core::config::{APP_SECTIONS, Config, Problem, SourceFile, parse};
 use slip_core::names::AppName;
 use slip_engine::config_source;
 use slip_engine::routes::app_routes;
 use slip_engine::secrets::SecretStore;
-use slip_engine::store::{AuditEntry, DeployStatus};
+use slip_engine::store::DeployStatus;
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
 
-use crate::api::read::{Caller, caller};
-use crate::auth::client_ip;
+use crate::api::admin::{self, Admin, existing_app};
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Serialises config writes: two concurrent edits would otherwise validate against stale text.
 static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The top-level sections an app document may carry (SPEC §6.6).
-const SECTIONS: [&str; 11] = [
-    "app",
-    "routing",
-    "health",
-    "deploy",
-    "env",
-    "env_file",
-    "resources",
-    "network",
-    "volumes",
-    "containers",
-    "preview",
-];
+/// The 401 message of every apps endpoint.
+const NEEDS_ADMIN: &str = "the apps API needs the admin token: Authorization: Bearer <auth.admin_token>";
 
 /// `?force=&keep_secrets=` of `DELETE /v1/apps/{name}`.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -78,7 +65,7 @@ pub async fn list(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Json<Json_>, ApiError> {
-    admin(&state, peer, &method, &uri, &headers).await?;
+    admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let config = state.config();
     let dir = apps_dir(&state)?;
     let mut apps = Vec::new();
@@ -98,7 +85,7 @@ pub async fn show(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<Json_>, ApiError> {
-    admin(&state, peer, &method, &uri, &headers).await?;
+    admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let config = state.config();
     let app = existing_app(&config, &name)?;
     let doc = read_doc(&apps_dir(&state)?, &app)?;
@@ -114,7 +101,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let who = admin(&state, peer, &method, &uri, &headers).await?;
+    let who = admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let body = normalise_legacy(json_object(&body)?)?;
     let name = body
         .get("app")
@@ -134,14 +121,10 @@ pub async fn create(
         });
     }
     let mut doc = DocumentMut::new();
-    merge_table(doc.as_table_mut(), &body);
-    let text = doc.to_string();
-    let config = match validate(&state, &app, Some(&text))? {
+    let config = match apply(&state, &dir, &app, &mut doc, &body)? {
         Ok(config) => config,
         Err(response) => return Ok(response),
     };
-    write_atomically(&dir, &app, &text)?;
-    swap(&state, config.clone());
     audit(&state, &who, &app, "app.create");
     Ok((StatusCode::CREATED, Json(document(&state, &config, &app, &doc))).into_response())
 }
@@ -157,7 +140,7 @@ pub async fn patch(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let who = admin(&state, peer, &method, &uri, &headers).await?;
+    let who = admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let patch = json_object(&body)?;
     check_sections(&patch)?;
     let _guard = WRITES.lock().await;
@@ -174,14 +157,10 @@ pub async fn patch(
     }
     let dir = apps_dir(&state)?;
     let mut doc = read_doc(&dir, &app)?;
-    merge_table(doc.as_table_mut(), &patch);
-    let text = doc.to_string();
-    let config = match validate(&state, &app, Some(&text))? {
+    let config = match apply(&state, &dir, &app, &mut doc, &patch)? {
         Ok(config) => config,
         Err(response) => return Ok(response),
     };
-    write_atomically(&dir, &app, &text)?;
-    swap(&state, config.clone());
     follow_routes(&state, &old, &config, &app).await;
     audit(&state, &who, &app, "app.update");
     Ok(Json(document(&state, &config, &app, &doc)).into_response())
@@ -200,7 +179,7 @@ pub async fn remove(
     Path(name): Path<String>,
     Query(q): Query<DeleteQuery>,
 ) -> Result<Json<Json_>, ApiError> {
-    let who = admin(&state, peer, &method, &uri, &headers).await?;
+    let who = admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let _guard = WRITES.lock().await;
     let old = state.config();
     let app = existing_app(&old, &name)?;
@@ -298,55 +277,11 @@ fn fail_queued(state: &AppState, app: &AppName) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Who asked, for the audit log.
-struct Admin {
-    ip: String,
-    request_id: Option<String>,
-}
-
-async fn admin(
-    state: &AppState,
-    peer: SocketAddr,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-) -> Result<Admin, ApiError> {
-    match caller(state, peer, method, uri, headers, None).await? {
-        Caller::Admin => {
-            let config = state.config();
-            Ok(Admin {
-                ip: client_ip(peer, headers, &config.server.trusted_proxies).to_string(),
-                request_id: headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
-            })
-        }
-        _ => Err(ApiError::Unauthorized {
-            code: "invalid_token",
-            message: "the apps API needs the admin token: Authorization: Bearer <auth.admin_token>",
-        }),
-    }
-}
-
+/// Records `action` on `app` in the audit log; a failure is logged, never answered.
 fn audit(state: &AppState, who: &Admin, app: &AppName, action: &str) {
-    let entry = AuditEntry {
-        at: slip_engine::run::unix_ms(),
-        actor: "admin".into(),
-        source_ip: Some(who.ip.clone()),
-        request_id: who.request_id.clone(),
-        action: action.into(),
-        target: Some(app.to_string()),
-        detail: None,
-    };
-    if let Err(e) = state.store.append_audit(entry) {
+    if let Err(e) = who.audit(state, action.into(), app.to_string(), None) {
         tracing::error!(app = %app, action, error = %e, "cannot append to the audit log");
     }
-}
-
-/// The app `name` names, or 404 `app_not_found` when the config has no such app (the logs endpoint uses it too).
-pub(crate) fn existing_app(config: &Config, name: &str) -> Result<AppName, ApiError> {
-    name.parse::<AppName>().ok().filter(|app| config.apps.contains_key(app)).ok_or_else(|| {
-        let shown: String = name.chars().take(64).collect();
-        ApiError::not_found("app_not_found", format!("no app {shown:?} in the server config (apps/<name>.toml)"))
-    })
 }
 
 /// `<config dir>/apps`, from the `--config` path slipd was started with.
@@ -365,6 +300,26 @@ fn read_doc(dir: &FsPath, app: &AppName) -> Result<DocumentMut, ApiError> {
         .map_err(|e| anyhow::Error::new(e).context(format!("reading {}", path.display())))?;
     text.parse::<DocumentMut>()
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context(format!("parsing {}", path.display()))))
+}
+
+/// Merges `patch` into `doc` and, when the whole config stays valid with it as `apps/<app>.toml`, writes the
+/// file and swaps the live config. `Ok(Err(response))` is the 400 (or 409) answer; nothing was written.
+fn apply(
+    state: &AppState,
+    dir: &FsPath,
+    app: &AppName,
+    doc: &mut DocumentMut,
+    patch: &Map<String, Json_>,
+) -> Result<Result<Config, Response>, ApiError> {
+    merge_table(doc.as_table_mut(), patch);
+    let text = doc.to_string();
+    let config = match validate(state, app, Some(&text))? {
+        Ok(config) => config,
+        Err(response) => return Ok(Err(response)),
+    };
+    write_atomically(dir, app, &text)?;
+    swap(state, config.clone());
+    Ok(Ok(config))
 }
 
 /// Every config file on disk with `text` as `apps/<app>.toml` (or without that file when `None`), parsed.
@@ -525,12 +480,12 @@ fn json_object(body: &[u8]) -> Result<Map<String, Json_>, ApiError> {
 }
 
 fn check_sections(doc: &Map<String, Json_>) -> Result<(), ApiError> {
-    match doc.keys().find(|k| !SECTIONS.contains(&k.as_str())) {
+    match doc.keys().find(|k| !APP_SECTIONS.contains(&k.as_str())) {
         Some(k) => {
             let shown: String = k.chars().take(64).collect();
             Err(ApiError::bad(
                 "invalid_request",
-                format!("unknown section {shown:?}: valid sections are {}", SECTIONS.join(", ")),
+                format!("unknown section {shown:?}: valid sections are {}", APP_SECTIONS.join(", ")),
             ))
         }
         None => Ok(()),

@@ -25,6 +25,7 @@ use slip_engine::store::{EventRow, Store};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::admin;
 use crate::api::read::{Caller, caller};
 use crate::error::ApiError;
 use crate::events::{POLL_INTERVAL, frame, is_terminal};
@@ -32,6 +33,9 @@ use crate::state::AppState;
 
 /// Interval of the `:` heartbeat comment on every stream.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// The 401 message of `GET /v1/events`.
+const NEEDS_ADMIN: &str = "the event stream needs the admin token: Authorization: Bearer <auth.admin_token>";
 
 /// `GET /v1/deploys/{id}/events`.
 pub async fn deploy_events(
@@ -94,12 +98,7 @@ pub async fn all_events(
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    if caller(&state, peer, &method, &uri, &headers, None).await? != Caller::Admin {
-        return Err(ApiError::Unauthorized {
-            code: "invalid_token",
-            message: "the event stream needs the admin token: Authorization: Bearer <auth.admin_token>",
-        });
-    }
+    admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let app = q
         .app
         .map(|a| {

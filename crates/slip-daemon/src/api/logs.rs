@@ -21,8 +21,7 @@ use slip_engine::ports::{ContainerSummary, Follow, LogRequest};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::api::apps::existing_app;
-use crate::api::read::{Caller, caller};
+use crate::api::admin::{self, existing_app};
 use crate::error::ApiError;
 use crate::log_relay::{Format, Relay, Source};
 use crate::state::AppState;
@@ -32,6 +31,9 @@ pub const DEFAULT_TAIL: usize = 200;
 
 /// The largest `tail`.
 pub const MAX_TAIL: usize = 10_000;
+
+/// The 401 message of the logs endpoint.
+const NEEDS_ADMIN: &str = "container logs need the admin token: Authorization: Bearer <auth.admin_token>";
 
 /// The query of `GET /v1/apps/{name}/logs`.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -54,12 +56,7 @@ pub async fn logs(
     Path(name): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> Result<Response, ApiError> {
-    if caller(&state, peer, &method, &uri, &headers, None).await? != Caller::Admin {
-        return Err(ApiError::Unauthorized {
-            code: "invalid_token",
-            message: "container logs need the admin token: Authorization: Bearer <auth.admin_token>",
-        });
-    }
+    admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let config = state.config();
     let app = existing_app(&config, &name)?;
     let request = log_request(&q, SystemTime::now())?;

@@ -1,5 +1,6 @@
 //! Request handlers, one module per group of endpoints.
 
+pub(crate) mod admin;
 pub mod apps;
 pub mod deploy;
 pub mod events;

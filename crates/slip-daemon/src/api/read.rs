@@ -17,6 +17,7 @@ use slip_engine::store::{
     AppStatus as StoredStatus, DeployFilter, DeployRow, DeployStatus, EventKind, EventRow, InstanceRole,
 };
 
+use crate::api::admin;
 use crate::auth::{bearer, check_admin, check_skew, client_ip, invalid_signature, signature_headers};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -187,9 +188,7 @@ pub async fn list(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if caller(&state, peer, &method, &uri, &headers, None).await? != Caller::Admin {
-        return Err(ApiError::Unauthorized { code: "invalid_token", message: "this endpoint needs the admin token" });
-    }
+    admin::require(&state, peer, &method, &uri, &headers, "this endpoint needs the admin token").await?;
     let limit = q.limit.unwrap_or(20);
     if limit == 0 || limit > 200 {
         return Err(ApiError::field("invalid_request", "limit", "limit must be between 1 and 200"));

@@ -22,10 +22,9 @@ use slip_api::{
 use slip_core::names::AppName;
 use slip_engine::run::unix_ms;
 use slip_engine::secrets::{Scope, SecretError, SecretKey, SecretMeta, SecretStore, check_settable};
-use slip_engine::store::AuditEntry;
 
-use crate::api::read::{Caller, caller, rfc3339};
-use crate::auth::client_ip;
+use crate::api::admin::{self, Admin, existing_app};
+use crate::api::read::rfc3339;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -35,11 +34,8 @@ pub struct ScopeQuery {
     scope: Option<String>,
 }
 
-/// The request facts every handler here needs for auth and the audit log.
-struct Admin {
-    ip: String,
-    request_id: Option<String>,
-}
+/// The 401 message of every secrets endpoint.
+const NEEDS_ADMIN: &str = "the secrets API needs the admin token: Authorization: Bearer <auth.admin_token>";
 
 /// `GET /v1/secrets/{app}`.
 pub async fn list(
@@ -51,8 +47,8 @@ pub async fn list(
     Path(app): Path<String>,
     Query(q): Query<ScopeQuery>,
 ) -> Result<Json<SecretList>, ApiError> {
-    admin(&state, peer, &method, &uri, &headers).await?;
-    let app = existing_app(&state, &app)?;
+    admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
+    let app = existing_app(&state.config(), &app)?;
     let scope = q.scope.as_deref().map(parse_scope).transpose()?;
     let secrets = store(&state).list(&app, scope).map_err(secret_error)?;
     Ok(Json(SecretList { secrets: secrets.into_iter().map(info).collect() }))
@@ -70,8 +66,8 @@ pub async fn put(
     Query(q): Query<ScopeQuery>,
     body: Bytes,
 ) -> Result<Json<SecretSet>, ApiError> {
-    let who = admin(&state, peer, &method, &uri, &headers).await?;
-    let app = existing_app(&state, &app)?;
+    let who = admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
+    let app = existing_app(&state.config(), &app)?;
     let key = parse_key(&key)?;
     let (value, scope) = match media_type(&headers).as_deref() {
         None | Some("application/json") => {
@@ -113,8 +109,8 @@ pub async fn get(
     Path((app, key)): Path<(String, String)>,
     Query(q): Query<ScopeQuery>,
 ) -> Result<Json<SecretMetadata>, ApiError> {
-    admin(&state, peer, &method, &uri, &headers).await?;
-    let app = existing_app(&state, &app)?;
+    admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
+    let app = existing_app(&state.config(), &app)?;
     let key = parse_key(&key)?;
     let scope = q.scope.as_deref().map(parse_scope).transpose()?.unwrap_or(Scope::App);
     let meta =
@@ -139,8 +135,8 @@ pub async fn delete(
     Path((app, key)): Path<(String, String)>,
     Query(q): Query<ScopeQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = admin(&state, peer, &method, &uri, &headers).await?;
-    let app = existing_app(&state, &app)?;
+    let who = admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
+    let app = existing_app(&state.config(), &app)?;
     let key = parse_key(&key)?;
     let scope = q.scope.as_deref().map(parse_scope).transpose()?.unwrap_or(Scope::App);
     if !store(&state).delete(&app, scope, &key).map_err(secret_error)? {
@@ -159,8 +155,8 @@ pub async fn legacy_list(
     headers: HeaderMap,
     Path(app): Path<String>,
 ) -> Result<Json<LegacySecretNames>, ApiError> {
-    admin(&state, peer, &method, &uri, &headers).await?;
-    let app = existing_app(&state, &app)?;
+    admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
+    let app = existing_app(&state.config(), &app)?;
     let secrets = store(&state).list(&app, Some(Scope::App)).map_err(secret_error)?;
     Ok(Json(LegacySecretNames { secrets: secrets.into_iter().map(|m| m.key.to_string()).collect() }))
 }
@@ -175,8 +171,8 @@ pub async fn legacy_put(
     Path(app): Path<String>,
     body: Bytes,
 ) -> Result<Json<LegacySecretsSet>, ApiError> {
-    let who = admin(&state, peer, &method, &uri, &headers).await?;
-    let app = existing_app(&state, &app)?;
+    let who = admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
+    let app = existing_app(&state.config(), &app)?;
     crate::api::deploy::check_content_type(&headers)?;
     let put: LegacySecretsPut = serde_json::from_slice(&body).map_err(|_| {
         ApiError::bad("invalid_json", r#"body must be {"secrets": {"KEY": "value", ...}} with string values"#)
@@ -212,40 +208,8 @@ pub async fn legacy_delete(
     delete(state, peer, method, uri, headers, path, Query(ScopeQuery::default())).await
 }
 
-/// Admin token or 401.
-async fn admin(
-    state: &AppState,
-    peer: SocketAddr,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-) -> Result<Admin, ApiError> {
-    match caller(state, peer, method, uri, headers, None).await? {
-        Caller::Admin => {
-            let config = state.config();
-            Ok(Admin {
-                ip: client_ip(peer, headers, &config.server.trusted_proxies).to_string(),
-                request_id: headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
-            })
-        }
-        _ => Err(ApiError::Unauthorized {
-            code: "invalid_token",
-            message: "the secrets API needs the admin token: Authorization: Bearer <auth.admin_token>",
-        }),
-    }
-}
-
 fn store(state: &AppState) -> SecretStore {
     SecretStore::new(&state.config().storage.path)
-}
-
-/// The app named in the path, if the live config has it.
-fn existing_app(state: &AppState, name: &str) -> Result<AppName, ApiError> {
-    let config = state.config();
-    name.parse::<AppName>().ok().filter(|app| config.apps.contains_key(app)).ok_or_else(|| {
-        let shown: String = name.chars().take(64).collect();
-        ApiError::not_found("app_not_found", format!("no app {shown:?} in the server config (apps/<name>.toml)"))
-    })
 }
 
 fn parse_key(key: &str) -> Result<SecretKey, ApiError> {
@@ -290,15 +254,7 @@ fn info(meta: SecretMeta) -> SecretInfo {
 /// Logs, audits and announces a change: the key and scope only.
 fn changed(state: &AppState, who: &Admin, app: &AppName, scope: Scope, key: &SecretKey, action: &str) {
     tracing::info!(app = %app, key = %key, scope = scope.as_str(), action, "secret changed");
-    let audit = state.store.append_audit(AuditEntry {
-        at: unix_ms(),
-        actor: "admin".into(),
-        source_ip: Some(who.ip.clone()),
-        request_id: who.request_id.clone(),
-        action: format!("secret.{action}"),
-        target: Some(format!("{app}/{key}")),
-        detail: Some(format!("scope={scope}")),
-    });
+    let audit = who.audit(state, format!("secret.{action}"), format!("{app}/{key}"), Some(format!("scope={scope}")));
     if let Err(e) = audit {
         tracing::error!(error = %e, "recording a secret change in the audit log");
     }
