@@ -53,6 +53,17 @@ impl Failure {
     }
 }
 
+/// The result of writing a command's output to stdout. A closed stdout (`slip validate | head -1`) is not a
+/// failure: the reader has what it wanted, and printing must not panic as `println!` does.
+pub fn printed(written: std::io::Result<()>) -> Result<(), Failure> {
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::new(format!("cannot write to stdout: {e}"), None, exit::USAGE))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// One server-sent event as received.
 pub type SseEvent = eventsource_stream::Event;
 
@@ -61,6 +72,9 @@ pub type SseStream = Pin<Box<dyn Stream<Item = Result<SseEvent, String>> + Send>
 
 /// An open response body; an `Err` item means the connection broke.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, String>> + Send>>;
+
+/// The least a `DELETE` may take before the CLI stops waiting (a forced app delete waits for a deploy to stop).
+pub const DELETE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 
 /// slipd's API over HTTP.
 pub struct Client {
@@ -213,8 +227,12 @@ impl Client {
     }
 
     /// A DELETE with the admin token.
+    ///
+    /// The bound is at least [`DELETE_TIMEOUT`]: deleting an app waits for its running deploy to stop, and giving up
+    /// early would only hide the outcome (slipd finishes the delete either way).
     pub async fn delete_admin<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
-        let request = self.admin(self.http.delete(format!("{}{path}", self.base)))?;
+        let request =
+            self.admin(self.http.delete(format!("{}{path}", self.base)))?.timeout(self.timeout.max(DELETE_TIMEOUT));
         self.send(request).await
     }
 

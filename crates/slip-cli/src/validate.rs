@@ -6,13 +6,14 @@
 //! here, although a deploy only warns about them. Rules that need the server's app file
 //! (`app.allow_privileged`, `[[volumes]]`) cannot be decided offline and become warnings.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use slip_core::config::{Kind, Problem, SourceFile, UnknownKeys};
 use slip_core::pod_manifest::{self, Policy, Strictness};
 use slip_core::repo_config;
 
-use crate::client::{Failure, exit};
+use crate::client::{Failure, exit, printed};
 
 /// Where `slip validate` looks when no path is given, in order.
 const DEFAULT_PATHS: [&str; 2] = ["slip/slip.toml", "slip.toml"];
@@ -58,11 +59,13 @@ pub fn run(args: &Args, json: bool, quiet: bool) -> Result<u8, Failure> {
     sort(&mut problems, &path);
     sort(&mut warnings, &path);
 
-    if json {
-        print_json(&path, &problems, &warnings);
+    let mut out = std::io::stdout().lock();
+    let written = if json {
+        print_json(&mut out, &path, &problems, &warnings)
     } else {
-        print_text(&path, repo.config.kind, checked.as_ref(), &problems, &warnings, quiet);
-    }
+        print_text(&mut out, &path, repo.config.kind, checked.as_ref(), &problems, &warnings, quiet)
+    };
+    printed(written.and_then(|()| out.flush()))?;
     Ok(if problems.is_empty() { exit::OK } else { exit::USAGE })
 }
 
@@ -157,13 +160,14 @@ fn sort(problems: &mut [Problem], repo: &Path) {
 }
 
 fn print_text(
+    out: &mut impl Write,
     path: &Path,
     kind: Option<Kind>,
     manifest: Option<&(PathBuf, usize)>,
     problems: &[Problem],
     warnings: &[Problem],
     quiet: bool,
-) {
+) -> std::io::Result<()> {
     let shown = path.display();
     if problems.is_empty() {
         let kind = kind.map_or_else(|| "kind from the server".to_owned(), |k| format!("kind {k}"));
@@ -172,22 +176,23 @@ fn print_text(
         });
         let n = warnings.len();
         let warned = if n == 0 { String::new() } else { format!(", {n} warning{}", if n == 1 { "" } else { "s" }) };
-        println!("✓ {shown} is valid ({kind}{manifest}{warned})");
+        writeln!(out, "✓ {shown} is valid ({kind}{manifest}{warned})")?;
     } else {
         let n = problems.len();
-        println!("✗ {shown}: validation failed ({n} problem{})", if n == 1 { "" } else { "s" });
+        writeln!(out, "✗ {shown}: validation failed ({n} problem{})", if n == 1 { "" } else { "s" })?;
         for p in problems {
-            println!("{p}");
+            writeln!(out, "{p}")?;
         }
     }
     if !quiet {
         for w in warnings {
-            println!("⚠ {w}");
+            writeln!(out, "⚠ {w}")?;
         }
     }
+    Ok(())
 }
 
-fn print_json(path: &Path, problems: &[Problem], warnings: &[Problem]) {
+fn print_json(out: &mut impl Write, path: &Path, problems: &[Problem], warnings: &[Problem]) -> std::io::Result<()> {
     let list = |ps: &[Problem]| -> Vec<serde_json::Value> {
         ps.iter()
             .map(|p| {
@@ -207,5 +212,5 @@ fn print_json(path: &Path, problems: &[Problem], warnings: &[Problem]) {
         "problems": list(problems),
         "warnings": list(warnings),
     });
-    println!("{report}");
+    writeln!(out, "{report}")
 }

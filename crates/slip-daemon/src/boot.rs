@@ -147,12 +147,13 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
     }));
     recreate_missing(&state, &report.missing);
     scheduler.kick_all();
+    tokio::spawn(monitor::heal(state.clone(), config.caddy.reconcile_interval, shutdown.clone()));
     Ok(Booted { state, tracker, closing, monitor, lock })
 }
 
-/// Queues a `reconcile` deploy for each app whose current container vanished (SPEC §18 step 4), unless a deploy
-/// of it is already waiting (that one brings a release up anyway, and must not be superseded).
-fn recreate_missing(state: &AppState, apps: &[String]) {
+/// Queues a `reconcile` deploy for each app whose current container vanished or cannot be started (SPEC §18 step
+/// 4), unless a deploy of it is already waiting (that one brings a release up anyway, and must not be superseded).
+pub(crate) fn recreate_missing(state: &AppState, apps: &[String]) {
     let config = state.config();
     let waiting: Vec<String> = match state.store.unfinished() {
         Ok(rows) => rows.into_iter().map(|r| r.app.to_string()).collect(),
@@ -169,7 +170,10 @@ fn recreate_missing(state: &AppState, apps: &[String]) {
         let queued = crate::rollback::recreate_current(&state.store, &name, id, strategy.as_str(), unix_ms())
             .and_then(|new| new.map(|new| state.store.enqueue(&new, unix_ms()).map(|_| new.id)).transpose());
         match queued {
-            Ok(Some(id)) => tracing::warn!(app, deploy_id = %id, "current container vanished; re-creating it"),
+            Ok(Some(id)) => {
+                tracing::warn!(app, deploy_id = %id, "current container vanished; re-creating it");
+                state.scheduler.kick(app);
+            }
             Ok(None) => tracing::error!(app, "current container vanished and no recorded release can replace it"),
             Err(e) => tracing::error!(app, error = %e, "queueing the re-creation of a vanished container"),
         }

@@ -46,6 +46,15 @@ impl ApiError {
         ApiError::NotFound { code, message: message.into() }
     }
 
+    /// 409 `app_deleting`: a deploy or rollback of an app that is being deleted.
+    pub fn app_deleting(app: &impl std::fmt::Display) -> ApiError {
+        ApiError::Conflict {
+            code: "app_deleting",
+            message: format!("{app} is being deleted; nothing more is deployed for it"),
+            extra: serde_json::Value::Null,
+        }
+    }
+
     /// The machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {

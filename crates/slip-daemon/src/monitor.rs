@@ -1,8 +1,10 @@
 //! Background loops: health of Caddy and the engine (for status and metrics, so requests never call
 //! out), and the periodic reconcile: current instances' host ports re-read from the engine (routes follow a
 //! port the engine re-assigned, e.g. after a Docker restart), then slip's routes re-asserted in Caddy when
-//! Caddy lost or changed them.
+//! Caddy lost or changed them; and, in [`heal`], current releases found stopped started again and vanished ones
+//! re-created.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -74,6 +76,35 @@ pub async fn run(engine: Engine, health: Health, interval: Duration, shutdown: C
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Every `interval` while the engine answers: current releases of apps with no deploy in flight that were found
+/// stopped are started again, and those whose container is gone (or cannot be started) are re-created through a
+/// `reconcile` deploy of the same digest ([`slip_engine::reconcile::heal`]). Each instance is acted on once per
+/// run of slipd, so a container someone keeps stopping, or a re-creation that fails, is not retried in a loop.
+/// Ends when `shutdown` is cancelled.
+pub async fn heal(state: crate::state::AppState, interval: Duration, shutdown: CancellationToken) {
+    let mut handled = HashSet::new();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        if !state.health.snapshot().runtime {
+            continue;
+        }
+        match slip_engine::reconcile::heal(&state.engine, &handled).await {
+            Ok(healed) => {
+                handled.extend(healed.restarted);
+                let apps: Vec<String> = healed.missing.iter().map(|(app, _)| app.clone()).collect();
+                handled.extend(healed.missing.into_iter().map(|(_, instance)| instance));
+                if !apps.is_empty() {
+                    crate::boot::recreate_missing(&state, &apps);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "checking current releases"),
         }
     }
 }

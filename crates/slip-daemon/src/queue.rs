@@ -36,6 +36,9 @@ struct Inner {
     active: Mutex<HashSet<String>>,
     /// The cancel token of each target's running deploy.
     running: Mutex<HashMap<String, CancellationToken>>,
+    /// Apps being deleted: no runner starts for them and their runner takes no further deploy. Locked after
+    /// `active` when both are needed.
+    deleting: Mutex<HashSet<String>>,
     /// Deploys of different targets running at once (`runtime.max_concurrent_deploys`).
     slots: Semaphore,
     tracker: TaskTracker,
@@ -58,6 +61,7 @@ impl Scheduler {
                 resolver,
                 active: Mutex::default(),
                 running: Mutex::default(),
+                deleting: Mutex::default(),
                 slots: Semaphore::new(max_concurrent.max(1)),
                 tracker,
                 closing,
@@ -68,6 +72,9 @@ impl Scheduler {
     /// Makes sure `app` has a runner if anything of it is waiting. Call after committing a deploy.
     pub fn kick(&self, app: &str) {
         let mut active = self.inner.active.lock().expect("scheduler lock");
+        if self.is_deleting(app) {
+            return;
+        }
         if active.insert(app.to_owned()) {
             let this = self.clone();
             let app = app.to_owned();
@@ -88,15 +95,30 @@ impl Scheduler {
         }
     }
 
+    /// Marks `app` as being deleted until the guard drops: no runner starts for it, its runner takes no further
+    /// deploy, and [`Scheduler::is_deleting`] says so to the webhook and rollback handlers.
+    pub fn begin_delete(&self, app: &str) -> DeleteGuard {
+        let _active = self.inner.active.lock().expect("scheduler lock");
+        self.inner.deleting.lock().expect("scheduler lock").insert(app.to_owned());
+        DeleteGuard { scheduler: self.clone(), app: app.to_owned() }
+    }
+
+    /// Whether `app` is being deleted.
+    pub fn is_deleting(&self, app: &str) -> bool {
+        self.inner.deleting.lock().expect("scheduler lock").contains(app)
+    }
+
     /// Cancels `app`'s running deploy (before its switch it unwinds and ends `cancelled`; after it, it finishes)
-    /// and waits up to `bound` for the app's runner to end. Queued deploys must already be gone, or the runner
-    /// takes the next one. Answers whether the runner ended in time.
+    /// and waits up to `bound` for the app's runner to end. Call with the app marked by
+    /// [`Scheduler::begin_delete`], so the runner takes no other deploy. A deploy that registers its token while
+    /// this waits (it was still waiting for a slot, or being resolved) is cancelled too. Answers whether the
+    /// runner ended in time.
     pub async fn cancel_and_wait(&self, app: &str, bound: Duration) -> bool {
-        if let Some(token) = self.inner.running.lock().expect("scheduler lock").get(app) {
-            token.cancel();
-        }
         let deadline = tokio::time::Instant::now() + bound;
         loop {
+            if let Some(token) = self.inner.running.lock().expect("scheduler lock").get(app) {
+                token.cancel();
+            }
             if !self.inner.active.lock().expect("scheduler lock").contains(app) {
                 return true;
             }
@@ -136,6 +158,11 @@ impl Scheduler {
             }
             let next = {
                 let mut active = self.inner.active.lock().expect("scheduler lock");
+                if self.is_deleting(&app) {
+                    // What is still waiting fails with the delete (`Store::forget_app`).
+                    active.remove(&app);
+                    return;
+                }
                 match self.next(&name) {
                     Ok(Some(row)) => row,
                     Ok(None) => {
@@ -196,6 +223,23 @@ impl Scheduler {
                 );
             }
         }
+    }
+}
+
+/// Clears an app's "being deleted" mark when dropped (the delete finished or gave up), then gives the app a
+/// runner again in case the delete gave up with deploys still waiting.
+pub struct DeleteGuard {
+    scheduler: Scheduler,
+    app: String,
+}
+
+impl Drop for DeleteGuard {
+    fn drop(&mut self) {
+        {
+            let _active = self.scheduler.inner.active.lock().expect("scheduler lock");
+            self.scheduler.inner.deleting.lock().expect("scheduler lock").remove(&self.app);
+        }
+        self.scheduler.kick(&self.app);
     }
 }
 

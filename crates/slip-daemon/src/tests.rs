@@ -114,6 +114,18 @@ async fn legacy_signed_webhook_is_accepted_and_recorded() {
 }
 
 #[tokio::test]
+async fn a_webhook_for_an_app_being_deleted_is_refused_and_queues_nothing() {
+    let state = state();
+    let deleting = state.scheduler.begin_delete("web");
+    let (status, body) = send(&state, legacy_deploy(r#"{"app":"web","tag":"v1"}"#, SECRET), "127.0.0.1:1").await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("app_deleting")), "{body}");
+    assert!(state.store.unfinished().unwrap().is_empty(), "nothing was queued");
+    drop(deleting);
+    let (status, body) = send(&state, legacy_deploy(r#"{"app":"web","tag":"v2"}"#, SECRET), "127.0.0.1:1").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "the mark is gone with its guard: {body}");
+}
+
+#[tokio::test]
 async fn wrong_key_and_unknown_app_look_the_same() {
     let state = state();
     let (s1, b1) = send(&state, legacy_deploy(r#"{"app":"web","tag":"v1"}"#, "nope"), "127.0.0.1:1").await;

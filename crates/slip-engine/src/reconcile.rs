@@ -183,6 +183,68 @@ pub async fn refresh_ports(engine: &Engine) -> Result<Vec<PortChange>, StoreErro
     Ok(changes)
 }
 
+/// What [`heal`] found and did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Healed {
+    /// Ids of current instances that were stopped and have been started again.
+    pub restarted: Vec<String>,
+    /// `(app, instance id)` of current instances whose container is gone or cannot be started; the daemon
+    /// re-creates these through a `reconcile` deploy.
+    pub missing: Vec<(String, String)>,
+}
+
+/// The periodic half of boot's "serve" step (SPEC §18): for each app with no deploy in flight, a current instance
+/// found stopped is started again, and one whose container is gone or cannot be started is reported. Instances in
+/// `handled` are left alone: the caller acts on each instance once per run, so a container stopped again by hand,
+/// or one that a re-creation could not replace, is not fought over every few seconds.
+pub async fn heal(engine: &Engine, handled: &HashSet<String>) -> Result<Healed, StoreError> {
+    let store = &engine.store;
+    let busy =
+        |app: &str| -> Result<bool, StoreError> { Ok(store.unfinished()?.iter().any(|d| d.app.as_str() == app)) };
+    let mut healed = Healed::default();
+    for current in live(engine, InstanceRole::Current)? {
+        if current.preview_id.is_some() || handled.contains(&current.id) || busy(current.app.as_str())? {
+            continue;
+        }
+        let state = match engine.runtime.inspect(&current.runtime_id).await {
+            Ok(state) => state,
+            // The engine is unreachable: nothing can be judged now.
+            Err(e) => {
+                tracing::debug!(app = %current.app, error = %e, "cannot inspect the current instance");
+                continue;
+            }
+        };
+        // Checked again right before acting: a deploy that started meanwhile owns the app's containers.
+        if state.as_ref().is_some_and(|s| s.running) || busy(current.app.as_str())? {
+            continue;
+        }
+        let restarted = match state {
+            Some(_) => match engine.runtime.restart(&current.runtime_id).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(app = %current.app, container = current.name, error = %e, "cannot start the stopped current release");
+                    false
+                }
+            },
+            None => {
+                tracing::error!(app = %current.app, container = current.name, "the current release's container is gone");
+                false
+            }
+        };
+        if restarted {
+            tracing::warn!(app = %current.app, container = current.name, "the current release was stopped; started it again");
+            if store.app_state(&current.app)?.is_some_and(|s| s.status == AppStatus::Down) {
+                store.set_app_status(&current.app, AppStatus::Running, unix_ms())?;
+            }
+            healed.restarted.push(current.id.clone());
+        } else {
+            store.set_app_status(&current.app, AppStatus::Down, unix_ms())?;
+            healed.missing.push((current.app.to_string(), current.id.clone()));
+        }
+    }
+    Ok(healed)
+}
+
 /// Makes one current instance run and puts its routes (on the ports the engine bound) in the table.
 async fn serve(
     engine: &Engine,
@@ -477,6 +539,35 @@ mod tests {
         assert_eq!(report.requeued, [id(2).to_string()]);
         assert_eq!(w.runtime.running(), [old], "candidate {candidate} removed, old running");
         assert_eq!(upstreams(&w), ["127.0.0.1:41000"]);
+    }
+
+    #[tokio::test]
+    async fn heal_restarts_a_stopped_current_release_and_reports_a_vanished_one_once() {
+        let w = world();
+        let old = deploy(&w, 1, BEFORE_SWITCH, InstanceRole::Current, 41000).await;
+        w.engine.store.finish(&id(1), DeployStatus::Completed, None, None, unix_ms()).unwrap();
+        let instance = w.engine.store.instances(&"web".parse().unwrap(), None).unwrap()[0].id.clone();
+        let mut handled = HashSet::new();
+        assert_eq!(heal(&w.engine, &handled).await.unwrap(), Healed::default(), "a running release is left alone");
+
+        w.runtime.stop(&old, Duration::from_secs(1)).await.unwrap();
+        // A deploy in flight owns the app's containers.
+        deploy(&w, 2, &[DeployStatus::Pulling], InstanceRole::Candidate, 41001).await;
+        assert_eq!(heal(&w.engine, &handled).await.unwrap(), Healed::default(), "busy apps are skipped");
+        w.engine.store.finish(&id(2), DeployStatus::Failed, Some("x"), Some("x"), unix_ms()).unwrap();
+
+        let healed = heal(&w.engine, &handled).await.unwrap();
+        assert_eq!(healed.restarted, std::slice::from_ref(&instance));
+        assert!(w.runtime.running().contains(&old), "{:?}", w.runtime.running());
+        handled.extend(healed.restarted);
+
+        w.runtime.stop(&old, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(heal(&w.engine, &handled).await.unwrap(), Healed::default(), "each instance is acted on once");
+
+        w.runtime.remove(&old).await.unwrap();
+        let healed = heal(&w.engine, &HashSet::new()).await.unwrap();
+        assert_eq!(healed.missing, [("web".to_owned(), instance)]);
+        assert_eq!(w.engine.store.app_state(&"web".parse().unwrap()).unwrap().unwrap().status, AppStatus::Down);
     }
 
     #[tokio::test]

@@ -91,6 +91,9 @@ pub struct Release {
     pub cancel: CancellationToken,
 }
 
+/// Why a cancelled deploy failed (only deleting an app cancels one).
+const CANCELLED: &str = "cancelled: the app is being deleted";
+
 /// Runs one deploy to its end and records every step. Never panics on adapter failures: they end the
 /// deploy as `failed` with a reason.
 pub async fn run_deploy(engine: &Engine, mut release: Release) -> Outcome {
@@ -104,6 +107,7 @@ pub async fn run_deploy(engine: &Engine, mut release: Release) -> Outcome {
     // Shutdown interrupts once; the machine's own unwinding (removing the candidate, restoring the old
     // instance) then runs to its end rather than being interrupted again.
     let mut interrupted = false;
+    let cancel = run.release.cancel.clone();
     loop {
         run.record_progress(&mut deploy).await;
         if let Action::Finish(outcome) = action {
@@ -115,15 +119,23 @@ pub async fn run_deploy(engine: &Engine, mut release: Release) -> Outcome {
             Event::Failed(StepFailure::new(ErrorCode::Interrupted, "slipd is shutting down"))
         } else if deploy.before_switch() && run.release.cancel.is_cancelled() && !interrupted {
             interrupted = true;
-            Event::Failed(StepFailure::new(ErrorCode::Cancelled, "cancelled: the app is being deleted"))
+            Event::Failed(StepFailure::new(ErrorCode::Cancelled, CANCELLED))
         } else if deploy.before_switch() {
             let deadline = tokio::time::Instant::from_std(deploy.deadline());
-            match tokio::time::timeout_at(deadline, run.execute(&action)).await {
-                Ok(event) => event,
-                Err(_) => Event::Failed(StepFailure::new(
-                    ErrorCode::Timeout,
-                    format!("{action} did not finish before the deploy timeout"),
-                )),
+            // A cancel does not wait for a long step (a pull, a health check) to end; like a timeout, it drops
+            // the step, and the machine unwinds from what the journal recorded.
+            tokio::select! {
+                outcome = tokio::time::timeout_at(deadline, run.execute(&action)) => match outcome {
+                    Ok(event) => event,
+                    Err(_) => Event::Failed(StepFailure::new(
+                        ErrorCode::Timeout,
+                        format!("{action} did not finish before the deploy timeout"),
+                    )),
+                },
+                _ = cancel.cancelled(), if !interrupted => {
+                    interrupted = true;
+                    Event::Failed(StepFailure::new(ErrorCode::Cancelled, CANCELLED))
+                }
             }
         } else {
             run.execute(&action).await

@@ -48,7 +48,7 @@ use std::time::Duration;
 use rusqlite::types::Type;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior};
 
-pub use apps::{AppState, Switch, Unswitch};
+pub use apps::{AppState, Forgotten, Switch, Unswitch};
 pub use audit::{AuditEntry, AuditPage, AuditRow, AuditVerdict};
 pub use deliveries::Replayed;
 pub use deploys::{

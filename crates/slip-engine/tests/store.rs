@@ -12,9 +12,9 @@ use expect_test::expect;
 use rusqlite::Connection;
 use slip_core::names::{AppName, DeployId, ImageRepo, PreviewId, Tag};
 use slip_engine::store::{
-    AppStatus, AuditEntry, AuditVerdict, DeployFilter, DeployStatus, Enqueued, EventKind, InstanceRole, InstanceRow,
-    NewDeploy, NoteKind, PreviewRow, PreviewStatus, Replayed, Requeued, SCHEMA_VERSION, Store, StoreError, Switch,
-    Trigger, Unswitch,
+    AppStatus, AuditEntry, AuditVerdict, DeployFilter, DeployStatus, Enqueued, EventKind, Forgotten, InstanceRole,
+    InstanceRow, NewDeploy, NoteKind, PreviewRow, PreviewStatus, Replayed, Requeued, SCHEMA_VERSION, Store, StoreError,
+    Switch, Trigger, Unswitch,
 };
 
 const T0: i64 = 1_800_000_000_000;
@@ -898,6 +898,42 @@ fn app_rows_track_status_pointers_and_deletion() {
     assert!(!store.delete_app(&web).unwrap());
     assert_eq!(store.app_state(&web).unwrap(), None);
     assert_eq!(store.history_count().unwrap(), 2, "deleting an app keeps its history");
+}
+
+#[test]
+fn forgetting_an_app_fails_its_waiting_deploys_retires_its_instances_and_keeps_history() {
+    let store = Store::open_in_memory().unwrap();
+    let (web, api) = (app("web"), app("api"));
+    store.insert_deploy(&new_deploy(1, "web", None), DeployStatus::Accepted).unwrap();
+    store.record_status(&did(1), DeployStatus::Pulling, None, None, T0 + 1).unwrap();
+    store.finish(&did(1), DeployStatus::Completed, None, None, T0 + 2).unwrap();
+    store.set_current(&web, "web", &did(1), T0 + 2).unwrap();
+    store.insert_instance(&instance("w1", "web", None, &did(1))).unwrap();
+    store.set_instance_role("w1", InstanceRole::Current, T0 + 2).unwrap();
+    store.lease_ports("w1", 1, 20000..=20009, |_| true).unwrap();
+    store.insert_deploy(&new_deploy(2, "web", None), DeployStatus::Accepted).unwrap();
+    store.insert_deploy(&new_deploy(3, "web", None), DeployStatus::Queued).unwrap();
+    // Another app is untouched.
+    store.insert_deploy(&new_deploy(4, "api", None), DeployStatus::Queued).unwrap();
+    store.insert_instance(&instance("a1", "api", None, &did(4))).unwrap();
+    store.lease_ports("a1", 1, 20000..=20009, |_| true).unwrap();
+
+    let forgotten = store.forget_app(&web, T0 + 10).unwrap();
+    assert_eq!(forgotten, Forgotten { existed: true, failed: vec![did(2), did(3)], retired: vec!["w1".into()] });
+    for n in [2, 3] {
+        let row = store.deploy(&did(n)).unwrap().unwrap();
+        assert_eq!((row.status, row.error_code.as_deref()), (DeployStatus::Failed, Some("app_deleted")));
+    }
+    assert_eq!(store.deploy(&did(1)).unwrap().unwrap().status, DeployStatus::Completed, "history is kept");
+    assert!(store.instances(&web, None).unwrap().is_empty());
+    assert!(store.leased_ports("w1").unwrap().is_empty());
+    assert_eq!(store.app_state(&web).unwrap(), None);
+    assert_eq!(store.deploy(&did(4)).unwrap().unwrap().status, DeployStatus::Queued);
+    assert_eq!(store.leased_ports("a1").unwrap().len(), 1);
+    assert_eq!(store.instances(&api, None).unwrap().len(), 1);
+
+    let again = store.forget_app(&web, T0 + 11).unwrap();
+    assert_eq!(again, Forgotten::default(), "forgetting twice changes nothing");
 }
 
 #[test]

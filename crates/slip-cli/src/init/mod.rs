@@ -2,17 +2,25 @@
 //! [--force]` (SPEC §15): writes commented starter files for a new app.
 //!
 //! In DIR (default `.`): `slip/slip.toml` (the repo config), `slip/pod.yaml` for pods, and `<name>.toml`, the
-//! server's app file to install as `/etc/slip/apps/<name>.toml`. Existing files are never overwritten
-//! without `--force`, and nothing is written unless every file can be. The text is in [`templates`].
+//! server's app file to install as `/etc/slip/apps/<name>.toml`. The text is in [`templates`].
+//!
+//! Existing files are never overwritten without `--force`, and a symbolic link is never written through:
+//! without `--force` it is refused, with it the link itself is replaced and its target left alone. Nothing is
+//! written unless every file can be: each is first written in full to a new temporary file beside its
+//! target, and only then are all renamed into place. A failure before that removes the temporary files and
+//! any directory made for them; only a rename failing midway (say, a target replaced by a directory
+//! meanwhile) could leave some files in place.
 
 mod templates;
 
+use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use slip_core::config::Kind;
 use slip_core::names::{AppName, ImageRepo, is_hostname};
 
-use crate::client::{Failure, exit};
+use crate::client::{Failure, exit, printed};
 use templates::Starter;
 
 /// The container port starter files use unless `--port` says otherwise.
@@ -53,36 +61,62 @@ pub fn run(args: &Args, quiet: bool) -> Result<u8, Failure> {
     let server_file = PathBuf::from(format!("{}.toml", starter.name));
     files.push((server_file.clone(), templates::server_app(&starter)));
 
-    let existing: Vec<String> =
-        files.iter().map(|(rel, _)| args.dir.join(rel)).filter(|p| p.exists()).map(|p| shown(&p)).collect();
-    if !existing.is_empty() && !args.force {
-        let (list, verb) = match existing.as_slice() {
-            [one] => (one.clone(), "exists"),
-            more => (more.join(", "), "exist"),
-        };
-        return Err(Failure::new(
-            format!("{list} already {verb}; not overwriting"),
-            Some("pass --force to overwrite, or --dir to write somewhere else".into()),
-            exit::USAGE,
-        ));
-    }
-    for (rel, text) in &files {
-        let path = args.dir.join(rel);
-        write(&path, text)?;
-        if !quiet {
-            let verb = if existing.contains(&shown(&path)) { "overwrote" } else { "created" };
-            println!("{verb} {}", shown(&path));
-        }
-    }
+    let targets: Vec<Target> = files
+        .into_iter()
+        .map(|(rel, text)| {
+            let path = args.dir.join(rel);
+            let found = found(&path);
+            Target { path, text, found }
+        })
+        .collect();
+    refuse(&targets, args.force)?;
+    write_all(&targets)?;
     if !quiet {
-        let name = &starter.name;
-        println!(
-            "next: add `COPY slip/ /slip/` to the Dockerfile, check with `slip validate`, and install {} on the \
-             server as /etc/slip/apps/{name}.toml",
-            shown(&args.dir.join(&server_file))
-        );
+        printed(report(&mut std::io::stdout().lock(), &targets, &starter.name, &args.dir.join(&server_file)))?;
     }
     Ok(exit::OK)
+}
+
+/// One starter file: where it goes, its text, and what is there now.
+struct Target {
+    path: PathBuf,
+    text: String,
+    found: Found,
+}
+
+/// What a target path holds before `slip init` writes it.
+enum Found {
+    /// Nothing (or nothing that can be looked at: writing it says why).
+    Nothing,
+    /// A regular file, with its permissions, which the new file keeps.
+    File(fs::Permissions),
+    /// A symbolic link, dangling or not.
+    Link,
+    /// A directory or another kind of file, which is never replaced.
+    Other,
+}
+
+/// Files written in full beside their targets but not yet renamed into place, and the directories made for
+/// them. Dropping it removes whatever is still here, so an early return leaves nothing behind.
+#[derive(Default)]
+struct Staged {
+    /// (temporary file, target), in the order of the targets.
+    files: Vec<(PathBuf, PathBuf)>,
+    /// Directories made, parents first.
+    dirs: Vec<PathBuf>,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        // Best effort: the error that got us here is the one to report. Directories that received a file
+        // are not empty, so `remove_dir` leaves them.
+        for (temp, _) in &self.files {
+            let _ = fs::remove_file(temp);
+        }
+        for dir in self.dirs.iter().rev() {
+            let _ = fs::remove_dir(dir);
+        }
+    }
 }
 
 /// The validated answers, with defaults filled in.
@@ -156,13 +190,141 @@ fn suggest_name(base: &str) -> Option<String> {
     trimmed.parse::<AppName>().ok().map(|n| n.as_str().to_owned())
 }
 
-fn write(path: &Path, text: &str) -> Result<(), Failure> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| Failure::new(format!("cannot create {}: {e}", parent.display()), None, exit::USAGE))?;
+/// What is at `path` now, without following a symbolic link.
+fn found(path: &Path) -> Found {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Found::Link,
+        Ok(m) if m.is_file() => Found::File(m.permissions()),
+        Ok(_) => Found::Other,
+        Err(_) => Found::Nothing,
     }
-    std::fs::write(path, text)
-        .map_err(|e| Failure::new(format!("cannot write {}: {e}", shown(path)), None, exit::USAGE))
+}
+
+/// Refuses targets that are not files, and (without `--force`) symbolic links and existing files.
+fn refuse(targets: &[Target], force: bool) -> Result<(), Failure> {
+    let listed = |keep: fn(&Found) -> bool| -> Vec<String> {
+        targets.iter().filter(|t| keep(&t.found)).map(|t| shown(&t.path)).collect()
+    };
+    let others = listed(|f| matches!(f, Found::Other));
+    if !others.is_empty() {
+        let (list, verb) = agree(&others, "is not a file", "are not files");
+        return Err(usage(
+            format!("{list} {verb}; not replacing"),
+            Some("move it out of the way, or pass --dir to write somewhere else".into()),
+        ));
+    }
+    if force {
+        return Ok(());
+    }
+    let links = listed(|f| matches!(f, Found::Link));
+    if !links.is_empty() {
+        let (list, verb) = agree(&links, "is a symbolic link", "are symbolic links");
+        return Err(usage(
+            format!("{list} {verb}; slip init does not write through links"),
+            Some("pass --force to replace the link itself (its target is left alone), or --dir".into()),
+        ));
+    }
+    let existing = listed(|f| matches!(f, Found::File(_)));
+    if !existing.is_empty() {
+        let (list, verb) = agree(&existing, "already exists", "already exist");
+        return Err(usage(
+            format!("{list} {verb}; not overwriting"),
+            Some("pass --force to overwrite, or --dir to write somewhere else".into()),
+        ));
+    }
+    Ok(())
+}
+
+/// `paths` joined, with the verb that agrees with how many there are.
+fn agree(paths: &[String], one: &'static str, more: &'static str) -> (String, &'static str) {
+    match paths {
+        [path] => (path.clone(), one),
+        paths => (paths.join(", "), more),
+    }
+}
+
+/// Writes every target or none: each in full to a new file beside it, then all renamed into place. A rename
+/// replaces a symbolic link itself, never its target.
+fn write_all(targets: &[Target]) -> Result<(), Failure> {
+    let mut staged = Staged::default();
+    for target in targets {
+        let temp = stage(target, &mut staged.dirs)
+            .map_err(|e| usage(format!("cannot write {}: {e}", shown(&target.path)), None))?;
+        staged.files.push((temp, target.path.clone()));
+    }
+    // Each file leaves `staged` once in place; if a rename fails, the rest are removed.
+    while let Some((temp, path)) = staged.files.first() {
+        fs::rename(temp, path).map_err(|e| usage(format!("cannot write {}: {e}", shown(path)), None))?;
+        staged.files.remove(0);
+    }
+    staged.dirs.clear();
+    Ok(())
+}
+
+/// Writes `target`'s text to a new temporary file in its directory (made if missing, and recorded in
+/// `made`), and returns the temporary file's path.
+fn stage(target: &Target, made: &mut Vec<PathBuf>) -> std::io::Result<PathBuf> {
+    let dir = target.path.parent().unwrap_or(Path::new(""));
+    make_dirs(dir, made)?;
+    let name = target.path.file_name().unwrap_or_default().to_string_lossy();
+    let mut attempt = 0;
+    let (temp, mut file) = loop {
+        let temp = dir.join(format!(".{name}.{}-{attempt}.slip-init", std::process::id()));
+        match fs::OpenOptions::new().write(true).create_new(true).open(&temp) {
+            Ok(file) => break (temp, file),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    };
+    // The caller records the file only once this returns, so it is removed here if filling it fails.
+    match fill(&mut file, target) {
+        Ok(()) => Ok(temp),
+        Err(e) => {
+            let _ = fs::remove_file(&temp);
+            Err(e)
+        }
+    }
+}
+
+/// Writes `target`'s text to `file`, with the permissions of the file it replaces, and syncs it, so the
+/// rename puts a complete file in place.
+fn fill(file: &mut fs::File, target: &Target) -> std::io::Result<()> {
+    file.write_all(target.text.as_bytes())?;
+    if let Found::File(permissions) = &target.found {
+        file.set_permissions(permissions.clone())?;
+    }
+    file.sync_all()
+}
+
+/// Makes `dir` and any missing parents, recording each one made in `made`, parents first.
+fn make_dirs(dir: &Path, made: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let missing: Vec<&Path> =
+        dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && fs::symlink_metadata(d).is_err()).collect();
+    for d in missing.into_iter().rev() {
+        fs::create_dir(d)?;
+        made.push(d.to_path_buf());
+    }
+    Ok(())
+}
+
+/// What was written, and what to do next.
+fn report(out: &mut impl Write, targets: &[Target], name: &AppName, server_file: &Path) -> std::io::Result<()> {
+    for target in targets {
+        let verb = match target.found {
+            Found::Nothing => "created",
+            Found::File(_) => "overwrote",
+            Found::Link => "replaced the link",
+            Found::Other => unreachable!("refused before writing"),
+        };
+        writeln!(out, "{verb} {}", shown(&target.path))?;
+    }
+    writeln!(
+        out,
+        "next: add `COPY slip/ /slip/` to the Dockerfile, check with `slip validate`, and install {} on the server \
+         as /etc/slip/apps/{name}.toml",
+        shown(server_file)
+    )?;
+    out.flush()
 }
 
 /// A path as messages show it: without a leading `./`.
@@ -184,6 +346,18 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_write_leaves_no_file_and_no_new_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("blocker"), "").unwrap();
+        let target = |rel: &str| Target { path: dir.path().join(rel), text: "x\n".into(), found: Found::Nothing };
+        // The first is staged (and its directories made) before the second fails: `blocker` is not a directory.
+        let failure = write_all(&[target("new/slip/slip.toml"), target("blocker/app.toml")]).unwrap_err();
+        assert!(failure.message.starts_with("cannot write "), "{}", failure.message);
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["blocker"]);
+    }
 
     #[test]
     fn directory_names_suggest_app_names() {

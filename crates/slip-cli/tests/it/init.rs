@@ -9,7 +9,7 @@ use predicates::str::contains;
 use slip_core::config::{self, Loaded};
 use slip_engine::config_source;
 
-use crate::validate::slip_in;
+use crate::validate::{slip_in, slip_into_closed_pipe};
 
 /// Loads `<name>.toml` from `project` as slipd would: in `apps/` of a config directory beside a minimal
 /// `slip.toml`, through the real reader and parser.
@@ -159,4 +159,66 @@ fn init_rejects_invalid_answers_before_writing() {
     assert!(fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing was written");
     slip_in(dir.path()).args(["init", "shop", "--port", "0"]).assert().code(2).stderr(contains("--port"));
     slip_in(dir.path()).args(["init", "shop", "--quiet"]).assert().code(0).stdout(predicate::str::is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn init_never_writes_through_a_symbolic_link() {
+    use std::os::unix::fs::symlink;
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let theirs = elsewhere.path().join("theirs.toml");
+    fs::write(&theirs, "# theirs\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("slip")).unwrap();
+    symlink(&theirs, dir.path().join("slip/slip.toml")).unwrap();
+    // A dangling link too: writing through it would create a file wherever it points.
+    let missing = elsewhere.path().join("missing.toml");
+    symlink(&missing, dir.path().join("shop.toml")).unwrap();
+
+    slip_in(dir.path())
+        .args(["init", "shop"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(contains("error: slip/slip.toml, shop.toml are symbolic links; slip init does not write through links"))
+        .stderr(contains("hint: pass --force to replace the link itself (its target is left alone)"));
+    assert_eq!(fs::read_to_string(&theirs).unwrap(), "# theirs\n");
+    assert!(!missing.exists());
+
+    slip_in(dir.path())
+        .args(["init", "shop", "--force"])
+        .assert()
+        .code(0)
+        .stdout(contains("replaced the link slip/slip.toml\nreplaced the link shop.toml\n"));
+    assert_eq!(fs::read_to_string(&theirs).unwrap(), "# theirs\n", "the link's target is left alone");
+    assert!(!missing.exists());
+    for file in ["slip/slip.toml", "shop.toml"] {
+        let meta = fs::symlink_metadata(dir.path().join(file)).unwrap();
+        assert!(meta.is_file(), "{file} is now a regular file");
+    }
+    assert!(fs::read_to_string(dir.path().join("slip/slip.toml")).unwrap().contains("name = \"shop\""));
+    let leftovers: Vec<_> = fs::read_dir(dir.path().join("slip")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers, ["slip.toml"], "no temporary files are left");
+}
+
+#[test]
+fn init_refuses_a_directory_where_a_file_goes_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("shop.toml")).unwrap();
+    slip_in(dir.path())
+        .args(["init", "shop", "--force"])
+        .assert()
+        .code(2)
+        .stderr(contains("error: shop.toml is not a file; not replacing"));
+    assert!(!dir.path().join("slip").exists(), "nothing is written");
+}
+
+#[test]
+fn init_into_a_closed_pipe_still_writes_every_file() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(slip_into_closed_pipe(dir.path(), &["init", "shop", "--kind", "pod"]), (Some(0), String::new()));
+    for file in ["slip/slip.toml", "slip/pod.yaml", "shop.toml"] {
+        assert!(dir.path().join(file).is_file(), "{file} is written");
+    }
 }

@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::process::Stdio;
 
 use assert_cmd::Command;
 use predicates::prelude::*;
@@ -17,6 +18,25 @@ pub fn slip_in(dir: &Path) -> Command {
         .env_remove("SLIP_SECRET")
         .env_remove("SLIP_CONFIG");
     cmd
+}
+
+/// Runs `slip args` in `dir` with stdout a pipe whose reader is already gone, as in `slip validate | true`:
+/// every write to it fails with EPIPE. Returns the exit code and stderr.
+pub fn slip_into_closed_pipe(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let mut reader = std::process::Command::new("true").stdin(Stdio::piped()).spawn().unwrap();
+    let closed = reader.stdin.take().unwrap();
+    reader.wait().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_slip"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("SLIP_SERVER")
+        .env_remove("SLIP_TOKEN")
+        .env_remove("SLIP_SECRET")
+        .env_remove("SLIP_CONFIG")
+        .stdout(Stdio::from(closed))
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// A temporary project with the given files (paths relative to it).
@@ -231,4 +251,30 @@ fn validate_json_lists_problems_and_warnings() {
 fn validate_does_not_need_a_server_address() {
     let dir = project(&[("slip/slip.toml", WEB)]);
     slip_in(dir.path()).env("SLIP_SERVER", "not a url").arg("validate").assert().code(0);
+}
+
+#[test]
+fn validate_refuses_deeply_nested_yaml_without_crashing() {
+    // 240 KB, under the size cap: the YAML loader recursed once per level and aborted the process.
+    let deep = format!("{}1\n", "- ".repeat(120_000));
+    let dir = project(&[("slip/slip.toml", POD_REPO), ("slip/pod.yaml", &deep)]);
+    slip_in(dir.path())
+        .arg("validate")
+        .assert()
+        .code(2)
+        .stdout(contains("✗ slip/slip.toml: validation failed (1 problem)"))
+        .stdout(contains(
+            "slip/pod.yaml:1:129: collections nested more than 64 levels deep; slip reads at most 64 levels",
+        ));
+}
+
+#[test]
+fn validate_into_a_closed_pipe_exits_with_its_verdict() {
+    let valid = project(&[("slip/slip.toml", WEB)]);
+    let invalid = project(&[("slip/slip.toml", "[app]\nnmae = \"x\"\nkind = \"lambda\"\n")]);
+    for (dir, code) in [(&valid, 0), (&invalid, 2)] {
+        for args in [&["validate"][..], &["validate", "--json"]] {
+            assert_eq!(slip_into_closed_pipe(dir.path(), args), (Some(code), String::new()), "slip {args:?}");
+        }
+    }
 }

@@ -1,16 +1,17 @@
 //! A pod's manifest (SPEC §14): one Kubernetes `kind: Pod` document that Podman runs with `kube play`.
 //!
 //! [`read`] parses the YAML from memory with the position of every node and checks the rules of §14.1
-//! (one `Pod` document, its size and container count) and §14.2 (container names, images and `${tag}`,
-//! ports, privileges, volume types and `hostPath`s). [`check_against`] checks the manifest against the repo
-//! config: container names against routes and health, the route port, and (strictly) sidecar tags.
+//! (one `Pod` document, its size, how deep it nests and its container count) and §14.2 (container names,
+//! images and `${tag}`, ports, privileges, volume types and `hostPath`s). [`check_against`] checks the
+//! manifest against the repo config: container names against routes and health, the route port, and
+//! (strictly) sidecar tags.
 //!
 //! This module does not render the manifest for Podman (renaming the pod, pinning digests, leasing ports,
 //! adding env and volumes): that is the deploy's work. Rules that need the server's app file take it
 //! through [`Policy`]; without it (`slip validate`) they become warnings that name the server setting.
 //!
 //! # Layout
-//! - `yaml`: the positioned walk over saphyr's nodes.
+//! - `yaml`: loading the YAML (nesting bounded first) and the positioned walk over saphyr's nodes.
 //! - `pod`: the Pod document's rules.
 //! - `image`: `image:` values and `${tag}`.
 //! - `against`: the manifest against the repo config.
@@ -33,6 +34,11 @@ pub use image::{Image, Reference};
 
 /// The largest manifest slip reads (256 KiB).
 pub const MAX_SIZE: usize = 256 * 1024;
+
+/// The deepest nesting of collections slip reads, aliases expanded. A Pod needs about ten levels; the limit
+/// exists because the YAML loader recurses once per level, so a deep enough manifest (such as 100,000
+/// `- ` in a row) would overflow the stack and abort `slip validate`, or slipd reading an image's manifest.
+pub const MAX_DEPTH: usize = 64;
 
 /// The most containers a pod may have, init containers included.
 pub const MAX_CONTAINERS: usize = 16;

@@ -9,9 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use saphyr::{LoadableYamlNode, MarkedYaml};
-
-use super::yaml::{Map, Node, Walker, at};
+use super::yaml::{self, Map, Node, Walker, at};
 use super::{Container, MAX_CONTAINERS, Manifest, Policy, Volume, VolumeSource, image};
 use crate::config::reader::At;
 use crate::config::server::check_absolute;
@@ -94,14 +92,7 @@ const NOT_IN_V1: &[&str] = &["configMap", "secret"];
 
 /// Reads the document in `text`; `None` when it is not a readable Pod (every problem is in `w`).
 pub(crate) fn read(w: &mut Walker, text: &str, policy: &Policy) -> Option<Manifest> {
-    let docs = match MarkedYaml::load_from_str(text) {
-        Ok(docs) => docs,
-        Err(e) => {
-            let m = e.marker();
-            w.problem((Some(m.line()), Some(m.col() + 1)), format!("invalid YAML: {}", e.info()), None);
-            return None;
-        }
-    };
+    let docs = yaml::load(w, text)?;
     let doc = match docs.as_slice() {
         [] => {
             w.problem((None, None), "the manifest is empty: it needs one kind: Pod document".into(), None);

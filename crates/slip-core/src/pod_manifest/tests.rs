@@ -434,6 +434,112 @@ fn oversized_manifests_are_refused() {
     );
 }
 
+/// Like [`check`], but on a thread with a small stack: deep YAML must be refused without recursing per level
+/// (saphyr's loader does, and aborted `slip validate` at a few thousand levels in a debug build).
+#[track_caller]
+fn check_deep(yaml: String, expect: Expect) {
+    let reader = std::thread::Builder::new().stack_size(256 * 1024);
+    let rendered = reader
+        .spawn(move || {
+            let r = read(&file(&yaml), &Policy::default());
+            render(&r.problems, &r.warnings)
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    expect.assert_eq(&rendered);
+}
+
+/// A valid Pod whose `metadata` is `metadata` (slip checks only that it is a mapping).
+fn pod_with_metadata(metadata: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {metadata}\nspec:\n  containers:\n    - name: web\n      image: nginx:1\n"
+    )
+}
+
+#[test]
+fn deep_nesting_is_a_problem_not_a_stack_overflow() {
+    // Each is close to MAX_SIZE, like the 240 KB manifest that aborted a release build.
+    let block_sequence = format!("{}1\n", "- ".repeat(120_000));
+    check_deep(
+        block_sequence,
+        expect![[r#"
+            slip/pod.yaml:1:129: collections nested more than 64 levels deep; slip reads at most 64 levels
+        "#]],
+    );
+    let block_mapping: String = (0..500).map(|level| format!("{}a:\n", "  ".repeat(level))).collect();
+    check_deep(
+        block_mapping,
+        expect![[r#"
+            slip/pod.yaml:65:129: collections nested more than 64 levels deep; slip reads at most 64 levels
+        "#]],
+    );
+    let flow_sequence = format!("{}{}\n", "[".repeat(100), "]".repeat(100));
+    check_deep(
+        flow_sequence,
+        expect![[r#"
+            slip/pod.yaml:1:65: collections nested more than 64 levels deep; slip reads at most 64 levels
+        "#]],
+    );
+    // Before the parser reports a `[`, the scanner reads ahead for a `:` that would make the list a key, and
+    // stops at its own limit of 255 flow levels, so this is refused before the depth check sees it.
+    let flow_sequence_at_max_size = format!("{}{}\n", "[".repeat(120_000), "]".repeat(120_000));
+    check_deep(
+        flow_sequence_at_max_size,
+        expect![[r#"
+            slip/pod.yaml:1:256: invalid YAML: recursion limit exceeded
+        "#]],
+    );
+    let flow_mapping = pod_with_metadata(&format!("{}1{}", "{a: ".repeat(50_000), "}".repeat(50_000)));
+    check_deep(
+        flow_mapping,
+        expect![[r#"
+            slip/pod.yaml:3:263: collections nested more than 64 levels deep; slip reads at most 64 levels
+        "#]],
+    );
+}
+
+#[test]
+fn aliases_count_at_the_depth_they_expand_to() {
+    // Each line nests the one before one level deeper; saphyr copies the anchored node for every alias.
+    let chain: String = std::iter::once("- &a1 [0]\n".to_owned())
+        .chain((2..=1000).map(|i| format!("- &a{i} [*a{}]\n", i - 1)))
+        .collect();
+    check_deep(
+        chain,
+        expect![[r#"
+            slip/pod.yaml:64:9: this alias expands to collections nested more than 64 levels deep; slip reads at most 64 levels
+        "#]],
+    );
+}
+
+#[test]
+fn nesting_up_to_the_depth_limit_is_read() {
+    // The root mapping is level 1 and metadata level 2, so MAX_DEPTH - 1 flow mappings reach the limit.
+    let deepest = format!("{}1{}", "{a: ".repeat(MAX_DEPTH - 1), "}".repeat(MAX_DEPTH - 1));
+    manifest(&pod_with_metadata(&deepest));
+    let too_deep = format!("{}1{}", "{a: ".repeat(MAX_DEPTH), "}".repeat(MAX_DEPTH));
+    check(
+        &pod_with_metadata(&too_deep),
+        expect![[r#"
+            slip/pod.yaml:3:263: collections nested more than 64 levels deep; slip reads at most 64 levels
+        "#]],
+    );
+    // A list nested MAX_DEPTH deep loads (and is then no Pod); one level more does not load.
+    check(
+        &format!("{}1\n", "- ".repeat(MAX_DEPTH)),
+        expect![[r#"
+            slip/pod.yaml:1:1: the manifest: expected a mapping, found a list
+        "#]],
+    );
+    check(
+        &format!("{}1\n", "- ".repeat(MAX_DEPTH + 1)),
+        expect![[r#"
+            slip/pod.yaml:1:129: collections nested more than 64 levels deep; slip reads at most 64 levels
+        "#]],
+    );
+}
+
 const REPO_POD: &str = r#"[app]
 kind = "pod"
 manifest = "/slip/pod.yaml"

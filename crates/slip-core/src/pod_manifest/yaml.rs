@@ -1,13 +1,17 @@
-//! A positioned walk over one YAML document (saphyr's `MarkedYaml`): typed access by key, the position of
-//! every node, and the problems and warnings found so far.
+//! Loading YAML safely, and a positioned walk over one document (saphyr's `MarkedYaml`): typed access by
+//! key, the position of every node, and the problems and warnings found so far.
 //!
-//! It knows YAML types and nothing about Pods. A `null` value (`ports:` with nothing after it) counts as
-//! absent, as it does for Kubernetes.
+//! [`load`] first checks that nothing nests deeper than [`MAX_DEPTH`], because saphyr's loader recurses once
+//! per level and the manifest may come from an untrusted image. It knows YAML types and nothing about Pods.
+//! A `null` value (`ports:` with nothing after it) counts as absent, as it does for Kubernetes.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use saphyr::{AnnotatedMapping, MarkedYaml, Scalar, YamlData};
+use saphyr::{AnnotatedMapping, LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use saphyr_parser::{Event, Marker, Parser, ScanError};
 
+use super::MAX_DEPTH;
 use crate::config::Problem;
 use crate::config::reader::{At, suggest};
 
@@ -28,6 +32,32 @@ pub(crate) struct Walker {
 pub(crate) struct Map<'n, 'i> {
     entries: &'n AnnotatedMapping<'i, Node<'i>>,
     node: &'n Node<'i>,
+}
+
+/// Loads the YAML documents in `text`; `None`, with a problem in `w`, when it is not valid YAML or nests
+/// deeper than [`MAX_DEPTH`].
+pub(crate) fn load<'i>(w: &mut Walker, text: &'i str) -> Option<Vec<Node<'i>>> {
+    let unloadable = match check_depth(text) {
+        Ok(()) => match MarkedYaml::load_from_str(text) {
+            Ok(docs) => return Some(docs),
+            Err(e) => Unloadable::Invalid(e),
+        },
+        Err(why) => why,
+    };
+    match unloadable {
+        Unloadable::Invalid(e) => {
+            w.problem(marked(e.marker()), format!("invalid YAML: {}", e.info()), None);
+        }
+        Unloadable::TooDeep { at, alias } => {
+            let what = if alias { "this alias expands to collections" } else { "collections" };
+            w.problem(
+                marked(&at),
+                format!("{what} nested more than {MAX_DEPTH} levels deep; slip reads at most {MAX_DEPTH} levels"),
+                None,
+            );
+        }
+    }
+    None
 }
 
 impl<'n, 'i> Map<'n, 'i> {
@@ -143,6 +173,66 @@ impl Walker {
         };
         self.problem(at(node), format!("{path}: expected {expected}, found {}", type_name(node)), hint);
     }
+}
+
+/// Why YAML text was not loaded.
+enum Unloadable {
+    /// It is not valid YAML.
+    Invalid(ScanError),
+    /// A collection starting at `at`, or what the alias at `at` expands to, nests deeper than [`MAX_DEPTH`].
+    TooDeep { at: Marker, alias: bool },
+}
+
+/// Checks that no collection in `text` nests deeper than [`MAX_DEPTH`], counting the depth that aliases
+/// expand to (saphyr clones the anchored node, so `&a [*z]`, `&b [*a]`, … nests one level more per line).
+///
+/// The loader, and cloning, hashing and dropping the nodes it builds, recurse once per level, so they
+/// overflow the stack on a deep enough document. This check builds nothing: saphyr-parser's events come
+/// from a state machine that keeps its stack of open collections on the heap (`Parser::next_event`, unlike
+/// `Parser::load`, never recurses, in block or flow style), so it is safe at any depth.
+fn check_depth(text: &str) -> Result<(), Unloadable> {
+    let mut parser = Parser::new_from_str(text);
+    // Per open collection: its anchor id (0 for none) and the height of its tallest child so far.
+    let mut open: Vec<(usize, usize)> = Vec::new();
+    // Per anchored collection: its height, which is how deep an alias to it nests.
+    let mut heights: BTreeMap<usize, usize> = BTreeMap::new();
+    while let Some(next) = parser.next_event() {
+        let (event, span) = next.map_err(Unloadable::Invalid)?;
+        let height = match event {
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                if open.len() >= MAX_DEPTH {
+                    return Err(Unloadable::TooDeep { at: span.start, alias: false });
+                }
+                open.push((anchor, 0));
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let Some((anchor, tallest)) = open.pop() else { continue };
+                if anchor != 0 {
+                    heights.insert(anchor, tallest + 1);
+                }
+                tallest + 1
+            }
+            Event::Alias(anchor) => {
+                let height = heights.get(&anchor).copied().unwrap_or(0);
+                if open.len() + height > MAX_DEPTH {
+                    return Err(Unloadable::TooDeep { at: span.start, alias: true });
+                }
+                height
+            }
+            // Scalars have height 0 and documents start with nothing open.
+            _ => continue,
+        };
+        if let Some(parent) = open.last_mut() {
+            parent.1 = parent.1.max(height);
+        }
+    }
+    Ok(())
+}
+
+/// 1-based line and column (in characters) of a parser position.
+fn marked(m: &Marker) -> At {
+    (Some(m.line()), Some(m.col() + 1))
 }
 
 /// 1-based line and column (in characters) of a node.

@@ -180,22 +180,48 @@ pub async fn remove(
     Query(q): Query<DeleteQuery>,
 ) -> Result<Json<Json_>, ApiError> {
     let who = admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
-    let _guard = WRITES.lock().await;
-    let old = state.config();
-    let app = existing_app(&old, &name)?;
-    let running = state
-        .store
-        .unfinished()
-        .map_err(anyhow::Error::from)?
-        .into_iter()
-        .find(|d| d.app == app && d.status != DeployStatus::Queued);
+    let app = existing_app(&state.config(), &name)?;
+    // The teardown runs to its end even if the client goes away: a delete dropped halfway would leave the app
+    // half removed.
+    tokio::spawn(delete(state, app, q, who))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("the delete task failed: {e}")))?
+}
+
+/// How much longer than the app's own bounds a delete waits for a cancelled deploy to end.
+const CANCEL_SLACK: Duration = Duration::from_secs(30);
+
+/// `DELETE /v1/apps/{name}` (SPEC §6.6): takes the app's slot, commits the delete (file to the trash, the store
+/// forgets the app, live config swapped), then removes routes, containers and secrets, going on past errors and
+/// reporting what it could not remove.
+async fn delete(state: AppState, app: AppName, q: DeleteQuery, who: admin::Admin) -> Result<Json<Json_>, ApiError> {
+    let running = running_deploy(&state, &app)?;
     if let (Some(deploy), false) = (&running, q.force) {
         return Err(ApiError::Conflict {
             code: "deploy_in_progress",
-            message: format!("deploy {} of {app} is running: wait for it, or pass force=true", deploy.id),
-            extra: json!({ "deploy_id": deploy.id.to_string() }),
+            message: format!("deploy {deploy} of {app} is running: wait for it, or pass force=true"),
+            extra: json!({ "deploy_id": deploy.to_string() }),
         });
     }
+
+    // Take the app's slot: nothing more starts for it, and a running deploy is cancelled and waited for.
+    let _deleting = state.scheduler.begin_delete(app.as_str());
+    let app_config = existing_config(&state, &app)?;
+    let deploy = &app_config.deploy;
+    let bound = deploy.timeout.max(deploy.drain_timeout + deploy.stop_grace) + CANCEL_SLACK;
+    if !state.scheduler.cancel_and_wait(app.as_str(), bound).await {
+        let id = running_deploy(&state, &app)?.map(|d| d.to_string()).unwrap_or_default();
+        return Err(ApiError::Conflict {
+            code: "deploy_in_progress",
+            message: format!("deploy {id} of {app} did not stop within {bound:?}; nothing was deleted, try again"),
+            extra: json!({ "deploy_id": id }),
+        });
+    }
+
+    // Commit: the file goes to the trash, the store forgets the app, the live config loses it.
+    let _writes = WRITES.lock().await;
+    let old = state.config();
+    let app_config = existing_config(&state, &app)?;
     let config = match validate(&state, &app, None)? {
         Ok(config) => config,
         Err(_) => {
@@ -205,76 +231,73 @@ pub async fn remove(
             ));
         }
     };
-    let app_config = old.apps.get(&app).expect("checked by existing_app");
-
-    // Take the app's slot: nothing waiting may start, and a running deploy (force) unwinds first.
-    fail_queued(&state, &app)?;
-    if let Some(deploy) = &running {
-        let bound = app_config.deploy.drain_timeout + app_config.deploy.stop_grace + CANCEL_SLACK;
-        if !state.scheduler.cancel_and_wait(app.as_str(), bound).await {
-            return Err(ApiError::Conflict {
-                code: "deploy_in_progress",
-                message: format!("deploy {} of {app} did not stop within {bound:?}; try again", deploy.id),
-                extra: json!({ "deploy_id": deploy.id.to_string() }),
-            });
+    let dir = apps_dir(&state)?;
+    let trashed = trash(&dir, &old.storage.path, &app)?;
+    let forgotten = match state.store.forget_app(&app, slip_engine::run::unix_ms()) {
+        Ok(forgotten) => forgotten,
+        Err(e) => {
+            if let Err(undo) = std::fs::rename(&trashed, dir.join(format!("{app}.toml"))) {
+                tracing::error!(app = %app, error = %undo, "putting the app file back from the trash");
+            }
+            return Err(ApiError::Internal(anyhow::Error::new(e).context("forgetting the app in the store")));
         }
-    }
-    let volumes: Vec<String> = app_config.volumes.iter().map(|v| v.host_path.display().to_string()).collect();
-
-    // Traffic first, so nothing is routed to a container that is about to stop.
-    if let Err(e) = state.engine.routes.update(app.as_str(), None).await {
-        tracing::warn!(app = %app, error = %e, "removing the app's routes from Caddy failed; the reconciler retries");
-    }
-    let containers = state
-        .engine
-        .runtime
-        .list(&[("slip.app", app.as_str())])
-        .await
-        .map_err(|e| anyhow::Error::new(e).context("listing the app's containers"))?;
-    for c in containers {
-        if c.running {
-            state
-                .engine
-                .runtime
-                .stop(&c.id, app_config.deploy.stop_grace)
-                .await
-                .map_err(|e| anyhow::Error::new(e).context(format!("stopping container {}", c.name)))?;
-        }
-        state
-            .engine
-            .runtime
-            .remove(&c.id)
-            .await
-            .map_err(|e| anyhow::Error::new(e).context(format!("removing container {}", c.name)))?;
-    }
-    if !q.keep_secrets {
-        SecretStore::new(&old.storage.path)
-            .delete_app(&app)
-            .map_err(|e| anyhow::Error::new(e).context("deleting the app's secrets"))?;
-    }
-    trash(&apps_dir(&state)?, &old.storage.path, &app)?;
-    state.store.delete_app(&app).map_err(anyhow::Error::from)?;
+    };
     swap(&state, config);
-    // A webhook verified while the app was being torn down may have queued one more.
-    fail_queued(&state, &app)?;
+
+    // Clean up, traffic first so nothing is routed to a container that is about to stop.
+    let mut left = Vec::new();
+    if let Err(e) = state.engine.routes.update(app.as_str(), None).await {
+        tracing::warn!(app = %app, error = %e, "removing the app's routes from Caddy failed; the monitor retries");
+    }
+    left.extend(remove_containers(&state, &app, app_config.deploy.stop_grace).await);
+    if !q.keep_secrets
+        && let Err(e) = SecretStore::new(&old.storage.path).delete_app(&app)
+    {
+        tracing::error!(app = %app, error = %e, "deleting the app's secrets");
+        left.push(format!("secrets of {app} in {}: {e}", old.storage.path.display()));
+    }
     audit(&state, &who, &app, "app.delete");
-    Ok(Json(json!({ "status": "ok", "volumes_kept": volumes })))
+    let volumes: Vec<String> = app_config.volumes.iter().map(|v| v.host_path.display().to_string()).collect();
+    let failed: Vec<String> = forgotten.failed.iter().map(ToString::to_string).collect();
+    Ok(Json(json!({ "status": "ok", "volumes_kept": volumes, "failed_deploys": failed, "not_removed": left })))
 }
 
-/// How much longer than the app's drain and stop bounds a forced delete waits for a cancelled deploy.
-const CANCEL_SLACK: std::time::Duration = std::time::Duration::from_secs(30);
+/// The app's deploy that holds its slot (anything unfinished but `queued`), if any.
+fn running_deploy(state: &AppState, app: &AppName) -> Result<Option<slip_core::names::DeployId>, ApiError> {
+    let unfinished = state.store.unfinished().map_err(anyhow::Error::from)?;
+    Ok(unfinished.into_iter().find(|d| d.app == *app && d.status != DeployStatus::Queued).map(|d| d.id))
+}
 
-/// Fails every queued deploy of `app` with `app_deleted` (SPEC §6.6).
-fn fail_queued(state: &AppState, app: &AppName) -> Result<(), ApiError> {
-    let queued = state.store.unfinished().map_err(anyhow::Error::from)?;
-    for deploy in queued.into_iter().filter(|d| d.app == *app && d.status == DeployStatus::Queued) {
-        let message = format!("{app} was deleted before this deploy ran");
-        state
-            .store
-            .finish(&deploy.id, DeployStatus::Failed, Some(&message), Some("app_deleted"), slip_engine::run::unix_ms())
-            .map_err(anyhow::Error::from)?;
+/// The app's config as it is now (a PATCH may have changed it while the delete waited).
+fn existing_config(state: &AppState, app: &AppName) -> Result<slip_core::config::AppConfig, ApiError> {
+    let config = state.config();
+    config.apps.get(app).cloned().ok_or_else(|| existing_app(&config, app.as_str()).expect_err("the app is gone"))
+}
+
+/// Stops and removes every container of `app` that this slipd made, going on past errors. Answers what it could
+/// not remove (boot reconciliation removes those later: no live instance row owns them).
+async fn remove_containers(state: &AppState, app: &AppName, grace: Duration) -> Vec<String> {
+    let labels = [("slip.app", app.as_str()), ("slip.instance", state.engine.instance_id.as_str())];
+    let containers = match state.engine.runtime.list(&labels).await {
+        Ok(containers) => containers,
+        Err(e) => {
+            tracing::error!(app = %app, error = %e, "listing the app's containers");
+            return vec![format!("containers of {app}: {e}")];
+        }
+    };
+    let mut left = Vec::new();
+    for c in containers {
+        if c.running
+            && let Err(e) = state.engine.runtime.stop(&c.id, grace).await
+        {
+            tracing::warn!(container = c.name, error = %e, "stopping a deleted app's container");
+        }
+        if let Err(e) = state.engine.runtime.remove(&c.id).await {
+            tracing::error!(container = c.name, error = %e, "removing a deleted app's container");
+            left.push(format!("container {}: {e}", c.name));
+        }
     }
-    Ok(())
+    left
 }
 
 /// Records `action` on `app` in the audit log; a failure is logged, never answered.
@@ -390,12 +413,12 @@ fn write_atomically(dir: &FsPath, app: &AppName, text: &str) -> Result<(), ApiEr
     })
 }
 
-/// Moves `apps/<app>.toml` to `<storage>/trash/<app>.toml.<unix-seconds>`.
-fn trash(dir: &FsPath, storage: &FsPath, app: &AppName) -> Result<(), ApiError> {
+/// Moves `apps/<app>.toml` to `<storage>/trash/<app>.toml.<unix-milliseconds>` and answers where it went.
+fn trash(dir: &FsPath, storage: &FsPath, app: &AppName) -> Result<PathBuf, ApiError> {
     let from = dir.join(format!("{app}.toml"));
     let trash = storage.join("trash");
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
-    let to = trash.join(format!("{app}.toml.{secs}"));
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis();
+    let to = trash.join(format!("{app}.toml.{ms}"));
     let moved = || -> std::io::Result<()> {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&trash)?;
         if std::fs::rename(&from, &to).is_err() {
@@ -406,7 +429,7 @@ fn trash(dir: &FsPath, storage: &FsPath, app: &AppName) -> Result<(), ApiError> 
         std::fs::File::open(dir)?.sync_all()
     };
     moved().map_err(|e| anyhow::Error::new(e).context(format!("moving {} to {}", from.display(), to.display())))?;
-    Ok(())
+    Ok(to)
 }
 
 /// Re-points a deployed app's routes when its routing changed and every container port it now routes is

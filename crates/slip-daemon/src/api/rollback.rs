@@ -106,6 +106,9 @@ pub async fn rollback(
         Some(ip.to_string()),
         unix_ms(),
     );
+    if state.scheduler.is_deleting(app.as_str()) {
+        return Err(ApiError::app_deleting(&app));
+    }
     let enqueued = state.store.enqueue(&new, unix_ms()).map_err(|e| ApiError::Internal(e.into()))?;
     state.scheduler.kick(app.as_str());
     let audit = state.store.append_audit(AuditEntry {

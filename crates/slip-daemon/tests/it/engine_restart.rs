@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use slip_testenv::Image;
 
-use crate::support::{TestDaemon, app_name, web_app};
+use crate::support::{TestDaemon, app_name, caddy_dials, web_app};
 
 /// How long apps may take to serve again once the engine answers (the bound).
 const BACK_WITHIN: Duration = Duration::from_secs(30);
@@ -46,7 +46,7 @@ async fn every_app_serves_again_within_30s_of_a_docker_engine_restart() {
         let running = d.running_containers(app);
         assert_eq!(running.len(), 1, "{app}: one container runs: {running:?}");
         let bound = published_host_port(&running[0]);
-        let dials = caddy_dials(&d, &host);
+        let dials = caddy_dials(&d.caddy, &host);
         assert_eq!(dials, [format!("127.0.0.1:{bound}")], "{app}: Caddy dials the bound port");
         assert_eq!(d.all_containers(app).len(), 1, "{app}: no stopped leftovers");
     }
@@ -134,36 +134,4 @@ fn published_host_port(container: &str) -> u16 {
         .collect();
     assert_eq!(bindings.len(), 1, "{container} publishes one port: {ports}");
     bindings[0]
-}
-
-/// Every upstream Caddy dials for `host`, from its live config.
-fn caddy_dials(d: &TestDaemon, host: &str) -> Vec<String> {
-    let config = d.caddy.get_json("/config/apps/http/servers");
-    let mut dials = Vec::new();
-    for server in config.as_object().into_iter().flat_map(|s| s.values()) {
-        for route in server["routes"].as_array().into_iter().flatten() {
-            let hosts = route["match"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|m| m["host"].as_array().cloned().unwrap_or_default());
-            if hosts.into_iter().any(|h| h == host) {
-                collect_dials(&route["handle"], &mut dials);
-            }
-        }
-    }
-    dials
-}
-
-fn collect_dials(value: &serde_json::Value, out: &mut Vec<String>) {
-    match value {
-        serde_json::Value::Object(map) => {
-            if let Some(dial) = map.get("dial").and_then(|d| d.as_str()) {
-                out.push(dial.to_owned());
-            }
-            map.values().for_each(|v| collect_dials(v, out));
-        }
-        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_dials(v, out)),
-        _ => {}
-    }
 }

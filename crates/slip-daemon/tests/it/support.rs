@@ -675,3 +675,35 @@ pub async fn get_retrying_once(
         _ => first,
     }
 }
+
+/// Every upstream Caddy dials for `host`, from its live config.
+pub fn caddy_dials(caddy: &Caddy, host: &str) -> Vec<String> {
+    let config = caddy.get_json("/config/apps/http/servers");
+    let mut dials = Vec::new();
+    for server in config.as_object().into_iter().flat_map(|s| s.values()) {
+        for route in server["routes"].as_array().into_iter().flatten() {
+            let hosts = route["match"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|m| m["host"].as_array().cloned().unwrap_or_default());
+            if hosts.into_iter().any(|h| h == host) {
+                collect_dials(&route["handle"], &mut dials);
+            }
+        }
+    }
+    dials
+}
+
+fn collect_dials(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(dial) = map.get("dial").and_then(|d| d.as_str()) {
+                out.push(dial.to_owned());
+            }
+            map.values().for_each(|v| collect_dials(v, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_dials(v, out)),
+        _ => {}
+    }
+}

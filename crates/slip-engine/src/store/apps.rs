@@ -7,7 +7,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use slip_core::names::{AppName, DeployId, PreviewId};
 
-use super::{AppStatus, InstanceRole, Store, StoreError, UnixMillis, parsed, parsed_opt};
+use super::{AppStatus, DeployStatus, InstanceRole, Store, StoreError, UnixMillis, parsed, parsed_opt};
 
 /// An `apps` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,17 @@ pub struct AppState {
     pub config_hash: Option<String>,
     /// Last change of this row.
     pub updated_at: UnixMillis,
+}
+
+/// What [`Store::forget_app`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forgotten {
+    /// Whether the app had an `apps` row.
+    pub existed: bool,
+    /// Deploys that were waiting and now ended `failed` with `app_deleted`.
+    pub failed: Vec<DeployId>,
+    /// Ids of the instance rows retired (their containers are the caller's to remove).
+    pub retired: Vec<String>,
 }
 
 /// The commit point of a deploy: the candidate becomes current.
@@ -113,6 +124,42 @@ impl Store {
     /// kept; the caller retires instances first. Returns whether a row existed.
     pub fn delete_app(&self, app: &AppName) -> Result<bool, StoreError> {
         self.write(|tx| Ok(tx.execute("DELETE FROM apps WHERE name = ?1", [app.as_str()])? > 0))
+    }
+
+    /// Forgets a deleted app in one transaction (SPEC §6.6): its waiting deploys (`queued` or `accepted`) end
+    /// `failed` with code `app_deleted`, every live instance row is retired and its port leases released, its
+    /// preview rows and its `apps` row are deleted. Deploy history stays. Removing the containers is the caller's
+    /// job (boot reconciliation removes any it leaves, since no live row owns them). The caller makes sure no
+    /// deploy of the app is running: a running one is left as it is.
+    pub fn forget_app(&self, app: &AppName, at: UnixMillis) -> Result<Forgotten, StoreError> {
+        self.write(|tx| {
+            let name = app.as_str();
+            let waiting: Vec<String> = tx
+                .prepare("SELECT id FROM deploys WHERE app = ?1 AND status IN ('queued', 'accepted') ORDER BY id")?
+                .query_map([name], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let message = format!("{app} was deleted before this deploy ran");
+            for id in &waiting {
+                super::deploys::finish_in(tx, id, DeployStatus::Failed, Some(&message), Some("app_deleted"), at)?;
+            }
+            let retired: Vec<String> = tx
+                .prepare("SELECT id FROM instances WHERE app = ?1 AND retired_at IS NULL ORDER BY created_at, id")?
+                .query_map([name], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            tx.execute(
+                "UPDATE instances SET role = 'retired', retired_at = ?2 WHERE app = ?1 AND retired_at IS NULL",
+                params![name, at],
+            )?;
+            tx.execute(
+                "DELETE FROM port_leases WHERE instance_id IN (SELECT id FROM instances WHERE app = ?1)",
+                [name],
+            )?;
+            tx.execute("DELETE FROM previews WHERE app = ?1", [name])?;
+            let existed = tx.execute("DELETE FROM apps WHERE name = ?1", [name])? > 0;
+            let failed =
+                waiting.iter().map(|id| id.parse()).collect::<Result<_, _>>().map_err(super::deploys::corrupt_id)?;
+            Ok(Forgotten { existed, failed, retired })
+        })
     }
 
     /// The switch commit, in one transaction: for production `current ← deploy`, `previous ← old current`

@@ -621,7 +621,7 @@ fn set_status(conn: &Connection, id: &str, status: DeployStatus, at: UnixMillis)
     Ok(())
 }
 
-fn finish_in(
+pub(super) fn finish_in(
     conn: &Connection,
     id: &str,
     status: DeployStatus,
@@ -677,6 +677,6 @@ pub(super) fn append_event(
 }
 
 /// A deploy id read from the database that does not parse.
-fn corrupt_id(e: slip_core::names::NameError) -> StoreError {
+pub(super) fn corrupt_id(e: slip_core::names::NameError) -> StoreError {
     StoreError::Sqlite(rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
