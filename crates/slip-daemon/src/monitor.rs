@@ -4,7 +4,6 @@
 //! Caddy lost or changed them; and, in [`heal`], current releases found stopped started again and vanished ones
 //! re-created.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -82,11 +81,12 @@ pub async fn run(engine: Engine, health: Health, interval: Duration, shutdown: C
 
 /// Every `interval` while the engine answers: current releases of apps with no deploy in flight that were found
 /// stopped are started again, and those whose container is gone (or cannot be started) are re-created through a
-/// `reconcile` deploy of the same digest ([`slip_engine::reconcile::heal`]). Each instance is acted on once per
-/// run of slipd, so a container someone keeps stopping, or a re-creation that fails, is not retried in a loop.
+/// `reconcile` deploy of the same digest ([`slip_engine::reconcile::heal`]). Each instance is restarted at most
+/// once and reported at most once per run of slipd, so a container someone keeps stopping, or a re-creation that
+/// fails, is not retried in a loop.
 /// Ends when `shutdown` is cancelled.
 pub async fn heal(state: crate::state::AppState, interval: Duration, shutdown: CancellationToken) {
-    let mut handled = HashSet::new();
+    let mut memory = slip_engine::reconcile::HealMemory::default();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
@@ -95,11 +95,9 @@ pub async fn heal(state: crate::state::AppState, interval: Duration, shutdown: C
         if !state.health.snapshot().runtime {
             continue;
         }
-        match slip_engine::reconcile::heal(&state.engine, &handled).await {
+        match slip_engine::reconcile::heal(&state.engine, &mut memory).await {
             Ok(healed) => {
-                handled.extend(healed.restarted);
                 let apps: Vec<String> = healed.missing.iter().map(|(app, _)| app.clone()).collect();
-                handled.extend(healed.missing.into_iter().map(|(_, instance)| instance));
                 if !apps.is_empty() {
                     crate::boot::recreate_missing(&state, &apps);
                 }

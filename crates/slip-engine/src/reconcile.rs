@@ -193,17 +193,25 @@ pub struct Healed {
     pub missing: Vec<(String, String)>,
 }
 
+/// What [`heal`] has acted on so far, so that it acts on each instance once per kind of trouble: a container
+/// someone keeps stopping is not restarted again and again, and one whose re-creation failed is not re-created in
+/// a loop. Keep one per running slipd.
+#[derive(Debug, Default)]
+pub struct HealMemory {
+    restarted: HashSet<String>,
+    reported: HashSet<String>,
+}
+
 /// The periodic half of boot's "serve" step (SPEC §18): for each app with no deploy in flight, a current instance
-/// found stopped is started again, and one whose container is gone or cannot be started is reported. Instances in
-/// `handled` are left alone: the caller acts on each instance once per run, so a container stopped again by hand,
-/// or one that a re-creation could not replace, is not fought over every few seconds.
-pub async fn heal(engine: &Engine, handled: &HashSet<String>) -> Result<Healed, StoreError> {
+/// found stopped is started again, and one whose container is gone or cannot be started is reported (once each,
+/// see [`HealMemory`]).
+pub async fn heal(engine: &Engine, memory: &mut HealMemory) -> Result<Healed, StoreError> {
     let store = &engine.store;
     let busy =
         |app: &str| -> Result<bool, StoreError> { Ok(store.unfinished()?.iter().any(|d| d.app.as_str() == app)) };
     let mut healed = Healed::default();
     for current in live(engine, InstanceRole::Current)? {
-        if current.preview_id.is_some() || handled.contains(&current.id) || busy(current.app.as_str())? {
+        if current.preview_id.is_some() || memory.reported.contains(&current.id) || busy(current.app.as_str())? {
             continue;
         }
         let state = match engine.runtime.inspect(&current.runtime_id).await {
@@ -219,6 +227,8 @@ pub async fn heal(engine: &Engine, handled: &HashSet<String>) -> Result<Healed, 
             continue;
         }
         let restarted = match state {
+            // Stopped again after slip started it: someone means it; leave it.
+            Some(_) if memory.restarted.contains(&current.id) => continue,
             Some(_) => match engine.runtime.restart(&current.runtime_id).await {
                 Ok(()) => true,
                 Err(e) => {
@@ -236,9 +246,11 @@ pub async fn heal(engine: &Engine, handled: &HashSet<String>) -> Result<Healed, 
             if store.app_state(&current.app)?.is_some_and(|s| s.status == AppStatus::Down) {
                 store.set_app_status(&current.app, AppStatus::Running, unix_ms())?;
             }
+            memory.restarted.insert(current.id.clone());
             healed.restarted.push(current.id.clone());
         } else {
             store.set_app_status(&current.app, AppStatus::Down, unix_ms())?;
+            memory.reported.insert(current.id.clone());
             healed.missing.push((current.app.to_string(), current.id.clone()));
         }
     }
@@ -547,27 +559,27 @@ mod tests {
         let old = deploy(&w, 1, BEFORE_SWITCH, InstanceRole::Current, 41000).await;
         w.engine.store.finish(&id(1), DeployStatus::Completed, None, None, unix_ms()).unwrap();
         let instance = w.engine.store.instances(&"web".parse().unwrap(), None).unwrap()[0].id.clone();
-        let mut handled = HashSet::new();
-        assert_eq!(heal(&w.engine, &handled).await.unwrap(), Healed::default(), "a running release is left alone");
+        let mut memory = HealMemory::default();
+        assert_eq!(heal(&w.engine, &mut memory).await.unwrap(), Healed::default(), "a running release is left alone");
 
         w.runtime.stop(&old, Duration::from_secs(1)).await.unwrap();
         // A deploy in flight owns the app's containers.
         deploy(&w, 2, &[DeployStatus::Pulling], InstanceRole::Candidate, 41001).await;
-        assert_eq!(heal(&w.engine, &handled).await.unwrap(), Healed::default(), "busy apps are skipped");
+        assert_eq!(heal(&w.engine, &mut memory).await.unwrap(), Healed::default(), "busy apps are skipped");
         w.engine.store.finish(&id(2), DeployStatus::Failed, Some("x"), Some("x"), unix_ms()).unwrap();
 
-        let healed = heal(&w.engine, &handled).await.unwrap();
+        let healed = heal(&w.engine, &mut memory).await.unwrap();
         assert_eq!(healed.restarted, std::slice::from_ref(&instance));
         assert!(w.runtime.running().contains(&old), "{:?}", w.runtime.running());
-        handled.extend(healed.restarted);
 
         w.runtime.stop(&old, Duration::from_secs(1)).await.unwrap();
-        assert_eq!(heal(&w.engine, &handled).await.unwrap(), Healed::default(), "each instance is acted on once");
+        assert_eq!(heal(&w.engine, &mut memory).await.unwrap(), Healed::default(), "restarted once, not fought over");
 
         w.runtime.remove(&old).await.unwrap();
-        let healed = heal(&w.engine, &HashSet::new()).await.unwrap();
+        let healed = heal(&w.engine, &mut memory).await.unwrap();
         assert_eq!(healed.missing, [("web".to_owned(), instance)]);
         assert_eq!(w.engine.store.app_state(&"web".parse().unwrap()).unwrap().unwrap().status, AppStatus::Down);
+        assert_eq!(heal(&w.engine, &mut memory).await.unwrap(), Healed::default(), "reported once");
     }
 
     #[tokio::test]

@@ -307,3 +307,58 @@ async fn a_vanished_current_container_is_recreated_at_boot() {
     assert_eq!(d.through_caddy(&format!("{app}.test"), "/version").await, (200, "v1".to_owned()));
     assert_eq!(containers_of(&app, true).len(), 1);
 }
+
+/// While slipd runs: a current container stopped behind its back is started again, and one removed behind its
+/// back is re-created by a `reconcile` deploy of the same digest; Caddy serves the release again either way.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_or_vanished_current_container_is_healed_while_slipd_runs() {
+    let app = app_name("heal");
+    let a = app.clone();
+    let d = crate::support::TestDaemon::start(|reg| vec![(a.clone(), crate::support::web_app(&a, reg, ""))], "").await;
+    d.push(&Image::V1, &app, "v1");
+    let v1 = d.deploy_and_wait(&app, "v1").await;
+    assert_eq!(v1.status, "completed");
+    let host = format!("{app}.test");
+    let serves_v1 = || async { d.through_caddy(&host, "/version").await == (200, "v1".to_owned()) };
+
+    let container = containers_of(&app, true);
+    assert_eq!(container.len(), 1);
+    let stopped = std::process::Command::new("docker").args(["stop", "-t", "1"]).args(&container).output().unwrap();
+    assert!(stopped.status.success(), "docker stop");
+    wait_for(Duration::from_secs(20), "the stopped release serves again", serves_v1).await;
+    assert_eq!(containers_of(&app, true), container, "the same container was started again");
+
+    let removed = std::process::Command::new("docker").args(["rm", "-f"]).args(&container).output().unwrap();
+    assert!(removed.status.success(), "docker rm");
+    wait_for(Duration::from_secs(60), "a re-created release serves", serves_v1).await;
+    let running = containers_of(&app, false);
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_ne!(running, container, "a new container");
+    let list: slip_api::DeployList = d
+        .http
+        .get(d.url(&format!("/v1/deploys?app={app}&limit=1")))
+        .bearer_auth(crate::support::TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let newest = d.get_deploy(&list.deploys[0].deploy_id).await;
+    let detail = newest.detail.clone().unwrap();
+    assert_eq!((newest.status.as_str(), detail.trigger.as_str()), ("completed", "reconcile"), "{newest:?}");
+    assert_eq!(detail.images, v1.detail.clone().unwrap().images, "the same digest");
+}
+
+/// Polls `check` every 200 ms until it holds, failing after `limit`.
+async fn wait_for<F, Fut>(limit: Duration, what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "{what} within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
