@@ -223,12 +223,24 @@ pub async fn heal(engine: &Engine, memory: &mut HealMemory) -> Result<Healed, St
             }
         };
         // Checked again right before acting: a deploy that started meanwhile owns the app's containers.
-        if state.as_ref().is_some_and(|s| s.running) || busy(current.app.as_str())? {
+        if busy(current.app.as_str())? {
+            continue;
+        }
+        if state.as_ref().is_some_and(|s| s.running) {
+            // Running (again): an app shown `down` because its container was stopped is up.
+            if store.app_state(&current.app)?.is_some_and(|s| s.status == AppStatus::Down) {
+                store.set_app_status(&current.app, AppStatus::Running, unix_ms())?;
+            }
             continue;
         }
         let restarted = match state {
-            // Stopped again after slip started it: someone means it; leave it.
-            Some(_) if memory.restarted.contains(&current.id) => continue,
+            // Stopped again after slip started it: someone means it; leave it, and show the app `down`.
+            Some(_) if memory.restarted.contains(&current.id) => {
+                if store.app_state(&current.app)?.is_some_and(|s| s.status == AppStatus::Running) {
+                    store.set_app_status(&current.app, AppStatus::Down, unix_ms())?;
+                }
+                continue;
+            }
             Some(_) => match engine.runtime.restart(&current.runtime_id).await {
                 Ok(()) => true,
                 Err(e) => {
@@ -574,6 +586,11 @@ mod tests {
 
         w.runtime.stop(&old, Duration::from_secs(1)).await.unwrap();
         assert_eq!(heal(&w.engine, &mut memory).await.unwrap(), Healed::default(), "restarted once, not fought over");
+        let status = |w: &World| w.engine.store.app_state(&"web".parse().unwrap()).unwrap().unwrap().status;
+        assert_eq!(status(&w), AppStatus::Down, "a release left stopped shows the app down");
+        w.runtime.restart(&old).await.unwrap();
+        heal(&w.engine, &mut memory).await.unwrap();
+        assert_eq!(status(&w), AppStatus::Running, "and running again once it runs");
 
         w.runtime.remove(&old).await.unwrap();
         let healed = heal(&w.engine, &mut memory).await.unwrap();
