@@ -144,6 +144,7 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         health,
         events,
         config_path: Default::default(),
+        sources: Default::default(),
     }));
     recreate_missing(&state, &report.missing);
     scheduler.kick_all();

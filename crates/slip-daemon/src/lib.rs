@@ -109,6 +109,11 @@ async fn serve(
     let booted = boot::boot(config).await?;
     let state = booted.state.clone();
     if let Some(path) = config_path {
+        // The same files the caller just loaded the config from.
+        match slip_engine::config_source::read(&path) {
+            Ok(sources) => *state.sources.lock().expect("sources lock") = Some(sources),
+            Err(e) => tracing::warn!(error = %e, "re-reading the config files; the apps API stays unavailable"),
+        }
         let _ = state.config_path.set(path);
     }
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();

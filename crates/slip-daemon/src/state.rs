@@ -42,6 +42,10 @@ pub struct Shared {
     /// The `--config` path (directory or `slip.toml`), set by [`crate::run_at`]; the apps API writes
     /// `apps/<name>.toml` beside it and answers 503 when it is unset.
     pub config_path: std::sync::OnceLock<std::path::PathBuf>,
+    /// The file texts the live config was parsed from (set with `config_path`). The apps API validates an edit
+    /// against these, not against whatever is on disk now, so a hand edit not yet loaded never goes live as a side
+    /// effect of another app's change.
+    pub sources: std::sync::Mutex<Option<slip_core::config::Sources>>,
 }
 
 impl std::ops::Deref for AppState {

@@ -81,6 +81,7 @@ pub(crate) fn state_with(runtime: Arc<FakeRuntime>) -> AppState {
         health: Health::default(),
         events,
         config_path: Default::default(),
+        sources: Default::default(),
     }))
 }
 

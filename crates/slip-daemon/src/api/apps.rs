@@ -30,9 +30,8 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value as Json_, json};
-use slip_core::config::{APP_SECTIONS, Config, Problem, SourceFile, parse};
+use slip_core::config::{APP_SECTIONS, Config, Problem, SourceFile, Sources, parse};
 use slip_core::names::AppName;
-use slip_engine::config_source;
 use slip_engine::routes::app_routes;
 use slip_engine::secrets::SecretStore;
 use slip_engine::store::DeployStatus;
@@ -67,10 +66,10 @@ pub async fn list(
 ) -> Result<Json<Json_>, ApiError> {
     admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let config = state.config();
-    let dir = apps_dir(&state)?;
+    apps_dir(&state)?; // 503 when slipd has no config path
     let mut apps = Vec::new();
     for name in config.apps.keys() {
-        let doc = read_doc(&dir, name)?;
+        let doc = read_doc(&state, name)?;
         apps.push(document(&state, &config, name, &doc));
     }
     Ok(Json(json!({ "apps": apps })))
@@ -88,7 +87,7 @@ pub async fn show(
     admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let config = state.config();
     let app = existing_app(&config, &name)?;
-    let doc = read_doc(&apps_dir(&state)?, &app)?;
+    let doc = read_doc(&state, &app)?;
     Ok(Json(document(&state, &config, &app, &doc)))
 }
 
@@ -120,6 +119,7 @@ pub async fn create(
             extra: json!({}),
         });
     }
+    unchanged_on_disk(&state, &dir, &app)?;
     let mut doc = DocumentMut::new();
     let config = match apply(&state, &dir, &app, &mut doc, &body)? {
         Ok(config) => config,
@@ -156,7 +156,8 @@ pub async fn patch(
         ));
     }
     let dir = apps_dir(&state)?;
-    let mut doc = read_doc(&dir, &app)?;
+    unchanged_on_disk(&state, &dir, &app)?;
+    let mut doc = read_doc(&state, &app)?;
     let config = match apply(&state, &dir, &app, &mut doc, &patch)? {
         Ok(config) => config,
         Err(response) => return Ok(response),
@@ -222,8 +223,8 @@ async fn delete(state: AppState, app: AppName, q: DeleteQuery, who: admin::Admin
     let _writes = WRITES.lock().await;
     let old = state.config();
     let app_config = existing_config(&state, &app)?;
-    let config = match validate(&state, &app, None)? {
-        Ok(config) => config,
+    let (config, sources) = match validate(&state, &app, None)? {
+        Ok(valid) => valid,
         Err(_) => {
             return Err(ApiError::bad(
                 "config_invalid",
@@ -242,7 +243,7 @@ async fn delete(state: AppState, app: AppName, q: DeleteQuery, who: admin::Admin
             return Err(ApiError::Internal(anyhow::Error::new(e).context("forgetting the app in the store")));
         }
     };
-    swap(&state, config);
+    swap(&state, config, sources);
 
     // Clean up, traffic first so nothing is routed to a container that is about to stop.
     let mut left = Vec::new();
@@ -317,12 +318,49 @@ fn apps_dir(state: &AppState) -> Result<PathBuf, ApiError> {
     Ok(dir.join("apps"))
 }
 
-fn read_doc(dir: &FsPath, app: &AppName) -> Result<DocumentMut, ApiError> {
-    let path = dir.join(format!("{app}.toml"));
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| anyhow::Error::new(e).context(format!("reading {}", path.display())))?;
+/// The app's file as slipd loaded it (or last wrote it).
+fn read_doc(state: &AppState, app: &AppName) -> Result<DocumentMut, ApiError> {
+    let text =
+        live_text(state, app)?.ok_or_else(|| anyhow::anyhow!("apps/{app}.toml is not among the loaded files"))?;
     text.parse::<DocumentMut>()
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context(format!("parsing {}", path.display()))))
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context(format!("parsing apps/{app}.toml"))))
+}
+
+/// Refuses with 409 `file_changed_on_disk` when `apps/<app>.toml` on disk is not the text slipd loaded (a hand
+/// edit, or a file created by hand, that slipd has not loaded): writing over it would lose it.
+fn unchanged_on_disk(state: &AppState, dir: &FsPath, app: &AppName) -> Result<(), ApiError> {
+    let path = dir.join(format!("{app}.toml"));
+    let on_disk = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(ApiError::Internal(anyhow::Error::new(e).context(format!("reading {}", path.display())))),
+    };
+    if on_disk == live_text(state, app)? {
+        return Ok(());
+    }
+    Err(ApiError::Conflict {
+        code: "file_changed_on_disk",
+        message: format!(
+            "{} changed on disk since slipd loaded it; restart slipd to load the edit (or undo it), then retry",
+            path.display()
+        ),
+        extra: json!({ "file": path.display().to_string() }),
+    })
+}
+
+/// The loaded text of `apps/<app>.toml`, if slipd loaded one.
+fn live_text(state: &AppState, app: &AppName) -> Result<Option<String>, ApiError> {
+    let shown = PathBuf::from("apps").join(format!("{app}.toml"));
+    let sources = state.sources.lock().expect("sources lock");
+    let sources = sources.as_ref().ok_or_else(sources_unavailable)?;
+    Ok(sources.apps.iter().find(|f| f.path == shown).map(|f| f.text.clone()))
+}
+
+fn sources_unavailable() -> ApiError {
+    ApiError::Unavailable {
+        code: "config_unavailable",
+        message: "this slipd could not re-read its config files at start, so it cannot edit app files".into(),
+    }
 }
 
 /// Merges `patch` into `doc` and, when the whole config stays valid with it as `apps/<app>.toml`, writes the
@@ -336,27 +374,30 @@ fn apply(
 ) -> Result<Result<Config, Response>, ApiError> {
     merge_table(doc.as_table_mut(), patch);
     let text = doc.to_string();
-    let config = match validate(state, app, Some(&text))? {
-        Ok(config) => config,
+    let (config, sources) = match validate(state, app, Some(&text))? {
+        Ok(valid) => valid,
         Err(response) => return Ok(Err(response)),
     };
     write_atomically(dir, app, &text)?;
-    swap(state, config.clone());
+    swap(state, config.clone(), sources);
     Ok(Ok(config))
 }
 
 /// Every config file on disk with `text` as `apps/<app>.toml` (or without that file when `None`), parsed.
 /// `Ok(Err(response))` is the 400 (or 409) answer naming every problem.
-fn validate(state: &AppState, app: &AppName, text: Option<&str>) -> Result<Result<Config, Response>, ApiError> {
-    let path = state.config_path.get().expect("apps_dir checked the config path");
-    let mut sources = config_source::read(path).map_err(|e| anyhow::Error::new(e).context("reading the config"))?;
+fn validate(
+    state: &AppState,
+    app: &AppName,
+    text: Option<&str>,
+) -> Result<Result<(Config, Sources), Response>, ApiError> {
+    let mut sources = state.sources.lock().expect("sources lock").clone().ok_or_else(sources_unavailable)?;
     let shown = PathBuf::from("apps").join(format!("{app}.toml"));
     sources.apps.retain(|f| f.path != shown);
     if let Some(text) = text {
         sources.apps.push(SourceFile { path: shown, text: text.to_owned() });
     }
     match parse(&sources) {
-        Ok(loaded) => Ok(Ok(loaded.config)),
+        Ok(loaded) => Ok(Ok((loaded.config, sources))),
         Err(problems) => {
             let list: Vec<Json_> = problems.iter().map(problem_json).collect();
             let conflict = problems.iter().any(|p| p.message.contains("is already routed by app"));
@@ -391,8 +432,9 @@ fn problem_json(p: &Problem) -> Json_ {
     })
 }
 
-fn swap(state: &AppState, config: Config) {
+fn swap(state: &AppState, config: Config, sources: Sources) {
     *state.config.write().expect("config lock") = Arc::new(config);
+    *state.sources.lock().expect("sources lock") = Some(sources);
 }
 
 /// Stages `text` beside the target, fsyncs it, renames it over `apps/<app>.toml` and fsyncs the directory.

@@ -153,6 +153,16 @@ async fn a_patch_keeps_comments_and_placeholders_and_an_invalid_patch_changes_no
     assert_eq!(status, 200, "{body}");
     assert!(!std::fs::read_to_string(&file).unwrap().contains("FROM_ENV"));
 
+    // A hand edit slipd has not loaded is never overwritten, nor made live by the API.
+    let mut edited = std::fs::read_to_string(&file).unwrap();
+    edited.push_str("# edited by hand\n");
+    std::fs::write(&file, &edited).unwrap();
+    let (status, body) = call(&d, reqwest::Method::PATCH, &path, Some(json!({"deploy": {"stop_grace": "4s"}}))).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("file_changed_on_disk")), "{body}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), edited, "the hand edit is kept");
+    let (_, shown) = call(&d, reqwest::Method::GET, &path, None).await;
+    assert_eq!(shown["deploy"]["stop_grace"], "3s", "the live document is the loaded one");
+
     let (status, _) = call(&d, reqwest::Method::GET, "/v1/apps/no-such-app", None).await;
     assert_eq!(status, 404);
     let unauthorized = d.http.get(d.url("/v1/apps")).send().await.unwrap().status().as_u16();
