@@ -63,7 +63,7 @@ pub async fn logs(
     let mut containers = state
         .engine
         .runtime
-        .list(&[("slip.app", app.as_str()), ("slip.role", "app")])
+        .list(&[("slip.app", app.as_str()), ("slip.role", "app"), ("slip.instance", state.engine.instance_id.as_str())])
         .await
         .map_err(|e| anyhow::Error::new(e).context("listing the app's containers"))?;
     containers.retain(|c| c.running && !c.labels.contains_key("slip.preview"));

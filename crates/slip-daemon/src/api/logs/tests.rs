@@ -78,9 +78,13 @@ async fn two_containers() -> (AppState, Arc<FakeRuntime>, [String; 2]) {
     let state = state_with(runtime.clone());
     let app = "web".parse().unwrap();
     SecretStore::new(&state.config().storage.path).set(&app, Scope::App, &"API_TOKEN".parse().unwrap(), VALUE).unwrap();
-    let a = runtime.start(&spec("slip-web-a")).await.unwrap();
-    let b = runtime.start(&spec("slip-web-b")).await.unwrap();
-    let stopped = runtime.start(&spec("slip-web-0")).await.unwrap();
+    let ours = state.engine.instance_id.clone();
+    let a = runtime.start(&spec("slip-web-a", &ours)).await.unwrap();
+    let b = runtime.start(&spec("slip-web-b", &ours)).await.unwrap();
+    let stopped = runtime.start(&spec("slip-web-0", &ours)).await.unwrap();
+    // Another slipd's container of an app with the same name is not this slipd's to show.
+    let foreign = runtime.start(&spec("slip-web-f", "another-slipd")).await.unwrap();
+    runtime.write_log(&foreign, line(OutputStream::Stdout, "from another slipd"));
     runtime.stop(&stopped, Duration::ZERO).await.unwrap();
     runtime.write_log(&a, line(OutputStream::Stdout, &format!("a1 token={VALUE}")));
     runtime.write_log(&a, line(OutputStream::Stderr, "a2"));
@@ -89,11 +93,15 @@ async fn two_containers() -> (AppState, Arc<FakeRuntime>, [String; 2]) {
     (state, runtime, [a, b])
 }
 
-fn spec(name: &str) -> ContainerSpec {
+fn spec(name: &str, instance: &str) -> ContainerSpec {
     ContainerSpec {
         name: name.to_owned(),
         image: "registry.test/web@sha256:00".into(),
-        labels: BTreeMap::from([("slip.app".to_owned(), "web".to_owned()), ("slip.role".to_owned(), "app".to_owned())]),
+        labels: BTreeMap::from([
+            ("slip.app".to_owned(), "web".to_owned()),
+            ("slip.role".to_owned(), "app".to_owned()),
+            ("slip.instance".to_owned(), instance.to_owned()),
+        ]),
         env: Vec::new(),
         ports: Vec::new(),
         network: None,
