@@ -7,14 +7,21 @@
 //! arrive, and the body ends when every container has stopped. Either way it ends as soon as slipd begins to
 //! shut down (the `closing` token), so an open stream never holds up a graceful shutdown.
 //!
+//! A line longer than [`slip_engine::ports::MAX_LOG_LINE`] arrives in pieces and is relayed as several lines,
+//! unmarked, cut where no secret value straddles the cut: the end of each piece that might begin a value is
+//! held back (per container and output stream) and relayed in front of the next piece, or on its own when the
+//! container's stream ends.
+//!
 //! This module neither chooses containers nor parses the request (`api::logs` does).
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::body::Bytes;
 use futures::stream::{self, BoxStream};
 use futures::{Stream, StreamExt};
-use slip_engine::ports::{Follow, LogLine, LogStream};
+use slip_engine::ports::{Follow, LogLine, LogStream, OutputStream, RuntimeError};
 use slip_engine::redact::Redactor;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -64,28 +71,94 @@ impl Relay {
     /// broken transfer rather than a complete one; it is logged here with the container's name.
     pub fn body(self, sources: Vec<Source>) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
         let prefixed = sources.len() > 1;
+        // Each source ends with a `None`, which releases what is held back of its cut lines.
         let named: Vec<_> = sources
             .into_iter()
             .map(|source| {
                 let name: Arc<str> = source.container.into();
-                source.lines.map(move |line| (name.clone(), line)).boxed()
+                let end = stream::iter([(name.clone(), None)]);
+                source.lines.map(move |line| (name.clone(), Some(line))).chain(end).boxed()
             })
             .collect();
         let merged: BoxStream<'static, _> = match self.follow {
             Follow::No => stream::iter(named).flatten().boxed(),
             Follow::UntilStopped => stream::select_all(named).boxed(),
         };
-        let (format, redactor) = (self.format, self.redactor);
+        let mut lines = Lines { format: self.format, prefixed, redactor: self.redactor, held: HashMap::new() };
         merged
-            .map(move |(container, line)| match line {
-                Ok(line) => Ok(render(&container, prefixed, &line, format, &redactor)),
-                Err(error) => {
-                    let error = redactor.redact(&error.to_string()).into_owned();
-                    tracing::warn!(container = %container, %error, "a container log stream broke off");
-                    Err(std::io::Error::other(format!("the log stream of {container} broke off: {error}")))
-                }
-            })
+            .flat_map(move |(container, item)| stream::iter(lines.relay(&container, item)))
             .take_until(self.closing.cancelled_owned())
+    }
+}
+
+/// Renders the lines of one body, holding back the end of each cut line until the rest of it arrives.
+struct Lines {
+    format: Format,
+    prefixed: bool,
+    redactor: Redactor,
+    /// Per container and output stream, the end of a cut line that might begin a secret value.
+    held: HashMap<(Arc<str>, OutputStream), Held>,
+}
+
+/// The held-back end of a cut line.
+struct Held {
+    /// The time of the line it belongs to.
+    at: Option<SystemTime>,
+    text: String,
+}
+
+impl Lines {
+    /// The chunks for one item of `container`'s stream (`None` at its end).
+    fn relay(
+        &mut self,
+        container: &Arc<str>,
+        item: Option<Result<LogLine, RuntimeError>>,
+    ) -> Vec<Result<Bytes, std::io::Error>> {
+        match item {
+            Some(Ok(line)) => self.line(container, line).into_iter().map(Ok).collect(),
+            None => self.release(container).into_iter().map(Ok).collect(),
+            Some(Err(error)) => {
+                let error = self.redactor.redact(&error.to_string()).into_owned();
+                tracing::warn!(container = %container, %error, "a container log stream broke off");
+                let broken = std::io::Error::other(format!("the log stream of {container} broke off: {error}"));
+                self.release(container).into_iter().map(Ok).chain([Err(broken)]).collect()
+            }
+        }
+    }
+
+    /// One line, joined to what is held back of its stream; `None` when all of it is held back.
+    fn line(&mut self, container: &Arc<str>, line: LogLine) -> Option<Bytes> {
+        let key = (container.clone(), line.stream);
+        let held = self.held.remove(&key);
+        if held.is_none() && !line.is_cut() {
+            return Some(self.render(container, &line));
+        }
+        let (at, mut text) = match held {
+            Some(held) => (held.at, held.text + line.content()),
+            None => (line.at, line.content().to_owned()),
+        };
+        if line.is_cut() {
+            let rest = text.split_off(self.redactor.split_point(&text));
+            if !rest.is_empty() {
+                self.held.insert(key, Held { at, text: rest });
+            }
+        }
+        (!text.is_empty()).then(|| self.render(container, &LogLine { at, stream: line.stream, text }))
+    }
+
+    /// What is held back of `container`'s streams, stdout's first, now that its stream has ended.
+    fn release(&mut self, container: &Arc<str>) -> Vec<Bytes> {
+        [OutputStream::Stdout, OutputStream::Stderr]
+            .into_iter()
+            .filter_map(|stream| {
+                let held = self.held.remove(&(container.clone(), stream))?;
+                Some(self.render(container, &LogLine { at: held.at, stream, text: held.text }))
+            })
+            .collect()
+    }
+
+    fn render(&self, container: &str, line: &LogLine) -> Bytes {
+        render(container, self.prefixed, line, self.format, &self.redactor)
     }
 }
 
@@ -165,6 +238,42 @@ mod tests {
                                "line": "x [redacted:TOKEN]"})
         );
         assert!(body[0].ends_with('\n'));
+    }
+
+    #[tokio::test]
+    async fn a_secret_straddling_the_cut_of_a_long_line_is_redacted_and_streams_are_not_joined() {
+        let line = |stream, text: &str| Ok(LogLine { at: None, stream, text: text.to_owned() });
+        let x = "x".repeat(40);
+        let web = vec![
+            // A line cut by the engine with the secret across the cut, then its last piece.
+            line(OutputStream::Stdout, &format!("{x}secret-va{}", LogLine::CUT)),
+            line(OutputStream::Stderr, "lue-1 on stderr"),
+            line(OutputStream::Stdout, "lue-1 and more"),
+            // A cut line whose stream ends before its last piece.
+            line(OutputStream::Stdout, &format!("{x}secret-{}", LogLine::CUT)),
+        ];
+        let worker = vec![line(OutputStream::Stdout, "value-1 from another container")];
+        let sources = vec![
+            Source { container: "web-1".into(), lines: stream::iter(web).boxed() },
+            Source { container: "worker-1".into(), lines: stream::iter(worker).boxed() },
+        ];
+        let body = collect(relay(Follow::No, Format::Text).body(sources)).await;
+        // What may begin the secret (its length less one byte) waits for the rest of the line.
+        let expected = [
+            format!("web-1 | {}\n", "x".repeat(36)),
+            "web-1 | lue-1 on stderr\n".to_owned(),
+            "web-1 | xxxx[redacted:TOKEN] and more\n".to_owned(),
+            format!("web-1 | {}\n", "x".repeat(34)),
+            "web-1 | xxxxxxsecret-\n".to_owned(),
+            "worker-1 | value-1 from another container\n".to_owned(),
+        ];
+        assert_eq!(body, expected);
+
+        // Without secrets, nothing is held back.
+        let cut = vec![line(OutputStream::Stdout, &format!("{x}{}", LogLine::CUT)), line(OutputStream::Stdout, "end")];
+        let source = Source { container: "web-1".into(), lines: stream::iter(cut).boxed() };
+        let plain = Relay { redactor: Redactor::default(), ..relay(Follow::No, Format::Text) };
+        assert_eq!(collect(plain.body(vec![source])).await, vec![format!("{x}\n"), "end\n".to_owned()]);
     }
 
     #[tokio::test]

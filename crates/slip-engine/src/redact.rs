@@ -6,6 +6,10 @@
 //! Values shorter than [`MIN_REDACTABLE_LEN`] bytes are left out: replacing every `abc` in a log would destroy
 //! the log and still reveal the value by its absence, so `slip secrets set` warns about them instead.
 //!
+//! Text that arrives in pieces (a container log line longer than the engine's cap) is redacted piece by piece
+//! with [`Redactor::split_point`]: the end of a piece that may begin a value is held back and put in front of
+//! the next piece, so a value straddling the cut is still found whole.
+//!
 //! This module only rewrites text. It does not know where values come from (the daemon gathers them) and
 //! never stores or prints them: `Debug` shows the labels only.
 
@@ -29,12 +33,15 @@ struct Inner {
     matcher: Option<AhoCorasick>,
     values: Vec<String>,
     replacements: Vec<String>,
+    /// The length of the longest value, in bytes.
+    longest: usize,
 }
 
 impl Redactor {
     /// A redactor for `(label, value)` pairs, e.g. `("DATABASE_URL", "postgres://…")` or
     /// `("auth.secret", "…")`. Values shorter than [`MIN_REDACTABLE_LEN`] bytes are skipped; a value given
-    /// twice keeps its first label. Each line of a value that spans lines is redacted on its own as well.
+    /// twice keeps its first label. Each line of a value that spans lines is redacted on its own as well, without
+    /// the whitespace around it, if it is still long enough.
     pub fn new<L, V>(secrets: impl IntoIterator<Item = (L, V)>) -> Redactor
     where
         L: AsRef<str>,
@@ -46,7 +53,8 @@ impl Redactor {
             let value = value.as_ref();
             // Output is relayed line by line (container logs, hook output), so each line of a value that spans
             // lines, such as a PEM key, is a value of its own too. The whole value still wins where it appears.
-            let lines = value.contains('\n').then(|| value.split('\n').map(|l| l.trim_end_matches('\r')));
+            // The whitespace around a line goes: an app that prints a JSON key file may indent it differently.
+            let lines = value.contains('\n').then(|| value.split('\n').map(str::trim));
             for part in std::iter::once(value).chain(lines.into_iter().flatten()) {
                 if part.len() < MIN_REDACTABLE_LEN || values.iter().any(|v| v == part) {
                     continue;
@@ -61,7 +69,8 @@ impl Redactor {
         // Building fails only past the automaton's size limits (megabytes of patterns); the plain
         // replacement loop below is then used instead, so a value is never left in the text.
         let matcher = AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(&values).ok();
-        Redactor { inner: Some(Arc::new(Inner { matcher, values, replacements })) }
+        let longest = values.iter().map(String::len).max().unwrap_or(0);
+        Redactor { inner: Some(Arc::new(Inner { matcher, values, replacements, longest })) }
     }
 
     /// `text` with every known value replaced. Borrows when nothing matched.
@@ -88,6 +97,48 @@ impl Redactor {
         }
     }
 
+    /// Where to split `text` when more of the same line will follow it: `redact(&text[..at])` is final, and
+    /// `text[at..]` must be put in front of what follows before that is redacted. Redacting piece by piece this
+    /// way gives the same result as redacting the whole line at once.
+    ///
+    /// No value that starts before the split ends after it: the split is the longest value's length less one byte
+    /// from the end of `text`, or later where a value found there reaches further. It is always a character
+    /// boundary; `text.len()` when there is nothing to redact, and possibly 0 when `text` is shorter than a value.
+    pub fn split_point(&self, text: &str) -> usize {
+        let Some(inner) = &self.inner else { return text.len() };
+        let mut at = text.len() - (inner.longest - 1).min(text.len());
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        // Every value that starts before `at` fits in `text`, so the matches found there are the ones the whole
+        // line would give; one that ends past `at` moves the split to its end.
+        match &inner.matcher {
+            Some(matcher) => {
+                for found in matcher.find_iter(text) {
+                    if found.start() >= at {
+                        break;
+                    }
+                    at = at.max(found.end());
+                }
+            }
+            None => loop {
+                let straddling = inner
+                    .values
+                    .iter()
+                    .flat_map(|value| text.match_indices(value.as_str()))
+                    .map(|(start, value)| (start, start + value.len()))
+                    .filter(|(start, end)| *start < at && *end > at)
+                    .map(|(_, end)| end)
+                    .max();
+                match straddling {
+                    Some(end) => at = end,
+                    None => break,
+                }
+            },
+        }
+        at
+    }
+
     /// True when there is nothing to redact.
     pub fn is_empty(&self) -> bool {
         self.inner.is_none()
@@ -105,6 +156,34 @@ impl fmt::Debug for Redactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Cuts a line in two or three pieces in every possible way, as a long log line arrives, and redacts the
+    /// pieces as the log relay does.
+    #[track_caller]
+    fn check_split_points(r: &Redactor) {
+        let line = "xx abcdefghij abcdef abcdefgh p\u{e4}ss-w\u{f6}rd abcdefghij";
+        let whole = r.redact(line);
+        assert_eq!(whole, "xx [redacted:LONG] [redacted:SHORT] [redacted:SHORT]gh [redacted:WIDE] [redacted:LONG]");
+        let cuts: Vec<usize> = (0..=line.len()).filter(|i| line.is_char_boundary(*i)).collect();
+        for (i, &first) in cuts.iter().enumerate() {
+            for &second in &cuts[i..] {
+                let pieces = [&line[..first], &line[first..second], &line[second..]];
+                let mut relayed = String::new();
+                let mut held = String::new();
+                for (n, piece) in pieces.iter().enumerate() {
+                    let mut text = std::mem::take(&mut held) + piece;
+                    if n < pieces.len() - 1 {
+                        let at = r.split_point(&text);
+                        // At most the longest value less one byte is held back, plus the rest of a character.
+                        assert!(text.len() - at < "p\u{e4}ss-w\u{f6}rd".len() + 3, "{pieces:?}");
+                        held = text.split_off(at);
+                    }
+                    relayed.push_str(&r.redact(&text));
+                }
+                assert_eq!(relayed, whole, "pieces {pieces:?}");
+            }
+        }
+    }
 
     #[test]
     fn replaces_every_value_with_its_label() {
@@ -129,6 +208,34 @@ mod tests {
         assert_eq!(r.redact(&format!("key: {key}")), "key: [redacted:TLS_KEY]", "the whole value wins");
         assert_eq!(r.redact("MIIBVgIBADANBgkq"), "[redacted:TLS_KEY]", "a line printed alone");
         assert_eq!(r.redact("abc"), "abc", "lines shorter than the minimum are left alone");
+    }
+
+    #[test]
+    fn the_lines_of_a_multi_line_value_are_matched_without_their_indentation() {
+        let key_file = "{\n  \"type\": \"service_account\",\n\t\"private_key\": \"MIIEvQIBADANBgkqhkiG\"\n}\n";
+        let r = Redactor::new([("GCP_KEY", key_file)]);
+        assert_eq!(r.redact(r#"    "private_key": "MIIEvQIBADANBgkqhkiG""#), "    [redacted:GCP_KEY]", "re-indented");
+        assert_eq!(r.redact(r#"{"type": "service_account"}"#), r#"{"type": "service_account"}"#, "not this line");
+        assert_eq!(r.redact("\"type\": \"service_account\","), "[redacted:GCP_KEY]");
+        assert_eq!(r.redact("} {"), "} {", "lines shorter than the minimum once trimmed are left alone");
+    }
+
+    #[test]
+    fn redacting_at_split_points_gives_what_the_whole_line_gives() {
+        let r = Redactor::new([("SHORT", "abcdef"), ("LONG", "abcdefghij"), ("WIDE", "p\u{e4}ss-w\u{f6}rd")]);
+        check_split_points(&r);
+        // The same without the automaton, as when it cannot be built.
+        let inner = r.inner.as_deref().unwrap();
+        let plain = Inner {
+            matcher: None,
+            values: inner.values.clone(),
+            replacements: inner.replacements.clone(),
+            longest: inner.longest,
+        };
+        check_split_points(&Redactor { inner: Some(Arc::new(plain)) });
+
+        assert_eq!(Redactor::default().split_point("anything"), "anything".len(), "nothing to hold back");
+        assert_eq!(r.split_point("no value begins here"), "no value begins here".len() - 10);
     }
 
     #[test]

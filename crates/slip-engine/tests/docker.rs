@@ -16,8 +16,8 @@ use serde_json::Value;
 use slip_core::deploy::ProbeResult;
 use slip_engine::docker::{Backend, Runtime};
 use slip_engine::ports::{
-    ContainerRuntime, ContainerSpec, Follow, HealthProbe, LogLine, LogRequest, LogRotation, LogStream, Mount,
-    NetworkAttachment, OutputStream, PortMapping, ProbeTarget, RegistryCredentials, Resources, RuntimeError,
+    ContainerRuntime, ContainerSpec, Follow, HealthProbe, LogLine, LogRequest, LogRotation, LogStream, MAX_LOG_LINE,
+    Mount, NetworkAttachment, OutputStream, PortMapping, ProbeTarget, RegistryCredentials, Resources, RuntimeError,
 };
 use slip_engine::probe::Http;
 use slip_testenv::{
@@ -361,6 +361,52 @@ async fn logs_filter_since_exactly_follow_new_lines_and_end_when_the_container_s
 
     fx.runtime.remove(&id).await.expect("remove");
     assert!(fx.runtime.logs_tail(&id, 10).await.unwrap().is_empty(), "a removed container has no lines");
+}
+
+#[tokio::test]
+async fn long_lines_come_in_pieces_of_the_cap_and_a_letter_across_engine_messages_stays_whole() {
+    let fx = Fixture::new().await;
+    let runtime = &fx.runtime;
+    // Runs `script` in a container whose output goes to the log `driver`, and reads all of it once it has exited.
+    let read = |driver: &'static str, script: &str| {
+        let run = Command::new("docker")
+            .args(["run", "-d", "--label", &format!("slip.test={}", fx.test_id), "--log-driver", driver])
+            .args(["--entrypoint", "/bin/sh", &Image::V1.build(), "-c", script])
+            .output()
+            .expect("running docker run");
+        assert!(run.status.success(), "docker run: {}", String::from_utf8_lossy(&run.stderr));
+        let id = String::from_utf8(run.stdout).unwrap().trim().to_owned();
+        let waited = Command::new("docker").args(["wait", &id]).output().expect("running docker wait");
+        assert!(waited.status.success(), "docker wait: {}", String::from_utf8_lossy(&waited.stderr));
+        let request = LogRequest { tail: None, since: None, follow: Follow::No };
+        async move { runtime.logs(&id, &request).try_collect::<Vec<LogLine>>().await.expect("the logs") }
+    };
+    // Docker cuts output into 16 KiB messages. After `WIDE=` (5 bytes), 8192 "é"s (2 bytes each) put the first
+    // cut inside one.
+    let wide = "w=\u{e9}; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13; do w=$w$w; done; echo \"WIDE=$w\"";
+    let wide_line = format!("WIDE={}", "\u{e9}".repeat(8192));
+
+    // The `local` driver keeps the bytes of each message, so slipd gets both halves of the letter. (It also drops
+    // the line ending of a line it cut into messages, so this container prints nothing after it.)
+    let lines = read("local", wide).await;
+    assert_eq!(lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), vec![wide_line.as_str()]);
+
+    // Two caps' worth of `x` and then `end`, with no line ending until then, come in pieces of the cap.
+    let x = "x=x; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17; do x=$x$x; done; echo \"${x}end\"";
+    let lines = read("json-file", &format!("{wide}; {x}; echo after")).await;
+    let pieces: Vec<(usize, bool)> = lines[1..4].iter().map(|l| (l.content().len(), l.is_cut())).collect();
+    assert_eq!(pieces, vec![(MAX_LOG_LINE, true), (MAX_LOG_LINE, true), (3, false)]);
+    assert!(lines[1..4].iter().all(|l| l.stream == OutputStream::Stdout && l.at.is_some()));
+    assert_eq!(lines[1..4].iter().map(LogLine::content).collect::<String>(), format!("{}end", "x".repeat(1 << 17)));
+    assert_eq!(lines[4].text, "after");
+    assert_eq!(lines.len(), 5);
+
+    // FIXME(json-file): Docker's `json-file` driver, which slip configures, stores each message as a JSON string
+    // and replaces the bytes of a letter cut between two messages with U+FFFD (one per byte) before slipd can
+    // read them. A non-ASCII secret value across such a cut therefore reaches the redactor damaged and is not
+    // redacted; see docs/secrets.md.
+    let damaged = format!("WIDE={}\u{fffd}\u{fffd}{}", "\u{e9}".repeat(8189), "\u{e9}".repeat(2));
+    assert_eq!(lines[0].text, damaged);
 }
 
 #[tokio::test]

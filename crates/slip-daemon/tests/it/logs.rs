@@ -1,12 +1,14 @@
 //! `GET /v1/apps/{name}/logs` against a real slipd, Docker, Caddy and registry: a secret the container prints is
-//! redacted in the tail and in a followed stream; a followed stream gets lines written after it started and
-//! ends when slipd shuts down; `since` excludes older lines; a bad `since` is a 400 naming the parameter.
+//! redacted in the tail and in a followed stream, also across the cut of a line longer than slipd's cap; a followed
+//! stream gets lines written after it started and ends when slipd shuts down; `since` excludes older lines; a bad
+//! `since` is a 400 naming the parameter.
 //!
 //! The app's container writes lines on demand through its `/cgi-bin/say` and `/cgi-bin/env` pages (see
 //! `slip_testenv::image`), reached through Caddy. Every wait polls against a deadline.
 
 use std::time::{Duration, Instant, SystemTime};
 
+use slip_engine::ports::MAX_LOG_LINE;
 use slip_testenv::Image;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -21,11 +23,18 @@ const VALUE: &str = "logged-secret-value-0123456789";
 
 /// A daemon with one deployed app whose `API_TOKEN` secret is [`VALUE`].
 async fn deployed(prefix: &str) -> (TestDaemon, String) {
+    deployed_with(prefix, &[("API_TOKEN", VALUE)]).await
+}
+
+/// A daemon with one deployed app that has `secrets`.
+async fn deployed_with(prefix: &str, secrets: &[(&str, &str)]) -> (TestDaemon, String) {
     let app = app_name(prefix);
     let a = app.clone();
     let d = TestDaemon::start(|reg| vec![(a.clone(), web_app(&a, reg, ""))], "").await;
     d.push(&Image::V1, &app, "v1");
-    d.put_secret(&app, "API_TOKEN", VALUE).await;
+    for (key, value) in secrets {
+        d.put_secret(&app, key, value).await;
+    }
     let deployed = d.deploy_and_wait(&app, "v1").await;
     assert_eq!(deployed.status, "completed", "{deployed:?}");
     (d, app)
@@ -174,4 +183,23 @@ async fn since_excludes_older_lines_and_a_bad_since_names_the_parameter() {
     assert_eq!((body["code"].as_str(), body["field"].as_str()), (Some("invalid_request"), Some("since")), "{body}");
     let message = body["error"].as_str().unwrap();
     assert!(message.contains("10m") && message.contains("RFC 3339"), "the message says what is valid: {message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_across_the_cut_of_a_line_longer_than_the_cap_is_redacted() {
+    // `<key>=<value>` is longer than slipd's line cap (64 KiB), with the value across the cut; the value still
+    // fits a 64 KiB request body.
+    let key = format!("LONG_{}", "K".repeat(95));
+    let value = format!("long-{}", "0123456789abcdef".repeat(4092));
+    assert!(key.len() + 1 + value.len() > MAX_LOG_LINE);
+    let (d, app) = deployed_with("logs-long", &[(&key, &value)]).await;
+
+    ask(&d, &app, &format!("env?{key}")).await;
+    let redacted = format!("=[redacted:{key}]");
+    let tail = logs_until(&d, &app, "tail=50", "the line is logged", |b| b.contains(&redacted)).await;
+    assert!(!tail.contains("0123456789abcdef"), "{tail}");
+    // The line comes as two: the cap's worth less what might begin the value (its length less one byte), then
+    // the rest, with the value redacted whole.
+    let shown = MAX_LOG_LINE - (value.len() - 1);
+    assert!(tail.contains(&format!("\n{}\n{}{redacted}\n", &key[..shown], &key[shown..])), "{tail}");
 }

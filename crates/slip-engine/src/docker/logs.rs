@@ -3,7 +3,9 @@
 //! The engine is always asked for timestamps: each frame starts with the time the engine received that message
 //! (RFC 3339 with nanoseconds), which becomes the line's `at`. The engine's own `since` takes whole seconds, so
 //! slip passes the second and drops the earlier lines of it here, which makes `since` exact. Frames of stdout and
-//! stderr are split into lines separately, so interleaved partial writes never merge.
+//! stderr are split into lines separately, so interleaved partial writes never merge, and decoded as whole lines,
+//! so a character split between frames stays whole. A line longer than [`MAX_LOG_LINE`] bytes is handed out in
+//! marked pieces ([`LogLine::is_cut`]) rather than held in memory until it ends.
 //!
 //! A stream that is not followed must make progress within [`API_TIMEOUT`]; a followed one may stay silent for
 //! as long as the app is. Nothing here redacts: lines carry what the app printed.
@@ -21,7 +23,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::API_TIMEOUT;
 use super::errors::Answer;
-use crate::ports::{Follow, LogLine, LogRequest, LogStream, OutputStream, RuntimeError};
+use crate::ports::{Follow, LogLine, LogRequest, LogStream, MAX_LOG_LINE, OutputStream, RuntimeError};
 
 /// Opens the logs of container `id` on `docker` (reached at `socket`, for error messages).
 pub(super) fn stream(docker: &Docker, socket: &str, id: &str, request: &LogRequest) -> LogStream {
@@ -112,6 +114,11 @@ impl Reader {
 }
 
 /// Splits frames into lines, per output stream, keeping the time of the frame that began each line.
+///
+/// Bytes are buffered per stream and decoded only as whole lines (or whole characters, at a cut), so a character
+/// that the engine split between two frames (it cuts long messages at 16 KiB, anywhere) survives. No stream ever
+/// buffers more than [`MAX_LOG_LINE`] bytes between frames: a longer line is handed out in pieces, each but the
+/// last marked [`LogLine::CUT`].
 #[derive(Default)]
 pub(super) struct LogLines {
     stdout: Partial,
@@ -121,31 +128,41 @@ pub(super) struct LogLines {
 /// The unfinished last line of one output stream.
 #[derive(Default)]
 struct Partial {
-    text: String,
+    /// Undecoded, without a `\n`, at most [`MAX_LOG_LINE`] bytes between frames.
+    bytes: Vec<u8>,
     at: Option<SystemTime>,
 }
 
 impl LogLines {
     /// Adds one frame; returns the lines it completed.
     pub(super) fn push(&mut self, frame: &LogOutput) -> Vec<LogLine> {
-        let (stream, partial, bytes) = match frame {
+        let (stream, partial, message) = match frame {
             LogOutput::StdErr { message } => (OutputStream::Stderr, &mut self.stderr, message),
             LogOutput::StdOut { message } | LogOutput::Console { message } | LogOutput::StdIn { message } => {
                 (OutputStream::Stdout, &mut self.stdout, message)
             }
         };
-        let text = String::from_utf8_lossy(bytes);
-        let (at, text) = split_timestamp(&text);
-        if partial.text.is_empty() {
+        let (at, bytes) = split_timestamp(message);
+        if partial.bytes.is_empty() {
             partial.at = at;
         }
-        partial.text.push_str(text);
         let mut lines = Vec::new();
-        while let Some(end) = partial.text.find('\n') {
-            let line: String = partial.text.drain(..=end).collect();
-            lines.push(LogLine { at: partial.at, stream, text: line.trim_end_matches(['\n', '\r']).to_owned() });
-            // Whatever follows in this frame was written at this frame's time.
-            partial.at = at;
+        for segment in bytes.split_inclusive(|b| *b == b'\n') {
+            let (text, ended) = match segment.split_last() {
+                Some((b'\n', text)) => (text, true),
+                _ => (segment, false),
+            };
+            partial.bytes.extend_from_slice(text);
+            while partial.bytes.len() > MAX_LOG_LINE {
+                lines.push(partial.cut(stream));
+                // The rest came with this frame: the buffer held at most the cap before it.
+                partial.at = at;
+            }
+            if ended {
+                lines.push(partial.line(stream));
+                // Whatever follows in this frame was written at this frame's time.
+                partial.at = at;
+            }
         }
         lines
     }
@@ -154,21 +171,49 @@ impl LogLines {
     pub(super) fn finish(self) -> Vec<LogLine> {
         [(OutputStream::Stdout, self.stdout), (OutputStream::Stderr, self.stderr)]
             .into_iter()
-            .filter(|(_, partial)| !partial.text.is_empty())
-            .map(|(stream, partial)| LogLine { at: partial.at, stream, text: partial.text })
+            .filter(|(_, partial)| !partial.bytes.is_empty())
+            .map(|(stream, partial)| LogLine {
+                at: partial.at,
+                stream,
+                text: String::from_utf8_lossy(&partial.bytes).into_owned(),
+            })
             .collect()
     }
 }
 
+impl Partial {
+    /// The buffered bytes as a whole line, without the `\r`s before its `\n`; empties the buffer.
+    fn line(&mut self, stream: OutputStream) -> LogLine {
+        let text = String::from_utf8_lossy(&self.bytes).trim_end_matches('\r').to_owned();
+        self.bytes.clear();
+        LogLine { at: self.at, stream, text }
+    }
+
+    /// The first [`MAX_LOG_LINE`] buffered bytes, or fewer so as not to split a character, as a cut line.
+    fn cut(&mut self, stream: OutputStream) -> LogLine {
+        let end = char_start_at_or_before(&self.bytes, MAX_LOG_LINE);
+        let mut text = String::from_utf8_lossy(&self.bytes[..end]).into_owned();
+        text.push(LogLine::CUT);
+        self.bytes.drain(..end);
+        LogLine { at: self.at, stream, text }
+    }
+}
+
 /// The engine's `<RFC 3339 time> ` prefix, parsed, and the rest of the frame. A frame without one is all text.
-fn split_timestamp(frame: &str) -> (Option<SystemTime>, &str) {
-    match frame.split_once(' ') {
-        Some((stamp, rest)) => match OffsetDateTime::parse(stamp, &Rfc3339) {
-            Ok(at) => (Some(at.into()), rest),
-            Err(_) => (None, frame),
-        },
+fn split_timestamp(frame: &[u8]) -> (Option<SystemTime>, &[u8]) {
+    let Some(space) = frame.iter().position(|b| *b == b' ') else { return (None, frame) };
+    let stamp = std::str::from_utf8(&frame[..space]).ok().and_then(|stamp| OffsetDateTime::parse(stamp, &Rfc3339).ok());
+    match stamp {
+        Some(at) => (Some(at.into()), &frame[space + 1..]),
         None => (None, frame),
     }
+}
+
+/// The last index at or before `at` where a UTF-8 character starts, looking back at most three bytes (the
+/// longest tail a character can have); `at` itself when there is none, as in binary output.
+fn char_start_at_or_before(bytes: &[u8], at: usize) -> usize {
+    let is_start = |i: usize| bytes.get(i).is_none_or(|b| b & 0b1100_0000 != 0b1000_0000);
+    (at.saturating_sub(3)..=at).rev().find(|i| is_start(*i)).unwrap_or(at)
 }
 
 /// `since` as the engine's whole seconds, rounded down; `None` before 1970 (no bound at all).
@@ -182,13 +227,35 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::redact::Redactor;
 
     fn out(s: &str) -> LogOutput {
-        LogOutput::StdOut { message: s.as_bytes().to_vec().into() }
+        out_bytes(s.as_bytes())
     }
 
     fn err(s: &str) -> LogOutput {
-        LogOutput::StdErr { message: s.as_bytes().to_vec().into() }
+        err_bytes(s.as_bytes())
+    }
+
+    fn out_bytes(bytes: &[u8]) -> LogOutput {
+        LogOutput::StdOut { message: bytes.to_vec().into() }
+    }
+
+    fn err_bytes(bytes: &[u8]) -> LogOutput {
+        LogOutput::StdErr { message: bytes.to_vec().into() }
+    }
+
+    /// Every line the frames give, the unfinished ones included, checking the cap after each frame.
+    fn split(frames: impl IntoIterator<Item = LogOutput>) -> Vec<LogLine> {
+        let mut lines = LogLines::default();
+        let mut all = Vec::new();
+        for frame in frames {
+            all.extend(lines.push(&frame));
+            let buffered = lines.stdout.bytes.len().max(lines.stderr.bytes.len());
+            assert!(buffered <= MAX_LOG_LINE, "{buffered} bytes buffered between frames");
+        }
+        all.extend(lines.finish());
+        all
     }
 
     fn texts(lines: &[LogLine]) -> Vec<(&str, &str)> {
@@ -230,6 +297,80 @@ mod tests {
                 (Some(t(4)), "2023-11-14T22:13:20Z is text here"),
             ]
         );
+    }
+
+    #[test]
+    fn a_line_longer_than_the_cap_comes_in_marked_pieces_of_the_cap() {
+        // Docker's 16 KiB frames of a progress bar that never ends a line, then its end.
+        let bar = "=\r".repeat(8 * 1024);
+        let mut frames: Vec<LogOutput> = (0..5).map(|_| out(&bar)).collect();
+        frames.push(out("done\n"));
+        let all = split(frames);
+        let sizes: Vec<(usize, bool)> = all.iter().map(|l| (l.content().len(), l.is_cut())).collect();
+        assert_eq!(sizes, vec![(MAX_LOG_LINE, true), (5 * bar.len() - MAX_LOG_LINE + 4, false)]);
+        assert_eq!(all.iter().map(LogLine::content).collect::<String>(), format!("{}done", bar.repeat(5)));
+
+        // One frame holding several caps' worth, and a finished line before it that stays whole.
+        let all = split([out("short\n"), out(&"x".repeat(3 * MAX_LOG_LINE + 10))]);
+        let sizes: Vec<(usize, bool)> = all.iter().map(|l| (l.content().len(), l.is_cut())).collect();
+        assert_eq!(
+            sizes,
+            vec![(5, false), (MAX_LOG_LINE, true), (MAX_LOG_LINE, true), (MAX_LOG_LINE, true), (10, false)]
+        );
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_character() {
+        let before = "a".repeat(MAX_LOG_LINE - 1);
+        let all = split([out(&format!("{before}\u{e9}\u{1f600} and more\n"))]);
+        assert_eq!(all[0].text, format!("{before}\n"), "the cut moves back to where the character starts");
+        assert_eq!(all[1].text, "\u{e9}\u{1f600} and more");
+        assert!(all.iter().all(|l| !l.text.contains('\u{fffd}')));
+    }
+
+    #[test]
+    fn a_character_split_between_frames_stays_whole_and_streams_stay_apart() {
+        // "é" is C3 A9 and "😀" is F0 9F 98 80; the engine cuts its frames anywhere, timestamps on each.
+        let frames = [
+            out_bytes(b"2023-11-14T22:13:20.000000001Z caf\xc3"),
+            err_bytes(b"2023-11-14T22:13:20.000000002Z x\xf0\x9f"),
+            out_bytes(b"2023-11-14T22:13:20.000000003Z \xa9 ok\n"),
+            err_bytes(b"2023-11-14T22:13:20.000000004Z \x98"),
+            err_bytes(b"2023-11-14T22:13:20.000000005Z \x80\n"),
+        ];
+        let all = split(frames);
+        assert_eq!(texts(&all), vec![("stdout", "caf\u{e9} ok"), ("stderr", "x\u{1f600}")]);
+        let first = UNIX_EPOCH + Duration::new(1_700_000_000, 1);
+        assert_eq!(all[0].at, Some(first), "a line keeps the time of its first frame");
+        // Bytes that are not UTF-8 at all are still replaced, once the line is complete.
+        assert_eq!(split([out_bytes(b"bin \xff\xfe end")])[0].text, "bin \u{fffd}\u{fffd} end");
+    }
+
+    #[test]
+    fn a_secret_straddling_a_cut_is_redacted_when_the_pieces_are_joined_at_split_points() {
+        let secret = "s\u{e9}cret-value-0123";
+        let redactor = Redactor::new([("TOKEN", secret)]);
+        for offset in 1..secret.len() {
+            // The secret begins `offset` bytes before the cap, in a 16 KiB frame of its own.
+            let line = format!("{}{secret} tail", "a".repeat(MAX_LOG_LINE - offset));
+            let frames = line.as_bytes().chunks(16 * 1024).map(out_bytes).chain([out("\n")]);
+            let pieces = split(frames);
+            assert!(
+                pieces[0].is_cut() && !pieces[0].content().contains(secret),
+                "offset {offset}: it straddles the cut"
+            );
+            // As the relay joins them: the end of a cut piece that may begin a value goes in front of the next one.
+            let mut relayed = Vec::new();
+            let mut held = String::new();
+            for piece in &pieces {
+                let mut text = std::mem::take(&mut held) + piece.content();
+                if piece.is_cut() {
+                    held = text.split_off(redactor.split_point(&text));
+                }
+                relayed.push(redactor.redact(&text).into_owned());
+            }
+            assert_eq!(relayed.concat(), format!("{}[redacted:TOKEN] tail", "a".repeat(MAX_LOG_LINE - offset)));
+        }
     }
 
     #[test]
