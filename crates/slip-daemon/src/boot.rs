@@ -153,11 +153,12 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
 }
 
 /// Queues a `reconcile` deploy for each app whose current container vanished or cannot be started (SPEC §18 step
-/// 4), unless a deploy of it is already waiting (that one brings a release up anyway, and must not be superseded).
+/// 4), unless a production deploy of it is already waiting (that one brings a release up anyway, and must not be
+/// superseded).
 pub(crate) fn recreate_missing(state: &AppState, apps: &[String]) {
     let config = state.config();
     let waiting: Vec<String> = match state.store.unfinished() {
-        Ok(rows) => rows.into_iter().map(|r| r.app.to_string()).collect(),
+        Ok(rows) => rows.into_iter().filter(|r| r.preview_id.is_none()).map(|r| r.app.to_string()).collect(),
         Err(e) => {
             tracing::error!(error = %e, "listing waiting deploys");
             return;

@@ -130,20 +130,20 @@ impl Lines {
     fn line(&mut self, container: &Arc<str>, line: LogLine) -> Option<Bytes> {
         let key = (container.clone(), line.stream);
         let held = self.held.remove(&key);
-        if held.is_none() && !line.is_cut() {
+        if held.is_none() && !line.cut {
             return Some(self.render(container, &line));
         }
         let (at, mut text) = match held {
-            Some(held) => (held.at, held.text + line.content()),
-            None => (line.at, line.content().to_owned()),
+            Some(held) => (held.at, held.text + &line.text),
+            None => (line.at, line.text.clone()),
         };
-        if line.is_cut() {
+        if line.cut {
             let rest = text.split_off(self.redactor.split_point(&text));
             if !rest.is_empty() {
                 self.held.insert(key, Held { at, text: rest });
             }
         }
-        (!text.is_empty()).then(|| self.render(container, &LogLine { at, stream: line.stream, text }))
+        (!text.is_empty()).then(|| self.render(container, &LogLine { at, stream: line.stream, text, cut: false }))
     }
 
     /// What is held back of `container`'s streams, stdout's first, now that its stream has ended.
@@ -152,7 +152,7 @@ impl Lines {
             .into_iter()
             .filter_map(|stream| {
                 let held = self.held.remove(&(container.clone(), stream))?;
-                Some(self.render(container, &LogLine { at: held.at, stream, text: held.text }))
+                Some(self.render(container, &LogLine { at: held.at, stream, text: held.text, cut: false }))
             })
             .collect()
     }
@@ -193,7 +193,7 @@ mod tests {
     fn lines(texts: &[&str]) -> LogStream {
         let lines: Vec<Result<LogLine, RuntimeError>> = texts
             .iter()
-            .map(|t| Ok(LogLine { at: None, stream: OutputStream::Stdout, text: (*t).to_owned() }))
+            .map(|t| Ok(LogLine { at: None, stream: OutputStream::Stdout, text: (*t).to_owned(), cut: false }))
             .collect();
         stream::iter(lines).boxed()
     }
@@ -228,7 +228,7 @@ mod tests {
     #[tokio::test]
     async fn ndjson_carries_time_stream_container_and_the_redacted_line() {
         let at = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
-        let line = LogLine { at: Some(at), stream: OutputStream::Stderr, text: "x secret-value-1".into() };
+        let line = LogLine { at: Some(at), stream: OutputStream::Stderr, text: "x secret-value-1".into(), cut: false };
         let source = Source { container: "web-1".into(), lines: stream::iter([Ok(line)]).boxed() };
         let body = collect(relay(Follow::No, Format::Ndjson).body(vec![source])).await;
         let got: serde_json::Value = serde_json::from_str(&body[0]).unwrap();
@@ -242,15 +242,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_secret_straddling_the_cut_of_a_long_line_is_redacted_and_streams_are_not_joined() {
-        let line = |stream, text: &str| Ok(LogLine { at: None, stream, text: text.to_owned() });
+        let line = |stream, text: &str| Ok(LogLine { at: None, stream, text: text.to_owned(), cut: false });
+        let piece = |stream, text: &str| Ok(LogLine { at: None, stream, text: text.to_owned(), cut: true });
         let x = "x".repeat(40);
         let web = vec![
             // A line cut by the engine with the secret across the cut, then its last piece.
-            line(OutputStream::Stdout, &format!("{x}secret-va{}", LogLine::CUT)),
+            piece(OutputStream::Stdout, &format!("{x}secret-va")),
             line(OutputStream::Stderr, "lue-1 on stderr"),
             line(OutputStream::Stdout, "lue-1 and more"),
             // A cut line whose stream ends before its last piece.
-            line(OutputStream::Stdout, &format!("{x}secret-{}", LogLine::CUT)),
+            piece(OutputStream::Stdout, &format!("{x}secret-")),
         ];
         let worker = vec![line(OutputStream::Stdout, "value-1 from another container")];
         let sources = vec![
@@ -270,7 +271,7 @@ mod tests {
         assert_eq!(body, expected);
 
         // Without secrets, nothing is held back.
-        let cut = vec![line(OutputStream::Stdout, &format!("{x}{}", LogLine::CUT)), line(OutputStream::Stdout, "end")];
+        let cut = vec![piece(OutputStream::Stdout, &x), line(OutputStream::Stdout, "end")];
         let source = Source { container: "web-1".into(), lines: stream::iter(cut).boxed() };
         let plain = Relay { redactor: Redactor::default(), ..relay(Follow::No, Format::Text) };
         assert_eq!(collect(plain.body(vec![source])).await, vec![format!("{x}\n"), "end\n".to_owned()]);

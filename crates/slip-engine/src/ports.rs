@@ -196,7 +196,7 @@ impl OutputStream {
 }
 
 /// The longest line a runtime hands out, in bytes. Output that goes on longer without a line ending (progress
-/// bars drawn with `\r`, binary) is cut into pieces of at most this size (see [`LogLine::is_cut`]), so no
+/// bars drawn with `\r`, binary) is cut into pieces of at most this size (see [`LogLine::cut`]), so no
 /// container's output, however long its history, sits in slipd's memory as one string.
 pub const MAX_LOG_LINE: usize = 64 * 1024;
 
@@ -213,25 +213,11 @@ pub struct LogLine {
     pub at: Option<SystemTime>,
     /// Where the app wrote it.
     pub stream: OutputStream,
-    /// The text (invalid UTF-8 replaced), ending with [`LogLine::CUT`] for a piece of a cut line.
+    /// The text (invalid UTF-8 replaced).
     pub text: String,
-}
-
-impl LogLine {
-    /// Ends the text of every piece of a cut line but the last. No other line contains it, because lines are
-    /// split at it; the mark lives in the text rather than in a field of its own so that every `LogLine`
-    /// written as a literal (fakes, tests) stays a whole line.
-    pub const CUT: char = '\n';
-
-    /// Whether the next line of the same stream continues this one.
-    pub fn is_cut(&self) -> bool {
-        self.text.ends_with(LogLine::CUT)
-    }
-
-    /// The text without the mark of a cut line.
-    pub fn content(&self) -> &str {
-        self.text.strip_suffix(LogLine::CUT).unwrap_or(&self.text)
-    }
+    /// Whether the next line of the same stream continues this one (a piece of a line longer than
+    /// [`MAX_LOG_LINE`]).
+    pub cut: bool,
 }
 
 /// A container's output, line by line; an `Err` item ends it.
@@ -291,7 +277,7 @@ pub trait ContainerRuntime: Send + Sync {
     /// The last `lines` lines of a container's output (stdout and stderr), as text; the pieces of a cut line
     /// are separate lines, without their mark.
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<Vec<String>, RuntimeError> {
-        self.logs(id, &LogRequest::tail(lines)).map_ok(|line| line.content().to_owned()).try_collect().await
+        self.logs(id, &LogRequest::tail(lines)).map_ok(|line| line.text).try_collect().await
     }
     /// Removes an image by reference without force. A missing image is `Ok`; an image in use is an error.
     async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError>;

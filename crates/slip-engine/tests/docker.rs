@@ -394,10 +394,10 @@ async fn long_lines_come_in_pieces_of_the_cap_and_a_letter_across_engine_message
     // Two caps' worth of `x` and then `end`, with no line ending until then, come in pieces of the cap.
     let x = "x=x; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17; do x=$x$x; done; echo \"${x}end\"";
     let lines = read("json-file", &format!("{wide}; {x}; echo after")).await;
-    let pieces: Vec<(usize, bool)> = lines[1..4].iter().map(|l| (l.content().len(), l.is_cut())).collect();
+    let pieces: Vec<(usize, bool)> = lines[1..4].iter().map(|l| (l.text.len(), l.cut)).collect();
     assert_eq!(pieces, vec![(MAX_LOG_LINE, true), (MAX_LOG_LINE, true), (3, false)]);
     assert!(lines[1..4].iter().all(|l| l.stream == OutputStream::Stdout && l.at.is_some()));
-    assert_eq!(lines[1..4].iter().map(LogLine::content).collect::<String>(), format!("{}end", "x".repeat(1 << 17)));
+    assert_eq!(lines[1..4].iter().map(|l| l.text.as_str()).collect::<String>(), format!("{}end", "x".repeat(1 << 17)));
     assert_eq!(lines[4].text, "after");
     assert_eq!(lines.len(), 5);
 

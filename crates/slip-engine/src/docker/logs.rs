@@ -5,7 +5,7 @@
 //! slip passes the second and drops the earlier lines of it here, which makes `since` exact. Frames of stdout and
 //! stderr are split into lines separately, so interleaved partial writes never merge, and decoded as whole lines,
 //! so a character split between frames stays whole. A line longer than [`MAX_LOG_LINE`] bytes is handed out in
-//! marked pieces ([`LogLine::is_cut`]) rather than held in memory until it ends.
+//! marked pieces ([`LogLine::cut`]) rather than held in memory until it ends.
 //!
 //! A stream that is not followed must make progress within [`API_TIMEOUT`]; a followed one may stay silent for
 //! as long as the app is. Nothing here redacts: lines carry what the app printed.
@@ -118,7 +118,7 @@ impl Reader {
 /// Bytes are buffered per stream and decoded only as whole lines (or whole characters, at a cut), so a character
 /// that the engine split between two frames (it cuts long messages at 16 KiB, anywhere) survives. No stream ever
 /// buffers more than [`MAX_LOG_LINE`] bytes between frames: a longer line is handed out in pieces, each but the
-/// last marked [`LogLine::CUT`].
+/// last marked [`LogLine::cut`].
 #[derive(Default)]
 pub(super) struct LogLines {
     stdout: Partial,
@@ -176,6 +176,7 @@ impl LogLines {
                 at: partial.at,
                 stream,
                 text: String::from_utf8_lossy(&partial.bytes).into_owned(),
+                cut: false,
             })
             .collect()
     }
@@ -186,16 +187,15 @@ impl Partial {
     fn line(&mut self, stream: OutputStream) -> LogLine {
         let text = String::from_utf8_lossy(&self.bytes).trim_end_matches('\r').to_owned();
         self.bytes.clear();
-        LogLine { at: self.at, stream, text }
+        LogLine { at: self.at, stream, text, cut: false }
     }
 
     /// The first [`MAX_LOG_LINE`] buffered bytes, or fewer so as not to split a character, as a cut line.
     fn cut(&mut self, stream: OutputStream) -> LogLine {
         let end = char_start_at_or_before(&self.bytes, MAX_LOG_LINE);
-        let mut text = String::from_utf8_lossy(&self.bytes[..end]).into_owned();
-        text.push(LogLine::CUT);
+        let text = String::from_utf8_lossy(&self.bytes[..end]).into_owned();
         self.bytes.drain(..end);
-        LogLine { at: self.at, stream, text }
+        LogLine { at: self.at, stream, text, cut: true }
     }
 }
 
@@ -306,13 +306,13 @@ mod tests {
         let mut frames: Vec<LogOutput> = (0..5).map(|_| out(&bar)).collect();
         frames.push(out("done\n"));
         let all = split(frames);
-        let sizes: Vec<(usize, bool)> = all.iter().map(|l| (l.content().len(), l.is_cut())).collect();
+        let sizes: Vec<(usize, bool)> = all.iter().map(|l| (l.text.len(), l.cut)).collect();
         assert_eq!(sizes, vec![(MAX_LOG_LINE, true), (5 * bar.len() - MAX_LOG_LINE + 4, false)]);
-        assert_eq!(all.iter().map(LogLine::content).collect::<String>(), format!("{}done", bar.repeat(5)));
+        assert_eq!(all.iter().map(|l| l.text.as_str()).collect::<String>(), format!("{}done", bar.repeat(5)));
 
         // One frame holding several caps' worth, and a finished line before it that stays whole.
         let all = split([out("short\n"), out(&"x".repeat(3 * MAX_LOG_LINE + 10))]);
-        let sizes: Vec<(usize, bool)> = all.iter().map(|l| (l.content().len(), l.is_cut())).collect();
+        let sizes: Vec<(usize, bool)> = all.iter().map(|l| (l.text.len(), l.cut)).collect();
         assert_eq!(
             sizes,
             vec![(5, false), (MAX_LOG_LINE, true), (MAX_LOG_LINE, true), (MAX_LOG_LINE, true), (10, false)]
@@ -323,7 +323,11 @@ mod tests {
     fn a_cut_never_splits_a_character() {
         let before = "a".repeat(MAX_LOG_LINE - 1);
         let all = split([out(&format!("{before}\u{e9}\u{1f600} and more\n"))]);
-        assert_eq!(all[0].text, format!("{before}\n"), "the cut moves back to where the character starts");
+        assert_eq!(
+            (all[0].text.as_str(), all[0].cut),
+            (before.as_str(), true),
+            "the cut moves back to the character's start"
+        );
         assert_eq!(all[1].text, "\u{e9}\u{1f600} and more");
         assert!(all.iter().all(|l| !l.text.contains('\u{fffd}')));
     }
@@ -355,16 +359,13 @@ mod tests {
             let line = format!("{}{secret} tail", "a".repeat(MAX_LOG_LINE - offset));
             let frames = line.as_bytes().chunks(16 * 1024).map(out_bytes).chain([out("\n")]);
             let pieces = split(frames);
-            assert!(
-                pieces[0].is_cut() && !pieces[0].content().contains(secret),
-                "offset {offset}: it straddles the cut"
-            );
+            assert!(pieces[0].cut && !pieces[0].text.contains(secret), "offset {offset}: it straddles the cut");
             // As the relay joins them: the end of a cut piece that may begin a value goes in front of the next one.
             let mut relayed = Vec::new();
             let mut held = String::new();
             for piece in &pieces {
-                let mut text = std::mem::take(&mut held) + piece.content();
-                if piece.is_cut() {
+                let mut text = std::mem::take(&mut held) + &piece.text;
+                if piece.cut {
                     held = text.split_off(redactor.split_point(&text));
                 }
                 relayed.push(redactor.redact(&text).into_owned());

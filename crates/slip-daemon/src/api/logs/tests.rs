@@ -113,7 +113,7 @@ fn spec(name: &str, instance: &str) -> ContainerSpec {
 }
 
 fn line(stream: OutputStream, text: &str) -> LogLine {
-    LogLine { at: Some(SystemTime::now()), stream, text: text.to_owned() }
+    LogLine { at: Some(SystemTime::now()), stream, text: text.to_owned(), cut: false }
 }
 
 /// Sends `GET uri` with the admin token and `accept`; returns the response.
