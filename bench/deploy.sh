@@ -519,7 +519,7 @@ medians over several deploys, and slip is compared with a baseline measured in t
 | measure | result | target | |
 |---|---|---|---|
 | failed requests for a client that retries once after a keep-alive race, across $load_deploys back-to-back deploys | $lenient of $total_requests | 0 | $(verdict "$load_ok") |
-| keep-alive races a strict client would have seen, same run | $races races ($strict failed requests in all for a strict client) | reported | |
+| keep-alive races a strict client would have seen, same run | $races (a strict client failed $strict requests in all) | reported | |
 | webhook → \`completed\`, app ready at once (median of $rounds) | $(secs "$slip_median") | < 3 s | $(verdict "$latency_ok") |
 | slip / baseline, medians of $rounds each | ${ratio}× ($(secs "$slip_median") / $(secs "$base_median")) | ≤ 1.1× | $(verdict "$ratio_ok") |
 
