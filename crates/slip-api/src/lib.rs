@@ -224,4 +224,42 @@ pub struct ErrorBody {
     /// The original deploy of a replayed delivery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy_id: Option<String>,
+    /// Config problems, for `config_invalid`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<ConfigProblem>,
+}
+
+/// One config problem in an error answer: where it is and what is wrong.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConfigProblem {
+    /// The file, as slipd names it (`slip.toml`, `apps/web.toml`).
+    pub file: String,
+    /// 1-based line, when known.
+    #[serde(default)]
+    pub line: Option<u64>,
+    /// 1-based column, when known.
+    #[serde(default)]
+    pub column: Option<u64>,
+    /// What is wrong.
+    pub message: String,
+    /// What would be valid, when known.
+    #[serde(default)]
+    pub hint: Option<String>,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n    hint: {hint}")?;
+        }
+        Ok(())
+    }
 }

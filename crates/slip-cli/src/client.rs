@@ -343,10 +343,13 @@ fn api_failure(status: u16, bytes: &[u8], base: &str) -> Failure {
         (404, Some("not_found")) => Some(format!("is {base} a slipd of this version?")),
         _ => None,
     };
-    let shown = match &code {
+    let mut shown = match &code {
         Some(code) => format!("{message} ({code}, HTTP {status})"),
         None => format!("{message} (HTTP {status})"),
     };
+    for problem in error.iter().flat_map(|e| &e.problems) {
+        shown.push_str(&format!("\n  {problem}"));
+    }
     Failure { message: shown, hint, exit_code, code }
 }
 

@@ -167,6 +167,8 @@ enum Command {
     Validate(validate::Args),
     /// Write starter files: slip/slip.toml (plus slip/pod.yaml for pods) and the server's <name>.toml.
     Init(init::Args),
+    /// Make slipd load its config files again (as SIGHUP does); the running config stays if anything is invalid.
+    Reload,
     /// Print a random hex key for use as an app key or token.
     GenSecret {
         /// Number of random bytes.
@@ -290,6 +292,7 @@ async fn run(cli: Cli, server_given: bool) -> Result<u8, Failure> {
             accepted_then_follow(&client, &accepted, &headline, no_wait, wait_timeout, out).await
         }
         Command::Logs(args) => logs::run(&client, args, cli.json).await,
+        Command::Reload => reload(&client, cli.json).await,
         Command::Validate(_) | Command::Init(_) => unreachable!("offline commands return above"),
         Command::GenSecret { bytes } => {
             let key: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
@@ -297,6 +300,21 @@ async fn run(cli: Cli, server_given: bool) -> Result<u8, Failure> {
             Ok(exit::OK)
         }
     }
+}
+
+/// `slip reload`: `POST /v1/config/reload`, then what changed.
+async fn reload(client: &Client, json: bool) -> Result<u8, Failure> {
+    let answer: serde_json::Value = client.post_admin("/v1/config/reload", &serde_json::json!({})).await?;
+    if json {
+        println!("{answer}");
+        return Ok(exit::OK);
+    }
+    let names = |key: &str| -> String {
+        let list: Vec<&str> = answer[key].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
+        if list.is_empty() { "none".to_owned() } else { list.join(", ") }
+    };
+    println!("config reloaded: added {}; changed {}; removed {}", names("added"), names("changed"), names("removed"));
+    Ok(exit::OK)
 }
 
 /// Prints an accepted deploy (or rollback): its JSON, its id alone with `--no-wait`, or `headline`; then,

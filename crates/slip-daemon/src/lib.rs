@@ -24,6 +24,7 @@ pub mod monitor;
 pub mod queue;
 pub mod redaction;
 pub mod release;
+pub mod reload;
 pub mod rollback;
 pub mod state;
 
@@ -69,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/apps", get(api::apps::list).post(api::apps::create))
         .route("/v1/apps/{name}", get(api::apps::show).patch(api::apps::patch).delete(api::apps::remove))
         .route("/v1/apps/{name}/logs", get(api::logs::logs))
+        .route("/v1/config/reload", post(api::reload::post))
         .route("/healthz", get(api::read::healthz))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -115,6 +117,7 @@ async fn serve(
             Err(e) => tracing::warn!(error = %e, "re-reading the config files; the apps API stays unavailable"),
         }
         let _ = state.config_path.set(path);
+        tokio::spawn(reload::on_sighup(state.clone(), booted.closing.clone()));
     }
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     tracing::info!(listen = %listener.local_addr()?, "slipd ready");

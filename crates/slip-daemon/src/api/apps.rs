@@ -42,7 +42,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Serialises config writes: two concurrent edits would otherwise validate against stale text.
-static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The 401 message of every apps endpoint.
 const NEEDS_ADMIN: &str = "the apps API needs the admin token: Authorization: Bearer <auth.admin_token>";
@@ -341,7 +341,7 @@ fn unchanged_on_disk(state: &AppState, dir: &FsPath, app: &AppName) -> Result<()
     Err(ApiError::Conflict {
         code: "file_changed_on_disk",
         message: format!(
-            "{} changed on disk since slipd loaded it; restart slipd to load the edit (or undo it), then retry",
+            "{} changed on disk since slipd loaded it; load the edit with `slip reload` (or SIGHUP), or undo it, then retry",
             path.display()
         ),
         extra: json!({ "file": path.display().to_string() }),
@@ -432,7 +432,7 @@ fn problem_json(p: &Problem) -> Json_ {
     })
 }
 
-fn swap(state: &AppState, config: Config, sources: Sources) {
+pub(crate) fn swap(state: &AppState, config: Config, sources: Sources) {
     *state.config.write().expect("config lock") = Arc::new(config);
     *state.sources.lock().expect("sources lock") = Some(sources);
 }
@@ -476,7 +476,7 @@ fn trash(dir: &FsPath, storage: &FsPath, app: &AppName) -> Result<PathBuf, ApiEr
 
 /// Re-points a deployed app's routes when its routing changed and every container port it now routes is
 /// one the running release already exposes; otherwise the change waits for the next deploy.
-async fn follow_routes(state: &AppState, old: &Config, new: &Config, app: &AppName) {
+pub(crate) async fn follow_routes(state: &AppState, old: &Config, new: &Config, app: &AppName) {
     let before = crate::boot::route_templates(old).remove(app.as_str()).unwrap_or_default();
     let after = crate::boot::route_templates(new).remove(app.as_str()).unwrap_or_default();
     if before == after {

@@ -6,6 +6,7 @@ pub mod deploy;
 pub mod events;
 pub mod logs;
 pub mod read;
+pub mod reload;
 pub mod rollback;
 pub mod secrets;
 

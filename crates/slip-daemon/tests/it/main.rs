@@ -10,5 +10,6 @@ mod deploy;
 mod engine_restart;
 mod history;
 mod logs;
+mod reload;
 mod rollback;
 mod webhook;

@@ -519,6 +519,13 @@ format = "text"
         self.wait_exit(timeout).await
     }
 
+    /// Sends `signal` (a `kill` name such as `HUP`) to the running slipd.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("slipd is running").id().to_string();
+        let sent = std::process::Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("kill");
+        assert!(sent.success(), "kill -{signal} {pid} failed");
+    }
+
     /// Whether the process is running.
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
