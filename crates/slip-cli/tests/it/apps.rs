@@ -90,3 +90,26 @@ async fn rollback_restores_the_previous_release_and_waits_for_it() {
     assert!(logs.stdout.contains("v1"), "the restored release's start line: {}", logs.all());
     slipd.stop().await;
 }
+
+/// `slip reload` loads hand edits, and prints every problem of an invalid config with its file and line.
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_loads_hand_edits_and_names_the_problems_of_invalid_ones() {
+    let setup = Setup::new(|_| vec![], "");
+    let slipd = setup.start(&[]).await;
+    let server = slipd.base();
+    let admin = [("SLIP_SERVER", server.as_str()), ("SLIP_TOKEN", GLOBAL)];
+    let app = app_name("cli-reload");
+    let file = setup.config_dir().join("apps").join(format!("{app}.toml"));
+
+    std::fs::write(&file, web_app(&app, &setup.registry.host())).unwrap();
+    let run = slip(&["reload"], &admin, None).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains(&format!("config reloaded: added {app}")), "{}", run.all());
+
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("interval = ", "intervall = ")).unwrap();
+    let run = slip(&["reload"], &admin, None).await;
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains(&format!("apps/{app}.toml:")), "the file and line are named: {}", run.all());
+    assert!(run.stderr.contains("intervall"), "{}", run.all());
+}
