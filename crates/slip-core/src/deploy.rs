@@ -476,6 +476,12 @@ impl Deploy {
         }
     }
 
+    /// True while a failed deploy is undoing what it did (removing the candidate, restoring a recreate's old
+    /// release): that must run to its end, past the deploy's deadline and through a shutdown or cancel.
+    pub fn unwinding(&self) -> bool {
+        matches!(self.phase, Phase::Discarding(_) | Phase::Restoring(_))
+    }
+
     /// The candidate's container id, once started.
     pub fn candidate(&self) -> Option<&str> {
         self.candidate.as_deref()
@@ -778,8 +784,10 @@ impl Deploy {
         }
     }
 
+    /// Recreate before its switch with routes held on the candidate: while holding, draining or stopping the old
+    /// release (a failure there must route back, even with no candidate yet).
     fn holding(&self, phase: &Phase) -> bool {
-        matches!(phase, Phase::Holding) || matches!(phase, Phase::Draining(d) if !d.after_switch)
+        matches!(phase, Phase::Holding | Phase::StoppingOld) || matches!(phase, Phase::Draining(d) if !d.after_switch)
     }
 
     fn begin_restore(&mut self, failure: StepFailure) -> (Phase, Action) {
@@ -1278,6 +1286,25 @@ mod tests {
                 950ms    health_checking  probe web-1
                 1s50ms   failed           finish failed (start_failed): start candidate failed; previous release restored
             "#]],
+        );
+    }
+
+    #[test]
+    fn recreate_whose_old_release_cannot_be_stopped_routes_back_to_it() {
+        let world = World { fail: Some(("stop", 1, ErrorCode::StartFailed)), ..World::default() };
+        check(
+            plan(Strategy::Recreate, true),
+            world,
+            expect![[r#"
+            0s       pulling          pull
+            100ms    configuring      configure
+            200ms    draining         hold routes on candidate
+            300ms    draining         poll drain
+            450ms    draining         poll drain
+            550ms    draining         stop web-1 grace=10s
+            650ms    health_checking  route back to old
+            750ms    failed           finish failed (start_failed): stop web-1 grace=10s failed; previous release restored
+        "#]],
         );
     }
 

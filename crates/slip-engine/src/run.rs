@@ -114,16 +114,20 @@ pub async fn run_deploy(engine: &Engine, mut release: Release) -> Outcome {
             run.finish(&outcome).await;
             return outcome;
         }
-        let event = if deploy.before_switch() && engine.shutdown.is_cancelled() && !interrupted {
+        // Unwinding runs to its end: no interrupt, no cancel, no deadline (each action has its own bound).
+        let bounded = deploy.before_switch() && !deploy.unwinding();
+        let event = if bounded && engine.shutdown.is_cancelled() && !interrupted {
             interrupted = true;
             Event::Failed(StepFailure::new(ErrorCode::Interrupted, "slipd is shutting down"))
-        } else if deploy.before_switch() && run.release.cancel.is_cancelled() && !interrupted {
+        } else if bounded && run.release.cancel.is_cancelled() && !interrupted {
             interrupted = true;
             Event::Failed(StepFailure::new(ErrorCode::Cancelled, CANCELLED))
-        } else if deploy.before_switch() {
+        } else if bounded {
             let deadline = tokio::time::Instant::from_std(deploy.deadline());
-            // A cancel does not wait for a long step (a pull, a health check) to end; like a timeout, it drops
-            // the step, and the machine unwinds from what the journal recorded.
+            // A cancel does not wait for a long step that changes nothing (a pull, a probe, a wait) to end; it
+            // drops it. Steps with effects (creating, routing, stopping) run to their end, so the machine unwinds
+            // from a state the journal and the route table agree on.
+            let droppable = matches!(action, Action::Pull | Action::Probe { .. } | Action::WaitUntil(_));
             tokio::select! {
                 outcome = tokio::time::timeout_at(deadline, run.execute(&action)) => match outcome {
                     Ok(event) => event,
@@ -132,7 +136,7 @@ pub async fn run_deploy(engine: &Engine, mut release: Release) -> Outcome {
                         format!("{action} did not finish before the deploy timeout"),
                     )),
                 },
-                _ = cancel.cancelled(), if !interrupted => {
+                _ = cancel.cancelled(), if droppable && !interrupted => {
                     interrupted = true;
                     Event::Failed(StepFailure::new(ErrorCode::Cancelled, CANCELLED))
                 }
