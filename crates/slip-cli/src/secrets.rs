@@ -1,9 +1,10 @@
 //! `slip secrets list|set|rm` (SPEC §15), against slipd's API or, in local mode, directly on the store.
 //!
 //! Local mode applies when `--server` was not given (neither flag nor `SLIP_SERVER`) and nothing answers on
-//! the default loopback address: the CLI reads `storage.path` from the server config (`--config`, default
-//! `/etc/slip`), requires `apps/<app>.toml` to exist, and writes through `slip_engine::secrets` (the same
-//! code and rules as slipd, files owned by the storage directory's owner). Filesystem permissions are the
+//! the default loopback address: the CLI reads `storage.path` and `secrets.key_file` from the server config
+//! (`--config`, default `/etc/slip`), requires `apps/<app>.toml` to exist, and writes through
+//! `slip_engine::secrets` (the same code and rules as slipd, values encrypted when a key file is set, files
+//! owned by the storage directory's owner). Filesystem permissions are the
 //! authorisation there, so `--token` is ignored. Every key is validated before anything is written, and no
 //! value is ever printed.
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use slip_api::{SecretInfo, SecretList, SecretPut, SecretSet};
 use slip_core::names::AppName;
-use slip_engine::secrets::{MIN_REDACTABLE_LEN, Scope, SecretError, SecretKey, SecretStore, check_settable};
+use slip_engine::secrets::{MIN_REDACTABLE_LEN, MasterKey, Scope, SecretError, SecretKey, SecretStore, check_settable};
 
 use crate::client::{Client, Failure, encode, exit};
 use crate::table::{Table, rfc3339};
@@ -57,7 +58,8 @@ async fn answers(server: &str) -> bool {
 }
 
 impl Local {
-    /// Reads the server config at `config` (a directory or its `slip.toml`) for `storage.path`.
+    /// Reads the server config at `config` (a directory or its `slip.toml`) for `storage.path` and, when set,
+    /// loads `secrets.key_file` (a key file that cannot be used is an error: nothing is written in plain text).
     pub fn open(config: &Path) -> Result<Local, Failure> {
         let hint = Some(format!(
             "local mode reads the server config from --config ({}); start slipd, or pass --server to use its API",
@@ -91,6 +93,14 @@ impl Local {
         let mut store = SecretStore::new(&storage);
         if let Ok(meta) = std::fs::metadata(&storage) {
             store = store.owned_by(meta.uid(), meta.gid());
+        }
+        if let Some(path) = &loaded.config.secrets.key_file {
+            let key = MasterKey::load(path).map_err(|e| {
+                let hint =
+                    "local mode encrypts with slipd's key: run slip as a user that can read it (sudo), or start slipd";
+                Failure::new(chain(&e), Some(hint.to_owned()), exit::USAGE)
+            })?;
+            store = store.with_key(key);
         }
         Ok(Local { store, apps_dir: dir.join("apps") })
     }

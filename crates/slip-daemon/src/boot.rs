@@ -56,12 +56,7 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         .with_context(|| format!("creating the state directory {}", storage.display()))?;
     let lock = single_instance_lock(&storage.join("slipd.lock"))?;
     arm_fault_injection()?;
-    for warning in slip_engine::secrets::SecretStore::new(&storage)
-        .check_permissions()
-        .context("checking the secret store's permissions (SPEC §11.1)")?
-    {
-        tracing::warn!(warning, "secret store");
-    }
+    secret_store_at_boot(&config, &storage)?;
     let store = Store::open(&storage.join("slip.db"))
         .with_context(|| format!("opening the database {}", storage.join("slip.db").display()))?;
     let instance_id = store.instance_id().to_owned();
@@ -150,6 +145,33 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
     scheduler.kick_all();
     tokio::spawn(monitor::heal(state.clone(), config.caddy.reconcile_interval, shutdown.clone()));
     Ok(Booted { state, tracker, closing, monitor, lock })
+}
+
+/// Loads `secrets.key_file` (once: `[secrets]` changes need a restart) and installs it for every
+/// `SecretStore::new(storage)` of this process; checks the store's permissions (SPEC §11.1), then re-encrypts
+/// the plain files it finds when a key is set (SPEC §11.2). A key file that cannot be read or holds no key stops
+/// the boot.
+fn secret_store_at_boot(config: &Config, storage: &Path) -> anyhow::Result<()> {
+    use slip_engine::secrets::{self, MasterKey, SecretStore};
+    let key = match &config.secrets.key_file {
+        Some(path) => Some(MasterKey::load(path)?),
+        None => None,
+    };
+    let key_id = key.as_ref().map(|k| k.id().to_owned());
+    secrets::install_key(storage, key);
+    let store = SecretStore::new(storage);
+    for warning in store.check_permissions().context("checking the secret store's permissions (SPEC §11.1)")? {
+        tracing::warn!(warning, "secret store");
+    }
+    if let Some(key_id) = key_id {
+        let count = store.encrypt_plain_files().context("encrypting the plain secret files (SPEC §11.2)")?;
+        if count > 0 {
+            tracing::info!(count, key_id, "secret store: re-encrypted plain secret files with secrets.key_file");
+        } else {
+            tracing::info!(key_id, "secret store: encryption at rest is on");
+        }
+    }
+    Ok(())
 }
 
 /// Queues a `reconcile` deploy for each app whose current container vanished or cannot be started (SPEC §18 step

@@ -9,12 +9,17 @@ use std::path::Path;
 use slip_core::config::{Config, Loaded, Problem, Sources, parse};
 use slip_engine::config_source::{self, ReadError};
 
-/// Loads and validates the config at `path` for start-up, or explains every problem in one error.
+/// Loads and validates the config at `path` for start-up, or explains every problem in one error (including
+/// the filesystem problems of [`config_source::host_problems`], such as an unusable `secrets.key_file`).
 /// Warnings (the parser's and the filesystem checks of [`config_source::host_warnings`]) are logged.
 pub fn load(path: &Path) -> anyhow::Result<Config> {
     let sources = config_source::read(path)?;
     match parse(&sources) {
         Ok(loaded) => {
+            let problems = config_source::host_problems(&loaded.config);
+            if !problems.is_empty() {
+                anyhow::bail!("configuration at {} is invalid:\n{}", path.display(), render(&problems, ""));
+            }
             for w in loaded.warnings.iter().chain(&config_source::host_warnings(&loaded.config)) {
                 tracing::warn!(warning = %w, "config");
             }
@@ -43,17 +48,23 @@ fn report(read: Result<Sources, ReadError>) -> (String, i32) {
     };
     match parse(&sources) {
         Ok(Loaded { config, mut warnings }) => {
+            let problems = config_source::host_problems(&config);
+            if !problems.is_empty() {
+                return (failed(&problems), 1);
+            }
             warnings.extend(config_source::host_warnings(&config));
             let mut out = format!("✓ Configuration is valid ({})\n", config.summary());
             out.push_str(&render(&warnings, "⚠ "));
             (out, 0)
         }
-        Err(problems) => {
-            let n = problems.len();
-            let plural = if n == 1 { "" } else { "s" };
-            (format!("✗ Configuration validation failed ({n} problem{plural})\n{}", render(&problems, "")), 1)
-        }
+        Err(problems) => (failed(&problems), 1),
     }
+}
+
+fn failed(problems: &[Problem]) -> String {
+    let n = problems.len();
+    let plural = if n == 1 { "" } else { "s" };
+    format!("✗ Configuration validation failed ({n} problem{plural})\n{}", render(problems, ""))
 }
 
 fn render(problems: &[Problem], prefix: &str) -> String {
@@ -133,6 +144,34 @@ mod tests {
              slip.toml:4:10: auth.secret: variable SLIP_SECRET is not set\n  \
              hint: set SLIP_SECRET in slipd's environment or in slip.env beside slip.toml (KEY=VALUE lines), or give a default: ${SLIP_SECRET:-value}\n"
         );
+    }
+
+    #[test]
+    fn an_unusable_key_file_is_a_problem_not_a_warning() {
+        let dir = config_dir("", &[], "");
+        let key = dir.path().join("master.key");
+        fs::write(dir.path().join("slip.toml"), format!("[secrets]\nkey_file = \"{}\"\n", key.display())).unwrap();
+        let (out, code) = check_in(dir.path());
+        assert_eq!(code, 1, "{out}");
+        assert!(
+            out.starts_with(
+                "✗ Configuration validation failed (1 problem)\nslip.toml: cannot read the secrets key file"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("hint: create one with slipd --gen-key PATH"), "{out}");
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("master.key (secrets.key_file)"), "slipd refuses to start: {err}");
+
+        fs::write(&key, "0123").unwrap();
+        let (out, code) = check_in(dir.path());
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("holds 4 bytes; a key is 32 raw bytes or 64 hex characters"), "{out}");
+
+        fs::remove_file(&key).unwrap();
+        slip_engine::secrets::MasterKey::create_file(&key).unwrap();
+        let (out, code) = check_in(dir.path());
+        assert_eq!(code, 0, "{out}");
     }
 
     #[test]

@@ -16,10 +16,16 @@ struct Args {
     /// Validate the configuration, print every problem, and exit (0 valid, 1 invalid).
     #[arg(long)]
     check: bool,
+    /// Write a new secrets key (SPEC §11.2) to PATH, created with mode 0600 (never overwriting), and exit.
+    #[arg(long, value_name = "PATH", conflicts_with = "check")]
+    gen_key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(path) = &args.gen_key {
+        return gen_key(path);
+    }
     if args.check {
         let (output, code) = slip_daemon::check::check(&args.config);
         print!("{output}");
@@ -42,6 +48,25 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the API listener on {} (server.listen)", config.server.listen))?;
     slip_daemon::run_at(args.config, config, listener, shutdown_signal()).await
+}
+
+/// `slipd --gen-key PATH`: writes the key, then says what to add to slip.toml.
+fn gen_key(path: &std::path::Path) -> ExitCode {
+    match slip_engine::secrets::MasterKey::create_file(path) {
+        Ok(key) => {
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+            println!("wrote a new secrets key (id {}) to {} (mode 0600)", key.id(), path.display());
+            println!("add to slip.toml, then restart slipd:\n\n[secrets]\nkey_file = {:?}", path.display().to_string());
+            println!(
+                "\nthe file must be readable by slipd's user; keep a copy off this host: without it the secrets cannot be read"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {:#}", anyhow::Error::from(e));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -8,7 +8,8 @@
 //! (`slip.toml`, `apps/myapp.toml`).
 //!
 //! This module only reads: it does not validate (that is `slip_core::config`) and never prints a value from
-//! `slip.env`. [`host_warnings`] adds the `--check` warnings that need the filesystem.
+//! `slip.env`. [`host_problems`] and [`host_warnings`] add the `--check` problems and warnings that need the
+//! filesystem.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -94,9 +95,32 @@ pub fn read_with_env(path: &Path, env: impl IntoIterator<Item = (String, String)
     Ok(Sources { slip_toml, apps, env: vars })
 }
 
+/// `--check` problems that need the filesystem, which stop slipd from starting: a `secrets.key_file` that cannot
+/// be read or does not hold a key (SPEC §11.2).
+pub fn host_problems(config: &Config) -> Vec<Problem> {
+    let Some(key_file) = &config.secrets.key_file else { return Vec::new() };
+    match crate::secrets::MasterKey::load(key_file) {
+        Ok(_) => Vec::new(),
+        Err(e) => {
+            let mut message = e.to_string();
+            if let Some(source) = std::error::Error::source(&e) {
+                message.push_str(&format!(": {source}"));
+            }
+            vec![Problem {
+                file: "slip.toml".into(),
+                line: None,
+                column: None,
+                message,
+                hint: Some("create one with slipd --gen-key PATH".to_owned()),
+            }]
+        }
+    }
+}
+
 /// `--check` warnings that need the filesystem: an `env_file` that cannot be read (deploys would fail with
 /// `env_file_missing`), a volume root slipd cannot write or create (it must be in the unit's
-/// `ReadWritePaths`), and a `secrets.key_file` that is missing or readable by others.
+/// `ReadWritePaths`), and a `secrets.key_file` readable by others (one that cannot be read is a
+/// [`host_problems`] problem).
 pub fn host_warnings(config: &Config) -> Vec<Problem> {
     let warn = |file: String, message: String, hint: Option<&str>| Problem {
         file: file.into(),
@@ -131,20 +155,15 @@ pub fn host_warnings(config: &Config) -> Vec<Problem> {
             ));
         }
     }
-    if let Some(key_file) = &config.secrets.key_file {
-        match std::fs::metadata(key_file) {
-            Err(e) => out.push(warn(
-                "slip.toml".into(),
-                format!("secrets.key_file {} cannot be read ({e})", key_file.display()),
-                Some("create one with slipd --gen-key PATH"),
-            )),
-            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => out.push(warn(
-                "slip.toml".into(),
-                format!("secrets.key_file {} is readable by other users", key_file.display()),
-                Some("chmod 600 it"),
-            )),
-            Ok(_) => {}
-        }
+    if let Some(key_file) = &config.secrets.key_file
+        && let Ok(meta) = std::fs::metadata(key_file)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        out.push(warn(
+            "slip.toml".into(),
+            format!("secrets.key_file {} is readable by other users", key_file.display()),
+            Some("chmod 600 it"),
+        ));
     }
     out
 }
@@ -344,18 +363,29 @@ mod tests {
         )
         .unwrap();
         let config = parse(&read_with_env(dir.path(), no_env()).unwrap()).unwrap().config;
-        let text: Vec<String> = host_warnings(&config)
-            .iter()
-            .map(|w| w.to_string().replace(&*dir.path().to_string_lossy(), "DIR"))
-            .collect();
-        assert_eq!(text.len(), 2, "{text:#?}");
+        let shown = |problems: Vec<Problem>| -> Vec<String> {
+            problems.iter().map(|w| w.to_string().replace(&*dir.path().to_string_lossy(), "DIR")).collect()
+        };
+        let text = shown(host_warnings(&config));
+        assert_eq!(text.len(), 1, "{text:#?}");
         assert!(text[0].starts_with("apps/myapp.toml: env_file.path DIR/missing.env cannot be read"), "{text:#?}");
-        assert!(text[1].starts_with("slip.toml: secrets.key_file DIR/state/master.key cannot be read"), "{text:#?}");
+        let text = shown(host_problems(&config));
+        assert_eq!(text.len(), 1, "{text:#?}");
+        assert!(
+            text[0].starts_with("slip.toml: cannot read the secrets key file DIR/state/master.key (secrets.key_file)"),
+            "{text:#?}"
+        );
 
         fs::create_dir(&storage).unwrap();
         fs::write(storage.join("master.key"), "k").unwrap();
         fs::set_permissions(storage.join("master.key"), fs::Permissions::from_mode(0o644)).unwrap();
         let text: Vec<String> = host_warnings(&config).iter().map(|w| w.message.clone()).collect();
         assert!(text[1].ends_with("master.key is readable by other users"), "{text:#?}");
+        let text = shown(host_problems(&config));
+        assert!(text[0].contains("master.key (secrets.key_file) holds 1 bytes"), "{text:#?}");
+
+        fs::remove_file(storage.join("master.key")).unwrap();
+        crate::secrets::MasterKey::create_file(&storage.join("master.key")).unwrap();
+        assert!(host_problems(&config).is_empty());
     }
 }

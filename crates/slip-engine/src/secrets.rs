@@ -14,8 +14,18 @@
 //! (`<storage>/secrets/.fingerprint-key`, 32 random bytes, 0600) of `app|scope|KEY|value`, so a change is
 //! visible without the value being guessable from it.
 //!
-//! This module does not log, does not encrypt (SPEC §11.2 is not implemented yet) and does not decide who may
-//! call it: the daemon's API checks the admin token, the CLI's local mode relies on filesystem permissions.
+//! Encryption at rest (SPEC §11.2) applies when the store has a [`MasterKey`] (`secrets.key_file`): each file
+//! then holds `slipenc:v1:<key id>:<base64(nonce ‖ ciphertext)>`, XChaCha20-Poly1305 with a random 24-byte nonce
+//! and the AAD `slip/<app>/<scope>/<KEY>`, so a file copied to another app, scope or key fails authentication.
+//! The key id is the first 8 hex characters of SHA-256(key). Fingerprints are computed from the plaintext, so
+//! turning encryption on does not change them. Plain files are still read when a key is set (slipd re-encrypts
+//! them at start-up, [`SecretStore::encrypt_plain_files`]); an encrypted file read without a key is an error.
+//! slipd loads its key once at boot and installs it for its storage directory ([`install_key`]), so every
+//! [`SecretStore::new`] of that storage applies it and no call site can forget it; the CLI's local mode uses
+//! [`SecretStore::with_key`].
+//!
+//! This module does not log and does not decide who may call it: the daemon's API checks the admin token, the
+//! CLI's local mode relies on filesystem permissions.
 
 use std::fmt;
 use std::fs::File;
@@ -24,9 +34,15 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Mutex;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
+use sha2::{Digest, Sha256};
 use slip_core::names::AppName;
 
 /// Keys slip reads itself (webhook keys): settable, never injected into containers.
@@ -40,6 +56,214 @@ const PREVIEW_DIR: &str = ".preview";
 
 /// The per-install HMAC key for fingerprints, in the store's root.
 const FINGERPRINT_KEY: &str = ".fingerprint-key";
+
+/// What an encrypted file starts with (SPEC §11.2).
+const ENCRYPTED_PREFIX: &str = "slipenc:v1:";
+
+/// XChaCha20-Poly1305's nonce length.
+const NONCE_LEN: usize = 24;
+
+/// Keys installed by [`install_key`]: (store root, key).
+static INSTALLED_KEYS: Mutex<Vec<(PathBuf, MasterKey)>> = Mutex::new(Vec::new());
+
+/// Makes every [`SecretStore::new`] of `storage` use `key` (or no key), for the rest of the process. slipd calls
+/// it once at boot, after loading `secrets.key_file`; `[secrets]` changes need a restart.
+pub fn install_key(storage: &Path, key: Option<MasterKey>) {
+    let root = storage.join("secrets");
+    let mut keys = INSTALLED_KEYS.lock().unwrap_or_else(|e| e.into_inner());
+    keys.retain(|(r, _)| *r != root);
+    if let Some(key) = key {
+        keys.push((root, key));
+    }
+}
+
+/// The master key of SPEC §11.2: 32 bytes. `Debug` shows its id, never the key.
+#[derive(Clone)]
+pub struct MasterKey {
+    bytes: [u8; 32],
+    id: String,
+}
+
+impl MasterKey {
+    /// The key made of `bytes`.
+    pub fn from_bytes(bytes: [u8; 32]) -> MasterKey {
+        let mut id = hex::encode(Sha256::digest(bytes));
+        id.truncate(8);
+        MasterKey { bytes, id }
+    }
+
+    /// A new random key.
+    pub fn generate() -> MasterKey {
+        MasterKey::from_bytes(rand::random())
+    }
+
+    /// The first 8 hex characters of SHA-256(key), written into every encrypted file.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Reads a key file: exactly 32 raw bytes, or 64 hex characters (surrounding whitespace ignored), which is
+    /// what [`MasterKey::create_file`] writes.
+    pub fn load(path: &Path) -> Result<MasterKey, KeyFileError> {
+        let data = std::fs::read(path).map_err(|source| KeyFileError::Read { path: path.into(), source })?;
+        if let Ok(bytes) = <[u8; 32]>::try_from(data.as_slice()) {
+            return Ok(MasterKey::from_bytes(bytes));
+        }
+        let decoded = std::str::from_utf8(&data).ok().and_then(|t| hex::decode(t.trim()).ok());
+        match decoded.as_deref().map(<[u8; 32]>::try_from) {
+            Some(Ok(bytes)) => Ok(MasterKey::from_bytes(bytes)),
+            _ => Err(KeyFileError::Format { path: path.into(), len: data.len() }),
+        }
+    }
+
+    /// Writes a new random key to `path` as 64 hex characters and a newline, in a file created with mode 0600.
+    /// An existing file is never overwritten: the secrets encrypted with it would be lost.
+    pub fn create_file(path: &Path) -> Result<MasterKey, KeyFileError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let key = MasterKey::generate();
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|source| match source.kind() {
+                io::ErrorKind::AlreadyExists => KeyFileError::Exists { path: path.into() },
+                _ => KeyFileError::Create { path: path.into(), source },
+            })?;
+        let written = file.write_all(format!("{}\n", hex::encode(key.bytes)).as_bytes()).and_then(|()| file.sync_all());
+        if let Err(source) = written {
+            drop(file);
+            let _ = std::fs::remove_file(path);
+            return Err(KeyFileError::Create { path: path.into(), source });
+        }
+        Ok(key)
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(&self.bytes.into())
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MasterKey({})", self.id)
+    }
+}
+
+/// Why a key file cannot be used. The key itself is never part of a message.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// The file cannot be read.
+    #[error("cannot read the secrets key file {} (secrets.key_file)", .path.display())]
+    Read {
+        /// The key file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file holds neither 32 raw bytes nor 64 hex characters.
+    #[error(
+        "the secrets key file {} (secrets.key_file) holds {len} bytes; a key is 32 raw bytes or 64 hex characters (slipd --gen-key PATH writes one)",
+        .path.display()
+    )]
+    Format {
+        /// The key file.
+        path: PathBuf,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// `--gen-key` was given a path that exists.
+    #[error("{} already exists; slipd --gen-key never overwrites a key (secrets encrypted with it would be lost)", .path.display())]
+    Exists {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The new key file cannot be written.
+    #[error("cannot create the key file {}", .path.display())]
+    Create {
+        /// The path given.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Why an encrypted file cannot be read; the `source` of a [`SecretError::Io`] (kind `InvalidData`). It names the
+/// app, scope and key, never the value.
+#[derive(Debug, thiserror::Error)]
+enum SealError {
+    #[error(
+        "the {scope}-scope secret {key} of app {app} is encrypted (slipenc:v1, key id {file_key}) but no key is configured: set secrets.key_file in slip.toml to the key it was written with"
+    )]
+    NoKey { app: AppName, scope: Scope, key: SecretKey, file_key: String },
+    #[error(
+        "the {scope}-scope secret {key} of app {app} was encrypted with key id {file_key}, but secrets.key_file holds key id {configured}"
+    )]
+    WrongKey { app: AppName, scope: Scope, key: SecretKey, file_key: String, configured: String },
+    #[error(
+        "the {scope}-scope secret {key} of app {app} fails authentication: the file was altered, or copied from another app, scope or key"
+    )]
+    Forged { app: AppName, scope: Scope, key: SecretKey },
+    #[error("the {scope}-scope secret {key} of app {app} is not a well-formed slipenc:v1 file")]
+    Malformed { app: AppName, scope: Scope, key: SecretKey },
+}
+
+/// The AAD binding a sealed value to its place: `slip/<app>/<scope>/<KEY>`.
+fn aad(app: &AppName, scope: Scope, name: &SecretKey) -> String {
+    format!("slip/{app}/{scope}/{name}")
+}
+
+/// `slipenc:v1:<key id>:<base64(nonce ‖ ciphertext)>`.
+fn seal(master: &MasterKey, app: &AppName, scope: Scope, name: &SecretKey, value: &str) -> String {
+    let nonce: [u8; NONCE_LEN] = rand::random();
+    let aad = aad(app, scope, name);
+    let ciphertext = master
+        .cipher()
+        .encrypt(XNonce::from_slice(&nonce), Payload { msg: value.as_bytes(), aad: aad.as_bytes() })
+        .expect("XChaCha20-Poly1305 encryption of an in-memory value cannot fail");
+    let mut blob = nonce.to_vec();
+    blob.extend_from_slice(&ciphertext);
+    format!("{ENCRYPTED_PREFIX}{}:{}", master.id, BASE64.encode(blob))
+}
+
+/// The plaintext of a file's content: itself when it is not encrypted.
+fn open_sealed(
+    master: Option<&MasterKey>,
+    app: &AppName,
+    scope: Scope,
+    name: &SecretKey,
+    text: String,
+) -> Result<String, SealError> {
+    let Some(rest) = text.strip_prefix(ENCRYPTED_PREFIX) else { return Ok(text) };
+    let (app, key) = (app.clone(), name.clone());
+    let Some((file_key, body)) = rest.split_once(':') else { return Err(SealError::Malformed { app, scope, key }) };
+    let Some(master) = master else {
+        return Err(SealError::NoKey { app, scope, key, file_key: shorten(file_key) });
+    };
+    if file_key != master.id {
+        return Err(SealError::WrongKey {
+            app,
+            scope,
+            key,
+            file_key: shorten(file_key),
+            configured: master.id.clone(),
+        });
+    }
+    let blob = match BASE64.decode(body.trim_end()) {
+        Ok(blob) if blob.len() > NONCE_LEN => blob,
+        _ => return Err(SealError::Malformed { app, scope, key }),
+    };
+    let (nonce, ciphertext) = blob.split_at(NONCE_LEN);
+    let aad = aad(&app, scope, &key);
+    let plain = master
+        .cipher()
+        .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: aad.as_bytes() })
+        .map_err(|_| SealError::Forged { app: app.clone(), scope, key: key.clone() })?;
+    String::from_utf8(plain).map_err(|_| SealError::Malformed { app, scope, key })
+}
 
 /// A validated secret key: `[A-Za-z_][A-Za-z0-9_]{0,255}` (SPEC §3.1), so never `.`, `..` or a path.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -239,12 +463,23 @@ pub fn check_settable(key: &SecretKey, scope: Scope) -> Result<(), SecretError> 
 pub struct SecretStore {
     root: PathBuf,
     owner: Option<(u32, u32)>,
+    key: Option<MasterKey>,
 }
 
 impl SecretStore {
-    /// The store of `storage` (`storage.path`): `<storage>/secrets`.
+    /// The store of `storage` (`storage.path`): `<storage>/secrets`, with the key [`install_key`] installed for
+    /// `storage`, if any.
     pub fn new(storage: &Path) -> SecretStore {
-        SecretStore { root: storage.join("secrets"), owner: None }
+        let root = storage.join("secrets");
+        let keys = INSTALLED_KEYS.lock().unwrap_or_else(|e| e.into_inner());
+        let key = keys.iter().find(|(r, _)| *r == root).map(|(_, k)| k.clone());
+        SecretStore { root, owner: None, key }
+    }
+
+    /// Encrypts every value this store writes with `key`, and decrypts with it (SPEC §11.2).
+    pub fn with_key(mut self, key: MasterKey) -> SecretStore {
+        self.key = Some(key);
+        self
     }
 
     /// Makes every file and directory this store creates belong to `uid:gid` (set on the open descriptor
@@ -320,6 +555,63 @@ impl SecretStore {
             return Err(SecretError::EmptyValue { key: key.clone() });
         }
         let dir = self.scope_dir(app, scope, true)?.expect("created");
+        let content = match &self.key {
+            Some(master) => seal(master, app, scope, key, value),
+            None => value.to_owned(),
+        };
+        let created = self.write_at(&dir, app, scope, key, &content)?;
+        let updated_at = match self.read_at(&dir, app, scope, key)? {
+            Some((_, at)) => at,
+            None => 0,
+        };
+        Ok(Written { created, updated_at })
+    }
+
+    /// Re-encrypts every plain secret file under the store's key (slipd's start-up migration, SPEC §11.2) and
+    /// returns how many there were. Without a key this does nothing. Files that are already encrypted are
+    /// left alone, even under another key (reading them reports that).
+    pub fn encrypt_plain_files(&self) -> Result<usize, SecretError> {
+        let Some(master) = &self.key else { return Ok(0) };
+        let entries = match std::fs::read_dir(&self.root) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(SecretError::Io { op: "list", path: self.root.clone(), source: e }),
+            Ok(entries) => entries,
+        };
+        let mut apps = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| SecretError::Io { op: "list", path: self.root.clone(), source: e })?;
+            if let Some(app) = entry.file_name().to_str().and_then(|n| n.parse::<AppName>().ok()) {
+                apps.push(app);
+            }
+        }
+        apps.sort();
+        let mut count = 0;
+        for app in &apps {
+            for scope in [Scope::App, Scope::Preview] {
+                let Some(dir) = self.scope_dir(app, scope, false)? else { continue };
+                for key in self.keys_in(&dir, app, scope)? {
+                    let Some((text, _)) = self.read_raw_at(&dir, app, scope, &key)? else { continue };
+                    if text.starts_with(ENCRYPTED_PREFIX) || text.is_empty() {
+                        continue;
+                    }
+                    self.write_at(&dir, app, scope, &key, &seal(master, app, scope, &key, &text))?;
+                    count += 1;
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// Writes `content` as `key` in `dir` atomically (temp file 0600, fsync, rename, fsync the directory);
+    /// `true` when the key did not exist before.
+    fn write_at(
+        &self,
+        dir: &OwnedFd,
+        app: &AppName,
+        scope: Scope,
+        key: &SecretKey,
+        content: &str,
+    ) -> Result<bool, SecretError> {
         let path = self.path_of(app, scope, Some(key.as_str()));
         let io = |op: &'static str| {
             let path = path.clone();
@@ -327,7 +619,7 @@ impl SecretStore {
         };
         let tmp = format!(".tmp-{key}-{:016x}", rand::random::<u64>());
         let fd = rustix::fs::openat(
-            &dir,
+            dir,
             tmp.as_str(),
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o600),
@@ -335,7 +627,7 @@ impl SecretStore {
         .map_err(|e| io("create a temp file for")(e.into()))?;
         let mut file = File::from(fd);
         let written = (|| {
-            file.write_all(value.as_bytes())?;
+            file.write_all(content.as_bytes())?;
             if let Some((uid, gid)) = self.owner {
                 std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
             }
@@ -343,22 +635,18 @@ impl SecretStore {
         })();
         drop(file);
         if let Err(e) = written {
-            let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
+            let _ = rustix::fs::unlinkat(dir, tmp.as_str(), AtFlags::empty());
             return Err(io("write")(e));
         }
-        let created = match rename_replacing(&dir, &tmp, key.as_str()) {
+        let created = match rename_replacing(dir, &tmp, key.as_str()) {
             Ok(created) => created,
             Err(e) => {
-                let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
+                let _ = rustix::fs::unlinkat(dir, tmp.as_str(), AtFlags::empty());
                 return Err(io("rename a temp file onto")(e));
             }
         };
-        rustix::fs::fsync(&dir).map_err(|e| io("fsync the directory of")(e.into()))?;
-        let updated_at = match self.read_at(&dir, app, scope, key)? {
-            Some((_, at)) => at,
-            None => 0,
-        };
-        Ok(Written { created, updated_at })
+        rustix::fs::fsync(dir).map_err(|e| io("fsync the directory of")(e.into()))?;
+        Ok(created)
     }
 
     /// Deletes one secret; `false` when it did not exist.
@@ -537,7 +825,7 @@ impl SecretStore {
         Ok(keys)
     }
 
-    /// Reads one key's value and mtime; `None` when it does not exist or is not a regular file.
+    /// Reads one key's value (decrypted) and mtime; `None` when it does not exist or is not a regular file.
     fn read_at(
         &self,
         dir: &OwnedFd,
@@ -545,6 +833,23 @@ impl SecretStore {
         scope: Scope,
         key: &SecretKey,
     ) -> Result<Option<(SecretValue, i64)>, SecretError> {
+        let Some((text, updated_at)) = self.read_raw_at(dir, app, scope, key)? else { return Ok(None) };
+        let value = open_sealed(self.key.as_ref(), app, scope, key, text).map_err(|e| SecretError::Io {
+            op: if matches!(e, SealError::NoKey { .. }) { "read" } else { "decrypt" },
+            path: self.path_of(app, scope, Some(key.as_str())),
+            source: io::Error::new(io::ErrorKind::InvalidData, e),
+        })?;
+        Ok(Some((SecretValue(value), updated_at)))
+    }
+
+    /// Reads one key's file content (without a trailing newline) and mtime.
+    fn read_raw_at(
+        &self,
+        dir: &OwnedFd,
+        app: &AppName,
+        scope: Scope,
+        key: &SecretKey,
+    ) -> Result<Option<(String, i64)>, SecretError> {
         let path = self.path_of(app, scope, Some(key.as_str()));
         let io = |e: io::Error| SecretError::Io { op: "read", path: path.clone(), source: e };
         let fd = match rustix::fs::openat(
@@ -568,7 +873,7 @@ impl SecretStore {
             text.pop();
         }
         let updated_at = meta.mtime() * 1000 + meta.mtime_nsec() / 1_000_000;
-        Ok(Some((SecretValue(text), updated_at)))
+        Ok(Some((text, updated_at)))
     }
 
     /// The per-install fingerprint key, created (32 random bytes, hex, 0600) the first time it is needed.
@@ -873,5 +1178,200 @@ mod tests {
         let listed = store.list(&app(), None).unwrap();
         let text = format!("{value:?} {listed:?} {:?}", store.values(&app(), Scope::App).unwrap());
         assert!(!text.contains("do-not-print-me"), "{text}");
+    }
+
+    fn master() -> MasterKey {
+        MasterKey::from_bytes([42; 32])
+    }
+
+    fn file(dir: &Path, rel: &str) -> String {
+        std::fs::read_to_string(dir.join("secrets").join(rel)).unwrap()
+    }
+
+    /// The error's whole chain, as the CLI and the logs show it.
+    fn chain(e: &SecretError) -> String {
+        let mut out = e.to_string();
+        let mut cur = std::error::Error::source(e);
+        while let Some(c) = cur {
+            out.push_str(&format!(": {c}"));
+            cur = c.source();
+        }
+        out
+    }
+
+    #[test]
+    fn with_a_key_values_round_trip_and_files_hold_no_plaintext() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SecretStore::new(dir.path()).with_key(master());
+        store.set(&app(), Scope::App, &key("DATABASE_URL"), "postgres://u:p@db/x\n").unwrap();
+        store.set(&app(), Scope::Preview, &key("DATABASE_URL"), "postgres://preview/x").unwrap();
+
+        let text = file(dir.path(), "web/DATABASE_URL");
+        assert!(text.starts_with(&format!("slipenc:v1:{}:", master().id())), "{text}");
+        assert!(!text.contains("postgres"), "{text}");
+        assert_eq!(mode(&dir.path().join("secrets/web/DATABASE_URL")), 0o600);
+        assert_eq!(master().id().len(), 8);
+        assert_eq!(master().id(), &hex::encode(Sha256::digest([42; 32]))[..8]);
+        let again = SecretStore::new(dir.path()).with_key(master());
+        again.set(&app(), Scope::App, &key("OTHER_KEY"), "postgres://u:p@db/x").unwrap();
+        assert_ne!(
+            file(dir.path(), "web/OTHER_KEY")["slipenc:v1:".len() + 9..],
+            text["slipenc:v1:".len() + 9..],
+            "a random nonce each time"
+        );
+
+        assert_eq!(
+            store.value(&app(), Scope::App, &key("DATABASE_URL")).unwrap().unwrap().expose(),
+            "postgres://u:p@db/x"
+        );
+        let values: Vec<(String, String)> = store
+            .values(&app(), Scope::Preview)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.expose().to_owned()))
+            .collect();
+        assert_eq!(values, [("DATABASE_URL".into(), "postgres://preview/x".into())]);
+        assert_eq!(store.list(&app(), None).unwrap().len(), 3);
+        assert!(!format!("{store:?}").contains(&hex::encode([42u8; 32])), "Debug shows the key id only");
+    }
+
+    #[test]
+    fn fingerprints_do_not_change_when_encryption_is_turned_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = SecretStore::new(dir.path());
+        plain.set(&app(), Scope::App, &key("API_TOKEN"), "value-one").unwrap();
+        let before = plain.get(&app(), Scope::App, &key("API_TOKEN")).unwrap().unwrap().fingerprint;
+        let sealed = SecretStore::new(dir.path()).with_key(master());
+        sealed.set(&app(), Scope::App, &key("API_TOKEN"), "value-one").unwrap();
+        assert!(file(dir.path(), "web/API_TOKEN").starts_with("slipenc:v1:"));
+        assert_eq!(sealed.get(&app(), Scope::App, &key("API_TOKEN")).unwrap().unwrap().fingerprint, before);
+    }
+
+    #[test]
+    fn a_wrong_key_or_no_key_is_an_error_naming_the_secret_but_not_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        SecretStore::new(dir.path())
+            .with_key(master())
+            .set(&app(), Scope::Preview, &key("API_TOKEN"), "value-one")
+            .unwrap();
+
+        let other = MasterKey::from_bytes([7; 32]);
+        let wrong = SecretStore::new(dir.path()).with_key(other.clone());
+        let err = wrong.value(&app(), Scope::Preview, &key("API_TOKEN")).unwrap_err();
+        let text = chain(&err);
+        assert!(
+            text.contains(&format!(
+                "the preview-scope secret API_TOKEN of app web was encrypted with key id {}, but secrets.key_file holds key id {}",
+                master().id(),
+                other.id()
+            )),
+            "{text}"
+        );
+        assert!(wrong.list(&app(), None).is_err(), "listing fails too, rather than showing a wrong fingerprint");
+
+        let err = SecretStore::new(dir.path()).values(&app(), Scope::Preview).unwrap_err();
+        let text = chain(&err);
+        assert!(text.contains("API_TOKEN of app web is encrypted"), "{text}");
+        assert!(text.contains("set secrets.key_file"), "{text}");
+        assert!(!text.contains("value-one"));
+    }
+
+    #[test]
+    fn tampered_ciphertext_fails_authentication() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SecretStore::new(dir.path()).with_key(master());
+        store.set(&app(), Scope::App, &key("API_TOKEN"), "value-one").unwrap();
+        let path = dir.path().join("secrets/web/API_TOKEN");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (head, body) = text.rsplit_once(':').unwrap();
+        let mut blob = BASE64.decode(body).unwrap();
+        let last = blob.len() - 1;
+        blob[last] ^= 1;
+        std::fs::write(&path, format!("{head}:{}", BASE64.encode(blob))).unwrap();
+        let text = chain(&store.value(&app(), Scope::App, &key("API_TOKEN")).unwrap_err());
+        assert!(text.contains("the app-scope secret API_TOKEN of app web fails authentication"), "{text}");
+
+        std::fs::write(&path, format!("{head}:not base64!")).unwrap();
+        let text = chain(&store.value(&app(), Scope::App, &key("API_TOKEN")).unwrap_err());
+        assert!(text.contains("not a well-formed slipenc:v1 file"), "{text}");
+    }
+
+    #[test]
+    fn the_aad_binds_a_file_to_its_app_scope_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SecretStore::new(dir.path()).with_key(master());
+        store.set(&app(), Scope::App, &key("API_TOKEN"), "value-one").unwrap();
+        store.set(&app(), Scope::Preview, &key("PLACEHOLDER"), "value-two").unwrap();
+        store.set(&"api".parse().unwrap(), Scope::App, &key("PLACEHOLDER"), "value-two").unwrap();
+        let root = dir.path().join("secrets");
+        for copy in ["web/OTHER_KEY", "web/.preview/API_TOKEN", "api/API_TOKEN"] {
+            std::fs::copy(root.join("web/API_TOKEN"), root.join(copy)).unwrap();
+        }
+        for (app, scope, name) in
+            [("web", Scope::App, "OTHER_KEY"), ("web", Scope::Preview, "API_TOKEN"), ("api", Scope::App, "API_TOKEN")]
+        {
+            let err = store.value(&app.parse().unwrap(), scope, &key(name)).unwrap_err();
+            assert!(chain(&err).contains("fails authentication"), "{app} {scope} {name}: {}", chain(&err));
+        }
+        assert_eq!(store.value(&app(), Scope::App, &key("API_TOKEN")).unwrap().unwrap().expose(), "value-one");
+    }
+
+    #[test]
+    fn plain_files_are_re_encrypted_by_the_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = SecretStore::new(dir.path());
+        plain.set(&app(), Scope::App, &key("ONE_KEY"), "value-one").unwrap();
+        plain.set(&app(), Scope::Preview, &key("TWO_KEY"), "value-two").unwrap();
+        let before = plain.list(&app(), None).unwrap();
+        assert_eq!(plain.encrypt_plain_files().unwrap(), 0, "nothing to do without a key");
+
+        let sealed = SecretStore::new(dir.path()).with_key(master());
+        sealed.set(&app(), Scope::App, &key("THREE_KEY"), "value-three").unwrap();
+        assert_eq!(sealed.encrypt_plain_files().unwrap(), 2);
+        assert_eq!(sealed.encrypt_plain_files().unwrap(), 0, "once only");
+        for rel in ["web/ONE_KEY", "web/.preview/TWO_KEY", "web/THREE_KEY"] {
+            let text = file(dir.path(), rel);
+            assert!(text.starts_with("slipenc:v1:") && !text.contains("value-"), "{rel}: {text}");
+        }
+        assert_eq!(sealed.value(&app(), Scope::Preview, &key("TWO_KEY")).unwrap().unwrap().expose(), "value-two");
+        let after: Vec<_> =
+            sealed.list(&app(), None).unwrap().into_iter().filter(|m| m.key.as_str() != "THREE_KEY").collect();
+        let prints = |m: &[SecretMeta]| m.iter().map(|m| m.fingerprint.clone()).collect::<Vec<_>>();
+        assert_eq!(prints(&after), prints(&before));
+    }
+
+    #[test]
+    fn installed_keys_apply_to_every_store_of_that_storage() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        install_key(dir.path(), Some(master()));
+        SecretStore::new(dir.path()).set(&app(), Scope::App, &key("API_TOKEN"), "value-one").unwrap();
+        SecretStore::new(elsewhere.path()).set(&app(), Scope::App, &key("API_TOKEN"), "value-one").unwrap();
+        install_key(dir.path(), None);
+        assert!(file(dir.path(), "web/API_TOKEN").starts_with("slipenc:v1:"));
+        assert_eq!(file(elsewhere.path(), "web/API_TOKEN"), "value-one");
+        assert!(SecretStore::new(dir.path()).value(&app(), Scope::App, &key("API_TOKEN")).is_err());
+    }
+
+    #[test]
+    fn key_files_are_created_0600_never_overwritten_and_read_as_hex_or_raw() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        let key = MasterKey::create_file(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.len(), 65, "64 hex characters and a newline");
+        assert_eq!(MasterKey::load(&path).unwrap().id(), key.id());
+        assert!(matches!(MasterKey::create_file(&path), Err(KeyFileError::Exists { .. })));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "left as it was");
+
+        let raw = dir.path().join("raw.key");
+        std::fs::write(&raw, [42u8; 32]).unwrap();
+        assert_eq!(MasterKey::load(&raw).unwrap().id(), master().id());
+        std::fs::write(&raw, "abcd\n").unwrap();
+        let err = MasterKey::load(&raw).unwrap_err().to_string();
+        assert!(err.contains("raw.key (secrets.key_file) holds 5 bytes"), "{err}");
+        let err = MasterKey::load(&dir.path().join("missing.key")).unwrap_err().to_string();
+        assert!(err.contains("missing.key"), "{err}");
     }
 }

@@ -180,3 +180,47 @@ async fn readme_step_3_works_against_a_running_slipd_and_values_never_leave_it()
         assert_not_logged(value);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_key_file_local_mode_and_slipd_write_encrypted_files_and_slipd_migrates_plain_ones() {
+    require_default_address_free();
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("master.key");
+    slip_engine::secrets::MasterKey::create_file(&key_file).unwrap();
+    let setup = Setup::new(myapp, &format!("\n[secrets]\nkey_file = \"{}\"\n", key_file.display()));
+    let config = setup.config_dir();
+    let config = config.to_str().unwrap();
+
+    let run = slip(&STEP_3, &[("SLIP_SECRET", GLOBAL), ("SLIP_CONFIG", config)], None).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stderr.contains("(local mode: slipd not running)"), "{}", run.all());
+    let store = setup.storage().join("secrets");
+    let written = std::fs::read_to_string(store.join("myapp/SLIP_SECRET")).unwrap();
+    assert!(written.starts_with("slipenc:v1:"), "{written}");
+    assert!(!written.contains(APP_KEY), "{written}");
+    assert_eq!(mode(&store.join("myapp/SLIP_SECRET")), 0o600);
+    let listed = slip(&["secrets", "list", "myapp", "--json"], &[("SLIP_CONFIG", config)], None).await;
+    assert_eq!(listed.code, 0, "{}", listed.all());
+
+    // A file written by hand before encryption was turned on is re-encrypted when slipd starts.
+    let hand_written = "hand-written-value-123";
+    std::fs::write(store.join("myapp/HAND_WRITTEN"), format!("{hand_written}\n")).unwrap();
+    let slipd = setup.start(&["myapp"]).await;
+    let migrated = std::fs::read_to_string(store.join("myapp/HAND_WRITTEN")).unwrap();
+    assert!(migrated.starts_with("slipenc:v1:") && !migrated.contains(hand_written), "{migrated}");
+    // slipd decrypts the app's webhook key, and its API encrypts what it writes.
+    let (status, body) = slipd.webhook("myapp", "sha-abc123f", APP_KEY).await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = slipd
+        .admin(Method::PUT, "/v1/secrets/myapp/API_TOKEN", GLOBAL, Some(r#"{"value":"api-token-value-42"}"#))
+        .await;
+    assert!(status == 200 || status == 201, "{status}: {body}");
+    let via_api = std::fs::read_to_string(store.join("myapp/API_TOKEN")).unwrap();
+    assert!(via_api.starts_with("slipenc:v1:") && !via_api.contains("api-token-value-42"), "{via_api}");
+    slipd.stop().await;
+
+    for value in [APP_KEY, hand_written, "api-token-value-42"] {
+        assert!(setup.files_containing(value).is_empty(), "{value} is stored in plain text somewhere");
+        assert_not_logged(value);
+    }
+}

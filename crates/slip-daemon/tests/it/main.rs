@@ -8,6 +8,7 @@ mod apps_api;
 mod crash;
 mod deploy;
 mod engine_restart;
+mod gen_key;
 mod history;
 mod logs;
 mod reload;
