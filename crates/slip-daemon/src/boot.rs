@@ -143,7 +143,8 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
     }));
     recreate_missing(&state, &report.missing);
     scheduler.kick_all();
-    tokio::spawn(monitor::heal(state.clone(), config.caddy.reconcile_interval, shutdown.clone()));
+    // Ends when shutdown begins (`closing`), so nothing is restarted or queued while slipd winds down.
+    tokio::spawn(monitor::heal(state.clone(), config.caddy.reconcile_interval, closing.clone()));
     Ok(Booted { state, tracker, closing, monitor, lock })
 }
 
@@ -192,12 +193,10 @@ pub(crate) fn recreate_missing(state: &AppState, apps: &[String]) {
         let id = crate::api::deploy::new_deploy_id().parse().expect("generated ids are valid");
         let strategy = app_config.strategy();
         let queued = crate::rollback::recreate_current(&state.store, &name, id, strategy.as_str(), unix_ms())
-            .and_then(|new| new.map(|new| state.store.enqueue(&new, unix_ms()).map(|_| new.id)).transpose());
+            .and_then(|new| new.map(|new| state.scheduler.enqueue(&new).map(|e| e.map(|_| new.id))).transpose());
         match queued {
-            Ok(Some(id)) => {
-                tracing::warn!(app, deploy_id = %id, "current container vanished; re-creating it");
-                state.scheduler.kick(app);
-            }
+            Ok(Some(Some(id))) => tracing::warn!(app, deploy_id = %id, "current container vanished; re-creating it"),
+            Ok(Some(None)) => tracing::info!(app, "current container vanished while the app is being deleted"),
             Ok(None) => tracing::error!(app, "current container vanished and no recorded release can replace it"),
             Err(e) => tracing::error!(app, error = %e, "queueing the re-creation of a vanished container"),
         }

@@ -13,6 +13,11 @@ use slip_engine::config_source::{self, ReadError};
 /// the filesystem problems of [`config_source::host_problems`], such as an unusable `secrets.key_file`).
 /// Warnings (the parser's and the filesystem checks of [`config_source::host_warnings`]) are logged.
 pub fn load(path: &Path) -> anyhow::Result<Config> {
+    load_with_sources(path).map(|(config, _)| config)
+}
+
+/// [`load`], also answering the file texts the config was parsed from (the apps API and reload compare with them).
+pub fn load_with_sources(path: &Path) -> anyhow::Result<(Config, Sources)> {
     let sources = config_source::read(path)?;
     match parse(&sources) {
         Ok(loaded) => {
@@ -23,7 +28,7 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
             for w in loaded.warnings.iter().chain(&config_source::host_warnings(&loaded.config)) {
                 tracing::warn!(warning = %w, "config");
             }
-            Ok(loaded.config)
+            Ok((loaded.config, sources))
         }
         Err(problems) => {
             anyhow::bail!("configuration at {} is invalid:\n{}", path.display(), render(&problems, ""))

@@ -91,18 +91,32 @@ pub async fn run(
     serve(None, config, listener, shutdown).await
 }
 
-/// [`run`] for a config loaded from `config_path` (`--config`): the apps API writes app files there.
+/// [`run`] for a config loaded from `config_path` (`--config`): the apps API writes app files there. The files
+/// are read again for their texts; [`run_loaded`] takes the texts the config was parsed from.
 pub async fn run_at(
     config_path: std::path::PathBuf,
     config: slip_core::config::Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    serve(Some(config_path), config, listener, shutdown).await
+    let sources = slip_engine::config_source::read(&config_path).ok();
+    serve(Some((config_path, sources)), config, listener, shutdown).await
+}
+
+/// [`run_at`] with the file texts `config` was parsed from ([`check::load_with_sources`]), so that a hand edit made
+/// while slipd boots is not taken for what it loaded.
+pub async fn run_loaded(
+    config_path: std::path::PathBuf,
+    config: slip_core::config::Config,
+    sources: slip_core::config::Sources,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve(Some((config_path, Some(sources))), config, listener, shutdown).await
 }
 
 async fn serve(
-    config_path: Option<std::path::PathBuf>,
+    config_path: Option<(std::path::PathBuf, Option<slip_core::config::Sources>)>,
     config: slip_core::config::Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -110,11 +124,10 @@ async fn serve(
     let shutdown_timeout = config.server.shutdown_timeout;
     let booted = boot::boot(config).await?;
     let state = booted.state.clone();
-    if let Some(path) = config_path {
-        // The same files the caller just loaded the config from.
-        match slip_engine::config_source::read(&path) {
-            Ok(sources) => *state.sources.lock().expect("sources lock") = Some(sources),
-            Err(e) => tracing::warn!(error = %e, "re-reading the config files; the apps API stays unavailable"),
+    if let Some((path, sources)) = config_path {
+        match sources {
+            Some(sources) => *state.sources.lock().expect("sources lock") = Some(sources),
+            None => tracing::warn!("the config files' texts are unknown; the apps API stays unavailable"),
         }
         let _ = state.config_path.set(path);
         tokio::spawn(reload::on_sighup(state.clone(), booted.closing.clone()));

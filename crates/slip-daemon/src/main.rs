@@ -42,12 +42,12 @@ fn main() -> ExitCode {
 
 #[tokio::main]
 async fn serve(args: Args) -> anyhow::Result<()> {
-    let config = slip_daemon::check::load(&args.config)?;
+    let (config, sources) = slip_daemon::check::load_with_sources(&args.config)?;
     slip_daemon::logging::init(&config);
     let listener = tokio::net::TcpListener::bind(config.server.listen.to_string())
         .await
         .with_context(|| format!("binding the API listener on {} (server.listen)", config.server.listen))?;
-    slip_daemon::run_at(args.config, config, listener, shutdown_signal()).await
+    slip_daemon::run_loaded(args.config, config, sources, listener, shutdown_signal()).await
 }
 
 /// `slipd --gen-key PATH`: writes the key, then says what to add to slip.toml.

@@ -95,7 +95,8 @@ pub async fn heal(state: crate::state::AppState, interval: Duration, shutdown: C
         if !state.health.snapshot().runtime {
             continue;
         }
-        match slip_engine::reconcile::heal(&state.engine, &mut memory).await {
+        let deleting = |app: &str| state.scheduler.is_deleting(app);
+        match slip_engine::reconcile::heal(&state.engine, &mut memory, &deleting).await {
             Ok(healed) => {
                 let apps: Vec<String> = healed.missing.iter().map(|(app, _)| app.clone()).collect();
                 if !apps.is_empty() {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use slip_core::deploy::{ErrorCode, Outcome};
 use slip_core::names::AppName;
 use slip_engine::run::{Engine, run_deploy, unix_ms};
-use slip_engine::store::{DeployRow, DeployStatus};
+use slip_engine::store::{DeployRow, DeployStatus, Enqueued, NewDeploy, StoreError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -97,10 +97,27 @@ impl Scheduler {
 
     /// Marks `app` as being deleted until the guard drops: no runner starts for it, its runner takes no further
     /// deploy, and [`Scheduler::is_deleting`] says so to the webhook and rollback handlers.
-    pub fn begin_delete(&self, app: &str) -> DeleteGuard {
+    /// `None` when another delete of the app is under way.
+    pub fn begin_delete(&self, app: &str) -> Option<DeleteGuard> {
         let _active = self.inner.active.lock().expect("scheduler lock");
-        self.inner.deleting.lock().expect("scheduler lock").insert(app.to_owned());
-        DeleteGuard { scheduler: self.clone(), app: app.to_owned() }
+        let fresh = self.inner.deleting.lock().expect("scheduler lock").insert(app.to_owned());
+        fresh.then(|| DeleteGuard { scheduler: self.clone(), app: app.to_owned() })
+    }
+
+    /// Commits `new` to the queue and kicks its app, unless the app is being deleted (`Ok(None)`). The check and
+    /// the insert happen under the delete mark's lock, so a delete either sees the deploy (and fails it) or the
+    /// deploy is refused.
+    pub fn enqueue(&self, new: &NewDeploy) -> Result<Option<Enqueued>, StoreError> {
+        let app = new.app.as_str();
+        let enqueued = {
+            let deleting = self.inner.deleting.lock().expect("scheduler lock");
+            if deleting.contains(app) {
+                return Ok(None);
+            }
+            self.inner.engine.store.enqueue(new, unix_ms())?
+        };
+        self.kick(app);
+        Ok(Some(enqueued))
     }
 
     /// Whether `app` is being deleted.
@@ -188,6 +205,13 @@ impl Scheduler {
                     return;
                 }
             };
+            if self.is_deleting(&app) {
+                // The app is being deleted while this deploy waited for a slot: leave it to the delete, which
+                // fails it with `app_deleted`.
+                drop(permit);
+                self.inner.active.lock().expect("scheduler lock").remove(&app);
+                return;
+            }
             self.run_one(next).await;
             drop(permit);
         }

@@ -117,7 +117,8 @@ async fn legacy_signed_webhook_is_accepted_and_recorded() {
 #[tokio::test]
 async fn a_webhook_for_an_app_being_deleted_is_refused_and_queues_nothing() {
     let state = state();
-    let deleting = state.scheduler.begin_delete("web");
+    let deleting = state.scheduler.begin_delete("web").expect("the first delete");
+    assert!(state.scheduler.begin_delete("web").is_none(), "one delete of an app at a time");
     let (status, body) = send(&state, legacy_deploy(r#"{"app":"web","tag":"v1"}"#, SECRET), "127.0.0.1:1").await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("app_deleting")), "{body}");
     assert!(state.store.unfinished().unwrap().is_empty(), "nothing was queued");

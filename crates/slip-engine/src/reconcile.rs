@@ -205,10 +205,19 @@ pub struct HealMemory {
 /// The periodic half of boot's "serve" step (SPEC §18): for each app with no deploy in flight, a current instance
 /// found stopped is started again, and one whose container is gone or cannot be started is reported (once each,
 /// see [`HealMemory`]).
-pub async fn heal(engine: &Engine, memory: &mut HealMemory) -> Result<Healed, StoreError> {
+pub async fn heal(
+    engine: &Engine,
+    memory: &mut HealMemory,
+    skip: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Healed, StoreError> {
     let store = &engine.store;
-    let busy =
-        |app: &str| -> Result<bool, StoreError> { Ok(store.unfinished()?.iter().any(|d| d.app.as_str() == app)) };
+    let busy = |app: &str| -> Result<bool, StoreError> {
+        Ok(skip(app) || store.unfinished()?.iter().any(|d| d.app.as_str() == app))
+    };
+    // Still this app's live current instance: a deploy or a delete may have changed that since the listing.
+    let still_current = |id: &str| -> Result<bool, StoreError> {
+        Ok(store.instance(id)?.is_some_and(|row| row.role == InstanceRole::Current && row.retired_at.is_none()))
+    };
     let mut healed = Healed::default();
     for current in live(engine, InstanceRole::Current)? {
         if current.preview_id.is_some() || memory.reported.contains(&current.id) || busy(current.app.as_str())? {
@@ -222,22 +231,24 @@ pub async fn heal(engine: &Engine, memory: &mut HealMemory) -> Result<Healed, St
                 continue;
             }
         };
-        // Checked again right before acting: a deploy that started meanwhile owns the app's containers.
-        if busy(current.app.as_str())? {
+        // Checked again right before acting: a deploy or delete that started meanwhile owns the app's containers.
+        if busy(current.app.as_str())? || !still_current(&current.id)? {
             continue;
         }
+        let status = |status: AppStatus| store.update_app_status(&current.app, status, unix_ms());
+        let shown = store.app_state(&current.app)?.map(|s| s.status);
         if state.as_ref().is_some_and(|s| s.running) {
             // Running (again): an app shown `down` because its container was stopped is up.
-            if store.app_state(&current.app)?.is_some_and(|s| s.status == AppStatus::Down) {
-                store.set_app_status(&current.app, AppStatus::Running, unix_ms())?;
+            if shown == Some(AppStatus::Down) {
+                status(AppStatus::Running)?;
             }
             continue;
         }
         let restarted = match state {
             // Stopped again after slip started it: someone means it; leave it, and show the app `down`.
             Some(_) if memory.restarted.contains(&current.id) => {
-                if store.app_state(&current.app)?.is_some_and(|s| s.status == AppStatus::Running) {
-                    store.set_app_status(&current.app, AppStatus::Down, unix_ms())?;
+                if shown == Some(AppStatus::Running) {
+                    status(AppStatus::Down)?;
                 }
                 continue;
             }
@@ -255,13 +266,13 @@ pub async fn heal(engine: &Engine, memory: &mut HealMemory) -> Result<Healed, St
         };
         if restarted {
             tracing::warn!(app = %current.app, container = current.name, "the current release was stopped; started it again");
-            if store.app_state(&current.app)?.is_some_and(|s| s.status == AppStatus::Down) {
-                store.set_app_status(&current.app, AppStatus::Running, unix_ms())?;
+            if shown == Some(AppStatus::Down) {
+                status(AppStatus::Running)?;
             }
             memory.restarted.insert(current.id.clone());
             healed.restarted.push(current.id.clone());
         } else {
-            store.set_app_status(&current.app, AppStatus::Down, unix_ms())?;
+            status(AppStatus::Down)?;
             memory.reported.insert(current.id.clone());
             healed.missing.push((current.app.to_string(), current.id.clone()));
         }
@@ -572,31 +583,39 @@ mod tests {
         w.engine.store.finish(&id(1), DeployStatus::Completed, None, None, unix_ms()).unwrap();
         let instance = w.engine.store.instances(&"web".parse().unwrap(), None).unwrap()[0].id.clone();
         let mut memory = HealMemory::default();
-        assert_eq!(heal(&w.engine, &mut memory).await.unwrap(), Healed::default(), "a running release is left alone");
+        assert_eq!(
+            heal(&w.engine, &mut memory, &|_| false).await.unwrap(),
+            Healed::default(),
+            "a running release is left alone"
+        );
 
         w.runtime.stop(&old, Duration::from_secs(1)).await.unwrap();
         // A deploy in flight owns the app's containers.
         deploy(&w, 2, &[DeployStatus::Pulling], InstanceRole::Candidate, 41001).await;
-        assert_eq!(heal(&w.engine, &mut memory).await.unwrap(), Healed::default(), "busy apps are skipped");
+        assert_eq!(heal(&w.engine, &mut memory, &|_| false).await.unwrap(), Healed::default(), "busy apps are skipped");
         w.engine.store.finish(&id(2), DeployStatus::Failed, Some("x"), Some("x"), unix_ms()).unwrap();
 
-        let healed = heal(&w.engine, &mut memory).await.unwrap();
+        let healed = heal(&w.engine, &mut memory, &|_| false).await.unwrap();
         assert_eq!(healed.restarted, std::slice::from_ref(&instance));
         assert!(w.runtime.running().contains(&old), "{:?}", w.runtime.running());
 
         w.runtime.stop(&old, Duration::from_secs(1)).await.unwrap();
-        assert_eq!(heal(&w.engine, &mut memory).await.unwrap(), Healed::default(), "restarted once, not fought over");
+        assert_eq!(
+            heal(&w.engine, &mut memory, &|_| false).await.unwrap(),
+            Healed::default(),
+            "restarted once, not fought over"
+        );
         let status = |w: &World| w.engine.store.app_state(&"web".parse().unwrap()).unwrap().unwrap().status;
         assert_eq!(status(&w), AppStatus::Down, "a release left stopped shows the app down");
         w.runtime.restart(&old).await.unwrap();
-        heal(&w.engine, &mut memory).await.unwrap();
+        heal(&w.engine, &mut memory, &|_| false).await.unwrap();
         assert_eq!(status(&w), AppStatus::Running, "and running again once it runs");
 
         w.runtime.remove(&old).await.unwrap();
-        let healed = heal(&w.engine, &mut memory).await.unwrap();
+        let healed = heal(&w.engine, &mut memory, &|_| false).await.unwrap();
         assert_eq!(healed.missing, [("web".to_owned(), instance)]);
         assert_eq!(w.engine.store.app_state(&"web".parse().unwrap()).unwrap().unwrap().status, AppStatus::Down);
-        assert_eq!(heal(&w.engine, &mut memory).await.unwrap(), Healed::default(), "reported once");
+        assert_eq!(heal(&w.engine, &mut memory, &|_| false).await.unwrap(), Healed::default(), "reported once");
     }
 
     #[tokio::test]

@@ -196,6 +196,10 @@ const CANCEL_SLACK: Duration = Duration::from_secs(30);
 /// forgets the app, live config swapped), then removes routes, containers and secrets, going on past errors and
 /// reporting what it could not remove.
 async fn delete(state: AppState, app: AppName, q: DeleteQuery, who: admin::Admin) -> Result<Json<Json_>, ApiError> {
+    // Take the app's slot: nothing more starts for it (a runner checks the mark before it takes a deploy).
+    let Some(_deleting) = state.scheduler.begin_delete(app.as_str()) else {
+        return Err(ApiError::app_deleting(&app));
+    };
     let running = running_deploy(&state, &app)?;
     if let (Some(deploy), false) = (&running, q.force) {
         return Err(ApiError::Conflict {
@@ -204,9 +208,11 @@ async fn delete(state: AppState, app: AppName, q: DeleteQuery, who: admin::Admin
             extra: json!({ "deploy_id": deploy.to_string() }),
         });
     }
-
-    // Take the app's slot: nothing more starts for it, and a running deploy is cancelled and waited for.
-    let _deleting = state.scheduler.begin_delete(app.as_str());
+    // Everything that can still refuse is checked before a running deploy is cancelled for nothing.
+    apps_dir(&state)?;
+    if validate(&state, &app, None)?.is_err() {
+        return Err(config_invalid_without(&app));
+    }
     let app_config = existing_config(&state, &app)?;
     let deploy = &app_config.deploy;
     let bound = deploy.timeout.max(deploy.drain_timeout + deploy.stop_grace) + CANCEL_SLACK;
@@ -220,47 +226,53 @@ async fn delete(state: AppState, app: AppName, q: DeleteQuery, who: admin::Admin
     }
 
     // Commit: the file goes to the trash, the store forgets the app, the live config loses it.
-    let _writes = WRITES.lock().await;
-    let old = state.config();
-    let app_config = existing_config(&state, &app)?;
-    let (config, sources) = match validate(&state, &app, None)? {
-        Ok(valid) => valid,
-        Err(_) => {
-            return Err(ApiError::bad(
-                "config_invalid",
-                "the config without this app is invalid; run slipd --check and fix the other files first",
-            ));
-        }
-    };
-    let dir = apps_dir(&state)?;
-    let trashed = trash(&dir, &old.storage.path, &app)?;
-    let forgotten = match state.store.forget_app(&app, slip_engine::run::unix_ms()) {
-        Ok(forgotten) => forgotten,
-        Err(e) => {
-            if let Err(undo) = std::fs::rename(&trashed, dir.join(format!("{app}.toml"))) {
-                tracing::error!(app = %app, error = %undo, "putting the app file back from the trash");
+    let (old, app_config, forgotten) = {
+        let _writes = WRITES.lock().await;
+        let old = state.config();
+        let app_config = existing_config(&state, &app)?;
+        let (config, sources) = validate(&state, &app, None)?.map_err(|_| config_invalid_without(&app))?;
+        let dir = apps_dir(&state)?;
+        let trashed = trash(&dir, &old.storage.path, &app)?;
+        let forgotten = match state.store.forget_app(&app, slip_engine::run::unix_ms()) {
+            Ok(forgotten) => forgotten,
+            Err(e) => {
+                if let Err(undo) = std::fs::rename(&trashed, dir.join(format!("{app}.toml"))) {
+                    tracing::error!(app = %app, error = %undo, "putting the app file back from the trash");
+                }
+                return Err(ApiError::Internal(anyhow::Error::new(e).context("forgetting the app in the store")));
             }
-            return Err(ApiError::Internal(anyhow::Error::new(e).context("forgetting the app in the store")));
-        }
+        };
+        swap(&state, config, sources);
+        (old, app_config, forgotten)
     };
-    swap(&state, config, sources);
 
-    // Clean up, traffic first so nothing is routed to a container that is about to stop.
+    // Clean up. Secrets first (a re-created app must never inherit them), then traffic, so nothing is routed to a
+    // container that is about to stop, then the containers.
     let mut left = Vec::new();
-    if let Err(e) = state.engine.routes.update(app.as_str(), None).await {
-        tracing::warn!(app = %app, error = %e, "removing the app's routes from Caddy failed; the monitor retries");
-    }
-    left.extend(remove_containers(&state, &app, app_config.deploy.stop_grace).await);
     if !q.keep_secrets
         && let Err(e) = SecretStore::new(&old.storage.path).delete_app(&app)
     {
         tracing::error!(app = %app, error = %e, "deleting the app's secrets");
         left.push(format!("secrets of {app} in {}: {e}", old.storage.path.display()));
     }
+    if let Err(e) = state.engine.routes.update(app.as_str(), None).await {
+        // The table must not keep the app: the monitor then retries the removal, not the routes.
+        state.engine.routes.set_quietly(app.as_str(), None);
+        tracing::warn!(app = %app, error = %e, "removing the app's routes from Caddy failed; the monitor retries");
+    }
+    left.extend(remove_containers(&state, &app, app_config.deploy.stop_grace).await);
     audit(&state, &who, &app, "app.delete");
     let volumes: Vec<String> = app_config.volumes.iter().map(|v| v.host_path.display().to_string()).collect();
     let failed: Vec<String> = forgotten.failed.iter().map(ToString::to_string).collect();
     Ok(Json(json!({ "status": "ok", "volumes_kept": volumes, "failed_deploys": failed, "not_removed": left })))
+}
+
+/// 400 `config_invalid`: the other files do not make a valid config without `app`.
+fn config_invalid_without(app: &AppName) -> ApiError {
+    ApiError::bad(
+        "config_invalid",
+        format!("the config without {app} is invalid; run slipd --check and fix the other files first"),
+    )
 }
 
 /// The app's deploy that holds its slot (anything unfinished but `queued`), if any.

@@ -133,11 +133,11 @@ pub async fn deploy(
         source_ip: Some(ip.to_string()),
         created_at: unix_ms(),
     };
-    if state.scheduler.is_deleting(app.as_str()) {
-        return Err(ApiError::app_deleting(&app));
-    }
-    let enqueued = state.store.enqueue(&new, unix_ms()).map_err(|e| ApiError::Internal(e.into()))?;
-    state.scheduler.kick(app.as_str());
+    let enqueued = state
+        .scheduler
+        .enqueue(&new)
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .ok_or_else(|| ApiError::app_deleting(&app))?;
     tracing::info!(app = %app, deploy_id = %deploy_id, tag = %tag, status = enqueued.status.as_str(), actor, "webhook accepted");
 
     let answer = DeployAccepted {

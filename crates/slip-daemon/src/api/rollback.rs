@@ -106,11 +106,11 @@ pub async fn rollback(
         Some(ip.to_string()),
         unix_ms(),
     );
-    if state.scheduler.is_deleting(app.as_str()) {
-        return Err(ApiError::app_deleting(&app));
-    }
-    let enqueued = state.store.enqueue(&new, unix_ms()).map_err(|e| ApiError::Internal(e.into()))?;
-    state.scheduler.kick(app.as_str());
+    let enqueued = state
+        .scheduler
+        .enqueue(&new)
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .ok_or_else(|| ApiError::app_deleting(&app))?;
     let audit = state.store.append_audit(AuditEntry {
         at: unix_ms(),
         actor: actor.name.clone(),

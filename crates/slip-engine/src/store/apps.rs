@@ -108,6 +108,17 @@ impl Store {
         })
     }
 
+    /// Changes the status of an app that has a row, answering whether it had one; never creates the row (the
+    /// periodic healer must not bring back an app a delete just forgot).
+    pub fn update_app_status(&self, app: &AppName, status: AppStatus, at: UnixMillis) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "UPDATE apps SET status = ?2, updated_at = ?3 WHERE name = ?1",
+                params![app.as_str(), status, at],
+            )? > 0)
+        })
+    }
+
     /// Records the hash of the config the current release runs with (`config_drift` compares against it).
     pub fn set_config_hash(&self, app: &AppName, hash: &str, at: UnixMillis) -> Result<(), StoreError> {
         self.write(|tx| {
