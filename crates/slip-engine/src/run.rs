@@ -210,6 +210,9 @@ impl Run<'_> {
     }
 
     async fn finish(&mut self, outcome: &Outcome) {
+        if matches!(outcome, Outcome::Failed { .. }) {
+            self.forget_unstarted_candidate().await;
+        }
         let store = &self.engine.store;
         let id = &self.release.deploy_id;
         let result = match outcome {
@@ -243,6 +246,19 @@ impl Run<'_> {
         };
         if let Err(e) = result {
             tracing::error!(error = %e, "recording deploy outcome");
+        }
+    }
+
+    /// A failed deploy whose candidate was recorded but never got a container id (its create failed, or was cut
+    /// off by the deploy timeout): removes a container the engine may have made under that name anyway, and retires
+    /// the row so its host ports are free again.
+    async fn forget_unstarted_candidate(&mut self) {
+        let Some(candidate) = self.candidate.as_ref().filter(|c| c.container.is_none()) else { return };
+        if let Err(e) = self.engine.runtime.remove(&candidate.name).await {
+            tracing::debug!(container = candidate.name, error = %e, "no container of the unstarted candidate to remove");
+        }
+        if let Err(e) = self.engine.store.set_instance_role(&candidate.instance_id, InstanceRole::Retired, unix_ms()) {
+            tracing::warn!(instance = candidate.instance_id, error = %e, "retiring the unstarted candidate");
         }
     }
 
@@ -822,6 +838,12 @@ mod tests {
         assert!(failure.message.ends_with("previous release restored"), "{}", failure.message);
         assert_eq!(w.proxy.block().map(|b| b.routes), routes_before.map(|b| b.routes));
         assert_eq!(w.runtime.running(), ["c1"]);
+        // The candidate that never started holds no row and no port.
+        let live: Vec<_> = w.engine.store.instances(&"web".parse().unwrap(), None).unwrap();
+        assert_eq!(live.len(), 1, "only the old release's row is live: {live:?}");
+        assert_eq!(live[0].role, InstanceRole::Current);
+        let candidate = w.engine.store.instance("ins_2").unwrap();
+        assert!(candidate.as_ref().is_none_or(|c| c.retired_at.is_some()), "{candidate:?}");
     }
 
     #[tokio::test(start_paused = true)]
