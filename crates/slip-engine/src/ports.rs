@@ -274,10 +274,21 @@ pub trait ContainerRuntime: Send + Sync {
     /// A container's output (stdout and stderr) as `request` selects, line by line, in the order the engine
     /// received it. A container that does not exist (any more) has no lines: the stream is empty.
     fn logs(&self, id: &str, request: &LogRequest) -> LogStream;
-    /// The last `lines` lines of a container's output (stdout and stderr), as text; the pieces of a cut line
-    /// are separate lines, without their mark.
+    /// The last `lines` lines of a container's output (stdout and stderr), as text, the pieces of a cut line
+    /// joined again (for tests and small reads: a joined line is not bounded by [`MAX_LOG_LINE`]).
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<Vec<String>, RuntimeError> {
-        self.logs(id, &LogRequest::tail(lines)).map_ok(|line| line.text).try_collect().await
+        let pieces: Vec<LogLine> = self.logs(id, &LogRequest::tail(lines)).try_collect().await?;
+        let mut joined: Vec<String> = Vec::new();
+        let mut open: [Option<usize>; 2] = [None, None];
+        for piece in pieces {
+            let slot = usize::from(piece.stream == OutputStream::Stderr);
+            match open[slot] {
+                Some(at) => joined[at].push_str(&piece.text),
+                None => joined.push(piece.text),
+            }
+            open[slot] = piece.cut.then(|| open[slot].unwrap_or(joined.len() - 1));
+        }
+        Ok(joined)
     }
     /// Removes an image by reference without force. A missing image is `Ok`; an image in use is an error.
     async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError>;
@@ -374,4 +385,34 @@ pub struct ProbeTarget {
 pub trait HealthProbe: Send + Sync {
     /// One `GET` of the target; 2xx and 3xx are healthy.
     async fn check(&self, target: &ProbeTarget) -> slip_core::deploy::ProbeResult;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{FakeRuntime, Journal};
+
+    #[tokio::test]
+    async fn logs_tail_joins_the_pieces_of_a_cut_line_per_stream() {
+        let runtime = FakeRuntime::new(Journal::default());
+        let spec = ContainerSpec {
+            name: "slip-web-1".into(),
+            image: "registry.test/web@sha256:00".into(),
+            labels: BTreeMap::new(),
+            env: Vec::new(),
+            ports: Vec::new(),
+            network: None,
+            resources: Resources::default(),
+            mounts: Vec::new(),
+            init: false,
+            log: LogRotation { max_size_bytes: 1 << 20, max_files: 1 },
+        };
+        let id = runtime.start(&spec).await.unwrap();
+        let line = |stream, text: &str, cut| LogLine { at: None, stream, text: text.into(), cut };
+        runtime.write_log(&id, line(OutputStream::Stdout, "secret-va", true));
+        runtime.write_log(&id, line(OutputStream::Stderr, "between", false));
+        runtime.write_log(&id, line(OutputStream::Stdout, "lue-1", false));
+        runtime.write_log(&id, line(OutputStream::Stdout, "next", false));
+        assert_eq!(runtime.logs_tail(&id, 10).await.unwrap(), ["secret-value-1", "between", "next"]);
+    }
 }
