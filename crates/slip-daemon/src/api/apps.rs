@@ -65,11 +65,11 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Json<Json_>, ApiError> {
     admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
-    let config = state.config();
     apps_dir(&state)?; // 503 when slipd has no config path
+    let (config, sources) = live(&state)?;
     let mut apps = Vec::new();
     for name in config.apps.keys() {
-        let doc = read_doc(&state, name)?;
+        let doc = doc_of(&sources, name)?;
         apps.push(document(&state, &config, name, &doc));
     }
     Ok(Json(json!({ "apps": apps })))
@@ -85,9 +85,9 @@ pub async fn show(
     Path(name): Path<String>,
 ) -> Result<Json<Json_>, ApiError> {
     admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
-    let config = state.config();
+    let (config, sources) = live(&state)?;
     let app = existing_app(&config, &name)?;
-    let doc = read_doc(&state, &app)?;
+    let doc = doc_of(&sources, &app)?;
     Ok(Json(document(&state, &config, &app, &doc)))
 }
 
@@ -332,8 +332,26 @@ fn apps_dir(state: &AppState) -> Result<PathBuf, ApiError> {
 
 /// The app's file as slipd loaded it (or last wrote it).
 fn read_doc(state: &AppState, app: &AppName) -> Result<DocumentMut, ApiError> {
-    let text =
-        live_text(state, app)?.ok_or_else(|| anyhow::anyhow!("apps/{app}.toml is not among the loaded files"))?;
+    doc_of(&live(state)?.1, app)
+}
+
+/// The live config and the texts it was parsed from, as one consistent pair ([`swap`] changes both under the
+/// sources lock).
+fn live(state: &AppState) -> Result<(Arc<Config>, Sources), ApiError> {
+    let sources = state.sources.lock().expect("sources lock");
+    let config = state.config();
+    Ok((config, sources.clone().ok_or_else(sources_unavailable)?))
+}
+
+/// `apps/<app>.toml` among `sources`, parsed for editing.
+fn doc_of(sources: &Sources, app: &AppName) -> Result<DocumentMut, ApiError> {
+    let shown = PathBuf::from("apps").join(format!("{app}.toml"));
+    let text = sources
+        .apps
+        .iter()
+        .find(|f| f.path == shown)
+        .map(|f| f.text.as_str())
+        .ok_or_else(|| anyhow::anyhow!("apps/{app}.toml is not among the loaded files"))?;
     text.parse::<DocumentMut>()
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context(format!("parsing apps/{app}.toml"))))
 }
@@ -445,8 +463,10 @@ fn problem_json(p: &Problem) -> Json_ {
 }
 
 pub(crate) fn swap(state: &AppState, config: Config, sources: Sources) {
+    // Both under the sources lock, so [`live`] never sees one without the other.
+    let mut held = state.sources.lock().expect("sources lock");
     *state.config.write().expect("config lock") = Arc::new(config);
-    *state.sources.lock().expect("sources lock") = Some(sources);
+    *held = Some(sources);
 }
 
 /// Stages `text` beside the target, fsyncs it, renames it over `apps/<app>.toml` and fsyncs the directory.
