@@ -169,6 +169,8 @@ enum Command {
     Init(init::Args),
     /// Make slipd load its config files again (as SIGHUP does); the running config stays if anything is invalid.
     Reload,
+    /// Print this client's version and the server's (the server's needs --token, or says why it is unknown).
+    Version,
     /// Print a random hex key for use as an app key or token.
     GenSecret {
         /// Number of random bytes.
@@ -293,6 +295,7 @@ async fn run(cli: Cli, server_given: bool) -> Result<u8, Failure> {
         }
         Command::Logs(args) => logs::run(&client, args, cli.json).await,
         Command::Reload => reload(&client, cli.json).await,
+        Command::Version => version(&client, cli.json).await,
         Command::Validate(_) | Command::Init(_) => unreachable!("offline commands return above"),
         Command::GenSecret { bytes } => {
             let key: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
@@ -300,6 +303,24 @@ async fn run(cli: Cli, server_given: bool) -> Result<u8, Failure> {
             Ok(exit::OK)
         }
     }
+}
+
+/// `slip version`: the client's version, and the server's from `GET /v1/status` (shown only to an authenticated
+/// caller); an unreachable or unauthenticated server is reported in the output, not as a failure.
+async fn version(client: &Client, json: bool) -> Result<u8, Failure> {
+    let mine = env!("CARGO_PKG_VERSION");
+    let server: Result<Status, Failure> = client.get("/v1/status").await;
+    let theirs = match &server {
+        Ok(status) => status.version.clone().unwrap_or_else(|| "unknown (pass --token to see it)".into()),
+        Err(failure) => format!("unknown ({})", failure.message),
+    };
+    if json {
+        let server = server.ok().and_then(|s| s.version);
+        println!("{}", serde_json::json!({ "client": mine, "server": server }));
+    } else {
+        println!("slip {mine}\nslipd {theirs}");
+    }
+    Ok(exit::OK)
 }
 
 /// `slip reload`: `POST /v1/config/reload`, then what changed.

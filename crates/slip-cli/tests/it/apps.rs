@@ -112,4 +112,10 @@ async fn reload_loads_hand_edits_and_names_the_problems_of_invalid_ones() {
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(run.stderr.contains(&format!("apps/{app}.toml:")), "the file and line are named: {}", run.all());
     assert!(run.stderr.contains("intervall"), "{}", run.all());
+
+    let run = slip(&["version", "--json"], &admin, None).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let versions: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(versions["client"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(versions["server"], env!("CARGO_PKG_VERSION"), "the server's version with the token");
 }
