@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use slip_api::{SecretInfo, SecretList, SecretPut, SecretSet};
+use slip_core::error_chain::error_chain;
 use slip_core::names::AppName;
 use slip_engine::secrets::{MIN_REDACTABLE_LEN, MasterKey, Scope, SecretError, SecretKey, SecretStore, check_settable};
 
@@ -67,7 +68,7 @@ impl Local {
         ));
         let sources = slip_engine::config_source::read(config).map_err(|e| {
             Failure::new(
-                format!("slipd is not running and the server config cannot be read: {}", chain(&e)),
+                format!("slipd is not running and the server config cannot be read: {}", error_chain(&e)),
                 hint.clone(),
                 exit::USAGE,
             )
@@ -98,7 +99,7 @@ impl Local {
             let key = MasterKey::load(path).map_err(|e| {
                 let hint =
                     "local mode encrypts with slipd's key: run slip as a user that can read it (sudo), or start slipd";
-                Failure::new(chain(&e), Some(hint.to_owned()), exit::USAGE)
+                Failure::new(error_chain(&e), Some(hint.to_owned()), exit::USAGE)
             })?;
             store = store.with_key(key);
         }
@@ -288,20 +289,12 @@ fn key_failure(e: SecretError) -> Failure {
 fn store_failure(e: SecretError) -> Failure {
     let denied = matches!(&e, SecretError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied);
     match e {
-        SecretError::Io { .. } if denied => {
-            Failure::new(chain(&e), Some("the secret store belongs to slipd's user: run with sudo".into()), exit::AUTH)
-        }
-        SecretError::Io { .. } | SecretError::ForeignOwner { .. } => Failure::new(chain(&e), None, exit::API),
+        SecretError::Io { .. } if denied => Failure::new(
+            error_chain(&e),
+            Some("the secret store belongs to slipd's user: run with sudo".into()),
+            exit::AUTH,
+        ),
+        SecretError::Io { .. } | SecretError::ForeignOwner { .. } => Failure::new(error_chain(&e), None, exit::API),
         other => key_failure(other),
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        out.push_str(&format!(": {c}"));
-        cur = c.source();
-    }
-    out
 }

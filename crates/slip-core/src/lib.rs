@@ -17,6 +17,7 @@ pub mod config;
 pub mod defaults;
 pub mod deploy;
 pub mod duration;
+pub mod error_chain;
 pub mod names;
 pub mod pod_manifest;
 pub mod repo_config;

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use slip_core::config::{Config, Loaded, Problem, Sources, parse};
+use slip_core::error_chain::error_chain;
 use slip_engine::config_source::{self, ReadError};
 
 /// Loads and validates the config at `path` for start-up, or explains every problem in one error (including
@@ -49,7 +50,7 @@ pub fn check(path: &Path) -> (String, i32) {
 fn report(read: Result<Sources, ReadError>) -> (String, i32) {
     let sources = match read {
         Ok(sources) => sources,
-        Err(e) => return (format!("✗ Configuration validation failed (1 problem)\n{}\n", chain(&e)), 1),
+        Err(e) => return (format!("✗ Configuration validation failed (1 problem)\n{}\n", error_chain(&e)), 1),
     };
     match parse(&sources) {
         Ok(Loaded { config, mut warnings }) => {
@@ -74,16 +75,6 @@ fn failed(problems: &[Problem]) -> String {
 
 fn render(problems: &[Problem], prefix: &str) -> String {
     problems.iter().map(|p| format!("{prefix}{p}\n")).collect()
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        out.push_str(&format!(": {c}"));
-        cur = c.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use slip_core::config::{AppConfig, Config};
 use slip_core::deploy::{ErrorCode, HealthPlan, Plan, StepFailure};
+use slip_core::error_chain::error_chain;
 use slip_core::names::{AppName, DeployId, Tag};
 use slip_engine::ports::{Mount, NetworkAttachment, RegistryCredentials, Resources};
 use slip_engine::routes::RouteTemplate;
@@ -194,16 +195,6 @@ fn read_secrets(config: &Config, app: &AppName) -> Result<Vec<(String, String)>,
         .filter(|(k, _)| !k.as_str().starts_with("SLIP_"))
         .map(|(k, v)| (k.to_string(), v.expose().to_owned()))
         .collect())
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        out.push_str(&format!(": {c}"));
-        cur = c.source();
-    }
-    out
 }
 
 /// Bind mounts for `[[volumes]]`, creating missing host directories with mode 0750 (whatever the umask) and the

@@ -1190,13 +1190,7 @@ mod tests {
 
     /// The error's whole chain, as the CLI and the logs show it.
     fn chain(e: &SecretError) -> String {
-        let mut out = e.to_string();
-        let mut cur = std::error::Error::source(e);
-        while let Some(c) = cur {
-            out.push_str(&format!(": {c}"));
-            cur = c.source();
-        }
-        out
+        slip_core::error_chain::error_chain(e)
     }
 
     #[test]

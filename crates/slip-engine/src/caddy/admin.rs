@@ -8,7 +8,6 @@
 //! One connection per request, never pooled: Caddy restarts its admin listener on config loads and
 //! answers writes with `Connection: close`, so a pooled connection would often be dead on reuse.
 
-use std::error::Error as StdError;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
+use slip_core::error_chain::error_chain;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 
@@ -190,7 +190,7 @@ where
 {
     let stream = stream.map_err(|error| format!("cannot connect: {error}"))?;
     let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|error| chain(&error))?;
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|error| error_chain(&error))?;
     let exchange = async move {
         let response = sender.send_request(request).await?;
         let (parts, body) = response.into_parts();
@@ -199,7 +199,7 @@ where
     };
     // The connection future ends once the answer is read and the request side is dropped.
     let (result, _) = tokio::join!(exchange, connection);
-    let (parts, collected) = result.map_err(|error| chain(&error))?;
+    let (parts, collected) = result.map_err(|error| error_chain(&error))?;
     let etag = etag(&parts.headers).or_else(|| collected.trailers().and_then(etag));
     Ok(Reply { status: parts.status, body: collected.to_bytes(), etag })
 }
@@ -215,18 +215,6 @@ fn caddy_message(body: &[u8]) -> String {
         .ok()
         .and_then(|value| value.get("error").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_else(|| text.trim().chars().take(500).collect())
-}
-
-/// An error with its sources, `outer: inner: innermost`.
-fn chain(error: &dyn StdError) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 #[cfg(test)]
