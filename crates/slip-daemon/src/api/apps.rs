@@ -30,7 +30,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value as Json_, json};
-use slip_core::config::{APP_SECTIONS, Config, Problem, SourceFile, Sources, parse};
+use slip_core::config::{APP_SECTIONS, Config, SourceFile, Sources, parse};
 use slip_core::names::AppName;
 use slip_engine::routes::app_routes;
 use slip_engine::secrets::SecretStore;
@@ -429,37 +429,20 @@ fn validate(
     match parse(&sources) {
         Ok(loaded) => Ok(Ok((loaded.config, sources))),
         Err(problems) => {
-            let list: Vec<Json_> = problems.iter().map(problem_json).collect();
             let conflict = problems.iter().any(|p| p.message.contains("is already routed by app"));
             let response = if conflict {
                 ApiError::Conflict {
                     code: "hostname_conflict",
                     message: "another app already routes this hostname and path prefix".into(),
-                    extra: json!({ "problems": list }),
+                    extra: json!({ "problems": super::problems::wire(&problems) }),
                 }
                 .into_response()
             } else {
-                let n = problems.len();
-                let body = json!({
-                    "error": format!("the app config is invalid ({n} problem{})", if n == 1 { "" } else { "s" }),
-                    "code": "config_invalid",
-                    "problems": list,
-                });
-                (StatusCode::BAD_REQUEST, Json(body)).into_response()
+                super::problems::config_invalid("the app config", &problems, "")
             };
             Ok(Err(response))
         }
     }
-}
-
-fn problem_json(p: &Problem) -> Json_ {
-    json!({
-        "file": p.file.display().to_string(),
-        "line": p.line,
-        "column": p.column,
-        "message": p.message,
-        "hint": p.hint,
-    })
 }
 
 pub(crate) fn swap(state: &AppState, config: Config, sources: Sources) {

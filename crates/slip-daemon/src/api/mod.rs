@@ -5,6 +5,7 @@ pub mod apps;
 pub mod deploy;
 pub mod events;
 pub mod logs;
+pub(crate) mod problems;
 pub mod read;
 pub mod reload;
 pub mod rollback;

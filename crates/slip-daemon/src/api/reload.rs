@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -37,17 +37,7 @@ pub async fn post(
         Ok(r) => Ok(Json(json!({ "status": "ok", "added": r.added, "removed": r.removed, "changed": r.changed }))
             .into_response()),
         Err(ReloadError::Invalid(problems)) => {
-            let list: Vec<_> = problems
-                .iter()
-                .map(|p| json!({"file": p.file.display().to_string(), "line": p.line, "column": p.column, "message": p.message, "hint": p.hint}))
-                .collect();
-            let n = list.len();
-            let body = json!({
-                "error": format!("the config is invalid ({n} problem{}); the running config stays", if n == 1 { "" } else { "s" }),
-                "code": "config_invalid",
-                "problems": list,
-            });
-            Ok((StatusCode::BAD_REQUEST, Json(body)).into_response())
+            Ok(crate::api::problems::config_invalid("the config", &problems, "; the running config stays"))
         }
         Err(e @ ReloadError::NotLive(_)) => {
             Err(ApiError::Conflict { code: "reload_refused", message: e.to_string(), extra: serde_json::Value::Null })
