@@ -58,19 +58,7 @@ pub async fn deploy(
 
     // Replay protection for timestamped deliveries: each signature is accepted once.
     if let Some(mac) = mac {
-        let hash = signature::delivery_hash(&mac);
-        let expires = unix_ms() + 2 * config.auth.max_skew.as_millis() as i64;
-        let recorded = state
-            .store
-            .record_delivery(hash, &app, Some(&deploy_id), unix_ms(), expires)
-            .map_err(|e| ApiError::Internal(e.into()))?;
-        if let Err(Replayed { deploy_id: original }) = recorded {
-            return Err(ApiError::Conflict {
-                code: "replayed",
-                message: "this signed request was already delivered".into(),
-                extra: json!({"deploy_id": original.map(|d| d.to_string())}),
-            });
-        }
+        accept_once(&state, &config, &mac, &app, &deploy_id)?;
     } else {
         tracing::info!(app = %app, "legacy untimestamped signature accepted");
     }
@@ -191,6 +179,31 @@ async fn authorize_and_parse(
     }
     let actor = format!("app:{}", request.app);
     Ok((request, actor, sig.timestamp.map(|_| sig.mac)))
+}
+
+/// Records a signed delivery (its MAC) as used, or refuses it with 409 `replayed` naming the deploy it made the
+/// first time: each signature is accepted once while its timestamp is within the skew window.
+pub(crate) fn accept_once(
+    state: &AppState,
+    config: &slip_core::config::Config,
+    mac: &[u8; 32],
+    app: &AppName,
+    deploy_id: &slip_core::names::DeployId,
+) -> Result<(), ApiError> {
+    let hash = signature::delivery_hash(mac);
+    let expires = unix_ms() + 2 * config.auth.max_skew.as_millis() as i64;
+    let recorded = state
+        .store
+        .record_delivery(hash, app, Some(deploy_id), unix_ms(), expires)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    match recorded {
+        Ok(_) => Ok(()),
+        Err(Replayed { deploy_id: original }) => Err(ApiError::Conflict {
+            code: "replayed",
+            message: "this signed request was already delivered".into(),
+            extra: json!({"deploy_id": original.map(|d| d.to_string())}),
+        }),
+    }
 }
 
 fn parse_body(body: &[u8]) -> Result<Body, ApiError> {

@@ -17,9 +17,9 @@ use axum::response::IntoResponse;
 use serde_json::json;
 use slip_api::DeployAccepted;
 use slip_core::names::{AppName, DeployId};
-use slip_core::signature::{self, Signed};
+use slip_core::signature::Signed;
 use slip_engine::run::unix_ms;
-use slip_engine::store::{AuditEntry, Replayed};
+use slip_engine::store::AuditEntry;
 
 use crate::api::deploy::{check_content_type, new_deploy_id};
 use crate::auth::{bearer, check_admin, check_skew, client_ip, invalid_signature, signature_headers};
@@ -76,19 +76,7 @@ pub async fn rollback(
 
     // Replay protection: a signed rollback is accepted once (admin requests carry no signature).
     if let Some(mac) = actor.mac {
-        let hash = signature::delivery_hash(&mac);
-        let expires = unix_ms() + 2 * config.auth.max_skew.as_millis() as i64;
-        let recorded = state
-            .store
-            .record_delivery(hash, &app, Some(&deploy_id), unix_ms(), expires)
-            .map_err(|e| ApiError::Internal(e.into()))?;
-        if let Err(Replayed { deploy_id: original }) = recorded {
-            return Err(ApiError::Conflict {
-                code: "replayed",
-                message: "this signed request was already delivered".into(),
-                extra: json!({"deploy_id": original.map(|d| d.to_string())}),
-            });
-        }
+        crate::api::deploy::accept_once(&state, &config, &mac, &app, &deploy_id)?;
     }
 
     let target = rollback::target(&state.store, &app, request.to.as_deref()).map_err(|e| match e {
