@@ -218,9 +218,13 @@ pub async fn heal(
     let still_current = |id: &str| -> Result<bool, StoreError> {
         Ok(store.instance(id)?.is_some_and(|row| row.role == InstanceRole::Current && row.retired_at.is_none()))
     };
+    // One read of the queue for the first pass; only an app about to be acted on is checked again.
+    let deploying: HashSet<String> = store.unfinished()?.into_iter().map(|d| d.app.to_string()).collect();
     let mut healed = Healed::default();
     for current in live(engine, InstanceRole::Current)? {
-        if current.preview_id.is_some() || memory.reported.contains(&current.id) || busy(current.app.as_str())? {
+        let app = current.app.as_str();
+        if current.preview_id.is_some() || memory.reported.contains(&current.id) || skip(app) || deploying.contains(app)
+        {
             continue;
         }
         let state = match engine.runtime.inspect(&current.runtime_id).await {
@@ -231,17 +235,19 @@ pub async fn heal(
                 continue;
             }
         };
+        let shown = store.app_state(&current.app)?.map(|s| s.status);
+        let running = state.as_ref().is_some_and(|s| s.running);
+        if running && shown != Some(AppStatus::Down) {
+            continue;
+        }
         // Checked again right before acting: a deploy or delete that started meanwhile owns the app's containers.
-        if busy(current.app.as_str())? || !still_current(&current.id)? {
+        if busy(app)? || !still_current(&current.id)? {
             continue;
         }
         let status = |status: AppStatus| store.update_app_status(&current.app, status, unix_ms());
-        let shown = store.app_state(&current.app)?.map(|s| s.status);
-        if state.as_ref().is_some_and(|s| s.running) {
+        if running {
             // Running (again): an app shown `down` because its container was stopped is up.
-            if shown == Some(AppStatus::Down) {
-                status(AppStatus::Running)?;
-            }
+            status(AppStatus::Running)?;
             continue;
         }
         let restarted = match state {
