@@ -54,14 +54,14 @@ pub async fn reload(state: &AppState) -> Result<Reloaded, ReloadError> {
     restart_only(&old, &new)?;
     let (before, after): (BTreeSet<_>, BTreeSet<_>) = (old.apps.keys().collect(), new.apps.keys().collect());
     let removed: Vec<_> = before.difference(&after).map(|a| (*a).clone()).collect();
+    let unfinished = state.store.unfinished().map_err(|e| ReloadError::Read(e.into()))?;
     for app in &removed {
         let deployed = state
             .store
             .app_state(app)
             .map_err(|e| ReloadError::Read(e.into()))?
             .is_some_and(|s| s.current_deploy_id.is_some());
-        if deployed || state.store.unfinished().map_err(|e| ReloadError::Read(e.into()))?.iter().any(|d| d.app == *app)
-        {
+        if deployed || unfinished.iter().any(|d| d.app == *app) {
             return Err(ReloadError::NotLive(format!(
                 "apps/{app}.toml is gone but {app} is deployed (or deploying): remove it with `slip apps rm {app}`, \
                  or put the file back"

@@ -286,17 +286,7 @@ async fn a_vanished_current_container_is_recreated_at_boot() {
     d.registry.stop();
 
     d.restart().await;
-    let list: slip_api::DeployList = d
-        .http
-        .get(d.url(&format!("/v1/deploys?app={app}&limit=1")))
-        .bearer_auth(crate::support::TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let newest = &list.deploys[0];
+    let newest = d.newest_deploy(&app).await;
     assert_ne!(newest.deploy_id, v1.deploy_id, "a new deploy was queued at boot");
     let done = d.wait_deploy(&newest.deploy_id, Duration::from_secs(120)).await;
     assert_eq!(done.status, "completed", "{done:?}");
@@ -334,17 +324,7 @@ async fn a_stopped_or_vanished_current_container_is_healed_while_slipd_runs() {
     let running = containers_of(&app, false);
     assert_eq!(running.len(), 1, "{running:?}");
     assert_ne!(running, container, "a new container");
-    let list: slip_api::DeployList = d
-        .http
-        .get(d.url(&format!("/v1/deploys?app={app}&limit=1")))
-        .bearer_auth(crate::support::TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let newest = d.get_deploy(&list.deploys[0].deploy_id).await;
+    let newest = d.get_deploy(&d.newest_deploy(&app).await.deploy_id).await;
     let detail = newest.detail.clone().unwrap();
     assert_eq!((newest.status.as_str(), detail.trigger.as_str()), ("completed", "reconcile"), "{newest:?}");
     assert_eq!(detail.images, v1.detail.clone().unwrap().images, "the same digest");

@@ -217,6 +217,14 @@ path = "{}"
         serde_json::from_value(body).unwrap()
     }
 
+    /// The app's newest deploy, from `GET /v1/deploys?app=&limit=1`.
+    pub async fn newest_deploy(&self, app: &str) -> slip_api::Deploy {
+        let url = self.url(&format!("/v1/deploys?app={app}&limit=1"));
+        let list: slip_api::DeployList =
+            self.http.get(url).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+        list.deploys.into_iter().next().expect("the app has a deploy")
+    }
+
     /// Deploys and waits for a terminal status.
     pub async fn deploy_and_wait(&self, app: &str, tag: &str) -> Deploy {
         let accepted = self.deploy(app, tag).await;
