@@ -24,10 +24,12 @@ use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::models::{ContainerInspectResponse, ContainerSummaryStateEnum, NetworkCreateRequest, PortMap};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
     RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures::StreamExt;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use self::errors::{Answer, PullFailure};
 use self::reference::Reference;
@@ -186,13 +188,17 @@ impl Runtime {
         Ok(Some(PulledImage { id, digest }))
     }
 
-    /// Creates `name` (bridge, labelled `slip.managed=true`) unless it exists.
-    async fn ensure_network(&self, name: &str) -> Result<(), RuntimeError> {
+    /// The id of network `name`, created (bridge, labelled `slip.managed=true`) when missing.
+    ///
+    /// Docker 20.10 accepts duplicate network names, so two processes that both find the network missing (two
+    /// slipds on one engine, or slipd and a user's script) can each create one; a name then no longer identifies
+    /// a network and every container create naming it fails ("network slip is ambiguous"). So the network is
+    /// always chosen by id: the oldest of those with the name, which every creator agrees on, and the empty
+    /// duplicates slip made are removed.
+    async fn ensure_network(&self, name: &str) -> Result<String, RuntimeError> {
         let _guard = self.network_lock.lock().await;
-        match self.docker.inspect_network(name, None).await {
-            Ok(_) => return Ok(()),
-            Err(err) if Answer::of(&err).status() == Some(404) => {}
-            Err(err) => return Err(self.error("inspect network", name, &err)),
+        if let Some(id) = self.network_id(name).await? {
+            return Ok(id);
         }
         let request = NetworkCreateRequest {
             name: name.to_owned(),
@@ -201,11 +207,44 @@ impl Runtime {
             ..Default::default()
         };
         match self.docker.create_network(request).await {
-            Ok(_) => Ok(()),
-            // Someone else (another process) created it in between.
-            Err(err) if Answer::of(&err).status() == Some(409) => Ok(()),
-            Err(err) => Err(self.error("create network", name, &err)),
+            Ok(_) => {}
+            // Someone else (another process) created it in between (Podman refuses duplicate names).
+            Err(err) if Answer::of(&err).status() == Some(409) => {}
+            Err(err) => return Err(self.error("create network", name, &err)),
         }
+        self.network_id(name).await?.ok_or_else(|| RuntimeError::Rejected {
+            op: "create network",
+            target: name.to_owned(),
+            message: "the network was created but the engine does not list it".into(),
+        })
+    }
+
+    /// The oldest network named exactly `name`, removing younger duplicates that slip created (the engine refuses to
+    /// remove one that containers still use).
+    async fn network_id(&self, name: &str) -> Result<Option<String>, RuntimeError> {
+        let filters = HashMap::from([("name", vec![name])]);
+        let options = ListNetworksOptionsBuilder::default().filters(&filters).build();
+        let listed =
+            self.docker.list_networks(Some(options)).await.map_err(|e| self.error("list networks", name, &e))?;
+        // The `name` filter matches substrings; only the exact name counts.
+        let mut named: Vec<(OffsetDateTime, String, bool)> = listed
+            .into_iter()
+            .filter(|n| n.name.as_deref() == Some(name))
+            .filter_map(|n| {
+                let created = n.created.as_deref().and_then(|c| OffsetDateTime::parse(c, &Rfc3339).ok());
+                let managed = n.labels.as_ref().and_then(|l| l.get("slip.managed")).is_some_and(|v| v == "true");
+                Some((created.unwrap_or(OffsetDateTime::UNIX_EPOCH), n.id?, managed))
+            })
+            .collect();
+        named.sort();
+        let mut named = named.into_iter();
+        let Some((_, oldest, _)) = named.next() else { return Ok(None) };
+        for (_, id, _) in named.filter(|(_, _, removable)| *removable) {
+            if let Err(err) = self.docker.remove_network(&id).await {
+                tracing::debug!(network = %id, error = %err, "could not remove a duplicate slip network");
+            }
+        }
+        Ok(Some(oldest))
     }
 
     /// Maps a create or start failure, knowing the spec (its ports, its env values to redact).
@@ -298,11 +337,12 @@ impl ContainerRuntime for Runtime {
     }
 
     async fn start(&self, spec: &ContainerSpec) -> Result<ContainerId, RuntimeError> {
+        let mut body = create::container_body(spec, self.backend);
         if let Some(network) = &spec.network {
-            self.ensure_network(&network.name).await?;
+            let id = self.ensure_network(&network.name).await?;
+            create::attach_by_id(&mut body, &network.name, &id);
         }
         let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();
-        let body = create::container_body(spec, self.backend);
         let id = match self.docker.create_container(Some(options), body).await {
             Ok(created) => created.id,
             Err(err) => return Err(self.start_error("create", spec, &err)),

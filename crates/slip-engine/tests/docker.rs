@@ -216,6 +216,53 @@ async fn limits_network_mounts_restart_policy_and_log_rotation_reach_the_engine(
     assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 1);
 }
 
+/// Ids of the networks named exactly `name`.
+fn networks_named(name: &str) -> Vec<String> {
+    let output = Command::new("docker")
+        .args(["network", "ls", "--quiet", "--no-trunc", "--filter", &format!("name=^{name}$")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn a_duplicated_network_name_joins_the_oldest_and_removes_slips_empty_duplicate() {
+    // Docker 20.10 accepts two networks of one name, which is what two processes creating a missing network at
+    // once leave behind; a create that names the network then fails as ambiguous.
+    let network = NetworkGuard(format!("slip-test-{}", unique_id()));
+    let fx = Fixture::new().await;
+    // The docker CLI asks the engine to refuse duplicates; the API does not by default.
+    let docker = bollard::Docker::connect_with_unix(DOCKER_SOCKET, 30, bollard::API_DEFAULT_VERSION)
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+    let create = async |labels: &[&str]| {
+        let request = bollard::models::NetworkCreateRequest {
+            name: network.0.clone(),
+            driver: Some("bridge".into()),
+            labels: Some(
+                labels.iter().map(|l| l.split_once('=').unwrap()).map(|(k, v)| (k.into(), v.into())).collect(),
+            ),
+            ..Default::default()
+        };
+        docker.create_network(request).await.expect("creating a network").id
+    };
+    let oldest = create(&["slip.managed=true"]).await;
+    let duplicate = create(&["slip.managed=true"]).await;
+    assert_eq!(networks_named(&network.0).len(), 2, "the engine should accept the duplicate name");
+
+    let mut spec = fx.spec(&Image::WORKER.build(), &[]);
+    spec.network = Some(NetworkAttachment { name: network.0.clone(), alias: Some("worker".to_owned()) });
+    let id = fx.runtime.start(&spec).await.expect("start despite the duplicated network name");
+
+    let inspect = docker_inspect("container", &id);
+    let joined = &inspect["NetworkSettings"]["Networks"];
+    let joined_id = joined.as_object().unwrap().values().next().unwrap()["NetworkID"].as_str().unwrap().to_owned();
+    assert_eq!(joined_id, oldest, "joined {joined}, duplicate was {duplicate}");
+    assert_eq!(networks_named(&network.0), [oldest], "slip's empty duplicate is removed");
+}
+
 #[tokio::test]
 async fn a_taken_port_is_port_unavailable_and_leaves_nothing_behind() {
     let fx = Fixture::new().await;
