@@ -13,11 +13,12 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use slip_core::deploy::{
-    Action, ContainerObservation, Deploy, ErrorCode, Event, Observation, OldInstance, Outcome, Plan, Status,
-    StepFailure,
+    Action, ContainerObservation, Deploy, ErrorCode, Event, Interrupt, Interruptible, Observation, OldInstance,
+    Outcome, Plan, Status, StepFailure,
 };
 use slip_core::names::{AppName, DeployId, ImageRepo, Tag};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::ports::{
     ContainerRuntime, ContainerSpec, DrainRef, HealthProbe, LogRotation, Mount, NetworkAttachment, PortMapping,
@@ -96,17 +97,17 @@ const CANCELLED: &str = "cancelled: the app is being deleted";
 
 /// Runs one deploy to its end and records every step. Never panics on adapter failures: they end the
 /// deploy as `failed` with a reason.
-pub async fn run_deploy(engine: &Engine, mut release: Release) -> Outcome {
+pub async fn run_deploy(engine: &Engine, release: Release) -> Outcome {
     let span = tracing::info_span!("deploy", app = %release.app, deploy_id = %release.deploy_id, tag = %release.tag);
-    let _enter = span.enter();
+    drive(engine, release).instrument(span).await
+}
+
+async fn drive(engine: &Engine, mut release: Release) -> Outcome {
     let old = current_instance(engine, &release.app).await;
     release.plan.old = old.as_ref().map(|o| OldInstance { container: o.row.runtime_id.clone() });
     let mut run = Run { engine, release, old, candidate: None, image_ref: None, recorded: None };
 
     let (mut deploy, mut action) = Deploy::begin(run.release.plan.clone(), now());
-    // Shutdown interrupts once; the machine's own unwinding (removing the candidate, restoring the old
-    // instance) then runs to its end rather than being interrupted again.
-    let mut interrupted = false;
     let cancel = run.release.cancel.clone();
     loop {
         run.record_progress(&mut deploy).await;
@@ -114,35 +115,42 @@ pub async fn run_deploy(engine: &Engine, mut release: Release) -> Outcome {
             run.finish(&outcome).await;
             return outcome;
         }
-        // Unwinding runs to its end: no interrupt, no cancel, no deadline (each action has its own bound).
-        let bounded = deploy.before_switch() && !deploy.unwinding();
-        let event = if bounded && engine.shutdown.is_cancelled() && !interrupted {
-            interrupted = true;
-            Event::Failed(StepFailure::new(ErrorCode::Interrupted, "slipd is shutting down"))
-        } else if bounded && run.release.cancel.is_cancelled() && !interrupted {
-            interrupted = true;
-            Event::Failed(StepFailure::new(ErrorCode::Cancelled, CANCELLED))
-        } else if bounded {
-            let deadline = tokio::time::Instant::from_std(deploy.deadline());
-            // A cancel does not wait for a long step that changes nothing (a pull, a probe, a wait) to end; it
-            // drops it. Steps with effects (creating, routing, stopping) run to their end, so the machine unwinds
-            // from a state the journal and the route table agree on.
-            let droppable = matches!(action, Action::Pull | Action::Probe { .. } | Action::WaitUntil(_));
-            tokio::select! {
-                outcome = tokio::time::timeout_at(deadline, run.execute(&action)) => match outcome {
-                    Ok(event) => event,
-                    Err(_) => Event::Failed(StepFailure::new(
-                        ErrorCode::Timeout,
-                        format!("{action} did not finish before the deploy timeout"),
-                    )),
-                },
-                _ = cancel.cancelled(), if droppable && !interrupted => {
-                    interrupted = true;
-                    Event::Failed(StepFailure::new(ErrorCode::Cancelled, CANCELLED))
+        // Which interrupts count, and whether the pending action may be dropped halfway, is the machine's call.
+        let interruptible = deploy.interruptible();
+        let interrupt = || {
+            if engine.shutdown.is_cancelled() {
+                Some(Interrupt::Shutdown)
+            } else if cancel.is_cancelled() {
+                Some(Interrupt::Cancel(CANCELLED.to_owned()))
+            } else {
+                None
+            }
+        };
+        let event = match (interruptible, interrupt()) {
+            (Interruptible::No, _) | (_, None) => {
+                let step = async {
+                    match deploy.deadline() {
+                        Some(deadline) => {
+                            let deadline = tokio::time::Instant::from_std(deadline);
+                            match tokio::time::timeout_at(deadline, run.execute(&action)).await {
+                                Ok(event) => event,
+                                Err(_) => Event::Failed(StepFailure::new(
+                                    ErrorCode::Timeout,
+                                    format!("{action} did not finish before the deploy timeout"),
+                                )),
+                            }
+                        }
+                        None => run.execute(&action).await,
+                    }
+                };
+                let droppable = interruptible == Interruptible::Anytime;
+                tokio::select! {
+                    event = step => event,
+                    _ = engine.shutdown.cancelled(), if droppable => Event::Interrupted(Interrupt::Shutdown),
+                    _ = cancel.cancelled(), if droppable => Event::Interrupted(Interrupt::Cancel(CANCELLED.to_owned())),
                 }
             }
-        } else {
-            run.execute(&action).await
+            (_, Some(why)) => Event::Interrupted(why),
         };
         action = deploy.advance(event, now());
     }
@@ -219,7 +227,10 @@ impl Run<'_> {
             Outcome::Completed { warnings } => {
                 for w in warnings {
                     let w = self.release.redactor.redact(w);
-                    let _ = store.record_event(id, NoteKind::Warning, &w, None, unix_ms());
+                    logged(
+                        store.record_event(id, NoteKind::Warning, &w, None, unix_ms()),
+                        "recording a deploy warning",
+                    );
                 }
                 tracing::info!(status = "completed", "deploy finished");
                 store.finish(id, DeployStatus::Completed, None, None, unix_ms())
@@ -230,7 +241,10 @@ impl Run<'_> {
                 // Graceful shutdown before the switch: the candidate is gone, so the deploy goes back to the
                 // queue for the next slipd (SPEC §18), like a crash would.
                 let message = self.release.redactor.redact(&failure.message);
-                let _ = store.record_event(id, NoteKind::Warning, &message, None, unix_ms());
+                logged(
+                    store.record_event(id, NoteKind::Warning, &message, None, unix_ms()),
+                    "recording a deploy warning",
+                );
                 let requeued = store.requeue_interrupted(id, unix_ms());
                 tracing::warn!(?requeued, "deploy interrupted by shutdown");
                 requeued.map(|_| 0)
@@ -239,7 +253,7 @@ impl Run<'_> {
                 let message = self.release.redactor.redact(&failure.message);
                 tracing::warn!(status = "failed", error_code = failure.code.as_str(), error = %message, "deploy finished");
                 if *app_down {
-                    let _ = store.set_app_status(&self.release.app, AppStatus::Down, unix_ms());
+                    logged(store.set_app_status(&self.release.app, AppStatus::Down, unix_ms()), "marking the app down");
                 }
                 store.finish(id, DeployStatus::Failed, Some(&message), Some(failure.code.as_str()), unix_ms())
             }
@@ -253,7 +267,7 @@ impl Run<'_> {
     /// off by the deploy timeout): removes a container the engine may have made under that name anyway, and retires
     /// the row so its host ports are free again.
     async fn forget_unstarted_candidate(&mut self) {
-        let Some(candidate) = self.candidate.as_ref().filter(|c| c.container.is_none()) else { return };
+        let Some(candidate) = self.candidate.take_if(|c| c.container.is_none()) else { return };
         if let Err(e) = self.engine.runtime.remove(&candidate.name).await {
             tracing::debug!(container = candidate.name, error = %e, "no container of the unstarted candidate to remove");
         }
@@ -280,13 +294,15 @@ impl Run<'_> {
                     (obtained.pulled, pulled.digest.as_deref().and_then(|d| d.split_once('@')))
                 {
                     let release = &self.release;
-                    let _ = engine.store.record_image(
+                    let recorded = engine.store.record_image(
                         &release.app,
                         &release.repository,
                         digest,
                         Some(&release.tag),
                         unix_ms(),
                     );
+                    // Without the record, retention never prunes this image: a leak of disk, not a failed deploy.
+                    logged(recorded, "recording a pulled image");
                 }
                 Event::Pulled
             }
@@ -322,24 +338,25 @@ impl Run<'_> {
                     }
                     engine.routes.update(self.key(), Some(entry)).await.map_err(proxy_failure)?;
                 }
-                let candidate = self.candidate.as_ref().expect("switch after start");
-                let committed = engine.store.switch(&Switch {
-                    app: self.release.app.clone(),
-                    preview: None,
-                    deploy_id: self.release.deploy_id.clone(),
-                    new_instance: candidate.instance_id.clone(),
-                    old_instance: self.old.as_ref().map(|o| o.row.id.clone()),
-                    at: unix_ms(),
-                });
-                if let Err(e) = committed {
-                    // The routes moved but the record did not: move them back so the record stays true.
-                    if self.release.kind == "web" {
-                        let back = self.old.as_ref().and_then(|o| o.routes.clone());
-                        let _ = engine.routes.update(self.key(), back).await;
-                    }
-                    return Err(store_failure(e));
-                }
                 Event::Switched
+            }
+            Action::Commit => {
+                // When this fails after the routes moved, the machine moves them back (RouteBack) so the record
+                // stays true.
+                let candidate = self.candidate.as_ref().expect("commit after start");
+                engine
+                    .store
+                    .switch(&Switch {
+                        app: self.release.app.clone(),
+                        preview: None,
+                        deploy_id: self.release.deploy_id.clone(),
+                        new_instance: candidate.instance_id.clone(),
+                        old_instance: self.old.as_ref().map(|o| o.row.id.clone()),
+                        at: unix_ms(),
+                    })
+                    .map_err(store_failure)?;
+                crate::fault::after_committed(self.release.tag.as_str());
+                Event::Committed
             }
             Action::PollDrain => {
                 let mut total = Some(0u64);
@@ -376,6 +393,8 @@ impl Run<'_> {
     /// Leases host ports and records the candidate instance before anything is created.
     async fn configure(&mut self) -> Result<(), StepFailure> {
         let engine = self.engine;
+        // Configured again after a start failed on a taken port: that candidate never ran; free its ports first.
+        self.forget_unstarted_candidate().await;
         let suffix: String = {
             use rand::Rng;
             let mut rng = rand::rng();
@@ -470,31 +489,24 @@ impl Run<'_> {
     async fn observe(&self, container: &str) -> Result<Observation, StepFailure> {
         let state = self.engine.runtime.inspect(container).await?;
         let Some(state) = state else {
-            return Ok(Observation {
-                container: ContainerObservation::Stopped { exit_code: None, oom_killed: false },
-                http: None,
-            });
+            return Ok(Observation::single(ContainerObservation::Stopped { exit_code: None, oom_killed: false }, None));
         };
         if !state.running {
-            return Ok(Observation {
-                container: ContainerObservation::Stopped { exit_code: state.exit_code, oom_killed: state.oom_killed },
-                http: None,
-            });
+            let stopped = ContainerObservation::Stopped { exit_code: state.exit_code, oom_killed: state.oom_killed };
+            return Ok(Observation::single(stopped, None));
         }
         let observed =
             ContainerObservation::Running { started_at: state.started_at.clone(), restart_count: state.restart_count };
         let Some(path) = self.release.plan.health.path.clone() else {
-            return Ok(Observation { container: observed, http: None });
+            return Ok(Observation::single(observed, None));
         };
         // Probe the port as bound now (it is the leased one for a candidate, or the old instance's).
         let container_port = self.health_container_port();
         let host_port =
             state.ports.iter().find(|p| Some(p.container) == container_port).or(state.ports.first()).map(|p| p.host);
         let Some(port) = host_port else {
-            return Ok(Observation {
-                container: observed,
-                http: Some(slip_core::deploy::ProbeResult::Unhealthy("no published port to probe".into())),
-            });
+            let http = slip_core::deploy::ProbeResult::Unhealthy("no published port to probe".into());
+            return Ok(Observation::single(observed, Some(http)));
         };
         let target = ProbeTarget {
             port,
@@ -503,7 +515,7 @@ impl Run<'_> {
             timeout: self.release.plan.health.timeout,
         };
         let http = self.engine.probe.check(&target).await;
-        Ok(Observation { container: observed, http: Some(http) })
+        Ok(Observation::single(observed, Some(http)))
     }
 
     /// The app's routes pointed at the candidate, with a drain reference to the old upstream.
@@ -542,7 +554,7 @@ impl Run<'_> {
             _ => None,
         };
         if let Some(id) = instance {
-            let _ = store.set_instance_role(&id, InstanceRole::Retired, unix_ms());
+            logged(store.set_instance_role(&id, InstanceRole::Retired, unix_ms()), "retiring a removed instance");
         }
     }
 }
@@ -550,6 +562,13 @@ impl Run<'_> {
 /// A bind test: the port is free on 127.0.0.1 right now.
 fn port_is_free(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// Logs a failed store write that must not stop the deploy (the step it records has already happened).
+fn logged<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) {
+    if let Err(e) = result {
+        tracing::error!(error = %e, "{what}");
+    }
 }
 
 fn now() -> std::time::Instant {
@@ -584,7 +603,7 @@ fn proxy_failure(e: ProxyError) -> StepFailure {
 }
 
 fn store_failure(e: impl std::fmt::Display) -> StepFailure {
-    StepFailure::new(ErrorCode::Interrupted, format!("recording the deploy failed: {e}"))
+    StepFailure::new(ErrorCode::StorageUnavailable, format!("recording the deploy failed: {e}"))
 }
 
 #[cfg(test)]
