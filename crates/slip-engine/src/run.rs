@@ -105,7 +105,8 @@ pub async fn run_deploy(engine: &Engine, release: Release) -> Outcome {
 async fn drive(engine: &Engine, mut release: Release) -> Outcome {
     let old = current_instance(engine, &release.app).await;
     release.plan.old = old.as_ref().map(|o| OldInstance { container: o.row.runtime_id.clone() });
-    let mut run = Run { engine, release, old, candidate: None, image_ref: None, recorded: None };
+    let mut run =
+        Run { engine, release, old, candidate: None, image_ref: None, taken_ports: Vec::new(), recorded: None };
 
     let (mut deploy, mut action) = Deploy::begin(run.release.plan.clone(), now());
     let cancel = run.release.cancel.clone();
@@ -170,6 +171,8 @@ struct Run<'a> {
     candidate: Option<Candidate>,
     /// What was actually pulled: a digest reference when the engine reported one.
     image_ref: Option<String>,
+    /// Host ports the engine reported taken during this deploy; never leased again by it.
+    taken_ports: Vec<u16>,
     recorded: Option<Status>,
 }
 
@@ -312,7 +315,16 @@ impl Run<'_> {
             }
             Action::Start => {
                 let spec = self.spec()?;
-                let id = engine.runtime.start(&spec).await?;
+                let id = match engine.runtime.start(&spec).await {
+                    Ok(id) => id,
+                    Err(e) => {
+                        if let RuntimeError::PortUnavailable { port, .. } = &e {
+                            // The bind test passed at lease time; the engine says otherwise now. Believe it.
+                            self.taken_ports.push(*port);
+                        }
+                        return Err(e.into());
+                    }
+                };
                 let candidate = self.candidate.as_mut().expect("configured before start");
                 candidate.container = Some(id.clone());
                 engine.store.set_instance_runtime_id(&candidate.instance_id, &id).map_err(store_failure)?;
@@ -427,7 +439,9 @@ impl Run<'_> {
         engine.store.insert_instance(&row).map_err(store_failure)?;
         let leased = engine
             .store
-            .lease_ports(&instance_id, container_ports.len(), engine.port_range.clone(), port_is_free)
+            .lease_ports(&instance_id, container_ports.len(), engine.port_range.clone(), |port| {
+                !self.taken_ports.contains(&port) && port_is_free(port)
+            })
             .map_err(|e| StepFailure::new(ErrorCode::PortUnavailable, format!("leasing host ports: {e}")))?;
         let ports: BTreeMap<u16, u16> = container_ports.into_iter().zip(leased).collect();
         let ports_json = serde_json::Value::Array(
@@ -774,6 +788,26 @@ mod tests {
         assert_eq!(spec.labels["slip.app"], "web");
         assert!(spec.env.iter().any(|(k, v)| k == "SECRET_TOKEN" && v == "hunter2-value"));
         assert!(spec.image.contains("@sha256:"), "containers run the pulled digest: {}", spec.image);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leased_port_another_process_took_gets_a_new_lease_and_a_second_start() {
+        let w = world();
+        // The port the lease picks first (the lowest one free on this machine), taken after the bind test passed.
+        let first = w.engine.port_range.clone().find(|p| port_is_free(*p)).expect("a free port in the test range");
+        w.runtime.take_host_port(first);
+        let outcome = run_deploy(&w.engine, release(&w, 1, "v1", Strategy::BlueGreen)).await;
+        assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome}");
+        let journal = w.journal.text();
+        assert!(journal.contains(&format!("failed: host port {first} taken")), "{journal}");
+        let spec = w.runtime.spec("c1").expect("the second start made a container");
+        assert!(spec.ports.iter().all(|p| p.host != first), "{:?}", spec.ports);
+        let row = w.engine.store.deploy(&"dep_01jz0000000000000000000001".parse().unwrap()).unwrap().unwrap();
+        assert_eq!(row.status, DeployStatus::Completed);
+        let instances = w.engine.store.instances(&"web".parse().unwrap(), None).unwrap();
+        assert_eq!(instances.len(), 1, "the candidate that never started is retired");
+        let leased: Vec<u16> = instances.iter().flat_map(|i| w.engine.store.leased_ports(&i.id).unwrap()).collect();
+        assert!(!leased.contains(&first), "the taken port is not leased: {leased:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -67,6 +67,8 @@ struct FakeRuntimeState {
     fail_start: Vec<String>,
     /// Container ids whose restart fails, as when their host port was taken while they were stopped.
     fail_restart: Vec<String>,
+    /// Host ports another process holds: a start publishing one fails as the real engine's would.
+    taken_ports: Vec<u16>,
     /// Output per container id, in the order written.
     logs: BTreeMap<String, Vec<LogLine>>,
     next_id: u32,
@@ -87,6 +89,12 @@ impl FakeRuntime {
     /// Makes pulls of `reference` fail with `ImageNotFound`.
     pub fn make_missing(&self, reference: &str) {
         self.state.lock().expect("fake runtime").missing.push(reference.to_owned());
+    }
+
+    /// Marks host `port` as held by another process: starting a container that publishes it fails with
+    /// `PortUnavailable`, as with the real engine.
+    pub fn take_host_port(&self, port: u16) {
+        self.state.lock().expect("fake runtime").taken_ports.push(port);
     }
 
     /// Makes every restart of container `id` fail as a port conflict would.
@@ -168,6 +176,13 @@ impl ContainerRuntime for FakeRuntime {
                 target: spec.name.clone(),
                 message: "simulated failure".into(),
             });
+        }
+        let running_ports =
+            st.containers.values().filter(|c| c.running).flat_map(|c| c.spec.ports.iter().map(|p| p.host));
+        let taken: Vec<u16> = st.taken_ports.iter().copied().chain(running_ports).collect();
+        if let Some(port) = spec.ports.iter().map(|p| p.host).find(|p| taken.contains(p)) {
+            self.journal.push(format!("start {} failed: host port {port} taken", spec.name));
+            return Err(RuntimeError::PortUnavailable { port, message: "port is already allocated".into() });
         }
         st.next_id += 1;
         let id = format!("c{}", st.next_id);
