@@ -50,7 +50,7 @@ impl Health {
 /// cancelled.
 pub async fn run(engine: Engine, health: Health, interval: Duration, shutdown: CancellationToken) {
     loop {
-        let runtime_up = engine.runtime.ping().await.is_ok();
+        let runtime_up = engine.instances.ping().await.is_ok();
         health.set_runtime(runtime_up);
         if runtime_up {
             match slip_engine::reconcile::refresh_ports(&engine).await {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use std::time::Duration;
 
-use crate::ports::{Applied, DrainRef, Proxy, ProxyError, RouteBlock, RouteSpec};
+use crate::ports::{Applied, DrainRef, PortMapping, Proxy, ProxyError, RouteBlock, RouteSpec};
 
 /// One route of a release, before ports are leased.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,8 +147,14 @@ impl RouteTable {
     }
 }
 
-/// An app's route entry with each route pointed at the host port bound to its container port.
-pub fn app_routes(app: &str, templates: &[RouteTemplate], ports: &BTreeMap<u16, u16>) -> Option<AppRoutes> {
+/// An app's route entry with each route pointed at the host port bound to its container port, reached at the
+/// address `upstream` gives (the runtime's [`crate::ports::InstanceRuntime::upstream`]).
+pub fn app_routes(
+    app: &str,
+    templates: &[RouteTemplate],
+    ports: &BTreeMap<u16, u16>,
+    upstream: &dyn Fn(PortMapping) -> String,
+) -> Option<AppRoutes> {
     if templates.is_empty() {
         return None;
     }
@@ -160,7 +166,10 @@ pub fn app_routes(app: &str, templates: &[RouteTemplate], ports: &BTreeMap<u16, 
             hostname: r.hostname.clone(),
             path_prefix: r.path_prefix.clone(),
             strip_prefix: r.strip_prefix,
-            upstream: format!("127.0.0.1:{}", ports.get(&r.container_port).copied().unwrap_or(0)),
+            upstream: upstream(PortMapping {
+                host: ports.get(&r.container_port).copied().unwrap_or(0),
+                container: r.container_port,
+            }),
             hold_timeout: r.hold_timeout,
         })
         .collect();

@@ -9,88 +9,21 @@
 //! daemon's per-app queue).
 
 use std::collections::BTreeMap;
-use std::ops::RangeInclusive;
-use std::sync::Arc;
 
 use slip_core::deploy::{
-    Action, ContainerObservation, Deploy, ErrorCode, Event, Interrupt, Interruptible, Observation, OldInstance,
-    Outcome, Plan, Status, StepFailure,
+    Action, ContainerHealth, ContainerObservation, Deploy, ErrorCode, Event, Interrupt, Interruptible, Observation,
+    OldInstance, Outcome, ProbeResult, Status, StepFailure,
 };
-use slip_core::names::{AppName, DeployId, ImageRepo, Tag};
-use tokio_util::sync::CancellationToken;
+use slip_core::names::AppName;
 use tracing::Instrument;
 
-use crate::ports::{
-    ContainerRuntime, ContainerSpec, DrainRef, HealthProbe, LogRotation, Mount, NetworkAttachment, PortMapping,
-    ProbeTarget, ProxyError, RegistryCredentials, Resources, RuntimeError,
-};
-use crate::routes::{AppRoutes, RouteTable, RouteTemplate, app_routes};
-use crate::store::{AppStatus, DeployStatus, InstanceRole, InstanceRow, NoteKind, Resolution, Store, Switch};
-
-/// Everything the driver needs, shared by all deploys.
-#[derive(Clone)]
-pub struct Engine {
-    /// The container engine.
-    pub runtime: Arc<dyn ContainerRuntime>,
-    /// The health probe.
-    pub probe: Arc<dyn HealthProbe>,
-    /// Slip's desired Caddy routes.
-    pub routes: RouteTable,
-    /// History and state.
-    pub store: Store,
-    /// This slipd's identity, put on every container as `slip.instance`.
-    pub instance_id: String,
-    /// Host ports slip may lease.
-    pub port_range: RangeInclusive<u16>,
-    /// Container log rotation.
-    pub log: LogRotation,
-    /// Cancelled at shutdown: a deploy before its switch stops at the next step and is interrupted.
-    pub shutdown: CancellationToken,
-    /// Disk preflight and image retention settings.
-    pub images: crate::images::ImagePolicy,
-}
-
-/// A fully resolved release of an app: what to pull and how to run it.
-#[derive(Debug, Clone)]
-pub struct Release {
-    /// The deploy putting this release in place.
-    pub deploy_id: DeployId,
-    /// The app.
-    pub app: AppName,
-    /// What the webhook asked for.
-    pub tag: Tag,
-    /// The app's image repository.
-    pub repository: ImageRepo,
-    /// Reference to pull: `repo:tag` or `repo@sha256:…`.
-    pub image: String,
-    /// Credentials for the image's registry host only.
-    pub credentials: Option<RegistryCredentials>,
-    /// `web` or `worker`.
-    pub kind: &'static str,
-    /// Routes (empty for workers).
-    pub routes: Vec<RouteTemplate>,
-    /// Container port probed over HTTP when the plan has a path (defaults to the first route's port).
-    pub health_port: Option<u16>,
-    /// `Host` header for probes.
-    pub health_host: Option<String>,
-    /// Container environment in precedence order. Holds secret values.
-    pub env: Vec<(String, String)>,
-    /// Limits.
-    pub resources: Resources,
-    /// Bind mounts (host directories already exist).
-    pub mounts: Vec<Mount>,
-    /// Network to join.
-    pub network: Option<NetworkAttachment>,
-    /// Run an init process.
-    pub init: bool,
-    /// The deploy machine's plan; its `old` is filled in by the driver from the store.
-    pub plan: Plan,
-    /// Replaces this app's secret values in every note and error the driver records (SPEC §11.4).
-    pub redactor: crate::redact::Redactor,
-    /// Cancelled to abandon this deploy (the app is being deleted): before its switch it stops at the next step,
-    /// unwinds like a failure and ends `failed` with code `cancelled`; after its switch it runs to its end.
-    pub cancel: CancellationToken,
-}
+use crate::clock::{now, unix_ms};
+pub use crate::engine::Engine;
+use crate::plan;
+use crate::ports::{DrainRef, InstanceSpec, ProbeTarget, ProxyError, RuntimeError};
+pub use crate::release::Release;
+use crate::routes::{AppRoutes, app_routes};
+use crate::store::{AppStatus, DeployStatus, InstanceRole, InstanceRow, NoteKind, Resolution, Switch};
 
 /// Why a cancelled deploy failed (only deleting an app cancels one).
 const CANCELLED: &str = "cancelled: the app is being deleted";
@@ -271,7 +204,7 @@ impl Run<'_> {
     /// the row so its host ports are free again.
     async fn forget_unstarted_candidate(&mut self) {
         let Some(candidate) = self.candidate.take_if(|c| c.container.is_none()) else { return };
-        if let Err(e) = self.engine.runtime.remove(&candidate.name).await {
+        if let Err(e) = self.engine.instances.remove(&candidate.name).await {
             tracing::debug!(container = candidate.name, error = %e, "no container of the unstarted candidate to remove");
         }
         if let Err(e) = self.engine.store.set_instance_role(&candidate.instance_id, InstanceRole::Retired, unix_ms()) {
@@ -314,8 +247,8 @@ impl Run<'_> {
                 Event::Configured
             }
             Action::Start => {
-                let spec = self.spec()?;
-                let id = match engine.runtime.start(&spec).await {
+                let spec = self.spec();
+                let id = match engine.instances.start(&spec).await {
                     Ok(id) => id,
                     Err(e) => {
                         if let RuntimeError::PortUnavailable { port, .. } = &e {
@@ -381,16 +314,16 @@ impl Run<'_> {
                 Event::InFlight(total)
             }
             Action::Stop { container, grace } => {
-                engine.runtime.stop(container, *grace).await?;
+                engine.instances.stop(container, *grace).await?;
                 Event::Stopped
             }
             Action::Remove { container } => {
-                engine.runtime.remove(container).await?;
+                engine.instances.remove(container).await?;
                 self.retire(container);
                 Event::Removed
             }
             Action::Restart { container } => {
-                engine.runtime.restart(container).await?;
+                engine.instances.restart(container).await?;
                 Event::Restarted
             }
             Action::RouteBack => {
@@ -412,16 +345,8 @@ impl Run<'_> {
             let mut rng = rand::rng();
             (0..8).map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex digit")).collect()
         };
-        let instance_id = format!("ins_{suffix}");
-        let mut name = format!("slip-{}-{suffix}", self.release.app);
-        name.truncate(63);
-
-        let mut container_ports: Vec<u16> = self.release.routes.iter().map(|r| r.container_port).collect();
-        if let (Some(_), Some(p)) = (&self.release.plan.health.path, self.health_container_port()) {
-            container_ports.push(p);
-        }
-        container_ports.sort_unstable();
-        container_ports.dedup();
+        let (instance_id, name) = plan::identity(&self.release.app, &suffix);
+        let container_ports = plan::container_ports(&self.release);
 
         let row = InstanceRow {
             id: instance_id.clone(),
@@ -440,7 +365,7 @@ impl Run<'_> {
         let leased = engine
             .store
             .lease_ports(&instance_id, container_ports.len(), engine.port_range.clone(), |port| {
-                !self.taken_ports.contains(&port) && port_is_free(port)
+                !self.taken_ports.contains(&port) && engine.instances.port_is_free(port)
             })
             .map_err(|e| StepFailure::new(ErrorCode::PortUnavailable, format!("leasing host ports: {e}")))?;
         let ports: BTreeMap<u16, u16> = container_ports.into_iter().zip(leased).collect();
@@ -470,73 +395,66 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn health_container_port(&self) -> Option<u16> {
-        self.release.health_port.or_else(|| self.release.routes.first().map(|r| r.container_port))
-    }
-
-    fn spec(&self) -> Result<ContainerSpec, StepFailure> {
+    fn spec(&self) -> InstanceSpec {
         let candidate = self.candidate.as_ref().expect("configured before start");
         let release = &self.release;
-        let labels = BTreeMap::from([
-            ("slip.app".to_owned(), release.app.to_string()),
-            ("slip.deploy".to_owned(), release.deploy_id.to_string()),
-            ("slip.tag".to_owned(), release.tag.to_string()),
-            ("slip.managed".to_owned(), "true".to_owned()),
-            ("slip.instance".to_owned(), self.engine.instance_id.clone()),
-            ("slip.role".to_owned(), "app".to_owned()),
-            ("slip.instance-id".to_owned(), candidate.instance_id.clone()),
-        ]);
-        Ok(ContainerSpec {
-            name: candidate.name.clone(),
-            image: self.image_ref.clone().unwrap_or_else(|| release.image.clone()),
-            labels,
-            env: release.env.clone(),
-            ports: candidate.ports.iter().map(|(c, h)| PortMapping { host: *h, container: *c }).collect(),
-            network: release.network.clone(),
-            resources: release.resources,
-            mounts: release.mounts.clone(),
-            init: release.init,
-            log: self.engine.log,
-        })
+        let identity =
+            plan::Candidate { instance_id: &candidate.instance_id, name: &candidate.name, ports: &candidate.ports };
+        let image = self.image_ref.as_deref().unwrap_or(&release.image);
+        plan::instance_spec(release, &identity, &self.engine.instance_id, image, self.engine.log)
     }
 
-    async fn observe(&self, container: &str) -> Result<Observation, StepFailure> {
-        let state = self.engine.runtime.inspect(container).await?;
-        let Some(state) = state else {
-            return Ok(Observation::single(ContainerObservation::Stopped { exit_code: None, oom_killed: false }, None));
+    /// One probe round of `instance`: every container's state and, when the plan has a path and the instance
+    /// runs, the HTTP probe of its health port as bound now (the leased one for a candidate, or the old instance's).
+    async fn observe(&self, instance: &str) -> Result<Observation, StepFailure> {
+        let gone = || Observation::single(ContainerObservation::Stopped { exit_code: None, oom_killed: false }, None);
+        let Some(state) = self.engine.instances.inspect(instance).await? else { return Ok(gone()) };
+        let mut observation = Observation {
+            containers: state
+                .containers
+                .iter()
+                .map(|c| ContainerHealth {
+                    name: c.name.clone(),
+                    state: if c.running {
+                        ContainerObservation::Running {
+                            started_at: c.started_at.clone(),
+                            restart_count: c.restart_count,
+                        }
+                    } else {
+                        ContainerObservation::Stopped { exit_code: c.exit_code, oom_killed: c.oom_killed }
+                    },
+                    http: None,
+                })
+                .collect(),
         };
-        if !state.running {
-            let stopped = ContainerObservation::Stopped { exit_code: state.exit_code, oom_killed: state.oom_killed };
-            return Ok(Observation::single(stopped, None));
-        }
-        let observed =
-            ContainerObservation::Running { started_at: state.started_at.clone(), restart_count: state.restart_count };
-        let Some(path) = self.release.plan.health.path.clone() else {
-            return Ok(Observation::single(observed, None));
+        let (Some(path), true, Some(probed)) =
+            (self.release.plan.health.path.clone(), state.running(), observation.containers.first_mut())
+        else {
+            return Ok(if observation.containers.is_empty() { gone() } else { observation });
         };
-        // Probe the port as bound now (it is the leased one for a candidate, or the old instance's).
-        let container_port = self.health_container_port();
-        let host_port =
-            state.ports.iter().find(|p| Some(p.container) == container_port).or(state.ports.first()).map(|p| p.host);
-        let Some(port) = host_port else {
-            let http = slip_core::deploy::ProbeResult::Unhealthy("no published port to probe".into());
-            return Ok(Observation::single(observed, Some(http)));
-        };
-        let target = ProbeTarget {
-            port,
-            path,
-            host: self.release.health_host.clone(),
-            timeout: self.release.plan.health.timeout,
-        };
-        let http = self.engine.probe.check(&target).await;
-        Ok(Observation::single(observed, Some(http)))
+        let container_port = plan::health_container_port(&self.release);
+        let published = state.ports.iter().find(|p| Some(p.container) == container_port).or(state.ports.first());
+        probed.http = Some(match published {
+            Some(published) => {
+                let target = ProbeTarget {
+                    upstream: self.engine.instances.upstream(*published),
+                    path,
+                    host: self.release.health_host.clone(),
+                    timeout: self.release.plan.health.timeout,
+                };
+                self.engine.probe.check(&target).await
+            }
+            None => ProbeResult::Unhealthy("no published port to probe".into()),
+        });
+        Ok(observation)
     }
 
     /// The app's routes pointed at the candidate, with a drain reference to the old upstream.
     fn candidate_routes(&self, drain_old: bool) -> AppRoutes {
         let candidate = self.candidate.as_ref().expect("candidate configured");
         let app = self.key();
-        let mut entry = app_routes(app, &self.release.routes, &candidate.ports).unwrap_or_default();
+        let upstream = |p| self.engine.instances.upstream(p);
+        let mut entry = app_routes(app, &self.release.routes, &candidate.ports, &upstream).unwrap_or_default();
         if drain_old {
             entry.drains = self
                 .old_upstreams()
@@ -573,25 +491,11 @@ impl Run<'_> {
     }
 }
 
-/// A bind test: the port is free on 127.0.0.1 right now.
-fn port_is_free(port: u16) -> bool {
-    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-}
-
 /// Logs a failed store write that must not stop the deploy (the step it records has already happened).
 fn logged<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) {
     if let Err(e) = result {
         tracing::error!(error = %e, "{what}");
     }
-}
-
-fn now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
-}
-
-/// Wall-clock Unix milliseconds for the record.
-pub fn unix_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl From<RuntimeError> for StepFailure {
@@ -627,8 +531,16 @@ mod tests {
     use expect_test::expect;
     use slip_core::deploy::{HealthPlan, ProbeResult, Strategy};
 
+    use std::sync::Arc;
+
+    use slip_core::deploy::Plan;
+    use slip_core::names::{DeployId, ImageRepo, Tag};
+    use tokio_util::sync::CancellationToken;
+
     use super::*;
-    use crate::store::{NewDeploy, Trigger};
+    use crate::ports::{LogRotation, Resources};
+    use crate::routes::{RouteTable, RouteTemplate};
+    use crate::store::{NewDeploy, Store, Trigger};
     use crate::testing::{FakeProxy, FakeRuntime, Journal, ScriptedProbe};
 
     struct World {
@@ -646,7 +558,9 @@ mod tests {
         let probe = Arc::new(ScriptedProbe::new(journal.clone()));
         let store = Store::open_in_memory().unwrap();
         let engine = Engine {
-            runtime: runtime.clone(),
+            instances: runtime.clone(),
+            image_store: runtime.clone(),
+            logs: runtime.clone(),
             probe: probe.clone(),
             routes: RouteTable::new(proxy.clone()),
             instance_id: store.instance_id().to_owned(),
@@ -794,7 +708,12 @@ mod tests {
     async fn a_leased_port_another_process_took_gets_a_new_lease_and_a_second_start() {
         let w = world();
         // The port the lease picks first (the lowest one free on this machine), taken after the bind test passed.
-        let first = w.engine.port_range.clone().find(|p| port_is_free(*p)).expect("a free port in the test range");
+        let first = w
+            .engine
+            .port_range
+            .clone()
+            .find(|p| w.engine.instances.port_is_free(*p))
+            .expect("a free port in the test range");
         w.runtime.take_host_port(first);
         let outcome = run_deploy(&w.engine, release(&w, 1, "v1", Strategy::BlueGreen)).await;
         assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome}");

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use axum::http::{HeaderMap, Method, Uri};
 use slip_core::config::Config;
 use slip_core::names::AppName;
-use slip_engine::run::unix_ms;
+use slip_engine::clock::unix_ms;
 use slip_engine::store::{AuditEntry, StoreError};
 
 use crate::api::read::{Caller, caller};

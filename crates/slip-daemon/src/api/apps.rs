@@ -32,6 +32,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value as Json_, json};
 use slip_core::config::{APP_SECTIONS, Config, SourceFile, Sources, parse};
 use slip_core::names::AppName;
+use slip_engine::labels;
 use slip_engine::routes::app_routes;
 use slip_engine::secrets::SecretStore;
 use slip_engine::store::DeployStatus;
@@ -233,7 +234,7 @@ async fn delete(state: AppState, app: AppName, q: DeleteQuery, who: admin::Admin
         let (config, sources) = validate(&state, &app, None)?.map_err(|_| config_invalid_without(&app))?;
         let dir = apps_dir(&state)?;
         let trashed = trash(&dir, &old.storage.path, &app)?;
-        let forgotten = match state.store.forget_app(&app, slip_engine::run::unix_ms()) {
+        let forgotten = match state.store.forget_app(&app, slip_engine::clock::unix_ms()) {
             Ok(forgotten) => forgotten,
             Err(e) => {
                 if let Err(undo) = std::fs::rename(&trashed, dir.join(format!("{app}.toml"))) {
@@ -290,8 +291,8 @@ fn existing_config(state: &AppState, app: &AppName) -> Result<slip_core::config:
 /// Stops and removes every container of `app` that this slipd made, going on past errors. Answers what it could
 /// not remove (boot reconciliation removes those later: no live instance row owns them).
 async fn remove_containers(state: &AppState, app: &AppName, grace: Duration) -> Vec<String> {
-    let labels = [("slip.app", app.as_str()), ("slip.instance", state.engine.instance_id.as_str())];
-    let containers = match state.engine.runtime.list(&labels).await {
+    let labels = [(labels::APP, app.as_str()), (labels::OWNER, state.engine.instance_id.as_str())];
+    let containers = match state.engine.instances.list(&labels).await {
         Ok(containers) => containers,
         Err(e) => {
             tracing::error!(app = %app, error = %e, "listing the app's containers");
@@ -301,11 +302,11 @@ async fn remove_containers(state: &AppState, app: &AppName, grace: Duration) -> 
     let mut left = Vec::new();
     for c in containers {
         if c.running
-            && let Err(e) = state.engine.runtime.stop(&c.id, grace).await
+            && let Err(e) = state.engine.instances.stop(&c.id, grace).await
         {
             tracing::warn!(container = c.name, error = %e, "stopping a deleted app's container");
         }
-        if let Err(e) = state.engine.runtime.remove(&c.id).await {
+        if let Err(e) = state.engine.instances.remove(&c.id).await {
             tracing::error!(container = c.name, error = %e, "removing a deleted app's container");
             left.push(format!("container {}: {e}", c.name));
         }
@@ -511,7 +512,8 @@ pub(crate) async fn follow_routes(state: &AppState, old: &Config, new: &Config, 
         tracing::info!(app = %app, "routing now uses a container port the release does not expose; it applies at the next deploy");
         return;
     }
-    let entry = app_routes(app.as_str(), &after, &ports);
+    let upstream = |p| state.engine.instances.upstream(p);
+    let entry = app_routes(app.as_str(), &after, &ports, &upstream);
     if let Err(e) = state.engine.routes.update(app.as_str(), entry).await {
         tracing::warn!(app = %app, error = %e, "writing the app's new routes to Caddy failed; the reconciler retries");
     }

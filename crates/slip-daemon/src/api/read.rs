@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use serde_json::json;
 use slip_api::{AppStatus, Deploy, DeployDetail, DeployEvent, DeployList, DeployStep, LastDeploy, ReleaseRef, Status};
 use slip_core::signature::Signed;
-use slip_engine::run::unix_ms;
+use slip_engine::clock::unix_ms;
 use slip_engine::store::{
     AppStatus as StoredStatus, DeployFilter, DeployRow, DeployStatus, EventKind, EventRow, InstanceRole,
 };

@@ -18,7 +18,7 @@ use serde_json::json;
 use slip_api::DeployAccepted;
 use slip_core::names::{AppName, DeployId};
 use slip_core::signature::Signed;
-use slip_engine::run::unix_ms;
+use slip_engine::clock::unix_ms;
 use slip_engine::store::AuditEntry;
 
 use crate::api::deploy::{check_content_type, new_deploy_id};

@@ -20,7 +20,7 @@ use slip_api::{
     SecretPut, SecretSet,
 };
 use slip_core::names::AppName;
-use slip_engine::run::unix_ms;
+use slip_engine::clock::unix_ms;
 use slip_engine::secrets::{Scope, SecretError, SecretKey, SecretMeta, SecretStore, check_settable};
 
 use crate::api::admin::{self, Admin, existing_app};
