@@ -323,8 +323,9 @@ const APP_KEY_HINT: &str = "this endpoint wants the app's key: its own SLIP_SECR
      --secret or SLIP_SECRET";
 
 /// Which token an admin endpoint wanted, and where it comes from.
-pub const ADMIN_TOKEN_HINT: &str = "this endpoint wants the admin token: auth.admin_token, or auth.secret while no \
-     admin_token is set (SLIP_SECRET in /etc/slip/slip.env); pass it as --token or SLIP_TOKEN";
+pub const ADMIN_TOKEN_HINT: &str = "this endpoint wants the admin token: auth.admin_token (SLIP_ADMIN_TOKEN in \
+     /etc/slip/slip.env, as the README sets it up), or auth.secret while no admin_token is set; pass it as --token \
+     or SLIP_TOKEN";
 
 /// The failure for an error answer: message and code from the `{"error","code"}` body, exit code by status.
 fn api_failure(status: u16, bytes: &[u8], base: &str) -> Failure {

@@ -87,6 +87,7 @@ async fn readme_quick_start_works_as_written_from_a_fresh_state() {
     ] {
         assert!(run.stdout.contains(&expected), "the walk's output lacks {expected:?}:\n{}", run.all());
     }
+    assert!(!run.stdout.contains('⚠'), "slipd --check warns about the README's config: {}", run.all());
     assert!(run.stderr.contains("(local mode: slipd not running)"), "step 4 ran before slipd: {}", run.all());
     assert!(!run.stderr.contains("warning:"), "the README's commands draw no warning: {}", run.all());
     let log = std::fs::read_to_string(walk.root.join("slipd.log")).unwrap_or_default();
