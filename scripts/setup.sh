@@ -11,7 +11,7 @@
 # --dev mode it starts no Caddy: tests run their own Caddys on free loopback ports.
 set -euo pipefail
 
-readonly SERVER_PACKAGES=(docker.io caddy ca-certificates curl)
+readonly SERVER_PACKAGES=(docker.io caddy ca-certificates curl openssl)
 readonly DEV_PACKAGES=(podman docker-registry busybox-static sqlite3 apache2-utils wrk jq build-essential pkg-config)
 readonly DOCKER_SOCKET=/var/run/docker.sock
 readonly PODMAN_SOCKET=/run/podman/podman.sock
