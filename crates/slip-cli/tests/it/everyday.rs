@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use slip_testenv::Image;
 
-use crate::support::{GLOBAL, Setup, app_name, slip, web_app};
+use crate::support::{GLOBAL, Setup, app_name, captured_logs, slip, web_app};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn refusals_and_outputs_say_what_was_wanted_and_what_happened() {
@@ -54,6 +54,11 @@ async fn refusals_and_outputs_say_what_was_wanted_and_what_happened() {
     let run = slip(&["secrets", "set", &app, "SLIP_SECRET=your-hmac-secret"], &admin, None).await;
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(run.stderr.contains(&format!("warning: {app}/SLIP_SECRET is shorter than 32 characters")), "{}", run.all());
+    let logged = captured_logs();
+    assert!(
+        logged.lines().any(|l| l.contains("webhook key is shorter than 32 characters") && l.contains(&app)),
+        "slipd warns too, for any client of its API"
+    );
     let app_key = "everyday-app-key-0123456789abcdef0123";
     let pair = format!("SLIP_SECRET={app_key}");
     assert_eq!(slip(&["secrets", "set", &app, &pair], &admin, None).await.code, 0);
