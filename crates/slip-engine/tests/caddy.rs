@@ -97,7 +97,8 @@ async fn a_move_to_an_address_another_process_holds_names_it_and_keeps_the_old_l
     let squatter = std::net::UdpSocket::bind(("127.0.0.1", new_port)).unwrap();
 
     let new = Settings { listen: vec![format!("127.0.0.1:{new_port}")], ..settings(&caddy, TlsMode::Internal) };
-    let error = Client::new(new).unwrap().ensure_server().await.unwrap_err();
+    let new = Client::new(new).unwrap();
+    let error = new.ensure_server().await.unwrap_err();
 
     assert!(matches!(error, ProxyError::ListenerConflict(_)), "{error:?}");
     assert_eq!(
@@ -109,6 +110,12 @@ async fn a_move_to_an_address_another_process_holds_names_it_and_keeps_the_old_l
     );
     assert_eq!(caddy.get_json("/config/apps/http/servers/slip/listen"), json!([format!("127.0.0.1:{old_port}")]));
     assert_eq!(get_tls(old_port, "web.test", "/").await.unwrap(), (200, "a /".to_owned()), "the old listener serves");
+
+    // Every attempt takes slip's server down for a moment, so the next reconcile answers with the refusal and
+    // leaves Caddy alone (until caddy::MOVE_RETRY has passed).
+    let writes = caddy.admin_writes().len();
+    assert_eq!(new.ensure_server().await.unwrap_err().to_string(), error.to_string());
+    assert_eq!(caddy.admin_writes().len(), writes, "a refused move is not retried at once");
     drop(squatter);
 }
 

@@ -36,6 +36,9 @@ pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many times a write is retried after Caddy answers `412 Precondition Failed` (SPEC §9.2).
 pub const MAX_RETRIES: u32 = 5;
 
+/// How long a listener move Caddy refused is not tried again.
+pub const MOVE_RETRY: Duration = Duration::from_secs(60);
+
 /// Pause before the first retry; doubled for each further one.
 pub const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -128,7 +131,14 @@ pub struct Client {
     admin: Admin,
     /// Held for the whole of every read-compare-write, so slipd never races itself (SPEC §9.2).
     writer: tokio::sync::Mutex<()>,
+    /// The last listener move Caddy refused.
+    failed_move: FailedMove,
 }
+
+/// A listener move Caddy refused, and when. Each attempt takes slip's server down for a moment, so a refused
+/// move is tried again only after [`MOVE_RETRY`]; meanwhile the refusal is the answer.
+#[derive(Debug, Default)]
+struct FailedMove(std::sync::Mutex<Option<(tokio::time::Instant, ProxyError)>>);
 
 /// What one attempt of a read-compare-write loop achieved.
 enum Step {
@@ -181,7 +191,13 @@ impl Client {
             return Err(SettingsError::Server(settings.server.clone()));
         }
         let admin = Admin::new(endpoint, &settings.admin_api, ADMIN_TIMEOUT);
-        Ok(Client { settings, previews: None, admin, writer: tokio::sync::Mutex::new(()) })
+        Ok(Client {
+            settings,
+            previews: None,
+            admin,
+            writer: tokio::sync::Mutex::new(()),
+            failed_move: FailedMove::default(),
+        })
     }
 
     /// Serves previews under `previews.domains` through one wildcard route and certificate per domain
@@ -221,7 +237,18 @@ impl Client {
                         .map(|()| Step::Done)
                 }
                 Some(server) if render::object_id(&server) == Some(render::SERVER_ID) => {
-                    self.align_own_server(&path, &server, current.etag.as_deref()).await
+                    let moving = server.get("listen") != Some(&json!(render::listen(&self.settings)));
+                    if let Some(error) = moving.then(|| self.failed_move.recent()).flatten() {
+                        return Err(error);
+                    }
+                    match self.align_own_server(&path, &server, current.etag.as_deref()).await {
+                        Err(error @ AdminError::Status { .. }) if moving => {
+                            let error = self.error("moving slip's server to caddy.listen", error);
+                            self.failed_move.remember(&error);
+                            return Err(error);
+                        }
+                        step => step,
+                    }
                 }
                 // A server slip did not create: only slip's route block inside it is managed.
                 Some(_) => Ok(Step::Done),
@@ -467,6 +494,30 @@ impl Proxy for Client {
             .into_iter()
             .find(|status| status.address == upstream)
             .map(|status| u64::try_from(status.num_requests).unwrap_or(0)))
+    }
+}
+
+impl FailedMove {
+    /// The refusal, while it is more recent than [`MOVE_RETRY`].
+    fn recent(&self) -> Option<ProxyError> {
+        let failed = self.0.lock().expect("failed move lock");
+        failed.as_ref().filter(|(at, _)| at.elapsed() < MOVE_RETRY).map(|(_, error)| copy(error))
+    }
+
+    fn remember(&self, error: &ProxyError) {
+        *self.0.lock().expect("failed move lock") = Some((tokio::time::Instant::now(), copy(error)));
+    }
+}
+
+/// A copy of `error` (the trait's error type is not `Clone`).
+fn copy(error: &ProxyError) -> ProxyError {
+    match error {
+        ProxyError::Unreachable { url, message } => {
+            ProxyError::Unreachable { url: url.clone(), message: message.clone() }
+        }
+        ProxyError::Rejected { op, message } => ProxyError::Rejected { op: op.clone(), message: message.clone() },
+        ProxyError::ListenerConflict(message) => ProxyError::ListenerConflict(message.clone()),
+        ProxyError::Conflict { op } => ProxyError::Conflict { op: op.clone() },
     }
 }
 
