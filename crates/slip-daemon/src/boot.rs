@@ -75,6 +75,7 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         Backend::Podman => "podman",
         _ => "docker",
     };
+    tracing::info!(backend, configured = %config.runtime.backend, "container engine connected");
     let proxy = caddy::Client::new(caddy_settings(&config)).context("configuring the Caddy client")?;
     let routes = RouteTable::new(Arc::new(proxy));
 
@@ -164,11 +165,11 @@ fn secret_store_at_boot(config: &Config, storage: &Path) -> anyhow::Result<()> {
     let key_id = key.as_ref().map(|k| k.id().to_owned());
     secrets::install_key(storage, key);
     let store = SecretStore::new(storage);
-    for warning in store.check_permissions().context("checking the secret store's permissions (SPEC §11.1)")? {
+    for warning in store.check_permissions().context("checking the secret store's permissions")? {
         tracing::warn!(warning, "secret store");
     }
     if let Some(key_id) = key_id {
-        let count = store.encrypt_plain_files().context("encrypting the plain secret files (SPEC §11.2)")?;
+        let count = store.encrypt_plain_files().context("encrypting the plain secret files")?;
         if count > 0 {
             tracing::info!(count, key_id, "secret store: re-encrypted plain secret files with secrets.key_file");
         } else {

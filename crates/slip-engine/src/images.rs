@@ -6,7 +6,8 @@
 //! Everything else that slip pulled (rows in the store's `images` table) is removed by reference without force:
 //! the tag it was pulled as when that tag still names the same image, then `repo@sha256:…`. An engine that
 //! refuses (the image is in use) is skipped and the row kept for the next round. Images slip did not pull have
-//! no row and are never touched.
+//! no row and are never touched, and neither has an image the host already had under the reference slip
+//! pulled (a pull that brings nothing new is not recorded).
 //!
 //! This module does not decide when to prune (the daemon calls [`prune_app`] after a completed deploy, and the
 //! preflight calls [`prune_all`] when disk is short) and does not talk to registries beyond the runtime's pull.
@@ -32,7 +33,8 @@ pub use crate::image_policy::{DEFAULT_KEEP_IMAGES, DEFAULT_MIN_FREE_DISK, ImageP
 pub struct Obtained {
     /// The local image.
     pub image: PulledImage,
-    /// True when slip pulled it now; false when a pinned digest was already local.
+    /// True when slip brought it onto the host now; false when it was already local (a pinned digest that is
+    /// retained, or an image the host had before under the same reference).
     pub pulled: bool,
 }
 
@@ -86,8 +88,13 @@ pub async fn obtain(engine: &Engine, release: &Release) -> Result<Obtained, Step
         return Ok(Obtained { image: local, pulled: false });
     }
     preflight(engine).await?;
+    // An image the host already had under this reference (one built on the server, say) was not brought by
+    // slip: it is used, but not recorded as pulled, so retention never removes it. A tag that moved in the
+    // registry pulls a different image, which slip did bring.
+    let before = engine.image_store.local_image(&release.image).await.ok().flatten();
     let image = engine.image_store.pull(&release.image, release.credentials.as_ref()).await?;
-    Ok(Obtained { image, pulled: true })
+    let pulled = before.is_none_or(|before| before.id != image.id);
+    Ok(Obtained { image, pulled })
 }
 
 /// The disk preflight of SPEC §12: free space on the engine's image store below `runtime.min_free_disk` →

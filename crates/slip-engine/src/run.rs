@@ -315,6 +315,7 @@ impl Run<'_> {
             }
             Action::Stop { container, grace } => {
                 engine.instances.stop(container, *grace).await?;
+                self.note_if_killed(container, *grace).await;
                 Event::Stopped
             }
             Action::Remove { container } => {
@@ -333,6 +334,25 @@ impl Run<'_> {
             }
             Action::Finish(_) => unreachable!("run_deploy handles Finish"),
         })
+    }
+
+    /// Records a warning when `container` did not stop on SIGTERM and the engine killed it after `grace`: that
+    /// wait is often most of a deploy, and a PID 1 that ignores signals is a common cause.
+    async fn note_if_killed(&self, container: &str, grace: std::time::Duration) {
+        let Ok(Some(state)) = self.engine.instances.inspect(container).await else { return };
+        if !state.containers.iter().any(|c| c.exit_code == Some(137) && !c.oom_killed) {
+            return;
+        }
+        let old = self.old.as_ref().is_some_and(|o| o.row.runtime_id == container);
+        let which = if old { "old release" } else { "new release" };
+        let message = format!(
+            "{which} ignored SIGTERM; killed after {} (deploy.stop_grace); if its PID 1 does not handle signals, \
+             set app.init = true",
+            slip_core::duration::format(grace)
+        );
+        let recorded =
+            self.engine.store.record_event(&self.release.deploy_id, NoteKind::Warning, &message, None, unix_ms());
+        logged(recorded, "recording a deploy warning");
     }
 
     /// Leases host ports and records the candidate instance before anything is created.

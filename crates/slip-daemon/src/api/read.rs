@@ -91,6 +91,7 @@ pub async fn status(
         version: full.then(|| env!("CARGO_PKG_VERSION").to_owned()),
         uptime_seconds: state.started.elapsed().as_secs(),
         caddy: ok_or_error(health.caddy),
+        caddy_error: if full { health.caddy_error } else { None },
         runtime: ok_or_error(health.runtime),
         backend: state.backend.into(),
         apps,

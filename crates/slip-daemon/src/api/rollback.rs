@@ -84,6 +84,9 @@ pub async fn rollback(
         e @ RollbackError::NoPreviousRelease(_) => {
             ApiError::Conflict { code: "no_previous_release", message: e.to_string(), extra: json!({}) }
         }
+        e @ RollbackError::AlreadyCurrent { .. } => {
+            ApiError::Conflict { code: "already_current", message: e.to_string(), extra: json!({}) }
+        }
         RollbackError::Store(e) => ApiError::Internal(e.into()),
     })?;
     let new = rollback::deploy_for(
@@ -165,5 +168,5 @@ fn authorize(
 }
 
 fn app_not_found(name: &str) -> ApiError {
-    ApiError::not_found("app_not_found", format!("no app named {name}"))
+    crate::api::admin::app_not_found(name)
 }
