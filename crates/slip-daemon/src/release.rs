@@ -129,6 +129,7 @@ pub fn resolve_app(
     Ok(Release {
         deploy_id,
         app: app_name.clone(),
+        preview: None,
         tag,
         image,
         repository: app.image.clone(),

@@ -175,7 +175,7 @@ pub async fn refresh_ports(engine: &Engine) -> Result<Vec<PortChange>, StoreErro
         engine.store.set_instance_ports(&current.id, &ports_json(&bound))?;
         let rebinds: Vec<(String, String)> =
             moved.iter().map(|c| (format!("127.0.0.1:{}", c.from), format!("127.0.0.1:{}", c.to))).collect();
-        match engine.routes.rebind(current.app.as_str(), &rebinds).await {
+        match engine.routes.rebind(&current.target(), &rebinds).await {
             Ok(_) => tracing::info!(app = %current.app, moved = ?rebinds, "routes follow re-assigned host ports"),
             // The table already holds the new upstream; the next sync retries the write.
             Err(e) => tracing::warn!(app = %current.app, error = %e, "routes not yet moved to re-assigned ports"),
@@ -322,10 +322,11 @@ async fn serve(
     } else if bound != recorded_ports(current) {
         store.set_instance_ports(&current.id, &ports_json(&bound))?;
     }
-    let app = current.app.as_str();
+    let target = current.target();
     let upstream = |p| engine.instances.upstream(p);
-    let entry = app_routes(app, routes.get(app).map(Vec::as_slice).unwrap_or(&[]), &bound, &upstream);
-    engine.routes.set_quietly(app, entry);
+    let templates = routes.get(current.app.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+    let entry = app_routes(&target.to_string(), templates, &bound, &upstream);
+    engine.routes.set_quietly(&target, entry);
     Ok(())
 }
 
@@ -406,6 +407,10 @@ mod tests {
     use crate::routes::RouteTable;
     use crate::store::{NewDeploy, Store, Switch, Trigger};
     use crate::testing::{FakeProxy, FakeRuntime, Journal, ScriptedProbe};
+
+    fn web() -> slip_core::names::Target {
+        slip_core::names::Target::production(app())
+    }
 
     struct World {
         engine: Engine,
@@ -581,7 +586,7 @@ mod tests {
             deploy(&w, 2, &[DeployStatus::Pulling, DeployStatus::Draining], InstanceRole::Candidate, 41001).await;
         w.runtime.stop(&old, Duration::from_secs(1)).await.unwrap();
         let held = app_routes("web", &templates()["web"], &BTreeMap::from([(8080, 41001)]), &loopback_upstream);
-        w.engine.routes.update("web", held).await.unwrap();
+        w.engine.routes.update(&web(), held).await.unwrap();
 
         let report = reconcile(&w.engine, &templates(), Duration::from_secs(1)).await.unwrap();
         assert_eq!(report.restarted, ["slip-web-1"]);
@@ -678,7 +683,7 @@ mod tests {
 
         // A deploy that moved the routes elsewhere meanwhile is not undone.
         let elsewhere = app_routes("web", &templates()["web"], &BTreeMap::from([(8080, 41777)]), &loopback_upstream);
-        w.engine.routes.update("web", elsewhere).await.unwrap();
+        w.engine.routes.update(&web(), elsewhere).await.unwrap();
         w.runtime.rebind(&current, vec![PortMapping { host: 41600, container: 8080 }]);
         assert_eq!(refresh_ports(&w.engine).await.unwrap().len(), 1);
         assert_eq!(upstreams(&w), ["127.0.0.1:41777"]);

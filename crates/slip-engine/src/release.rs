@@ -1,7 +1,7 @@
 //! A release resolved for one deploy: what to pull and how to run it.
 
 use slip_core::deploy::Plan;
-use slip_core::names::{AppName, DeployId, ImageRepo, Tag};
+use slip_core::names::{AppName, DeployId, ImageRepo, PreviewId, Tag, Target};
 use tokio_util::sync::CancellationToken;
 
 use crate::ports::{Mount, NetworkAttachment, RegistryCredentials, Resources};
@@ -14,6 +14,8 @@ pub struct Release {
     pub deploy_id: DeployId,
     /// The app.
     pub app: AppName,
+    /// The preview the release is for, or `None` for production.
+    pub preview: Option<PreviewId>,
     /// What the webhook asked for.
     pub tag: Tag,
     /// The app's image repository.
@@ -47,4 +49,11 @@ pub struct Release {
     /// Cancelled to abandon this deploy (the app is being deleted): before its switch it stops at the next step,
     /// unwinds like a failure and ends `failed` with code `cancelled`; after its switch it runs to its end.
     pub cancel: CancellationToken,
+}
+
+impl Release {
+    /// Where the release goes: the app's production or one of its previews.
+    pub fn target(&self) -> Target {
+        Target { app: self.app.clone(), preview: self.preview.clone() }
+    }
 }

@@ -14,7 +14,7 @@ use slip_core::deploy::{
     Action, ContainerHealth, ContainerObservation, Deploy, ErrorCode, Event, Interrupt, Interruptible, Observation,
     OldInstance, Outcome, ProbeResult, Status, StepFailure,
 };
-use slip_core::names::AppName;
+use slip_core::names::Target;
 use tracing::Instrument;
 
 use crate::clock::{now, unix_ms};
@@ -36,10 +36,11 @@ pub async fn run_deploy(engine: &Engine, release: Release) -> Outcome {
 }
 
 async fn drive(engine: &Engine, mut release: Release) -> Outcome {
-    let old = current_instance(engine, &release.app).await;
+    let target = release.target();
+    let old = current_instance(engine, &target).await;
     release.plan.old = old.as_ref().map(|o| OldInstance { container: o.row.runtime_id.clone() });
     let mut run =
-        Run { engine, release, old, candidate: None, image_ref: None, taken_ports: Vec::new(), recorded: None };
+        Run { engine, target, release, old, candidate: None, image_ref: None, taken_ports: Vec::new(), recorded: None };
 
     let (mut deploy, mut action) = Deploy::begin(run.release.plan.clone(), now());
     let cancel = run.release.cancel.clone();
@@ -99,6 +100,8 @@ struct Current {
 
 struct Run<'a> {
     engine: &'a Engine,
+    /// Where the release goes.
+    target: Target,
     release: Release,
     old: Option<Current>,
     candidate: Option<Candidate>,
@@ -118,15 +121,15 @@ struct Candidate {
     ports: BTreeMap<u16, u16>,
 }
 
-async fn current_instance(engine: &Engine, app: &AppName) -> Option<Current> {
-    let rows = engine.store.instances(app, None).ok()?;
+async fn current_instance(engine: &Engine, target: &Target) -> Option<Current> {
+    let rows = engine.store.instances(&target.app, target.preview.as_ref()).ok()?;
     let row = rows.into_iter().find(|r| r.role == InstanceRole::Current && !r.runtime_id.is_empty())?;
-    Some(Current { row, routes: engine.routes.get(app.as_str()) })
+    Some(Current { row, routes: engine.routes.get(target) })
 }
 
 impl Run<'_> {
-    fn key(&self) -> &str {
-        self.release.app.as_str()
+    fn key(&self) -> &Target {
+        &self.target
     }
 
     /// Commits a status event when the machine's status changed, and any notes, before acting.
@@ -472,9 +475,10 @@ impl Run<'_> {
     /// The app's routes pointed at the candidate, with a drain reference to the old upstream.
     fn candidate_routes(&self, drain_old: bool) -> AppRoutes {
         let candidate = self.candidate.as_ref().expect("candidate configured");
-        let app = self.key();
+        // Route ids carry the target: `slip-<app>` for production, `slip-<app>:<preview>` for a preview.
+        let app = self.target.to_string();
         let upstream = |p| self.engine.instances.upstream(p);
-        let mut entry = app_routes(app, &self.release.routes, &candidate.ports, &upstream).unwrap_or_default();
+        let mut entry = app_routes(&app, &self.release.routes, &candidate.ports, &upstream).unwrap_or_default();
         if drain_old {
             entry.drains = self
                 .old_upstreams()
@@ -554,7 +558,7 @@ mod tests {
     use std::sync::Arc;
 
     use slip_core::deploy::Plan;
-    use slip_core::names::{DeployId, ImageRepo, Tag};
+    use slip_core::names::{AppName, DeployId, ImageRepo, Tag};
     use tokio_util::sync::CancellationToken;
 
     use super::*;
@@ -622,6 +626,7 @@ mod tests {
         Release {
             deploy_id,
             app,
+            preview: None,
             image: repository.with_tag(&tag),
             repository,
             tag,

@@ -31,7 +31,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value as Json_, json};
 use slip_core::config::{APP_SECTIONS, Config, SourceFile, Sources, parse};
-use slip_core::names::AppName;
+use slip_core::names::{AppName, Target};
 use slip_engine::labels;
 use slip_engine::routes::app_routes;
 use slip_engine::secrets::SecretStore;
@@ -256,9 +256,10 @@ async fn delete(state: AppState, app: AppName, q: DeleteQuery, who: admin::Admin
         tracing::error!(app = %app, error = %e, "deleting the app's secrets");
         left.push(format!("secrets of {app} in {}: {e}", old.storage.path.display()));
     }
-    if let Err(e) = state.engine.routes.update(app.as_str(), None).await {
+    let target = Target::production(app.clone());
+    if let Err(e) = state.engine.routes.update(&target, None).await {
         // The table must not keep the app: the monitor then retries the removal, not the routes.
-        state.engine.routes.set_quietly(app.as_str(), None);
+        state.engine.routes.set_quietly(&target, None);
         tracing::warn!(app = %app, error = %e, "removing the app's routes from Caddy failed; the monitor retries");
     }
     left.extend(remove_containers(&state, &app, app_config.deploy.stop_grace).await);
@@ -498,7 +499,8 @@ pub(crate) async fn follow_routes(state: &AppState, old: &Config, new: &Config, 
     if before == after {
         return;
     }
-    let Some(current) = state.engine.routes.get(app.as_str()) else { return };
+    let target = Target::production(app.clone());
+    let Some(current) = state.engine.routes.get(&target) else { return };
     if !current.drains.is_empty() || current.routes.len() != before.len() {
         tracing::info!(app = %app, "routing changed while a switch is in progress; it applies at the next deploy");
         return;
@@ -514,7 +516,7 @@ pub(crate) async fn follow_routes(state: &AppState, old: &Config, new: &Config, 
     }
     let upstream = |p| state.engine.instances.upstream(p);
     let entry = app_routes(app.as_str(), &after, &ports, &upstream);
-    if let Err(e) = state.engine.routes.update(app.as_str(), entry).await {
+    if let Err(e) = state.engine.routes.update(&target, entry).await {
         tracing::warn!(app = %app, error = %e, "writing the app's new routes to Caddy failed; the reconciler retries");
     }
 }
