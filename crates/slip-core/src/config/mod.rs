@@ -18,7 +18,9 @@
 //! # Layout
 //! - `reader`: stage one, the raw walk.
 //! - `server`: `slip.toml` types and their stage two.
-//! - `app`: `apps/<name>.toml` types and their stage two.
+//! - `app`: `apps/<name>.toml` types and their stage two, one submodule per section (`routing`, `health`,
+//!   `env`, `volumes`, `containers`, `images`); `app` itself keeps `[app]`, `[deploy]`, `[resources]`,
+//!   `[network]` and `[preview]`.
 //! - `rules`: rules across apps, and warnings.
 //! - `interpolate`, `problem`, `secret`: `${VAR}`, [`Problem`], [`Secret`].
 //!
