@@ -82,10 +82,10 @@ pub(super) fn attach_by_id(body: &mut ContainerCreateBody, name: &str, id: &str)
     if let Some(host) = body.host_config.as_mut() {
         host.network_mode = Some(id.to_owned());
     }
-    if let Some(endpoints) = body.networking_config.as_mut().and_then(|n| n.endpoints_config.as_mut()) {
-        if let Some(settings) = endpoints.remove(name) {
-            endpoints.insert(id.to_owned(), settings);
-        }
+    if let Some(endpoints) = body.networking_config.as_mut().and_then(|n| n.endpoints_config.as_mut())
+        && let Some(settings) = endpoints.remove(name)
+    {
+        endpoints.insert(id.to_owned(), settings);
     }
 }
 
