@@ -10,6 +10,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use serde_json::json;
+use slip_api::time::rfc3339;
 use slip_api::{AppStatus, Deploy, DeployDetail, DeployEvent, DeployList, DeployStep, LastDeploy, ReleaseRef, Status};
 use slip_core::signature::Signed;
 use slip_engine::run::unix_ms;
@@ -309,15 +310,6 @@ fn detail(row: &DeployRow, events: &[EventRow]) -> DeployDetail {
         attempt: row.attempt as i64,
         meta: row.meta.as_deref().and_then(|m| serde_json::from_str(m).ok()),
     }
-}
-
-/// Unix milliseconds → RFC 3339 UTC with milliseconds.
-pub fn rfc3339(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let format =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    t.format(&format).unwrap_or_default()
 }
 
 /// `GET /healthz`.

@@ -24,9 +24,9 @@ use slip_engine::run::unix_ms;
 use slip_engine::secrets::{Scope, SecretError, SecretKey, SecretMeta, SecretStore, check_settable};
 
 use crate::api::admin::{self, Admin, existing_app};
-use crate::api::read::rfc3339;
 use crate::error::ApiError;
 use crate::state::AppState;
+use slip_api::time::rfc3339;
 
 /// `?scope=` of the secrets endpoints.
 #[derive(Debug, Default, serde::Deserialize)]
