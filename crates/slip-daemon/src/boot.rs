@@ -20,14 +20,15 @@ use slip_engine::ports::LogRotation;
 use slip_engine::probe;
 use slip_engine::reconcile;
 use slip_engine::routes::{RouteTable, RouteTemplate};
-use slip_engine::run::{Engine, unix_ms};
+use slip_engine::run::Engine;
 use slip_engine::store::Store;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::FailureLimiter;
-use crate::monitor::{self, Health};
+use crate::health::Health;
+use crate::monitor;
 use crate::queue::Scheduler;
 use crate::release::Resolver;
 use crate::state::{AppState, Shared};
@@ -141,10 +142,10 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         config_path: Default::default(),
         sources: Default::default(),
     }));
-    recreate_missing(&state, &report.missing);
+    crate::heal::recreate_missing(&state, &report.missing);
     scheduler.kick_all();
     // Ends when shutdown begins (`closing`), so nothing is restarted or queued while slipd winds down.
-    tokio::spawn(monitor::heal(state.clone(), config.caddy.reconcile_interval, closing.clone()));
+    tokio::spawn(crate::heal::run(state.clone(), config.caddy.reconcile_interval, closing.clone()));
     Ok(Booted { state, tracker, closing, monitor, lock })
 }
 
@@ -173,34 +174,6 @@ fn secret_store_at_boot(config: &Config, storage: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Queues a `reconcile` deploy for each app whose current container vanished or cannot be started (SPEC §18 step
-/// 4), unless a production deploy of it is already waiting (that one brings a release up anyway, and must not be
-/// superseded).
-pub(crate) fn recreate_missing(state: &AppState, apps: &[String]) {
-    let config = state.config();
-    let waiting: Vec<String> = match state.store.unfinished() {
-        Ok(rows) => rows.into_iter().filter(|r| r.preview_id.is_none()).map(|r| r.app.to_string()).collect(),
-        Err(e) => {
-            tracing::error!(error = %e, "listing waiting deploys");
-            return;
-        }
-    };
-    for app in apps.iter().filter(|a| !waiting.contains(a)) {
-        let Ok(name) = app.parse::<slip_core::names::AppName>() else { continue };
-        let Some(app_config) = config.apps.get(&name) else { continue };
-        let id = crate::api::deploy::new_deploy_id().parse().expect("generated ids are valid");
-        let strategy = app_config.strategy();
-        let queued = crate::rollback::recreate_current(&state.store, &name, id, strategy.as_str(), unix_ms())
-            .and_then(|new| new.map(|new| state.scheduler.enqueue(&new).map(|e| e.map(|_| new.id))).transpose());
-        match queued {
-            Ok(Some(Some(id))) => tracing::warn!(app, deploy_id = %id, "current container vanished; re-creating it"),
-            Ok(Some(None)) => tracing::info!(app, "current container vanished while the app is being deleted"),
-            Ok(None) => tracing::error!(app, "current container vanished and no recorded release can replace it"),
-            Err(e) => tracing::error!(app, error = %e, "queueing the re-creation of a vanished container"),
-        }
-    }
 }
 
 /// Each app's `deploy.keep_images` (SPEC §12), for retention.

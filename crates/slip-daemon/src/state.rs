@@ -36,7 +36,7 @@ pub struct Shared {
     /// `docker` or `podman`.
     pub backend: &'static str,
     /// Background health of Caddy and the engine.
-    pub health: crate::monitor::Health,
+    pub health: crate::health::Health,
     /// Live events for `/v1/events`; its `closing` token ends every event stream at shutdown.
     pub events: crate::events::Bus,
     /// The `--config` path (directory or `slip.toml`), set by [`crate::run_at`]; the apps API writes

@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::auth::FailureLimiter;
-use crate::monitor::Health;
+use crate::health::Health;
 use crate::queue::Scheduler;
 use crate::release::Resolver;
 use crate::state::{AppState, Shared};
