@@ -1,7 +1,7 @@
 //! The first steps the admin-only endpoints share: the admin token (or 401 in the endpoint's own words), who
 //! asked (for the audit log), and the app the path names (or 404 `app_not_found`).
 //!
-//! Not here: signed callers (see [`crate::api::read::caller`]), the rollback endpoint's own checks (it also
+//! Not here: signed callers (see [`crate::api::caller::caller`]), the rollback endpoint's own checks (it also
 //! takes signed requests), and what each endpoint logs or announces.
 
 use std::net::SocketAddr;
@@ -12,7 +12,7 @@ use slip_core::names::AppName;
 use slip_engine::run::unix_ms;
 use slip_engine::store::{AuditEntry, StoreError};
 
-use crate::api::read::{Caller, caller};
+use crate::api::caller::{Caller, caller};
 use crate::auth::client_ip;
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -26,7 +26,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::admin;
-use crate::api::read::{Caller, caller};
+use crate::api::caller::{Caller, caller};
 use crate::error::ApiError;
 use crate::events::{POLL_INTERVAL, frame, is_terminal};
 use crate::state::AppState;

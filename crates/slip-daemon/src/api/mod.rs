@@ -2,6 +2,7 @@
 
 pub(crate) mod admin;
 pub mod apps;
+pub mod caller;
 pub mod deploy;
 pub mod events;
 pub mod logs;
