@@ -21,6 +21,7 @@ use slip_engine::probe;
 use slip_engine::reconcile;
 use slip_engine::routes::{RouteTable, RouteTemplate};
 use slip_engine::run::Engine;
+use slip_engine::secrets::{MasterKey, SecretStore};
 use slip_engine::store::Store;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -57,7 +58,7 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         .with_context(|| format!("creating the state directory {}", storage.display()))?;
     let lock = single_instance_lock(&storage.join("slipd.lock"))?;
     arm_fault_injection()?;
-    secret_store_at_boot(&config, &storage)?;
+    let secrets = secret_store_at_boot(&config, &storage)?;
     let store = Store::open(&storage.join("slip.db"))
         .with_context(|| format!("opening the database {}", storage.join("slip.db").display()))?;
     let instance_id = store.instance_id().to_owned();
@@ -112,7 +113,7 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
     let closing = CancellationToken::new();
     let scheduler = Scheduler::new(
         engine.clone(),
-        Resolver::new(shared_config.clone()),
+        Resolver::new(shared_config.clone(), secrets.clone()),
         config.runtime.max_concurrent_deploys as usize,
         tracker.clone(),
         closing.clone(),
@@ -132,6 +133,7 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         config: shared_config,
         store,
         engine,
+        secrets,
         scheduler: scheduler.clone(),
         limiter: FailureLimiter::new(config.auth.max_failures, config.auth.failure_window),
         decoy_key: rand::random(),
@@ -149,19 +151,19 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
     Ok(Booted { state, tracker, closing, monitor, lock })
 }
 
-/// Loads `secrets.key_file` (once: `[secrets]` changes need a restart) and installs it for every
-/// `SecretStore::new(storage)` of this process; checks the store's permissions (SPEC §11.1), then re-encrypts
-/// the plain files it finds when a key is set (SPEC §11.2). A key file that cannot be read or holds no key stops
-/// the boot.
-fn secret_store_at_boot(config: &Config, storage: &Path) -> anyhow::Result<()> {
-    use slip_engine::secrets::{self, MasterKey, SecretStore};
+/// The daemon's one secret store: `storage`'s, with `secrets.key_file` loaded (once: `[secrets]` changes need a
+/// restart). Checks the store's permissions (SPEC §11.1), then re-encrypts the plain files it finds when a key is
+/// set (SPEC §11.2). A key file that cannot be read or holds no key stops the boot.
+fn secret_store_at_boot(config: &Config, storage: &Path) -> anyhow::Result<SecretStore> {
     let key = match &config.secrets.key_file {
         Some(path) => Some(MasterKey::load(path)?),
         None => None,
     };
     let key_id = key.as_ref().map(|k| k.id().to_owned());
-    secrets::install_key(storage, key);
-    let store = SecretStore::new(storage);
+    let store = match key {
+        Some(key) => SecretStore::new(storage).with_key(key),
+        None => SecretStore::new(storage),
+    };
     for warning in store.check_permissions().context("checking the secret store's permissions (SPEC §11.1)")? {
         tracing::warn!(warning, "secret store");
     }
@@ -173,7 +175,7 @@ fn secret_store_at_boot(config: &Config, storage: &Path) -> anyhow::Result<()> {
             tracing::info!(key_id, "secret store: encryption at rest is on");
         }
     }
-    Ok(())
+    Ok(store)
 }
 
 /// Each app's `deploy.keep_images` (SPEC §12), for retention.

@@ -25,6 +25,8 @@ pub struct Shared {
     pub store: Store,
     /// The deploy driver's dependencies.
     pub engine: Engine,
+    /// The secret store of `storage.path`, with the `secrets.key_file` key loaded at boot.
+    pub secrets: SecretStore,
     /// Hands deploys to runners.
     pub scheduler: Scheduler,
     /// Failed-authentication counters.
@@ -67,7 +69,7 @@ impl Shared {
     pub fn app_keys(&self, config: &Config, app: &AppName) -> Option<Vec<String>> {
         let app_config = config.apps.get(app)?;
         let mut keys = Vec::new();
-        let store = SecretStore::new(&config.storage.path);
+        let store = &self.secrets;
         for key in WEBHOOK_KEYS {
             let key: SecretKey = key.parse().expect("webhook key names are valid keys");
             match store.value(app, Scope::App, &key) {

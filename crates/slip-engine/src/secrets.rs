@@ -20,9 +20,8 @@
 //! The key id is the first 8 hex characters of SHA-256(key). Fingerprints are computed from the plaintext, so
 //! turning encryption on does not change them. Plain files are still read when a key is set (slipd re-encrypts
 //! them at start-up, [`SecretStore::encrypt_plain_files`]); an encrypted file read without a key is an error.
-//! slipd loads its key once at boot and installs it for its storage directory ([`install_key`]), so every
-//! [`SecretStore::new`] of that storage applies it and no call site can forget it; the CLI's local mode uses
-//! [`SecretStore::with_key`].
+//! slipd builds one store at boot with its key ([`SecretStore::with_key`]) and passes it wherever secrets are
+//! read or written, so no call site can forget the key; the CLI's local mode does the same.
 //!
 //! Layout: `names` (keys, scopes, values and [`SecretError`]), `crypto` (the master key, sealing, fingerprints)
 //! and `files` (the `*at` file access); this file is the store's API.
@@ -33,7 +32,6 @@
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use rustix::fs::AtFlags;
 use rustix::io::Errno;
@@ -51,20 +49,6 @@ pub use names::{Scope, SecretError, SecretKey, SecretValue, WEBHOOK_KEYS, check_
 
 /// Values shorter than this cannot be redacted safely (SPEC §11.4); `slip secrets set` warns about them.
 pub const MIN_REDACTABLE_LEN: usize = crate::redact::MIN_REDACTABLE_LEN;
-
-/// Keys installed by [`install_key`]: (store root, key).
-static INSTALLED_KEYS: Mutex<Vec<(PathBuf, MasterKey)>> = Mutex::new(Vec::new());
-
-/// Makes every [`SecretStore::new`] of `storage` use `key` (or no key), for the rest of the process. slipd calls
-/// it once at boot, after loading `secrets.key_file`; `[secrets]` changes need a restart.
-pub fn install_key(storage: &Path, key: Option<MasterKey>) {
-    let root = storage.join("secrets");
-    let mut keys = INSTALLED_KEYS.lock().unwrap_or_else(|e| e.into_inner());
-    keys.retain(|(r, _)| *r != root);
-    if let Some(key) = key {
-        keys.push((root, key));
-    }
-}
 
 /// What the API may say about a secret: everything except its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,13 +81,10 @@ pub struct SecretStore {
 }
 
 impl SecretStore {
-    /// The store of `storage` (`storage.path`): `<storage>/secrets`, with the key [`install_key`] installed for
-    /// `storage`, if any.
+    /// The store of `storage` (`storage.path`): `<storage>/secrets`, without a key ([`SecretStore::with_key`]
+    /// adds one).
     pub fn new(storage: &Path) -> SecretStore {
-        let root = storage.join("secrets");
-        let keys = INSTALLED_KEYS.lock().unwrap_or_else(|e| e.into_inner());
-        let key = keys.iter().find(|(r, _)| *r == root).map(|(_, k)| k.clone());
-        SecretStore { root, owner: None, key }
+        SecretStore { root: storage.join("secrets"), owner: None, key: None }
     }
 
     /// Encrypts every value this store writes with `key`, and decrypts with it (SPEC §11.2).
@@ -643,19 +624,6 @@ mod tests {
             sealed.list(&app(), None).unwrap().into_iter().filter(|m| m.key.as_str() != "THREE_KEY").collect();
         let prints = |m: &[SecretMeta]| m.iter().map(|m| m.fingerprint.clone()).collect::<Vec<_>>();
         assert_eq!(prints(&after), prints(&before));
-    }
-
-    #[test]
-    fn installed_keys_apply_to_every_store_of_that_storage() {
-        let dir = tempfile::tempdir().unwrap();
-        let elsewhere = tempfile::tempdir().unwrap();
-        install_key(dir.path(), Some(master()));
-        SecretStore::new(dir.path()).set(&app(), Scope::App, &key("API_TOKEN"), "value-one").unwrap();
-        SecretStore::new(elsewhere.path()).set(&app(), Scope::App, &key("API_TOKEN"), "value-one").unwrap();
-        install_key(dir.path(), None);
-        assert!(file(dir.path(), "web/API_TOKEN").starts_with("slipenc:v1:"));
-        assert_eq!(file(elsewhere.path(), "web/API_TOKEN"), "value-one");
-        assert!(SecretStore::new(dir.path()).value(&app(), Scope::App, &key("API_TOKEN")).is_err());
     }
 
     #[test]

@@ -33,7 +33,6 @@ use serde_json::{Map, Value as Json_, json};
 use slip_core::config::{APP_SECTIONS, Config, SourceFile, Sources, parse};
 use slip_core::names::AppName;
 use slip_engine::routes::app_routes;
-use slip_engine::secrets::SecretStore;
 use slip_engine::store::DeployStatus;
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
 
@@ -250,7 +249,7 @@ async fn delete(state: AppState, app: AppName, q: DeleteQuery, who: admin::Admin
     // container that is about to stop, then the containers.
     let mut left = Vec::new();
     if !q.keep_secrets
-        && let Err(e) = SecretStore::new(&old.storage.path).delete_app(&app)
+        && let Err(e) = state.secrets.delete_app(&app)
     {
         tracing::error!(app = %app, error = %e, "deleting the app's secrets");
         left.push(format!("secrets of {app} in {}: {e}", old.storage.path.display()));

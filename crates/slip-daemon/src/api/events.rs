@@ -70,7 +70,7 @@ pub async fn deploy_events(
         .unwrap_or(0);
     let stream = DeployStream {
         store: state.store.clone(),
-        redactor: crate::redaction::for_app(&state.config(), &row.app),
+        redactor: crate::redaction::for_app(&state.config(), &state.secrets, &row.app),
         id: row.id,
         app: row.app,
         preview: row.preview_id,
@@ -207,7 +207,7 @@ impl LiveStream {
             let mut frame = (*frame).clone();
             if let (Some(app), Some(message)) = (&frame.app, &frame.message) {
                 let redactor = self.redactors.entry(app.clone()).or_insert_with(|| match app.parse::<AppName>() {
-                    Ok(name) => crate::redaction::for_app(&self.state.config(), &name),
+                    Ok(name) => crate::redaction::for_app(&self.state.config(), &self.state.secrets, &name),
                     Err(_) => Redactor::default(),
                 });
                 frame.message = Some(redactor.redact(message).into_owned());

@@ -79,7 +79,7 @@ pub async fn logs(
     let relay = Relay {
         follow: request.follow,
         format,
-        redactor: crate::redaction::for_app(&config, &app),
+        redactor: crate::redaction::for_app(&config, &state.secrets, &app),
         closing: state.events.closing().clone(),
     };
     let body = Body::from_stream(relay.body(sources));

@@ -209,7 +209,7 @@ pub async fn legacy_delete(
 }
 
 fn store(state: &AppState) -> SecretStore {
-    SecretStore::new(&state.config().storage.path)
+    state.secrets.clone()
 }
 
 fn parse_key(key: &str) -> Result<SecretKey, ApiError> {

@@ -11,7 +11,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use slip_engine::ports::{ContainerRuntime, ContainerSpec, LogLine, LogRotation, OutputStream, Resources};
-use slip_engine::secrets::{Scope, SecretStore};
+use slip_engine::secrets::Scope;
 use slip_engine::testing::FakeRuntime;
 use tower::ServiceExt;
 
@@ -77,7 +77,7 @@ async fn two_containers() -> (AppState, Arc<FakeRuntime>, [String; 2]) {
     let runtime = Arc::new(FakeRuntime::default());
     let state = state_with(runtime.clone());
     let app = "web".parse().unwrap();
-    SecretStore::new(&state.config().storage.path).set(&app, Scope::App, &"API_TOKEN".parse().unwrap(), VALUE).unwrap();
+    state.secrets.set(&app, Scope::App, &"API_TOKEN".parse().unwrap(), VALUE).unwrap();
     let ours = state.engine.instance_id.clone();
     let a = runtime.start(&spec("slip-web-a", &ours)).await.unwrap();
     let b = runtime.start(&spec("slip-web-b", &ours)).await.unwrap();
