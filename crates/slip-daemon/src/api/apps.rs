@@ -18,7 +18,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
@@ -26,8 +25,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value as Json_, json};
 use slip_core::config::{APP_SECTIONS, Config, SourceFile, Sources, parse};
@@ -36,7 +35,7 @@ use slip_engine::routes::app_routes;
 use slip_engine::store::DeployStatus;
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
 
-use crate::api::admin::{self, Admin, existing_app};
+use crate::api::admin::{self, Admin, AdminOnly, Needs, existing_app};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -44,7 +43,11 @@ use crate::state::AppState;
 pub(crate) static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The 401 message of every apps endpoint.
-const NEEDS_ADMIN: &str = "the apps API needs the admin token: Authorization: Bearer <auth.admin_token>";
+pub struct AppsApi;
+
+impl Needs for AppsApi {
+    const MESSAGE: &str = "the apps API needs the admin token: Authorization: Bearer <auth.admin_token>";
+}
 
 /// `?force=&keep_secrets=` of `DELETE /v1/apps/{name}`.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -56,14 +59,7 @@ pub struct DeleteQuery {
 }
 
 /// `GET /v1/apps`: `{"apps":[app]}`, sorted by name.
-pub async fn list(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Json<Json_>, ApiError> {
-    admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
+pub async fn list(State(state): State<AppState>, _: AdminOnly<AppsApi>) -> Result<Json<Json_>, ApiError> {
     apps_dir(&state)?; // 503 when slipd has no config path
     let (config, sources) = live(&state)?;
     let mut apps = Vec::new();
@@ -77,13 +73,9 @@ pub async fn list(
 /// `GET /v1/apps/{name}`.
 pub async fn show(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     Path(name): Path<String>,
+    _: AdminOnly<AppsApi>,
 ) -> Result<Json<Json_>, ApiError> {
-    admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let (config, sources) = live(&state)?;
     let app = existing_app(&config, &name)?;
     let doc = doc_of(&sources, &app)?;
@@ -93,13 +85,9 @@ pub async fn show(
 /// `POST /v1/apps`: an app document (or the legacy flat keys); 201 with the app as written.
 pub async fn create(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    AdminOnly(who, _): AdminOnly<AppsApi>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let who = admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let body = normalise_legacy(json_object(&body)?)?;
     let name = body
         .get("app")
@@ -132,14 +120,10 @@ pub async fn create(
 #[allow(clippy::too_many_arguments)]
 pub async fn patch(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     Path(name): Path<String>,
+    AdminOnly(who, _): AdminOnly<AppsApi>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let who = admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let patch = json_object(&body)?;
     check_sections(&patch)?;
     let _guard = WRITES.lock().await;
@@ -172,14 +156,10 @@ pub async fn patch(
 #[allow(clippy::too_many_arguments)]
 pub async fn remove(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     Path(name): Path<String>,
     Query(q): Query<DeleteQuery>,
+    AdminOnly(who, _): AdminOnly<AppsApi>,
 ) -> Result<Json<Json_>, ApiError> {
-    let who = admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let app = existing_app(&state.config(), &name)?;
     // The teardown runs to its end even if the client goes away: a delete dropped halfway would leave the app
     // half removed.

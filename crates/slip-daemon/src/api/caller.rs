@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, Uri};
 use slip_core::signature::Signed;
 use slip_engine::run::unix_ms;
@@ -59,4 +61,44 @@ pub async fn caller(
         state.limiter.record(ip, now);
     }
     result
+}
+
+/// Extractor: what authenticating a request reads (the peer, the method, the target and the headers), for
+/// handlers that learn which app the request is for only after a lookup ([`Credentials::caller`]).
+pub struct Credentials {
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// The request method.
+    pub method: Method,
+    /// The request target.
+    pub uri: Uri,
+    /// The request headers.
+    pub headers: HeaderMap,
+}
+
+impl Credentials {
+    /// The caller, for a request about `app_of_request` ([`caller`]).
+    pub async fn caller(&self, state: &AppState, app_of_request: Option<&str>) -> Result<Caller, ApiError> {
+        caller(state, self.peer, &self.method, &self.uri, &self.headers, app_of_request).await
+    }
+}
+
+impl FromRequestParts<AppState> for Credentials {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Credentials, ApiError> {
+        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("the peer address of a request")))?;
+        Ok(Credentials { peer, method: parts.method.clone(), uri: parts.uri.clone(), headers: parts.headers.clone() })
+    }
+}
+
+/// Extractor: the caller of a request that is about no app in particular.
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        Credentials::from_request_parts(parts, state).await?.caller(state, None).await
+    }
 }

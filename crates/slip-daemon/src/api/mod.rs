@@ -1,6 +1,6 @@
 //! Request handlers, one module per group of endpoints.
 
-pub(crate) mod admin;
+pub mod admin;
 pub mod apps;
 pub mod caller;
 pub mod deploy;

@@ -3,11 +3,10 @@
 //! Status never calls out to Caddy or the engine: it reads the store and the background monitor.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::json;
 use slip_api::time::rfc3339;
@@ -16,20 +15,13 @@ use slip_engine::store::{
     AppStatus as StoredStatus, DeployFilter, DeployRow, DeployStatus, EventKind, EventRow, InstanceRole,
 };
 
-use crate::api::admin;
-use crate::api::caller::{Caller, caller};
+use crate::api::admin::{AdminOnly, Needs};
+use crate::api::caller::{Caller, Credentials};
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// `GET /v1/status`.
-pub async fn status(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<impl IntoResponse, ApiError> {
-    let who = caller(&state, peer, &method, &uri, &headers, None).await?;
+pub async fn status(State(state): State<AppState>, who: Caller) -> Result<impl IntoResponse, ApiError> {
     let config = state.config();
     let health = state.health.snapshot();
     let full = who == Caller::Admin || config.auth.public_status;
@@ -127,16 +119,19 @@ pub struct ListQuery {
     before: Option<String>,
 }
 
+/// The 401 message of `GET /v1/deploys`.
+pub struct DeploysApi;
+
+impl Needs for DeploysApi {
+    const MESSAGE: &str = "this endpoint needs the admin token";
+}
+
 /// `GET /v1/deploys` (admin).
 pub async fn list(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     Query(q): Query<ListQuery>,
+    _: AdminOnly<DeploysApi>,
 ) -> Result<impl IntoResponse, ApiError> {
-    admin::require(&state, peer, &method, &uri, &headers, "this endpoint needs the admin token").await?;
     let limit = q.limit.unwrap_or(20);
     if limit == 0 || limit > 200 {
         return Err(ApiError::field("invalid_request", "limit", "limit must be between 1 and 200"));
@@ -170,10 +165,7 @@ pub async fn list(
 /// `GET /v1/deploys/{id}`: seven fields for the public, everything for the app's key or the admin.
 pub async fn one(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let row = match id.parse::<slip_core::names::DeployId>() {
@@ -181,7 +173,7 @@ pub async fn one(
         Err(_) => None,
     };
     let app = row.as_ref().map(|r| r.app.to_string());
-    let who = caller(&state, peer, &method, &uri, &headers, app.as_deref()).await?;
+    let who = credentials.caller(&state, app.as_deref()).await?;
     let Some(row) = row else {
         return Err(ApiError::not_found("deploy_not_found", format!("no deploy {id}")));
     };

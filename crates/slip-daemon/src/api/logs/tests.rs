@@ -3,12 +3,13 @@
 //! by `tests/it/logs.rs`.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{Request, StatusCode};
+use axum::http::{Request, StatusCode, Uri};
 use http_body_util::BodyExt;
 use slip_engine::ports::{ContainerRuntime, ContainerSpec, LogLine, LogRotation, OutputStream, Resources};
 use slip_engine::secrets::Scope;
