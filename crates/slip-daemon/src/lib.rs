@@ -29,7 +29,10 @@ pub mod redaction;
 pub mod release;
 pub mod reload;
 pub mod rollback;
+pub mod routing;
 pub mod state;
+pub mod status;
+pub mod teardown;
 
 #[cfg(test)]
 mod tests;

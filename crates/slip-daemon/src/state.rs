@@ -107,3 +107,14 @@ impl Shared {
         config.auth.admin_token.as_ref().or(config.auth.secret.as_ref()).map(|s| s.expose().to_owned())
     }
 }
+
+/// Serialises config writes: two concurrent edits would otherwise validate against stale text.
+pub(crate) static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Replaces the live config and the texts it was parsed from together.
+pub(crate) fn swap(state: &AppState, config: Config, sources: slip_core::config::Sources) {
+    // Both under the sources lock, so the apps API never sees one without the other.
+    let mut held = state.sources.lock().expect("sources lock");
+    *state.config.write().expect("config lock") = Arc::new(config);
+    *held = Some(sources);
+}
