@@ -11,47 +11,22 @@
 //! This module does not decide when to prune (the daemon calls [`prune_app`] after a completed deploy, and the
 //! preflight calls [`prune_all`] when disk is short) and does not talk to registries beyond the runtime's pull.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use slip_core::deploy::{ErrorCode, StepFailure};
 use slip_core::names::AppName;
 
+use crate::clock::unix_ms;
+use crate::engine::{Engine, Release};
 use crate::ports::PulledImage;
-use crate::run::{Engine, Release, unix_ms};
 use crate::store::{DeployFilter, DeployRow, DeployStatus, ImageRow, NoteKind, StoreError};
 
-/// `deploy.keep_images` when the config does not say (SPEC §12).
-pub const DEFAULT_KEEP_IMAGES: usize = 3;
+pub mod policy;
 
-/// `runtime.min_free_disk` when the config does not say: 2 GiB.
-pub const DEFAULT_MIN_FREE_DISK: u64 = 2 << 30;
-
-/// Daemon-wide image settings, part of [`Engine`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImagePolicy {
-    /// Where the engine keeps images (Docker's `DockerRootDir`); free space there is checked before a pull.
-    /// `None` (the engine did not say) skips the check.
-    pub engine_root: Option<PathBuf>,
-    /// `runtime.min_free_disk` in bytes.
-    pub min_free_disk: u64,
-    /// Each app's `deploy.keep_images`; apps missing here (deleted from the config) keep [`DEFAULT_KEEP_IMAGES`].
-    pub keep_images: BTreeMap<String, usize>,
-}
-
-impl ImagePolicy {
-    /// No disk check, default retention: for tests with fakes.
-    pub fn without_disk_check() -> ImagePolicy {
-        ImagePolicy { engine_root: None, min_free_disk: DEFAULT_MIN_FREE_DISK, keep_images: BTreeMap::new() }
-    }
-
-    /// How many releases of `app` keep their images (at least 1).
-    pub fn keep_for(&self, app: &AppName) -> usize {
-        self.keep_images.get(app.as_str()).copied().unwrap_or(DEFAULT_KEEP_IMAGES).max(1)
-    }
-}
+pub use policy::{DEFAULT_KEEP_IMAGES, DEFAULT_MIN_FREE_DISK, ImagePolicy};
 
 /// How a release's image was obtained.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,8 +16,10 @@
 //! - `testing` (feature `testing`): fakes that honour the same contracts as the real adapters.
 
 pub mod caddy;
+pub mod clock;
 pub mod config_source;
 pub mod docker;
+pub mod engine;
 pub mod fault;
 pub mod images;
 pub mod ports;

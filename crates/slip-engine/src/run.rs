@@ -9,87 +9,17 @@
 //! daemon's per-app queue).
 
 use std::collections::BTreeMap;
-use std::ops::RangeInclusive;
-use std::sync::Arc;
 
 use slip_core::deploy::{
-    Action, ContainerObservation, Deploy, ErrorCode, Event, Observation, OldInstance, Outcome, Plan, Status,
-    StepFailure,
+    Action, ContainerObservation, Deploy, ErrorCode, Event, Observation, OldInstance, Outcome, Status, StepFailure,
 };
-use slip_core::names::{AppName, DeployId, ImageRepo, Tag};
-use tokio_util::sync::CancellationToken;
+use slip_core::names::AppName;
 
-use crate::ports::{
-    ContainerRuntime, ContainerSpec, DrainRef, HealthProbe, LogRotation, Mount, NetworkAttachment, PortMapping,
-    ProbeTarget, ProxyError, RegistryCredentials, Resources, RuntimeError,
-};
-use crate::routes::{AppRoutes, RouteTable, RouteTemplate, app_routes};
-use crate::store::{AppStatus, DeployStatus, InstanceRole, InstanceRow, NoteKind, Resolution, Store, Switch};
-
-/// Everything the driver needs, shared by all deploys.
-#[derive(Clone)]
-pub struct Engine {
-    /// The container engine.
-    pub runtime: Arc<dyn ContainerRuntime>,
-    /// The health probe.
-    pub probe: Arc<dyn HealthProbe>,
-    /// Slip's desired Caddy routes.
-    pub routes: RouteTable,
-    /// History and state.
-    pub store: Store,
-    /// This slipd's identity, put on every container as `slip.instance`.
-    pub instance_id: String,
-    /// Host ports slip may lease.
-    pub port_range: RangeInclusive<u16>,
-    /// Container log rotation.
-    pub log: LogRotation,
-    /// Cancelled at shutdown: a deploy before its switch stops at the next step and is interrupted.
-    pub shutdown: CancellationToken,
-    /// Disk preflight and image retention settings.
-    pub images: crate::images::ImagePolicy,
-}
-
-/// A fully resolved release of an app: what to pull and how to run it.
-#[derive(Debug, Clone)]
-pub struct Release {
-    /// The deploy putting this release in place.
-    pub deploy_id: DeployId,
-    /// The app.
-    pub app: AppName,
-    /// What the webhook asked for.
-    pub tag: Tag,
-    /// The app's image repository.
-    pub repository: ImageRepo,
-    /// Reference to pull: `repo:tag` or `repo@sha256:…`.
-    pub image: String,
-    /// Credentials for the image's registry host only.
-    pub credentials: Option<RegistryCredentials>,
-    /// `web` or `worker`.
-    pub kind: &'static str,
-    /// Routes (empty for workers).
-    pub routes: Vec<RouteTemplate>,
-    /// Container port probed over HTTP when the plan has a path (defaults to the first route's port).
-    pub health_port: Option<u16>,
-    /// `Host` header for probes.
-    pub health_host: Option<String>,
-    /// Container environment in precedence order. Holds secret values.
-    pub env: Vec<(String, String)>,
-    /// Limits.
-    pub resources: Resources,
-    /// Bind mounts (host directories already exist).
-    pub mounts: Vec<Mount>,
-    /// Network to join.
-    pub network: Option<NetworkAttachment>,
-    /// Run an init process.
-    pub init: bool,
-    /// The deploy machine's plan; its `old` is filled in by the driver from the store.
-    pub plan: Plan,
-    /// Replaces this app's secret values in every note and error the driver records (SPEC §11.4).
-    pub redactor: crate::redact::Redactor,
-    /// Cancelled to abandon this deploy (the app is being deleted): before its switch it stops at the next step,
-    /// unwinds like a failure and ends `failed` with code `cancelled`; after its switch it runs to its end.
-    pub cancel: CancellationToken,
-}
+pub use crate::clock::unix_ms;
+pub use crate::engine::{Engine, Release};
+use crate::ports::{ContainerSpec, DrainRef, PortMapping, ProbeTarget, ProxyError, RuntimeError};
+use crate::routes::{AppRoutes, app_routes};
+use crate::store::{AppStatus, DeployStatus, InstanceRole, InstanceRow, NoteKind, Resolution, Switch};
 
 /// Why a cancelled deploy failed (only deleting an app cancels one).
 const CANCELLED: &str = "cancelled: the app is being deleted";
@@ -556,11 +486,6 @@ fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// Wall-clock Unix milliseconds for the record.
-pub fn unix_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 impl From<RuntimeError> for StepFailure {
     fn from(e: RuntimeError) -> StepFailure {
         let code = match &e {
@@ -589,13 +514,18 @@ fn store_failure(e: impl std::fmt::Display) -> StepFailure {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::time::Duration;
 
     use expect_test::expect;
-    use slip_core::deploy::{HealthPlan, ProbeResult, Strategy};
+    use slip_core::deploy::{HealthPlan, Plan, ProbeResult, Strategy};
+    use slip_core::names::{DeployId, ImageRepo, Tag};
+    use tokio_util::sync::CancellationToken;
 
     use super::*;
-    use crate::store::{NewDeploy, Trigger};
+    use crate::ports::{LogRotation, Resources};
+    use crate::routes::{RouteTable, RouteTemplate};
+    use crate::store::{NewDeploy, Store, Trigger};
     use crate::testing::{FakeProxy, FakeRuntime, Journal, ScriptedProbe};
 
     struct World {
