@@ -81,7 +81,9 @@ pub async fn obtain(engine: &Engine, release: &Release) -> Result<Obtained, Step
         && let Ok(Some(local)) = engine.runtime.local_image(&release.image).await
     {
         let note = format!("{} is retained locally; not pulled", release.image);
-        let _ = engine.store.record_event(&release.deploy_id, NoteKind::Log, &note, None, unix_ms());
+        if let Err(e) = engine.store.record_event(&release.deploy_id, NoteKind::Log, &note, None, unix_ms()) {
+            tracing::warn!(deploy_id = %release.deploy_id, error = %e, "recording that the image was not pulled");
+        }
         return Ok(Obtained { image: local, pulled: false });
     }
     preflight(engine).await?;
@@ -211,7 +213,9 @@ async fn remove_all(engine: &Engine, rows: Vec<ImageRow>) -> Vec<String> {
         match remove_one(engine, &row, &by_digest).await {
             Ok(()) => {
                 tracing::info!(app = %row.app, image = by_digest, "image pruned");
-                let _ = engine.store.forget_image(&row.app, &row.repository, &row.digest);
+                if let Err(e) = engine.store.forget_image(&row.app, &row.repository, &row.digest) {
+                    tracing::warn!(app = %row.app, image = by_digest, error = %e, "forgetting a pruned image");
+                }
                 removed.push(by_digest);
             }
             Err(e) => tracing::info!(app = %row.app, image = by_digest, error = %e, "image kept: the engine refused"),
