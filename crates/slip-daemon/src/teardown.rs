@@ -1,10 +1,36 @@
-//! Tearing down a deleted app's containers (the apps API's `DELETE`, after the delete is committed).
+//! Tearing down a deleted app (the apps API's `DELETE`, after the delete is committed): its secrets, its routes
+//! and its containers, going on past errors.
 
+use std::path::Path;
 use std::time::Duration;
 
 use slip_core::names::AppName;
 
 use crate::state::AppState;
+
+/// Removes what a deleted app leaves: secrets first (unless `keep_secrets`; a re-created app must never inherit
+/// them), then traffic, so nothing is routed to a container that is about to stop, then the containers. Answers
+/// what it could not remove.
+pub async fn remove_app(
+    state: &AppState,
+    app: &AppName,
+    storage: &Path,
+    stop_grace: Duration,
+    keep_secrets: bool,
+) -> Vec<String> {
+    let mut left = Vec::new();
+    if !keep_secrets && let Err(e) = state.secrets.delete_app(app) {
+        tracing::error!(app = %app, error = %e, "deleting the app's secrets");
+        left.push(format!("secrets of {app} in {}: {e}", storage.display()));
+    }
+    if let Err(e) = state.engine.routes.update(app.as_str(), None).await {
+        // The table must not keep the app: the monitor then retries the removal, not the routes.
+        state.engine.routes.set_quietly(app.as_str(), None);
+        tracing::warn!(app = %app, error = %e, "removing the app's routes from Caddy failed; the monitor retries");
+    }
+    left.extend(remove_containers(state, app, stop_grace).await);
+    left
+}
 
 /// Stops and removes every container of `app` that this slipd made, going on past errors. Answers what it could
 /// not remove (boot reconciliation removes those later: no live instance row owns them).

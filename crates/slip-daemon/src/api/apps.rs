@@ -220,21 +220,9 @@ async fn delete(state: AppState, app: AppName, q: DeleteQuery, who: admin::Admin
         (old, app_config, forgotten)
     };
 
-    // Clean up. Secrets first (a re-created app must never inherit them), then traffic, so nothing is routed to a
-    // container that is about to stop, then the containers.
-    let mut left = Vec::new();
-    if !q.keep_secrets
-        && let Err(e) = state.secrets.delete_app(&app)
-    {
-        tracing::error!(app = %app, error = %e, "deleting the app's secrets");
-        left.push(format!("secrets of {app} in {}: {e}", old.storage.path.display()));
-    }
-    if let Err(e) = state.engine.routes.update(app.as_str(), None).await {
-        // The table must not keep the app: the monitor then retries the removal, not the routes.
-        state.engine.routes.set_quietly(app.as_str(), None);
-        tracing::warn!(app = %app, error = %e, "removing the app's routes from Caddy failed; the monitor retries");
-    }
-    left.extend(crate::teardown::remove_containers(&state, &app, app_config.deploy.stop_grace).await);
+    let left =
+        crate::teardown::remove_app(&state, &app, &old.storage.path, app_config.deploy.stop_grace, q.keep_secrets)
+            .await;
     audit(&state, &who, &app, "app.delete");
     let volumes: Vec<String> = app_config.volumes.iter().map(|v| v.host_path.display().to_string()).collect();
     let failed: Vec<String> = forgotten.failed.iter().map(ToString::to_string).collect();
