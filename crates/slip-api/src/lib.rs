@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 mod events;
 mod logs;
 mod secrets;
+pub mod time;
 
 pub use events::EventFrame;
 pub use logs::LogLine;

@@ -10,6 +10,7 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use slip_api::time::parse_rfc3339;
 use slip_api::{Deploy, EventFrame};
 
 use crate::client::{Client, Failure, encode, exit};
@@ -119,7 +120,7 @@ impl Printer {
     }
 
     fn elapsed(&mut self, at: &str) -> f64 {
-        let Some(ms) = unix_ms(at) else { return 0.0 };
+        let Some(ms) = parse_rfc3339(at) else { return 0.0 };
         let origin = *self.origin.get_or_insert(ms);
         (ms - origin).max(0) as f64 / 1000.0
     }
@@ -201,12 +202,6 @@ impl Printer {
         }
         exit_code
     }
-}
-
-/// RFC 3339 → Unix milliseconds.
-fn unix_ms(at: &str) -> Option<i64> {
-    let t = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
-    Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use slip_api::time::parse_rfc3339;
 use slip_api::{Deploy, DeployAccepted, DeployList, DeployRequest, Status};
 use slip_engine::secrets::Scope;
 
@@ -469,7 +470,7 @@ async fn history(
 fn deploy_table(deploys: &[Deploy]) -> Table {
     let mut table = Table::new(&["ID", "APP", "TAG", "TRIGGER", "STATUS", "STARTED", "DURATION", "ERROR"]);
     for d in deploys {
-        let duration = match (ms(&d.started_at), d.finished_at.as_deref().and_then(ms)) {
+        let duration = match (parse_rfc3339(&d.started_at), d.finished_at.as_deref().and_then(parse_rfc3339)) {
             (Some(a), Some(b)) => format!("{:.1}s", (b - a).max(0) as f64 / 1000.0),
             _ => "-".into(),
         };
@@ -485,11 +486,6 @@ fn deploy_table(deploys: &[Deploy]) -> Table {
         ]);
     }
     table
-}
-
-fn ms(at: &str) -> Option<i64> {
-    let t = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
-    Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
 /// `K=V` arguments, collected as the caller needs (in order, or as a map); a missing `=` or an empty `K` is a

@@ -20,7 +20,9 @@ use slip_core::names::AppName;
 use slip_engine::secrets::{MIN_REDACTABLE_LEN, MasterKey, Scope, SecretError, SecretKey, SecretStore, check_settable};
 
 use crate::client::{Client, Failure, encode, exit};
-use crate::table::{Table, rfc3339};
+use slip_api::time::rfc3339;
+
+use crate::table::Table;
 
 /// Where `secrets` commands act.
 pub enum Target {

@@ -55,15 +55,6 @@ pub fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n { s.to_owned() } else { s.chars().take(n.saturating_sub(1)).chain(['…']).collect() }
 }
 
-/// Unix milliseconds → RFC 3339 UTC with milliseconds (the API's time format).
-pub fn rfc3339(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let format =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    t.format(&format).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +71,5 @@ mod tests {
     fn truncation_counts_characters() {
         assert_eq!(truncate("déploiement", 5), "dépl…");
         assert_eq!(truncate("short", 10), "short");
-        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
     }
 }

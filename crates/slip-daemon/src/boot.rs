@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use slip_core::config::Config;
 use slip_engine::caddy;
-use slip_engine::clock::unix_ms;
 use slip_engine::fault;
 use slip_engine::images::ImagePolicy;
 use slip_engine::ports::LogRotation;
@@ -22,13 +21,15 @@ use slip_engine::reconcile;
 use slip_engine::routes::{RouteTable, RouteTemplate};
 use slip_engine::run::Engine;
 use slip_engine::runtime::{self, Backend};
+use slip_engine::secrets::{MasterKey, SecretStore};
 use slip_engine::store::Store;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::FailureLimiter;
-use crate::monitor::{self, Health};
+use crate::health::Health;
+use crate::monitor;
 use crate::queue::Scheduler;
 use crate::release::Resolver;
 use crate::state::{AppState, Shared};
@@ -57,7 +58,7 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         .with_context(|| format!("creating the state directory {}", storage.display()))?;
     let lock = single_instance_lock(&storage.join("slipd.lock"))?;
     arm_fault_injection()?;
-    secret_store_at_boot(&config, &storage)?;
+    let secrets = secret_store_at_boot(&config, &storage)?;
     let store = Store::open(&storage.join("slip.db"))
         .with_context(|| format!("opening the database {}", storage.join("slip.db").display()))?;
     let instance_id = store.instance_id().to_owned();
@@ -115,7 +116,7 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
     let closing = CancellationToken::new();
     let scheduler = Scheduler::new(
         engine.clone(),
-        Resolver::new(shared_config.clone()),
+        Resolver::new(shared_config.clone(), secrets.clone()),
         config.runtime.max_concurrent_deploys as usize,
         tracker.clone(),
         closing.clone(),
@@ -135,6 +136,7 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         config: shared_config,
         store,
         engine,
+        secrets,
         scheduler: scheduler.clone(),
         limiter: FailureLimiter::new(config.auth.max_failures, config.auth.failure_window),
         decoy_key: rand::random(),
@@ -145,26 +147,26 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         config_path: Default::default(),
         sources: Default::default(),
     }));
-    recreate_missing(&state, &report.missing);
+    crate::heal::recreate_missing(&state, &report.missing);
     scheduler.kick_all();
     // Ends when shutdown begins (`closing`), so nothing is restarted or queued while slipd winds down.
-    tokio::spawn(monitor::heal(state.clone(), config.caddy.reconcile_interval, closing.clone()));
+    tokio::spawn(crate::heal::run(state.clone(), config.caddy.reconcile_interval, closing.clone()));
     Ok(Booted { state, tracker, closing, monitor, lock })
 }
 
-/// Loads `secrets.key_file` (once: `[secrets]` changes need a restart) and installs it for every
-/// `SecretStore::new(storage)` of this process; checks the store's permissions (SPEC §11.1), then re-encrypts
-/// the plain files it finds when a key is set (SPEC §11.2). A key file that cannot be read or holds no key stops
-/// the boot.
-fn secret_store_at_boot(config: &Config, storage: &Path) -> anyhow::Result<()> {
-    use slip_engine::secrets::{self, MasterKey, SecretStore};
+/// The daemon's one secret store: `storage`'s, with `secrets.key_file` loaded (once: `[secrets]` changes need a
+/// restart). Checks the store's permissions (SPEC §11.1), then re-encrypts the plain files it finds when a key is
+/// set (SPEC §11.2). A key file that cannot be read or holds no key stops the boot.
+fn secret_store_at_boot(config: &Config, storage: &Path) -> anyhow::Result<SecretStore> {
     let key = match &config.secrets.key_file {
         Some(path) => Some(MasterKey::load(path)?),
         None => None,
     };
     let key_id = key.as_ref().map(|k| k.id().to_owned());
-    secrets::install_key(storage, key);
-    let store = SecretStore::new(storage);
+    let store = match key {
+        Some(key) => SecretStore::new(storage).with_key(key),
+        None => SecretStore::new(storage),
+    };
     for warning in store.check_permissions().context("checking the secret store's permissions")? {
         tracing::warn!(warning, "secret store");
     }
@@ -176,35 +178,7 @@ fn secret_store_at_boot(config: &Config, storage: &Path) -> anyhow::Result<()> {
             tracing::info!(key_id, "secret store: encryption at rest is on");
         }
     }
-    Ok(())
-}
-
-/// Queues a `reconcile` deploy for each app whose current container vanished or cannot be started (SPEC §18 step
-/// 4), unless a production deploy of it is already waiting (that one brings a release up anyway, and must not be
-/// superseded).
-pub(crate) fn recreate_missing(state: &AppState, apps: &[String]) {
-    let config = state.config();
-    let waiting: Vec<String> = match state.store.unfinished() {
-        Ok(rows) => rows.into_iter().filter(|r| r.preview_id.is_none()).map(|r| r.app.to_string()).collect(),
-        Err(e) => {
-            tracing::error!(error = %e, "listing waiting deploys");
-            return;
-        }
-    };
-    for app in apps.iter().filter(|a| !waiting.contains(a)) {
-        let Ok(name) = app.parse::<slip_core::names::AppName>() else { continue };
-        let Some(app_config) = config.apps.get(&name) else { continue };
-        let id = crate::api::deploy::new_deploy_id().parse().expect("generated ids are valid");
-        let strategy = app_config.strategy();
-        let queued = crate::rollback::recreate_current(&state.store, &name, id, strategy.as_str(), unix_ms())
-            .and_then(|new| new.map(|new| state.scheduler.enqueue(&new).map(|e| e.map(|_| new.id))).transpose());
-        match queued {
-            Ok(Some(Some(id))) => tracing::warn!(app, deploy_id = %id, "current container vanished; re-creating it"),
-            Ok(Some(None)) => tracing::info!(app, "current container vanished while the app is being deleted"),
-            Ok(None) => tracing::error!(app, "current container vanished and no recorded release can replace it"),
-            Err(e) => tracing::error!(app, error = %e, "queueing the re-creation of a vanished container"),
-        }
-    }
+    Ok(store)
 }
 
 /// Each app's `deploy.keep_images` (SPEC §12), for retention.

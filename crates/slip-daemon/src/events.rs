@@ -19,14 +19,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use slip_api::EventFrame;
+use slip_api::time::rfc3339;
 use slip_core::names::{AppName, DeployId, PreviewId};
 use slip_engine::clock::unix_ms;
 use slip_engine::redact::Redactor;
 use slip_engine::store::{DeployFilter, DeployStatus, EventKind, EventRow, Store, StoreError};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-
-use crate::api::read::rfc3339;
 
 /// How often streams look for new events in the store.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);

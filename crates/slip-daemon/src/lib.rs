@@ -19,6 +19,9 @@ pub mod check;
 pub mod cli;
 pub mod error;
 pub mod events;
+pub mod heal;
+pub mod health;
+pub mod ids;
 pub mod log_relay;
 pub mod logging;
 pub mod monitor;
@@ -27,7 +30,10 @@ pub mod redaction;
 pub mod release;
 pub mod reload;
 pub mod rollback;
+pub mod routing;
 pub mod state;
+pub mod status;
+pub mod teardown;
 
 #[cfg(test)]
 mod tests;

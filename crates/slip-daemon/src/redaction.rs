@@ -11,8 +11,7 @@ use slip_engine::secrets::{Scope, SecretStore};
 
 /// The redactor for `app` under `config`. A store that cannot be read is logged (without values) and the
 /// config secrets are still covered.
-pub fn for_app(config: &Config, app: &AppName) -> Redactor {
-    let store = SecretStore::new(&config.storage.path);
+pub fn for_app(config: &Config, store: &SecretStore, app: &AppName) -> Redactor {
     let mut pairs: Vec<(String, String)> = Vec::new();
     for scope in [Scope::App, Scope::Preview] {
         match store.values(app, scope) {
@@ -81,7 +80,7 @@ mod tests {
         store.set(&app, Scope::App, &key, "postgres://app-scope").unwrap();
         store.set(&app, Scope::Preview, &key, "postgres://preview-scope").unwrap();
 
-        let redactor = for_app(&config, &app);
+        let redactor = for_app(&config, &store, &app);
         let text =
             "postgres://app-scope postgres://preview-scope app-secret-value global-secret-value admin-token-value";
         assert_eq!(

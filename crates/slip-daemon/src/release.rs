@@ -25,12 +25,13 @@ mod env_file;
 #[derive(Clone)]
 pub struct Resolver {
     config: Arc<RwLock<Arc<Config>>>,
+    secrets: SecretStore,
 }
 
 impl Resolver {
-    /// A resolver reading `config` (shared with the API state, swapped on reload).
-    pub fn new(config: Arc<RwLock<Arc<Config>>>) -> Resolver {
-        Resolver { config }
+    /// A resolver reading `config` (shared with the API state, swapped on reload) and `secrets`.
+    pub fn new(config: Arc<RwLock<Arc<Config>>>, secrets: SecretStore) -> Resolver {
+        Resolver { config, secrets }
     }
 
     fn config(&self) -> Arc<Config> {
@@ -54,7 +55,7 @@ impl Resolver {
         let app = config.apps.get(&row.app).ok_or_else(|| {
             StepFailure::new(ErrorCode::AppDeleted, format!("app {} no longer exists in the server config", row.app))
         })?;
-        let mut release = resolve_app(&config, app, &row.app, row.id.clone(), row.tag.clone())?;
+        let mut release = resolve_app(&config, &self.secrets, app, &row.app, row.id.clone(), row.tag.clone())?;
         // Rollbacks run the digest of the release they restore, never what the tag names now (SPEC §7.6).
         if let Some(pinned) = crate::rollback::pinned_image(row) {
             release.image = pinned;
@@ -66,6 +67,7 @@ impl Resolver {
 /// Builds the release of `app` at `tag` (pure apart from reading `env_file` and the secret store).
 pub fn resolve_app(
     config: &Config,
+    secrets: &SecretStore,
     app: &AppConfig,
     app_name: &AppName,
     deploy_id: DeployId,
@@ -108,7 +110,7 @@ pub fn resolve_app(
         ));
     }
 
-    let env = environment(config, app, app_name, deploy_id.as_str(), tag.as_str(), kind.as_str())?;
+    let env = environment(secrets, app, app_name, deploy_id.as_str(), tag.as_str(), kind.as_str())?;
     let mounts = volumes(app)?;
     let plan = Plan {
         strategy: app.strategy(),
@@ -148,14 +150,14 @@ pub fn resolve_app(
         network: Some(NetworkAttachment { name: app.network.clone(), alias: Some(app_name.to_string()) }),
         init: app.init,
         plan,
-        redactor: crate::redaction::for_app(config, app_name),
+        redactor: crate::redaction::for_app(config, secrets, app_name),
         cancel: tokio_util::sync::CancellationToken::new(),
     })
 }
 
 /// Container environment in SPEC §4.3's order: `[env]`, `env_file`, app secrets, slip's variables.
 fn environment(
-    config: &Config,
+    secrets: &SecretStore,
     app: &AppConfig,
     app_name: &AppName,
     deploy_id: &str,
@@ -169,7 +171,7 @@ fn environment(
             set(&mut env, k, v);
         }
     }
-    for (k, v) in read_secrets(config, app_name)? {
+    for (k, v) in read_secrets(secrets, app_name)? {
         set(&mut env, k, v);
     }
     for (k, v) in
@@ -188,8 +190,8 @@ fn set(env: &mut Vec<(String, String)>, key: String, value: String) {
 }
 
 /// App-scope secrets from the store, except `SLIP_*` keys (the webhook keys are never injected).
-fn read_secrets(config: &Config, app: &AppName) -> Result<Vec<(String, String)>, StepFailure> {
-    let values = SecretStore::new(&config.storage.path).values(app, Scope::App).map_err(|e| {
+fn read_secrets(secrets: &SecretStore, app: &AppName) -> Result<Vec<(String, String)>, StepFailure> {
+    let values = secrets.values(app, Scope::App).map_err(|e| {
         StepFailure::new(ErrorCode::EnvFileMissing, format!("reading the secrets of {app}: {}", error_chain(&e)))
     })?;
     Ok(values

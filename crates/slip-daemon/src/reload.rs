@@ -46,7 +46,7 @@ pub enum ReloadError {
 /// Reads, validates and applies the config at slipd's `--config` path.
 pub async fn reload(state: &AppState) -> Result<Reloaded, ReloadError> {
     let path = state.config_path.get().ok_or(ReloadError::NoPath)?;
-    let _writes = crate::api::apps::WRITES.lock().await;
+    let _writes = crate::state::WRITES.lock().await;
     let sources = config_source::read(path).map_err(|e| ReloadError::Read(e.into()))?;
     let loaded = parse(&sources).map_err(ReloadError::Invalid)?;
     let old = state.config();
@@ -74,9 +74,9 @@ pub async fn reload(state: &AppState) -> Result<Reloaded, ReloadError> {
         .map(|a| (*a).clone())
         .collect();
     let added = after.difference(&before).map(|a| a.to_string()).collect();
-    crate::api::apps::swap(state, new.clone(), sources);
+    crate::state::swap(state, new.clone(), sources);
     for app in &changed {
-        crate::api::apps::follow_routes(state, &old, &new, app).await;
+        crate::routing::follow_routes(state, &old, &new, app).await;
     }
     for warning in &loaded.warnings {
         tracing::warn!(warning = %warning, "config");

@@ -25,6 +25,8 @@ pub struct Shared {
     pub store: Store,
     /// The deploy driver's dependencies.
     pub engine: Engine,
+    /// The secret store of `storage.path`, with the `secrets.key_file` key loaded at boot.
+    pub secrets: SecretStore,
     /// Hands deploys to runners.
     pub scheduler: Scheduler,
     /// Failed-authentication counters.
@@ -36,7 +38,7 @@ pub struct Shared {
     /// `docker` or `podman`.
     pub backend: &'static str,
     /// Background health of Caddy and the engine.
-    pub health: crate::monitor::Health,
+    pub health: crate::health::Health,
     /// Live events for `/v1/events`; its `closing` token ends every event stream at shutdown.
     pub events: crate::events::Bus,
     /// The `--config` path (directory or `slip.toml`), set by [`crate::run_at`]; the apps API writes
@@ -67,7 +69,7 @@ impl Shared {
     pub fn app_keys(&self, config: &Config, app: &AppName) -> Option<Vec<String>> {
         let app_config = config.apps.get(app)?;
         let mut keys = Vec::new();
-        let store = SecretStore::new(&config.storage.path);
+        let store = &self.secrets;
         for key in WEBHOOK_KEYS {
             let key: SecretKey = key.parse().expect("webhook key names are valid keys");
             match store.value(app, Scope::App, &key) {
@@ -104,4 +106,15 @@ impl Shared {
     pub fn admin_token(&self, config: &Config) -> Option<String> {
         config.auth.admin_token.as_ref().or(config.auth.secret.as_ref()).map(|s| s.expose().to_owned())
     }
+}
+
+/// Serialises config writes: two concurrent edits would otherwise validate against stale text.
+pub(crate) static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Replaces the live config and the texts it was parsed from together.
+pub(crate) fn swap(state: &AppState, config: Config, sources: slip_core::config::Sources) {
+    // Both under the sources lock, so the apps API never sees one without the other.
+    let mut held = state.sources.lock().expect("sources lock");
+    *state.config.write().expect("config lock") = Arc::new(config);
+    *held = Some(sources);
 }

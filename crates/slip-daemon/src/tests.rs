@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::auth::FailureLimiter;
-use crate::monitor::Health;
+use crate::health::Health;
 use crate::queue::Scheduler;
 use crate::release::Resolver;
 use crate::state::{AppState, Shared};
@@ -52,6 +52,7 @@ pub(crate) fn state_with(runtime: Arc<FakeRuntime>) -> AppState {
         env: Default::default(),
     };
     let config = parse(&sources).expect("test config").config;
+    let secrets = slip_engine::secrets::SecretStore::new(&storage);
     let journal = Journal::default();
     let store = Store::open_in_memory().unwrap();
     let engine = Engine {
@@ -68,13 +69,19 @@ pub(crate) fn state_with(runtime: Arc<FakeRuntime>) -> AppState {
         images: slip_engine::images::ImagePolicy::without_disk_check(),
     };
     let config = Arc::new(RwLock::new(Arc::new(config)));
-    let scheduler =
-        Scheduler::new(engine.clone(), Resolver::new(config.clone()), 2, TaskTracker::new(), CancellationToken::new());
+    let scheduler = Scheduler::new(
+        engine.clone(),
+        Resolver::new(config.clone(), secrets.clone()),
+        2,
+        TaskTracker::new(),
+        CancellationToken::new(),
+    );
     let events = crate::events::Bus::new(store.clone(), CancellationToken::new());
     AppState(Arc::new(Shared {
         config,
         store,
         engine,
+        secrets,
         scheduler,
         limiter: FailureLimiter::new(3, Duration::from_secs(60)),
         decoy_key: [7; 32],

@@ -219,7 +219,9 @@ async fn remove_all(engine: &Engine, rows: Vec<ImageRow>) -> Vec<String> {
         match remove_one(engine, &row, &by_digest).await {
             Ok(()) => {
                 tracing::info!(app = %row.app, image = by_digest, "image pruned");
-                let _ = engine.store.forget_image(&row.app, &row.repository, &row.digest);
+                if let Err(e) = engine.store.forget_image(&row.app, &row.repository, &row.digest) {
+                    tracing::warn!(app = %row.app, image = by_digest, error = %e, "forgetting a pruned image");
+                }
                 removed.push(by_digest);
             }
             Err(e) => tracing::info!(app = %row.app, image = by_digest, error = %e, "image kept: the engine refused"),

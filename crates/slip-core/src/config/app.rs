@@ -7,19 +7,38 @@
 //! means "not in the server file", never "the default".
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::ops::Deref;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
-use super::reader::{At, Keys, Reader, Tbl, Val};
+use super::reader::{At, Keys, Reader, Tbl};
 use super::secret::Secret;
 use super::server::{self, Backend, Daemon, check_absolute, hostname, memory};
 use super::vocabulary;
 use crate::defaults;
 use crate::deploy::Strategy;
-use crate::names::{AppName, ImageRepo, Tag, is_dns_label, is_secret_key};
+use crate::names::{AppName, ImageRepo};
+
+// One module per section of the file; each holds its types and the stage-two reader for them.
+mod containers;
+mod env;
+mod health;
+mod images;
+mod routing;
+mod volumes;
+
+pub use containers::ContainerOverride;
+pub(crate) use containers::container_name;
+use containers::containers;
+pub use env::EnvMap;
+use env::env_map;
+use health::HEALTH;
+pub use health::{Health, ResolvedHealth};
+pub(crate) use health::{Side, health_table};
+pub use images::{ImagePattern, PinnedImage};
+use routing::{ROUTING, routing_table};
+pub use routing::{Route, route_id};
+use volumes::volumes;
+pub use volumes::{Owner, Volume, VolumePreview};
 
 vocabulary! {
     /// What an app is (SPEC §4.1).
@@ -30,18 +49,6 @@ vocabulary! {
         Worker = "worker",
         /// Several containers run by Podman `kube play`.
         Pod = "pod",
-    }
-}
-
-vocabulary! {
-    /// `[[volumes]].preview`: what previews get of a volume.
-    VolumePreview {
-        /// An empty private directory per preview.
-        Isolated = "isolated",
-        /// A read-only mount of the production directory.
-        Readonly = "readonly",
-        /// Nothing.
-        None = "none",
     }
 }
 
@@ -120,102 +127,6 @@ impl AppConfig {
     }
 }
 
-/// The Caddy `@id` of route `n` of `app`: `slip-<app>` for route 0, `slip-<app>-<n>` after.
-pub fn route_id(app: &AppName, n: usize) -> String {
-    if n == 0 { format!("slip-{app}") } else { format!("slip-{app}-{n}") }
-}
-
-/// One route: a hostname (and path prefix) sent to a container port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    /// Lower-case hostname, possibly `*.`-prefixed.
-    pub hostname: String,
-    /// Container port when the server file gives one (route, else `routing.port`).
-    pub port: Option<u16>,
-    /// Pod container when the server file gives one (route, else `routing.container`).
-    pub container: Option<String>,
-    /// `/` or a prefix such as `/api` (no trailing slash).
-    pub path_prefix: String,
-    /// Remove the prefix before proxying.
-    pub strip_prefix: bool,
-}
-
-/// `[health]` (or one `[health.containers.<name>]`) exactly as written: `None` means "not in the server
-/// file", so the deploy layer can fall back to the repo config and then to the built-in defaults.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Health {
-    /// HTTP probe path (starts with `/`).
-    pub path: Option<String>,
-    /// Container port to probe.
-    pub port: Option<u16>,
-    /// `Host` header for probes.
-    pub host: Option<String>,
-    /// Pause after each probe.
-    pub interval: Option<Duration>,
-    /// Per-probe timeout.
-    pub timeout: Option<Duration>,
-    /// Consecutive failures after `start_period` that make the candidate unhealthy.
-    pub retries: Option<u32>,
-    /// Grace period.
-    pub start_period: Option<Duration>,
-    /// Running time needed when there is no path.
-    pub stable_for: Option<Duration>,
-    /// The pod container the top-level `[health]` applies to (top level only).
-    pub container: Option<String>,
-}
-
-/// Health settings with every default applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolvedHealth {
-    /// HTTP probe path; `None` means "running and stable".
-    pub path: Option<String>,
-    /// Container port to probe.
-    pub port: Option<u16>,
-    /// `Host` header for probes.
-    pub host: Option<String>,
-    /// Pause after each probe.
-    pub interval: Duration,
-    /// Per-probe timeout.
-    pub timeout: Duration,
-    /// Consecutive failures that make the candidate unhealthy.
-    pub retries: u32,
-    /// Grace period.
-    pub start_period: Duration,
-    /// Running time needed when there is no path.
-    pub stable_for: Duration,
-}
-
-impl Health {
-    /// Field by field: this value where set, else `fallback`'s (server over repo, SPEC §5).
-    pub fn or(&self, fallback: &Health) -> Health {
-        Health {
-            path: self.path.clone().or_else(|| fallback.path.clone()),
-            port: self.port.or(fallback.port),
-            host: self.host.clone().or_else(|| fallback.host.clone()),
-            interval: self.interval.or(fallback.interval),
-            timeout: self.timeout.or(fallback.timeout),
-            retries: self.retries.or(fallback.retries),
-            start_period: self.start_period.or(fallback.start_period),
-            stable_for: self.stable_for.or(fallback.stable_for),
-            container: self.container.clone().or_else(|| fallback.container.clone()),
-        }
-    }
-
-    /// Applies the built-in defaults to whatever is unset.
-    pub fn resolve(&self) -> ResolvedHealth {
-        ResolvedHealth {
-            path: self.path.clone(),
-            port: self.port,
-            host: self.host.clone(),
-            interval: self.interval.unwrap_or(defaults::HEALTH_INTERVAL),
-            timeout: self.timeout.unwrap_or(defaults::HEALTH_TIMEOUT),
-            retries: self.retries.unwrap_or(defaults::HEALTH_RETRIES),
-            start_period: self.start_period.unwrap_or(defaults::HEALTH_START_PERIOD),
-            stable_for: self.stable_for.unwrap_or(defaults::HEALTH_STABLE_FOR),
-        }
-    }
-}
-
 /// `[deploy]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeployCfg {
@@ -237,24 +148,6 @@ pub struct DeployCfg {
     pub queue_ttl: Duration,
 }
 
-/// Container environment (`[env]`, `[containers.<name>].env`). Derefs to the map; `Debug` shows keys only,
-/// because values are often interpolated secrets.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct EnvMap(pub BTreeMap<String, String>);
-
-impl Deref for EnvMap {
-    type Target = BTreeMap<String, String>;
-    fn deref(&self) -> &BTreeMap<String, String> {
-        &self.0
-    }
-}
-
-impl fmt::Debug for EnvMap {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.0.keys().map(|k| (k, "…"))).finish()
-    }
-}
-
 /// `[resources]`: limits when written, else none (the repo may supply them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Resources {
@@ -264,115 +157,6 @@ pub struct Resources {
     pub nano_cpus: Option<u64>,
     /// PID limit (≥ 1).
     pub pids: Option<i64>,
-}
-
-/// One `[[volumes]]` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Volume {
-    /// Host directory: absolute, no `..`, under a `storage.volume_roots` entry.
-    pub host_path: PathBuf,
-    /// Mount point in the container: absolute, not `/`.
-    pub mount_path: String,
-    /// Mounted read-only.
-    pub read_only: bool,
-    /// Pods: the containers that mount it; `None` means all.
-    pub containers: Option<Vec<String>>,
-    /// `chown` applied when slip creates the directory.
-    pub owner: Option<Owner>,
-    /// What previews get.
-    pub preview: VolumePreview,
-}
-
-/// `uid:gid` for a volume directory slip creates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Owner {
-    /// User id.
-    pub uid: u32,
-    /// Group id.
-    pub gid: u32,
-}
-
-/// `[containers.<name>]`: per-container overrides in pods (SPEC §14.3).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ContainerOverride {
-    /// A pinned image (`redis:7.2`) replacing the manifest's.
-    pub image: Option<PinnedImage>,
-    /// Extra environment for this container.
-    pub env: EnvMap,
-    /// Secret keys this container receives; `None` means the §11.3 default.
-    pub secrets: Option<Vec<String>>,
-}
-
-/// An image reference with its tag or digest (`docker.io/library/redis:7.2`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PinnedImage {
-    /// The repository, normalised.
-    pub repo: ImageRepo,
-    /// The tag or digest.
-    pub tag: Tag,
-}
-
-impl fmt::Display for PinnedImage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.repo.with_tag(&self.tag))
-    }
-}
-
-impl FromStr for PinnedImage {
-    type Err = String;
-    fn from_str(s: &str) -> Result<PinnedImage, String> {
-        let (repo, tag) = match s.split_once('@') {
-            Some((repo, digest)) => (repo, Some(digest)),
-            None => match s.rsplit_once(':') {
-                Some((repo, tag)) if !tag.contains('/') => (repo, Some(tag)),
-                _ => (s, None),
-            },
-        };
-        let repo: ImageRepo = repo.parse().map_err(|e: crate::names::NameError| format!("is invalid: {}", e.rule))?;
-        let tag = tag.ok_or("has no tag: pin one, e.g. redis:7.2")?;
-        let tag: Tag = tag.parse().map_err(|e: crate::names::NameError| format!("has an invalid tag: {}", e.rule))?;
-        Ok(PinnedImage { repo, tag })
-    }
-}
-
-/// An `app.allowed_images` entry: a repository where `*` matches any run of characters except `/`,
-/// normalised like [`ImageRepo`] (`ghcr.io/you/*`, `redis` → `docker.io/library/redis`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImagePattern(String);
-
-impl ImagePattern {
-    /// True when `repo` matches.
-    pub fn matches(&self, repo: &ImageRepo) -> bool {
-        glob(self.0.as_bytes(), repo.to_string().as_bytes())
-    }
-
-    /// The normalised pattern.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ImagePattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for ImagePattern {
-    type Err = String;
-    fn from_str(s: &str) -> Result<ImagePattern, String> {
-        // Validate and normalise as a repository with every `*` standing in for a plain segment character.
-        const MARK: &str = "x0star0x";
-        if s.contains(MARK) {
-            return Err("is not a repository pattern".into());
-        }
-        let repo: ImageRepo = s.replace('*', MARK).parse().map_err(|_| {
-            "is not a repository pattern: write a repository without tag or digest, where * matches within one \
-             path segment"
-                .to_owned()
-        })?;
-        Ok(ImagePattern(repo.to_string().replace(MARK, "*")))
-    }
 }
 
 /// `[preview]` in an app file.
@@ -417,28 +201,8 @@ pub const APP_SECTIONS: &[&str] = &[
     "preview",
 ];
 const APP: &[&str] = &["name", "image", "kind", "secret", "allowed_images", "manifest", "init", "allow_privileged"];
-const ROUTING: &[&str] = &["domain", "port", "container", "hold_timeout", "routes"];
-const ROUTE: &[&str] = &["hostname", "port", "container", "path_prefix", "strip_prefix"];
-const HEALTH_FIELDS: &[&str] =
-    &["path", "port", "host", "interval", "timeout", "retries", "start_period", "stable_for"];
-/// The `[health]` fields the repo config may set too: all but `host`, which depends on the server's routes.
-pub(crate) const REPO_HEALTH_FIELDS: &[&str] =
-    &["path", "port", "interval", "timeout", "retries", "start_period", "stable_for"];
-const HEALTH: &[&str] = &[
-    "path",
-    "port",
-    "host",
-    "interval",
-    "timeout",
-    "retries",
-    "start_period",
-    "stable_for",
-    "container",
-    "containers",
-];
 const DEPLOY: &[&str] =
     &["strategy", "allow_overlap", "drain_timeout", "stop_grace", "timeout", "watch", "keep_images", "queue_ttl"];
-const VOLUME: &[&str] = &["host_path", "mount_path", "read_only", "containers", "owner", "preview"];
 const PREVIEW: &[&str] = &["enabled", "domain", "max", "default_ttl", "inherit_secrets"];
 
 /// Reads one app file. `None` when the app cannot be identified (no valid name or image, or a name that
@@ -648,137 +412,6 @@ fn app_table(r: &mut Reader<'_>, t: Option<&Tbl<'_>>, daemon: &Daemon) -> Head {
     }
 }
 
-fn routing_table(r: &mut Reader<'_>, t: Option<&Tbl<'_>>) -> (Vec<Route>, Vec<At>, Vec<String>, Duration) {
-    let Some(t) = t else { return (Vec::new(), Vec::new(), Vec::new(), defaults::HOLD_TIMEOUT) };
-    let port = r.int_in::<u16>(t, "port", 1, 65535).map(|v| v.v);
-    let container = container_name(r, t, "container");
-    let hold_timeout = r.positive_duration(t, "hold_timeout").map_or(defaults::HOLD_TIMEOUT, |v| v.v);
-    let mut routes = Vec::new();
-    let mut route_at = Vec::new();
-    let mut route_shown = Vec::new();
-    if let Some(domain) = hostname(r, t, "domain", true) {
-        route_at.push(r.locate(domain.at));
-        route_shown.push(shown_host(&domain));
-        routes.push(Route {
-            hostname: domain.v,
-            port,
-            container: container.clone(),
-            path_prefix: defaults::PATH_PREFIX.to_owned(),
-            strip_prefix: false,
-        });
-    }
-    let mut seen: Vec<(String, String, At)> =
-        routes.iter().map(|r| (r.hostname.clone(), r.path_prefix.clone(), route_at[0])).collect();
-    for e in r.tables(t, "routes", Keys::of(ROUTE)) {
-        let host = hostname(r, &e, "hostname", true);
-        if host.is_none() && !r.has(&e, "hostname") {
-            r.missing(&e, "hostname", None);
-        }
-        let route_port = r.int_in::<u16>(&e, "port", 1, 65535).map(|v| v.v);
-        let route_container = container_name(r, &e, "container");
-        let prefix = r.string(&e, "path_prefix").and_then(|v| match check_prefix(&v.v) {
-            Ok(()) => Some(v),
-            Err(why) => {
-                r.invalid(&v, why, None);
-                None
-            }
-        });
-        let strip = r.boolean(&e, "strip_prefix").unwrap_or(false);
-        let path_prefix = prefix.as_ref().map_or_else(|| defaults::PATH_PREFIX.to_owned(), |v| v.v.clone());
-        if strip && path_prefix == "/" {
-            let at = r.value_at(&e, "strip_prefix");
-            r.problem(
-                at,
-                format!("{}: strip_prefix needs a path_prefix other than \"/\"", label_of(&e)),
-                Some("set path_prefix, e.g. \"/api\", or remove strip_prefix".into()),
-            );
-        }
-        let Some(host) = host else { continue };
-        let at = r.locate(host.at);
-        if let Some((_, _, first)) = seen.iter().find(|(h, p, _)| *h == host.v && *p == path_prefix) {
-            let line = first.0.map(|l| format!(" (line {l})")).unwrap_or_default();
-            r.invalid(&host, format!("with path prefix {path_prefix:?} is already a route of this app{line}"), None);
-            continue;
-        }
-        seen.push((host.v.clone(), path_prefix.clone(), at));
-        route_at.push(at);
-        route_shown.push(shown_host(&host));
-        routes.push(Route {
-            hostname: host.v,
-            port: route_port.or(port),
-            container: route_container.or_else(|| container.clone()),
-            path_prefix,
-            strip_prefix: strip,
-        });
-    }
-    (routes, route_at, route_shown, hold_timeout)
-}
-
-/// A hostname for messages: the value when written literally, the text as written when interpolated.
-fn shown_host(v: &Val<String>) -> String {
-    if v.interpolated { format!("{:?}", v.written) } else { v.v.clone() }
-}
-
-/// Which file a `[health]` table is in: the server's app file, or the repo config (no `host`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Side {
-    /// `apps/<name>.toml`.
-    Server,
-    /// `/slip/slip.toml` in the image.
-    Repo,
-}
-
-/// `[health]` and its `[health.containers.<name>]` tables; the caller has checked the top-level keys.
-pub(crate) fn health_table(r: &mut Reader<'_>, t: Option<&Tbl<'_>>, side: Side) -> (Health, BTreeMap<String, Health>) {
-    let Some(t) = t else { return (Health::default(), BTreeMap::new()) };
-    let fields = match side {
-        Side::Server => HEALTH_FIELDS,
-        Side::Repo => REPO_HEALTH_FIELDS,
-    };
-    let mut health = health_fields(r, t, side);
-    health.container = container_name(r, t, "container");
-    let mut per_container = BTreeMap::new();
-    if let Some(containers) = r.any_table(t, "containers") {
-        for (name, at, item) in r.entries(&containers) {
-            if !is_dns_label(&name) {
-                r.problem(
-                    at,
-                    format!("health.containers: {name:?} is not a container name"),
-                    Some("container names are DNS labels: lowercase letters, digits and '-'".into()),
-                );
-                continue;
-            }
-            if let Some(sub) = r.entry_table(&containers, &name, item, Keys::of(fields)) {
-                per_container.insert(name, health_fields(r, &sub, side));
-            }
-        }
-    }
-    (health, per_container)
-}
-
-fn health_fields(r: &mut Reader<'_>, t: &Tbl<'_>, side: Side) -> Health {
-    Health {
-        path: r.string(t, "path").and_then(|v| match check_prefix(&v.v).or_else(|_| check_probe_path(&v.v)) {
-            Ok(()) => Some(v.v),
-            Err(why) => {
-                r.invalid(&v, why, None);
-                None
-            }
-        }),
-        port: r.int_in::<u16>(t, "port", 1, 65535).map(|v| v.v),
-        host: match side {
-            Side::Server => hostname(r, t, "host", false).map(|v| v.v),
-            Side::Repo => None,
-        },
-        interval: r.positive_duration(t, "interval").map(|v| v.v),
-        timeout: r.positive_duration(t, "timeout").map(|v| v.v),
-        retries: r.int_in(t, "retries", 1, 1000).map(|v| v.v),
-        start_period: r.duration(t, "start_period").map(|v| v.v),
-        stable_for: r.duration(t, "stable_for").map(|v| v.v),
-        container: None,
-    }
-}
-
 fn deploy_table(r: &mut Reader<'_>, t: Option<&Tbl<'_>>) -> DeployCfg {
     DeployCfg {
         strategy: t.and_then(|t| r.choice(t, "strategy", STRATEGIES)).map(|v| v.v),
@@ -790,26 +423,6 @@ fn deploy_table(r: &mut Reader<'_>, t: Option<&Tbl<'_>>) -> DeployCfg {
         keep_images: t.and_then(|t| r.int_in(t, "keep_images", 2, 1000)).map_or(defaults::KEEP_IMAGES, |v| v.v),
         queue_ttl: t.and_then(|t| r.positive_duration(t, "queue_ttl")).map_or(defaults::QUEUE_TTL, |v| v.v),
     }
-}
-
-fn env_map(r: &mut Reader<'_>, t: &Tbl<'_>, key: &str) -> EnvMap {
-    let mut map = BTreeMap::new();
-    for (k, v) in r.string_map(t, key).unwrap_or_default() {
-        if k.v.starts_with("SLIP_") {
-            r.problem(
-                k.at,
-                format!("{}: keys starting with SLIP_ are reserved for slip", k.key),
-                Some("slip sets SLIP_APP, SLIP_TAG, SLIP_DEPLOY_ID and SLIP_KIND itself; rename the variable".into()),
-            );
-            continue;
-        }
-        if k.v.is_empty() || k.v.contains('=') || k.v.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            r.problem(k.at, format!("{}: not a valid environment variable name", k.key), None);
-            continue;
-        }
-        map.insert(k.v, v.v);
-    }
-    EnvMap(map)
 }
 
 fn network_name(r: &mut Reader<'_>, t: &Tbl<'_>) -> Option<String> {
@@ -835,122 +448,6 @@ fn network_name(r: &mut Reader<'_>, t: &Tbl<'_>) -> Option<String> {
     Some(v.v)
 }
 
-fn volumes(r: &mut Reader<'_>, root: &Tbl<'_>, daemon: &Daemon) -> Vec<Volume> {
-    let mut out: Vec<Volume> = Vec::new();
-    for e in r.tables(root, "volumes", Keys::of(VOLUME)) {
-        let host_path = r.string(&e, "host_path").and_then(|v| match check_absolute(&v.v) {
-            Ok(p) if !daemon.parsed || daemon.storage.volume_roots.iter().any(|root| p.starts_with(root)) => Some(p),
-            Ok(_) => {
-                // Roots written in slip.toml may be interpolated: cite them rather than print them.
-                let hint = if daemon.locs.contains_key("storage.volume_roots") {
-                    format!("put it under a storage.volume_roots entry ({})", daemon.cite("storage.volume_roots"))
-                } else {
-                    let roots: Vec<String> =
-                        daemon.storage.volume_roots.iter().map(|p| p.display().to_string()).collect();
-                    format!("put it under {} (the default volume root) or set storage.volume_roots", roots.join(" or "))
-                };
-                r.invalid(&v, "is not under storage.volume_roots", Some(hint));
-                None
-            }
-            Err(why) => {
-                r.invalid(&v, why, None);
-                None
-            }
-        });
-        if host_path.is_none() && !r.has(&e, "host_path") {
-            r.missing(&e, "host_path", None);
-        }
-        let mount_path = r.string(&e, "mount_path").and_then(|v| match check_absolute(&v.v) {
-            Ok(p) if p == std::path::Path::new("/") => {
-                r.invalid(&v, "cannot be the container's root directory", None);
-                None
-            }
-            Ok(_) => {
-                if out.iter().any(|o| o.mount_path == v.v) {
-                    r.invalid(&v, "is mounted twice: each [[volumes]] entry needs its own mount_path", None);
-                    return None;
-                }
-                Some(v.v)
-            }
-            Err(why) => {
-                r.invalid(&v, why, None);
-                None
-            }
-        });
-        if mount_path.is_none() && !r.has(&e, "mount_path") {
-            r.missing(&e, "mount_path", None);
-        }
-        let read_only = r.boolean(&e, "read_only").unwrap_or(false);
-        let containers = r.strings(&e, "containers").map(|list| {
-            list.into_iter()
-                .filter_map(|v| {
-                    if is_dns_label(&v.v) {
-                        Some(v.v)
-                    } else {
-                        r.invalid(&v, "is not a container name (a DNS label)", None);
-                        None
-                    }
-                })
-                .collect()
-        });
-        let owner = r.string(&e, "owner").and_then(|v| {
-            let parsed =
-                v.v.split_once(':').and_then(|(u, g)| Some(Owner { uid: u.parse().ok()?, gid: g.parse().ok()? }));
-            if parsed.is_none() {
-                r.invalid(&v, "is not \"uid:gid\" with numeric ids, e.g. \"1000:1000\"", None);
-            }
-            parsed
-        });
-        let preview = r.choice(&e, "preview", VolumePreview::OPTIONS).map_or(VolumePreview::Isolated, |v| v.v);
-        if let (Some(host_path), Some(mount_path)) = (host_path, mount_path) {
-            out.push(Volume { host_path, mount_path, read_only, containers, owner, preview });
-        }
-    }
-    out
-}
-
-fn containers(r: &mut Reader<'_>, root: &Tbl<'_>) -> BTreeMap<String, ContainerOverride> {
-    let mut out = BTreeMap::new();
-    let Some(t) = r.any_table(root, "containers") else { return out };
-    for (name, at, item) in r.entries(&t) {
-        if !is_dns_label(&name) {
-            r.problem(
-                at,
-                format!("containers: {name:?} is not a container name"),
-                Some("container names are DNS labels: lowercase letters, digits and '-'".into()),
-            );
-            continue;
-        }
-        let Some(sub) = r.entry_table(&t, &name, item, Keys::of(&["image", "env", "secrets"])) else { continue };
-        let image = r.string(&sub, "image").and_then(|v| match v.v.parse::<PinnedImage>() {
-            Ok(image) => Some(image),
-            Err(why) => {
-                r.invalid(&v, why, None);
-                None
-            }
-        });
-        let env = env_map(r, &sub, "env");
-        let secrets = r.strings(&sub, "secrets").map(|list| {
-            list.into_iter()
-                .filter_map(|v| {
-                    if is_secret_key(&v.v) {
-                        Some(v.v)
-                    } else {
-                        r.invalid(
-                            &v,
-                            "is not a secret key: use letters, digits and '_', not starting with a digit",
-                            None,
-                        );
-                        None
-                    }
-                })
-                .collect()
-        });
-        out.insert(name, ContainerOverride { image, env, secrets });
-    }
-    out
-}
-
 fn app_preview(r: &mut Reader<'_>, t: Option<&Tbl<'_>>, daemon: &Daemon) -> AppPreview {
     let default_ttl = t.and_then(|t| r.positive_duration(t, "default_ttl"));
     if let Some(v) = &default_ttl
@@ -974,109 +471,6 @@ fn app_preview(r: &mut Reader<'_>, t: Option<&Tbl<'_>>, daemon: &Daemon) -> AppP
     }
 }
 
-/// A container name (a DNS label), as `routing.container` and `health.container` hold.
-pub(crate) fn container_name(r: &mut Reader<'_>, t: &Tbl<'_>, key: &str) -> Option<String> {
-    let v = r.string(t, key)?;
-    if is_dns_label(&v.v) {
-        Some(v.v)
-    } else {
-        r.invalid(&v, "is not a container name: use lowercase letters, digits and '-' (a DNS label)", None);
-        None
-    }
-}
-
-/// A route prefix: `/`, or `/segment[/segment…]` with no trailing slash, wildcards, query or fragment.
-fn check_prefix(s: &str) -> Result<(), &'static str> {
-    if !s.starts_with('/') {
-        return Err("must start with /");
-    }
-    if s.len() > 1 && s.ends_with('/') {
-        return Err("must not end with / (it matches the prefix and everything below it)");
-    }
-    if s.contains(|c: char| c.is_whitespace() || c.is_control() || matches!(c, '*' | '?' | '#' | '{' | '}' | '%'))
-        || s.split('/').any(|seg| seg == "..")
-    {
-        return Err("may only contain a plain path (no spaces, *, ?, #, braces, % or ..)");
-    }
-    Ok(())
-}
-
-/// A probe path: starts with `/` and may carry a query (`/health?full=1`).
-fn check_probe_path(s: &str) -> Result<(), &'static str> {
-    if !s.starts_with('/') {
-        return Err("must start with /");
-    }
-    if s.contains(|c: char| c.is_whitespace() || c.is_control() || c == '#') {
-        return Err("must be a plain path (no spaces or #)");
-    }
-    Ok(())
-}
-
 fn stem(r: &Reader<'_>) -> String {
     r.path().file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
-}
-
-fn label_of(t: &Tbl<'_>) -> String {
-    Reader::key_path(t, "").trim_end_matches('.').to_owned()
-}
-
-/// `*` matches any run of bytes except `/`.
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => {
-            let mut i = 0;
-            loop {
-                if glob(rest, &text[i..]) {
-                    return true;
-                }
-                if i == text.len() || text[i] == b'/' {
-                    return false;
-                }
-                i += 1;
-            }
-        }
-        Some((c, rest)) => text.split_first().is_some_and(|(t, text_rest)| t == c && glob(rest, text_rest)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn image_patterns_normalise_and_match_within_segments() {
-        let p: ImagePattern = "ghcr.io/you/*".parse().unwrap();
-        assert_eq!(p.as_str(), "ghcr.io/you/*");
-        assert!(p.matches(&"ghcr.io/you/dagster".parse().unwrap()));
-        assert!(!p.matches(&"ghcr.io/you/a/b".parse().unwrap()));
-        assert!(!p.matches(&"ghcr.io/other/x".parse().unwrap()));
-        let p: ImagePattern = "redis".parse().unwrap();
-        assert_eq!(p.as_str(), "docker.io/library/redis");
-        assert!(p.matches(&"redis".parse().unwrap()));
-        let p: ImagePattern = "you/app-*".parse().unwrap();
-        assert!(p.matches(&"docker.io/you/app-web".parse().unwrap()));
-        assert!("ghcr.io/you/x:v1".parse::<ImagePattern>().is_err());
-    }
-
-    #[test]
-    fn pinned_images_need_a_tag() {
-        let i: PinnedImage = "redis:7.2".parse().unwrap();
-        assert_eq!(i.to_string(), "docker.io/library/redis:7.2");
-        let i: PinnedImage = "127.0.0.1:5000/cache:1".parse().unwrap();
-        assert_eq!(i.to_string(), "127.0.0.1:5000/cache:1");
-        let digest = format!("ghcr.io/x/y@sha256:{}", "a".repeat(64));
-        assert_eq!(digest.parse::<PinnedImage>().unwrap().to_string(), digest);
-        assert_eq!("redis".parse::<PinnedImage>().unwrap_err(), "has no tag: pin one, e.g. redis:7.2");
-        assert!("127.0.0.1:5000/cache".parse::<PinnedImage>().is_err());
-    }
-
-    #[test]
-    fn prefixes() {
-        assert!(check_prefix("/").is_ok());
-        assert!(check_prefix("/api/v1").is_ok());
-        for bad in ["api", "/api/", "/a b", "/a*", "/../x"] {
-            assert!(check_prefix(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -17,8 +17,11 @@
 //!
 //! # Layout
 //! - `reader`: stage one, the raw walk.
-//! - `server`: `slip.toml` types and their stage two.
-//! - `app`: `apps/<name>.toml` types and their stage two.
+//! - `server`: `slip.toml` types and their stage two; `[caddy]` and `[preview]` in submodules, and
+//!   `server::values` for the value rules app files, the repo config and pod manifests share.
+//! - `app`: `apps/<name>.toml` types and their stage two, one submodule per section (`routing`, `health`,
+//!   `env`, `volumes`, `containers`, `images`); `app` itself keeps `[app]`, `[deploy]`, `[resources]`,
+//!   `[network]` and `[preview]`.
 //! - `rules`: rules across apps, and warnings.
 //! - `interpolate`, `problem`, `secret`: `${VAR}`, [`Problem`], [`Secret`].
 //!

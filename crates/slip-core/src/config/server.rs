@@ -8,7 +8,7 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -16,7 +16,18 @@ use super::reader::{At, Keys, Reader, Tbl, Val};
 use super::secret::Secret;
 use super::vocabulary;
 use crate::defaults;
-use crate::names::is_hostname;
+
+// `[caddy]` and `[preview]` have their own modules; `values` holds the value rules other files share.
+mod caddy;
+mod preview;
+mod values;
+
+use caddy::caddy;
+pub use caddy::{Caddy, ProviderValue, Tls, TlsMode};
+use preview::preview;
+pub use preview::{Preview, PreviewTls};
+use values::is_registry_host;
+pub(crate) use values::{absolute_path, check_absolute, hostname, memory};
 
 vocabulary! {
     /// `server.public_api`: what the `public_domain` route exposes.
@@ -37,28 +48,6 @@ vocabulary! {
         Docker = "docker",
         /// Podman (needed for pods).
         Podman = "podman",
-    }
-}
-
-vocabulary! {
-    /// `caddy.tls` / `caddy.tls.mode`.
-    TlsMode {
-        /// Public certificates from an ACME CA.
-        Acme = "acme",
-        /// Caddy's local CA (development, LAN).
-        Internal = "internal",
-        /// Plain HTTP.
-        Off = "off",
-    }
-}
-
-vocabulary! {
-    /// `preview.tls`: how preview hostnames get certificates (SPEC §13.5).
-    PreviewTls {
-        /// One DNS-01 wildcard certificate per preview domain.
-        Wildcard = "wildcard",
-        /// One certificate per preview hostname.
-        PerHost = "per_host",
     }
 }
 
@@ -236,58 +225,6 @@ impl Registry {
     }
 }
 
-/// `[caddy]`.
-#[derive(Debug, Clone)]
-pub struct Caddy {
-    /// Admin API: `http://host:port` or `unix//path/to/admin.sock`.
-    pub admin_api: String,
-    /// Name of slip's server under `apps.http.servers`.
-    pub server: String,
-    /// Listener addresses; the default depends on the TLS mode.
-    pub listen: Vec<String>,
-    /// Certificates.
-    pub tls: Tls,
-    /// Keeps WebSockets open across Caddy reloads (Caddy ≥ 2.7).
-    pub stream_close_delay: Option<Duration>,
-    /// How often Caddy's routes are compared with the desired state.
-    pub reconcile_interval: Duration,
-}
-
-/// `caddy.tls`, written either as a mode string or as a table.
-#[derive(Debug, Clone)]
-pub struct Tls {
-    /// ACME, Caddy's internal CA, or plain HTTP.
-    pub mode: TlsMode,
-    /// ACME account e-mail.
-    pub email: Option<String>,
-    /// Use the Let's Encrypt staging directory.
-    pub staging: bool,
-    /// Caddy DNS module name for DNS-01 (wildcard preview certificates).
-    pub dns_provider: Option<String>,
-    /// Passed verbatim beside `name` in the DNS provider object; strings are interpolated and secret.
-    pub dns_provider_config: std::collections::BTreeMap<String, ProviderValue>,
-    /// DNS-01 propagation delay.
-    pub propagation_delay: Duration,
-}
-
-/// A value of `caddy.tls.dns_provider_config`, kept as data for the Caddy adapter to turn into JSON.
-/// Strings are [`Secret`]s because provider settings are usually API tokens.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ProviderValue {
-    /// A string (often a Caddy placeholder such as `{env.CF_API_TOKEN}`).
-    String(Secret),
-    /// An integer.
-    Integer(i64),
-    /// A float.
-    Float(f64),
-    /// A boolean.
-    Bool(bool),
-    /// An array.
-    Array(Vec<ProviderValue>),
-    /// A table.
-    Table(std::collections::BTreeMap<String, ProviderValue>),
-}
-
 /// `[storage]`.
 #[derive(Debug, Clone)]
 pub struct Storage {
@@ -304,27 +241,6 @@ pub struct Storage {
 pub struct Secrets {
     /// Master key file; when set, secret values are encrypted at rest.
     pub key_file: Option<PathBuf>,
-}
-
-/// `[preview]` in `slip.toml`.
-#[derive(Debug, Clone)]
-pub struct Preview {
-    /// Base domain: a preview is served at `<id>.<domain>`.
-    pub domain: Option<String>,
-    /// Default cap on previews per app.
-    pub max_per_app: u32,
-    /// Cap on previews across all apps.
-    pub max_total: u32,
-    /// Lifetime when neither the webhook nor the repo sets one.
-    pub default_ttl: Duration,
-    /// Upper bound for any preview TTL.
-    pub max_ttl: Duration,
-    /// Memory ceiling for previews, in bytes.
-    pub max_memory: Option<u64>,
-    /// CPU ceiling for previews, in billionths of a CPU.
-    pub max_nano_cpus: Option<u64>,
-    /// How preview hostnames get certificates.
-    pub tls: PreviewTls,
 }
 
 /// `[log]`.
@@ -558,125 +474,6 @@ fn registry(r: &mut Reader<'_>, t: Option<&Tbl<'_>>) -> Registry {
     }
 }
 
-fn caddy(r: &mut Reader<'_>, t: Option<&Tbl<'_>>) -> Caddy {
-    let admin_api = t.and_then(|t| r.string(t, "admin_api")).and_then(|v| {
-        if is_admin_api(&v.v) {
-            Some(v.v)
-        } else {
-            r.invalid(&v, "is not an admin address: use http://host:port or unix//path/to/admin.sock", None);
-            None
-        }
-    });
-    let server = t.and_then(|t| r.string(t, "server")).and_then(|v| {
-        let ok = !v.v.is_empty() && v.v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-        if ok {
-            Some(v.v)
-        } else {
-            r.invalid(&v, "is not a server name: use letters, digits, '_', '-' and '.'", None);
-            None
-        }
-    });
-    let tls = tls(r, t);
-    let listen = t.and_then(|t| r.strings(t, "listen")).and_then(|list| {
-        if list.is_empty() {
-            r.problem(
-                t.and_then(|t| r.value_at(t, "listen")),
-                "caddy.listen: must list at least one address, e.g. [\":443\", \":80\"]".into(),
-                None,
-            );
-            return None;
-        }
-        let mut ok = true;
-        for v in &list {
-            if !is_caddy_listener(&v.v) {
-                ok = false;
-                r.invalid(
-                    &v.clone(),
-                    "is not a listener address: use [host]:port, e.g. \":443\" or \"127.0.0.1:8080\"",
-                    None,
-                );
-            }
-        }
-        ok.then(|| list.into_iter().map(|v| v.v).collect())
-    });
-    let default_listen: &[&str] =
-        if tls.mode == TlsMode::Off { &defaults::CADDY_LISTEN_OFF } else { &defaults::CADDY_LISTEN };
-    Caddy {
-        admin_api: admin_api.unwrap_or_else(|| defaults::CADDY_ADMIN_API.to_owned()),
-        server: server.unwrap_or_else(|| defaults::CADDY_SERVER.to_owned()),
-        listen: listen.unwrap_or_else(|| default_listen.iter().map(|s| (*s).to_owned()).collect()),
-        tls,
-        stream_close_delay: t.and_then(|t| r.duration(t, "stream_close_delay")).map(|v| v.v),
-        reconcile_interval: t
-            .and_then(|t| r.positive_duration(t, "reconcile_interval"))
-            .map_or(defaults::RECONCILE_INTERVAL, |v| v.v),
-    }
-}
-
-fn tls(r: &mut Reader<'_>, caddy: Option<&Tbl<'_>>) -> Tls {
-    let mut tls = Tls {
-        mode: TlsMode::Acme,
-        email: None,
-        staging: false,
-        dns_provider: None,
-        dns_provider_config: Default::default(),
-        propagation_delay: defaults::PROPAGATION_DELAY,
-    };
-    let Some(caddy) = caddy else { return tls };
-    if r.is_string(caddy, "tls") {
-        if let Some(mode) = r.choice(caddy, "tls", TlsMode::OPTIONS) {
-            tls.mode = mode.v;
-        }
-        return tls;
-    }
-    let keys = ["mode", "email", "staging", "dns_provider", "dns_provider_config", "propagation_delay"];
-    let Some(t) = r.table(caddy, "tls", Keys::of(&keys)) else { return tls };
-    if let Some(mode) = r.choice(&t, "mode", TlsMode::OPTIONS) {
-        tls.mode = mode.v;
-    }
-    tls.email = r.string(&t, "email").and_then(|v| {
-        let ok = v.v.split_once('@').is_some_and(|(user, host)| !user.is_empty() && host.contains('.'))
-            && !v.v.contains(char::is_whitespace);
-        if ok {
-            Some(v.v)
-        } else {
-            r.invalid(&v, "is not an e-mail address", None);
-            None
-        }
-    });
-    tls.staging = r.boolean(&t, "staging").unwrap_or(false);
-    tls.dns_provider = r.string(&t, "dns_provider").and_then(|v| {
-        let ok = !v.v.is_empty() && v.v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if ok {
-            Some(v.v)
-        } else {
-            r.invalid(&v, "is not a Caddy DNS module name, e.g. \"cloudflare\" or \"route53\"", None);
-            None
-        }
-    });
-    if let Some(config) = r.any_table(&t, "dns_provider_config") {
-        for (k, at, item) in r.entries(&config) {
-            let path = Reader::key_path(&config, &k);
-            if k == "name" {
-                r.problem(
-                    at,
-                    format!("{path}: \"name\" is set from caddy.tls.dns_provider"),
-                    Some("remove it and set caddy.tls.dns_provider instead".into()),
-                );
-                continue;
-            }
-            if let Some(v) = r.opaque(&path, item) {
-                tls.dns_provider_config.insert(k, v);
-            }
-        }
-        if tls.dns_provider.is_none() && !tls.dns_provider_config.is_empty() {
-            r.problem(config.at, "caddy.tls.dns_provider_config is set but caddy.tls.dns_provider is not".into(), None);
-        }
-    }
-    tls.propagation_delay = r.duration(&t, "propagation_delay").map_or(defaults::PROPAGATION_DELAY, |v| v.v);
-    tls
-}
-
 fn storage(r: &mut Reader<'_>, t: Option<&Tbl<'_>>) -> Storage {
     let path =
         t.and_then(|t| absolute_path(r, t, "path")).map_or_else(|| PathBuf::from(defaults::STORAGE_PATH), |v| v.v);
@@ -700,46 +497,6 @@ fn storage(r: &mut Reader<'_>, t: Option<&Tbl<'_>>) -> Storage {
     }
 }
 
-fn preview(r: &mut Reader<'_>, t: Option<&Tbl<'_>>, tls: &Tls) -> Preview {
-    let default_ttl = t.and_then(|t| r.positive_duration(t, "default_ttl"));
-    let max_ttl = t.and_then(|t| r.positive_duration(t, "max_ttl"));
-    if let Some(d) = &default_ttl {
-        let max = max_ttl.as_ref().map_or(defaults::PREVIEW_MAX_TTL, |v| v.v);
-        if d.v > max {
-            let which = match &max_ttl {
-                Some(m) => m.shown(),
-                None => format!("the default {}", crate::duration::format(max)),
-            };
-            r.invalid(d, format!("is longer than preview.max_ttl ({which})"), None);
-        }
-    }
-    let preview_tls = t.and_then(|t| r.choice(t, "tls", PreviewTls::OPTIONS));
-    if let Some(v) = &preview_tls
-        && v.v == PreviewTls::Wildcard
-        && tls.mode == TlsMode::Acme
-        && tls.dns_provider.is_none()
-    {
-        let hint =
-            "set caddy.tls.dns_provider (DNS-01 is the only way to get a wildcard certificate), or use \"per_host\"";
-        r.invalid(v, "needs caddy.tls.dns_provider in acme mode", Some(hint.into()));
-    }
-    Preview {
-        domain: t.and_then(|t| hostname(r, t, "domain", false)).map(|v| v.v),
-        max_per_app: t
-            .and_then(|t| r.int_in(t, "max_per_app", 1, i64::from(u32::MAX)))
-            .map_or(defaults::PREVIEW_MAX_PER_APP, |v| v.v),
-        max_total: t
-            .and_then(|t| r.int_in(t, "max_total", 1, i64::from(u32::MAX)))
-            .map_or(defaults::PREVIEW_MAX_TOTAL, |v| v.v),
-        default_ttl: default_ttl.map_or(defaults::PREVIEW_DEFAULT_TTL, |v| v.v),
-        max_ttl: max_ttl.map_or(defaults::PREVIEW_MAX_TTL, |v| v.v),
-        max_memory: t.and_then(|t| memory(r, t, "max_memory")),
-        max_nano_cpus: t.and_then(|t| r.nanos(t, "max_cpus")).map(|v| v.v),
-        tls: preview_tls
-            .map_or(if tls.dns_provider.is_some() { PreviewTls::Wildcard } else { PreviewTls::PerHost }, |v| v.v),
-    }
-}
-
 fn log(r: &mut Reader<'_>, t: Option<&Tbl<'_>>) -> Log {
     let level = t.and_then(|t| r.string(t, "level")).and_then(|v| {
         if is_log_filter(&v.v) {
@@ -755,61 +512,6 @@ fn log(r: &mut Reader<'_>, t: Option<&Tbl<'_>>) -> Log {
         level: level.unwrap_or_else(|| defaults::LOG_LEVEL.to_owned()),
         format: t.and_then(|t| r.choice(t, "format", LogFormat::OPTIONS)).map_or(LogFormat::Json, |v| v.v),
     }
-}
-
-/// A lower-cased hostname (`allow_wildcard`: a leading `*.` is fine).
-pub(crate) fn hostname(r: &mut Reader<'_>, t: &Tbl<'_>, key: &str, allow_wildcard: bool) -> Option<Val<String>> {
-    let v = r.string(t, key)?;
-    check_hostname(r, v, allow_wildcard)
-}
-
-/// Validates and lower-cases a hostname already read.
-pub(crate) fn check_hostname(r: &mut Reader<'_>, v: Val<String>, allow_wildcard: bool) -> Option<Val<String>> {
-    let lower = v.v.to_ascii_lowercase();
-    if is_hostname(&lower, allow_wildcard) {
-        return Some(v.map(|_| lower));
-    }
-    let rule = if allow_wildcard {
-        "is not a hostname: use a DNS name such as app.example.com (a leading *. is allowed), without scheme, port or path"
-    } else {
-        "is not a hostname: use a DNS name such as app.example.com, without scheme, port or path"
-    };
-    r.invalid(&v, rule, None);
-    None
-}
-
-/// A memory size of at least 6 MiB.
-pub(crate) fn memory(r: &mut Reader<'_>, t: &Tbl<'_>, key: &str) -> Option<u64> {
-    let v = r.size(t, key)?;
-    if v.v < defaults::MIN_MEMORY {
-        r.invalid(&v, "is below the minimum of 6m that container engines accept", None);
-        return None;
-    }
-    Some(v.v)
-}
-
-/// An absolute path without `..` segments.
-pub(crate) fn absolute_path(r: &mut Reader<'_>, t: &Tbl<'_>, key: &str) -> Option<Val<PathBuf>> {
-    let v = r.string(t, key)?;
-    match check_absolute(&v.v) {
-        Ok(p) => Some(v.map(|_| p)),
-        Err(why) => {
-            r.invalid(&v, why, None);
-            None
-        }
-    }
-}
-
-/// Accepts an absolute path with no `..` segments, normalising `.` and doubled slashes away.
-pub(crate) fn check_absolute(s: &str) -> Result<PathBuf, &'static str> {
-    let path = Path::new(s);
-    if !path.is_absolute() {
-        return Err("is not an absolute path");
-    }
-    if path.components().any(|c| c == Component::ParentDir) {
-        return Err("contains a \"..\" segment; write the path without it");
-    }
-    Ok(path.components().collect())
 }
 
 fn nonzero_size(r: &mut Reader<'_>, v: Val<u64>) -> Option<Val<u64>> {
@@ -839,47 +541,6 @@ fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, &'static str> {
         return Err("starts below 1024: slipd tests that a port is free by binding it, which needs privileges there");
     }
     Ok(lo..=hi)
-}
-
-fn is_registry_host(s: &str) -> bool {
-    let (host, port) = match s.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, Some(p)),
-        _ => (s, None),
-    };
-    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
-    let host_ok = is_hostname(host, false)
-        || host.parse::<std::net::Ipv4Addr>().is_ok()
-        || host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok());
-    port_ok && host_ok
-}
-
-fn is_admin_api(s: &str) -> bool {
-    if let Some(path) = s.strip_prefix("unix//") {
-        return !path.is_empty() && !path.contains(char::is_whitespace);
-    }
-    let Some(rest) = s.strip_prefix("http://") else { return false };
-    let authority = rest.strip_suffix('/').unwrap_or(rest);
-    !authority.is_empty() && !authority.contains('/') && is_registry_host(&authority.to_ascii_lowercase())
-}
-
-fn is_caddy_listener(s: &str) -> bool {
-    let addr = s.split_once('/').map_or(s, |(network, addr)| if network.starts_with("tcp") { addr } else { "" });
-    let Some((host, port)) = addr.rsplit_once(':') else { return false };
-    let ports_ok = match port.split_once('-') {
-        Some((a, b)) => a.parse::<u16>().is_ok() && b.parse::<u16>().is_ok(),
-        None => port.parse::<u16>().is_ok(),
-    };
-    let host_ok = host.is_empty()
-        || is_hostname(&host.to_ascii_lowercase(), false)
-        || host.parse::<std::net::Ipv4Addr>().is_ok()
-        || host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok());
-    ports_ok && host_ok
 }
 
 fn is_log_filter(s: &str) -> bool {

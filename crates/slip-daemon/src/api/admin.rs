@@ -1,24 +1,27 @@
-//! The first steps the admin-only endpoints share: the admin token (or 401 in the endpoint's own words), who
-//! asked (for the audit log), and the app the path names (or 404 `app_not_found`).
+//! The first steps the admin-only endpoints share: the admin token (or 401 in the endpoint's own words, the
+//! [`AdminOnly`] extractor), who asked (for the audit log), and the app the path names (or 404 `app_not_found`).
 //!
-//! Not here: signed callers (see [`crate::api::read::caller`]), the rollback endpoint's own checks (it also
+//! Not here: signed callers (see [`crate::api::caller::caller`]), the rollback endpoint's own checks (it also
 //! takes signed requests), and what each endpoint logs or announces.
 
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, Uri};
 use slip_core::config::Config;
 use slip_core::names::AppName;
 use slip_engine::clock::unix_ms;
 use slip_engine::store::{AuditEntry, StoreError};
 
-use crate::api::read::{Caller, caller};
+use crate::api::caller::{Caller, Credentials, caller};
 use crate::auth::client_ip;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Who asked, for the audit log.
-pub(crate) struct Admin {
+pub struct Admin {
     /// The client's address, seen through the trusted proxies.
     ip: String,
     /// The caller's `X-Request-Id`, when it sent one.
@@ -27,7 +30,7 @@ pub(crate) struct Admin {
 
 impl Admin {
     /// Appends `action` on `target` to the audit log, as the admin; the caller logs a failure in its own words.
-    pub(crate) fn audit(
+    pub fn audit(
         &self,
         state: &AppState,
         action: String,
@@ -44,6 +47,26 @@ impl Admin {
             detail,
         };
         state.store.append_audit(entry).map(drop)
+    }
+}
+
+/// What a group of admin-only endpoints says when the admin token is missing or wrong.
+pub trait Needs {
+    /// The 401 message: what needs the token, and how to send it.
+    const MESSAGE: &'static str;
+}
+
+/// Extractor: the admin token, or 401 `invalid_token` with `N::MESSAGE` ([`require`]). Put it after the path and
+/// query extractors, so a malformed path or query is still answered first, as before.
+pub struct AdminOnly<N>(pub Admin, pub PhantomData<N>);
+
+impl<N: Needs> FromRequestParts<AppState> for AdminOnly<N> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<AdminOnly<N>, ApiError> {
+        let c = Credentials::from_request_parts(parts, state).await?;
+        let admin = require(state, c.peer, &c.method, &c.uri, &c.headers, N::MESSAGE).await?;
+        Ok(AdminOnly(admin, PhantomData))
     }
 }
 

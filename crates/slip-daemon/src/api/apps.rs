@@ -16,9 +16,7 @@
 //! Not done here: previews (slip has none yet) and the richer `state` object of SPEC §6.6 (only `status` and the
 //! current/previous deploy ids are given).
 
-use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
@@ -26,27 +24,25 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value as Json_, json};
 use slip_core::config::{APP_SECTIONS, Config, SourceFile, Sources, parse};
-use slip_core::names::{AppName, Target};
-use slip_engine::labels;
-use slip_engine::routes::app_routes;
-use slip_engine::secrets::SecretStore;
+use slip_core::names::AppName;
 use slip_engine::store::DeployStatus;
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
 
-use crate::api::admin::{self, Admin, existing_app};
+use crate::api::admin::{self, Admin, AdminOnly, Needs, existing_app};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Serialises config writes: two concurrent edits would otherwise validate against stale text.
-pub(crate) static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// The 401 message of every apps endpoint.
-const NEEDS_ADMIN: &str = "the apps API needs the admin token: Authorization: Bearer <auth.admin_token>";
+pub struct AppsApi;
+
+impl Needs for AppsApi {
+    const MESSAGE: &str = "the apps API needs the admin token: Authorization: Bearer <auth.admin_token>";
+}
 
 /// `?force=&keep_secrets=` of `DELETE /v1/apps/{name}`.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -58,14 +54,7 @@ pub struct DeleteQuery {
 }
 
 /// `GET /v1/apps`: `{"apps":[app]}`, sorted by name.
-pub async fn list(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Json<Json_>, ApiError> {
-    admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
+pub async fn list(State(state): State<AppState>, _: AdminOnly<AppsApi>) -> Result<Json<Json_>, ApiError> {
     apps_dir(&state)?; // 503 when slipd has no config path
     let (config, sources) = live(&state)?;
     let mut apps = Vec::new();
@@ -79,13 +68,9 @@ pub async fn list(
 /// `GET /v1/apps/{name}`.
 pub async fn show(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     Path(name): Path<String>,
+    _: AdminOnly<AppsApi>,
 ) -> Result<Json<Json_>, ApiError> {
-    admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let (config, sources) = live(&state)?;
     let app = existing_app(&config, &name)?;
     let doc = doc_of(&sources, &app)?;
@@ -95,13 +80,9 @@ pub async fn show(
 /// `POST /v1/apps`: an app document (or the legacy flat keys); 201 with the app as written.
 pub async fn create(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    AdminOnly(who, _): AdminOnly<AppsApi>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let who = admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let body = normalise_legacy(json_object(&body)?)?;
     let name = body
         .get("app")
@@ -111,7 +92,7 @@ pub async fn create(
     let app: AppName = name
         .parse()
         .map_err(|e: slip_core::names::NameError| ApiError::field("invalid_request", "app.name", e.to_string()))?;
-    let _guard = WRITES.lock().await;
+    let _guard = crate::state::WRITES.lock().await;
     let dir = apps_dir(&state)?;
     if state.config().apps.contains_key(&app) || dir.join(format!("{app}.toml")).exists() {
         return Err(ApiError::Conflict {
@@ -134,17 +115,13 @@ pub async fn create(
 #[allow(clippy::too_many_arguments)]
 pub async fn patch(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     Path(name): Path<String>,
+    AdminOnly(who, _): AdminOnly<AppsApi>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let who = admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let patch = json_object(&body)?;
     check_sections(&patch)?;
-    let _guard = WRITES.lock().await;
+    let _guard = crate::state::WRITES.lock().await;
     let old = state.config();
     let app = existing_app(&old, &name)?;
     if let Some(new_name) = patch.get("app").and_then(|a| a.get("name"))
@@ -163,7 +140,7 @@ pub async fn patch(
         Ok(config) => config,
         Err(response) => return Ok(response),
     };
-    follow_routes(&state, &old, &config, &app).await;
+    crate::routing::follow_routes(&state, &old, &config, &app).await;
     audit(&state, &who, &app, "app.update");
     Ok(Json(document(&state, &config, &app, &doc)).into_response())
 }
@@ -174,14 +151,10 @@ pub async fn patch(
 #[allow(clippy::too_many_arguments)]
 pub async fn remove(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     Path(name): Path<String>,
     Query(q): Query<DeleteQuery>,
+    AdminOnly(who, _): AdminOnly<AppsApi>,
 ) -> Result<Json<Json_>, ApiError> {
-    let who = admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let app = existing_app(&state.config(), &name)?;
     // The teardown runs to its end even if the client goes away: a delete dropped halfway would leave the app
     // half removed.
@@ -228,7 +201,7 @@ async fn delete(state: AppState, app: AppName, q: DeleteQuery, who: admin::Admin
 
     // Commit: the file goes to the trash, the store forgets the app, the live config loses it.
     let (old, app_config, forgotten) = {
-        let _writes = WRITES.lock().await;
+        let _writes = crate::state::WRITES.lock().await;
         let old = state.config();
         let app_config = existing_config(&state, &app)?;
         let (config, sources) = validate(&state, &app, None)?.map_err(|_| config_invalid_without(&app))?;
@@ -243,26 +216,13 @@ async fn delete(state: AppState, app: AppName, q: DeleteQuery, who: admin::Admin
                 return Err(ApiError::Internal(anyhow::Error::new(e).context("forgetting the app in the store")));
             }
         };
-        swap(&state, config, sources);
+        crate::state::swap(&state, config, sources);
         (old, app_config, forgotten)
     };
 
-    // Clean up. Secrets first (a re-created app must never inherit them), then traffic, so nothing is routed to a
-    // container that is about to stop, then the containers.
-    let mut left = Vec::new();
-    if !q.keep_secrets
-        && let Err(e) = SecretStore::new(&old.storage.path).delete_app(&app)
-    {
-        tracing::error!(app = %app, error = %e, "deleting the app's secrets");
-        left.push(format!("secrets of {app} in {}: {e}", old.storage.path.display()));
-    }
-    let target = Target::production(app.clone());
-    if let Err(e) = state.engine.routes.update(&target, None).await {
-        // The table must not keep the app: the monitor then retries the removal, not the routes.
-        state.engine.routes.set_quietly(&target, None);
-        tracing::warn!(app = %app, error = %e, "removing the app's routes from Caddy failed; the monitor retries");
-    }
-    left.extend(remove_containers(&state, &app, app_config.deploy.stop_grace).await);
+    let left =
+        crate::teardown::remove_app(&state, &app, &old.storage.path, app_config.deploy.stop_grace, q.keep_secrets)
+            .await;
     audit(&state, &who, &app, "app.delete");
     let volumes: Vec<String> = app_config.volumes.iter().map(|v| v.host_path.display().to_string()).collect();
     let failed: Vec<String> = forgotten.failed.iter().map(ToString::to_string).collect();
@@ -287,32 +247,6 @@ fn running_deploy(state: &AppState, app: &AppName) -> Result<Option<slip_core::n
 fn existing_config(state: &AppState, app: &AppName) -> Result<slip_core::config::AppConfig, ApiError> {
     let config = state.config();
     config.apps.get(app).cloned().ok_or_else(|| existing_app(&config, app.as_str()).expect_err("the app is gone"))
-}
-
-/// Stops and removes every container of `app` that this slipd made, going on past errors. Answers what it could
-/// not remove (boot reconciliation removes those later: no live instance row owns them).
-async fn remove_containers(state: &AppState, app: &AppName, grace: Duration) -> Vec<String> {
-    let labels = [(labels::APP, app.as_str()), (labels::OWNER, state.engine.instance_id.as_str())];
-    let containers = match state.engine.instances.list(&labels).await {
-        Ok(containers) => containers,
-        Err(e) => {
-            tracing::error!(app = %app, error = %e, "listing the app's containers");
-            return vec![format!("containers of {app}: {e}")];
-        }
-    };
-    let mut left = Vec::new();
-    for c in containers {
-        if c.running
-            && let Err(e) = state.engine.instances.stop(&c.id, grace).await
-        {
-            tracing::warn!(container = c.name, error = %e, "stopping a deleted app's container");
-        }
-        if let Err(e) = state.engine.instances.remove(&c.id).await {
-            tracing::error!(container = c.name, error = %e, "removing a deleted app's container");
-            left.push(format!("container {}: {e}", c.name));
-        }
-    }
-    left
 }
 
 /// Records `action` on `app` in the audit log; a failure is logged, never answered.
@@ -411,7 +345,7 @@ fn apply(
         Err(response) => return Ok(Err(response)),
     };
     write_atomically(dir, app, &text)?;
-    swap(state, config.clone(), sources);
+    crate::state::swap(state, config.clone(), sources);
     Ok(Ok(config))
 }
 
@@ -445,13 +379,6 @@ fn validate(
             Ok(Err(response))
         }
     }
-}
-
-pub(crate) fn swap(state: &AppState, config: Config, sources: Sources) {
-    // Both under the sources lock, so [`live`] never sees one without the other.
-    let mut held = state.sources.lock().expect("sources lock");
-    *state.config.write().expect("config lock") = Arc::new(config);
-    *held = Some(sources);
 }
 
 /// Stages `text` beside the target, fsyncs it, renames it over `apps/<app>.toml` and fsyncs the directory.
@@ -489,36 +416,6 @@ fn trash(dir: &FsPath, storage: &FsPath, app: &AppName) -> Result<PathBuf, ApiEr
     };
     moved().map_err(|e| anyhow::Error::new(e).context(format!("moving {} to {}", from.display(), to.display())))?;
     Ok(to)
-}
-
-/// Re-points a deployed app's routes when its routing changed and every container port it now routes is
-/// one the running release already exposes; otherwise the change waits for the next deploy.
-pub(crate) async fn follow_routes(state: &AppState, old: &Config, new: &Config, app: &AppName) {
-    let before = crate::boot::route_templates(old).remove(app.as_str()).unwrap_or_default();
-    let after = crate::boot::route_templates(new).remove(app.as_str()).unwrap_or_default();
-    if before == after {
-        return;
-    }
-    let target = Target::production(app.clone());
-    let Some(current) = state.engine.routes.get(&target) else { return };
-    if !current.drains.is_empty() || current.routes.len() != before.len() {
-        tracing::info!(app = %app, "routing changed while a switch is in progress; it applies at the next deploy");
-        return;
-    }
-    let ports: BTreeMap<u16, u16> = before
-        .iter()
-        .zip(&current.routes)
-        .filter_map(|(t, r)| Some((t.container_port, r.upstream.rsplit(':').next()?.parse().ok()?)))
-        .collect();
-    if after.iter().any(|t| !ports.contains_key(&t.container_port)) {
-        tracing::info!(app = %app, "routing now uses a container port the release does not expose; it applies at the next deploy");
-        return;
-    }
-    let upstream = |p| state.engine.instances.upstream(p);
-    let entry = app_routes(app.as_str(), &after, &ports, &upstream);
-    if let Err(e) = state.engine.routes.update(&target, entry).await {
-        tracing::warn!(app = %app, error = %e, "writing the app's new routes to Caddy failed; the reconciler retries");
-    }
 }
 
 /// The response document: the file as written (secret masked), plus `name`, `image`, `domain`, `port`,

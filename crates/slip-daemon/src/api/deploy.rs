@@ -54,7 +54,7 @@ pub async fn deploy(
 
     let app: AppName = request.app.parse().map_err(|_| invalid_signature())?;
     let app_config = config.apps.get(&app).ok_or_else(invalid_signature)?;
-    let deploy_id: slip_core::names::DeployId = new_deploy_id().parse().expect("generated ids are valid");
+    let deploy_id: slip_core::names::DeployId = crate::ids::new_deploy_id().parse().expect("generated ids are valid");
 
     // Replay protection for timestamped deliveries: each signature is accepted once.
     if let Some(mac) = mac {
@@ -221,9 +221,4 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
         // form content type on a JSON body is a common CI mistake worth a clear answer.
         Some(_) => Err(ApiError::UnsupportedMediaType),
     }
-}
-
-/// A fresh deploy id: `dep_` + a lower-case ULID (48-bit time, 80 random bits from the OS CSPRNG).
-pub fn new_deploy_id() -> String {
-    format!("dep_{}", ulid::Ulid::new().to_string().to_lowercase())
 }

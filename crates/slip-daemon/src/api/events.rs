@@ -9,12 +9,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, Method, Uri};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
@@ -25,8 +24,8 @@ use slip_engine::store::{EventRow, Store};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::admin;
-use crate::api::read::{Caller, caller};
+use crate::api::admin::{AdminOnly, Needs};
+use crate::api::caller::{Caller, Credentials};
 use crate::error::ApiError;
 use crate::events::{POLL_INTERVAL, frame, is_terminal};
 use crate::state::AppState;
@@ -35,14 +34,17 @@ use crate::state::AppState;
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// The 401 message of `GET /v1/events`.
-const NEEDS_ADMIN: &str = "the event stream needs the admin token: Authorization: Bearer <auth.admin_token>";
+/// The 401 message of every events endpoint.
+pub struct EventsApi;
+
+impl Needs for EventsApi {
+    const MESSAGE: &str = "the event stream needs the admin token: Authorization: Bearer <auth.admin_token>";
+}
 
 /// `GET /v1/deploys/{id}/events`.
 pub async fn deploy_events(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
+    credentials: Credentials,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -53,7 +55,7 @@ pub async fn deploy_events(
     let app = row.as_ref().map(|r| r.app.to_string());
     // As for `GET /v1/deploys/{id}`: an unknown deploy verifies against a decoy key, so only the admin
     // learns that it does not exist.
-    if caller(&state, peer, &method, &uri, &headers, app.as_deref()).await? == Caller::Public {
+    if credentials.caller(&state, app.as_deref()).await? == Caller::Public {
         return Err(ApiError::Unauthorized {
             code: "missing_signature",
             message: "this stream needs a signature for the deploy's app (X-Slip-Signature with X-Slip-Timestamp) \
@@ -70,7 +72,7 @@ pub async fn deploy_events(
         .unwrap_or(0);
     let stream = DeployStream {
         store: state.store.clone(),
-        redactor: crate::redaction::for_app(&state.config(), &row.app),
+        redactor: crate::redaction::for_app(&state.config(), &state.secrets, &row.app),
         id: row.id,
         app: row.app,
         preview: row.preview_id,
@@ -92,13 +94,9 @@ pub struct EventsQuery {
 /// `GET /v1/events` (admin): every event from now on, optionally of one app.
 pub async fn all_events(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     Query(q): Query<EventsQuery>,
+    _: AdminOnly<EventsApi>,
 ) -> Result<Response, ApiError> {
-    admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let app = q
         .app
         .map(|a| {
@@ -207,7 +205,7 @@ impl LiveStream {
             let mut frame = (*frame).clone();
             if let (Some(app), Some(message)) = (&frame.app, &frame.message) {
                 let redactor = self.redactors.entry(app.clone()).or_insert_with(|| match app.parse::<AppName>() {
-                    Ok(name) => crate::redaction::for_app(&self.state.config(), &name),
+                    Ok(name) => crate::redaction::for_app(&self.state.config(), &self.state.secrets, &name),
                     Err(_) => Redactor::default(),
                 });
                 frame.message = Some(redactor.redact(message).into_owned());

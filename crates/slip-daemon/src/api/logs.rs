@@ -10,19 +10,18 @@
 //! Previews and `instance` are not supported yet and are refused with 400 rather than ignored. How lines are
 //! rendered and relayed is [`crate::log_relay`]'s job.
 
-use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, Method, Uri, header};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use slip_engine::labels;
 use slip_engine::ports::{Follow, InstanceSummary, LogRequest};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::api::admin::{self, existing_app};
+use crate::api::admin::{AdminOnly, Needs, existing_app};
 use crate::error::ApiError;
 use crate::log_relay::{Format, Relay, Source};
 use crate::state::AppState;
@@ -34,7 +33,12 @@ pub const DEFAULT_TAIL: usize = 200;
 pub const MAX_TAIL: usize = 10_000;
 
 /// The 401 message of the logs endpoint.
-const NEEDS_ADMIN: &str = "container logs need the admin token: Authorization: Bearer <auth.admin_token>";
+/// The 401 message of every logs endpoint.
+pub struct LogsApi;
+
+impl Needs for LogsApi {
+    const MESSAGE: &str = "container logs need the admin token: Authorization: Bearer <auth.admin_token>";
+}
 
 /// The query of `GET /v1/apps/{name}/logs`.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -50,14 +54,11 @@ pub struct LogsQuery {
 /// `GET /v1/apps/{name}/logs`.
 pub async fn logs(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
     headers: HeaderMap,
     Path(name): Path<String>,
     Query(q): Query<LogsQuery>,
+    _: AdminOnly<LogsApi>,
 ) -> Result<Response, ApiError> {
-    admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let config = state.config();
     let app = existing_app(&config, &name)?;
     let request = log_request(&q, SystemTime::now())?;
@@ -80,7 +81,7 @@ pub async fn logs(
     let relay = Relay {
         follow: request.follow,
         format,
-        redactor: crate::redaction::for_app(&config, &app),
+        redactor: crate::redaction::for_app(&config, &state.secrets, &app),
         closing: state.events.closing().clone(),
     };
     let body = Body::from_stream(relay.body(sources));

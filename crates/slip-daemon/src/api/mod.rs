@@ -1,7 +1,8 @@
 //! Request handlers, one module per group of endpoints.
 
-pub(crate) mod admin;
+pub mod admin;
 pub mod apps;
+pub mod caller;
 pub mod deploy;
 pub mod events;
 pub mod logs;

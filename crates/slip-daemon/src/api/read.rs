@@ -3,89 +3,28 @@
 //! Status never calls out to Caddy or the engine: it reads the store and the background monitor.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::json;
-use slip_api::{AppStatus, Deploy, DeployDetail, DeployEvent, DeployList, DeployStep, LastDeploy, ReleaseRef, Status};
-use slip_core::signature::Signed;
-use slip_engine::clock::unix_ms;
-use slip_engine::store::{
-    AppStatus as StoredStatus, DeployFilter, DeployRow, DeployStatus, EventKind, EventRow, InstanceRole,
-};
+use slip_api::time::rfc3339;
+use slip_api::{Deploy, DeployDetail, DeployEvent, DeployList, DeployStep, Status};
+use slip_engine::store::{DeployFilter, DeployRow, DeployStatus, EventKind, EventRow};
 
-use crate::api::admin;
-use crate::auth::{bearer, check_admin, check_skew, client_ip, invalid_signature, signature_headers};
+use crate::api::admin::{AdminOnly, Needs};
+use crate::api::caller::{Caller, Credentials};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Who is asking.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
-    /// Nobody in particular.
-    Public,
-    /// A signed request for this app.
-    App(String),
-    /// The admin token.
-    Admin,
-}
-
-/// Works out the caller of a read request: a valid bearer token is admin, a valid timestamped
-/// signature is that app, no credentials at all is public. Invalid credentials are an error (and count
-/// against the client's failure limit), never silently downgraded to public.
-pub async fn caller(
-    state: &AppState,
-    peer: SocketAddr,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    app_of_request: Option<&str>,
-) -> Result<Caller, ApiError> {
-    let config = state.config();
-    let ip = client_ip(peer, headers, &config.server.trusted_proxies);
-    let direct_loopback = peer.ip().is_loopback() && ip == peer.ip();
-    let now = std::time::Instant::now();
-    state.limiter.check(ip, direct_loopback, now)?;
-    let result = (|| {
-        if let Some(token) = bearer(headers) {
-            check_admin(state.admin_token(&config).as_deref(), &token)?;
-            return Ok(Caller::Admin);
-        }
-        if headers.get(crate::auth::SIGNATURE_HEADER).is_none() {
-            return Ok(Caller::Public);
-        }
-        let sig = signature_headers(headers, true)?;
-        let (ts_text, ts) = sig.timestamp.clone().expect("required above");
-        let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or(uri.path());
-        let signed = Signed::Request { timestamp: &ts_text, method: method.as_str(), target, body: b"" };
-        if !state.verify_for_app(&config, app_of_request, &signed, &sig.mac) {
-            return Err(invalid_signature());
-        }
-        check_skew(ts, unix_ms() / 1000, config.auth.max_skew)?;
-        Ok(Caller::App(app_of_request.unwrap_or_default().to_owned()))
-    })();
-    if let Err(ApiError::Unauthorized { .. }) = &result {
-        state.limiter.record(ip, now);
-    }
-    result
-}
-
 /// `GET /v1/status`.
-pub async fn status(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<impl IntoResponse, ApiError> {
-    let who = caller(&state, peer, &method, &uri, &headers, None).await?;
+pub async fn status(State(state): State<AppState>, who: Caller) -> Result<impl IntoResponse, ApiError> {
     let config = state.config();
     let health = state.health.snapshot();
     let full = who == Caller::Admin || config.auth.public_status;
-    let apps = if full { Some(app_statuses(&state)?) } else { None };
+    let apps =
+        if full { Some(crate::status::app_statuses(&state).map_err(|e| ApiError::Internal(e.into()))?) } else { None };
     Ok(Json(Status {
         daemon: "slipd".into(),
         version: full.then(|| env!("CARGO_PKG_VERSION").to_owned()),
@@ -102,75 +41,6 @@ fn ok_or_error(ok: bool) -> String {
     if ok { "ok".into() } else { "error".into() }
 }
 
-fn app_statuses(state: &AppState) -> Result<BTreeMap<String, AppStatus>, ApiError> {
-    let config = state.config();
-    let store = &state.store;
-    let mut out = BTreeMap::new();
-    for (app_name, app) in &config.apps {
-        let name = app_name.as_str();
-        let app_state = store.app_state(app_name).map_err(|e| ApiError::Internal(e.into()))?;
-        let (latest, _) = store
-            .list_deploys(&DeployFilter { app: Some(app_name.clone()), limit: Some(1), ..DeployFilter::default() })
-            .map_err(|e| ApiError::Internal(e.into()))?;
-        let latest = latest.into_iter().next();
-        let current = match app_state.as_ref().and_then(|s| s.current_deploy_id.clone()) {
-            Some(id) => store.deploy(&id).map_err(|e| ApiError::Internal(e.into()))?,
-            None => None,
-        };
-        let previous = match app_state.as_ref().and_then(|s| s.previous_deploy_id.clone()) {
-            Some(id) => store.deploy(&id).map_err(|e| ApiError::Internal(e.into()))?,
-            None => None,
-        };
-        let instance = store
-            .instances(app_name, None)
-            .map_err(|e| ApiError::Internal(e.into()))?
-            .into_iter()
-            .find(|i| i.role == InstanceRole::Current);
-        let port = instance.as_ref().and_then(|i| {
-            serde_json::from_str::<Vec<serde_json::Value>>(&i.ports)
-                .ok()
-                .and_then(|ports| ports.first().and_then(|p| p["host"].as_u64()))
-                .map(|p| p as u16)
-        });
-        let deploying = latest.as_ref().is_some_and(|d| !d.status.is_terminal());
-        let down = app_state.as_ref().is_some_and(|s| s.status == StoredStatus::Down);
-        let status = if deploying {
-            "deploying"
-        } else if down {
-            "down"
-        } else if current.is_some() {
-            "running"
-        } else if latest.as_ref().is_some_and(|d| d.status == DeployStatus::Failed) {
-            "failed"
-        } else {
-            "not_deployed"
-        };
-        out.insert(
-            name.to_owned(),
-            AppStatus {
-                status: status.into(),
-                kind: app.kind().as_str().into(),
-                tag: current.as_ref().map(|d| d.tag.to_string()),
-                deploy_id: current.as_ref().map(|d| d.id.to_string()),
-                deployed_at: current.as_ref().and_then(|d| d.finished_at).map(rfc3339),
-                container_id: instance.as_ref().map(|i| i.runtime_id.clone()),
-                port,
-                previous: previous.as_ref().map(|d| ReleaseRef {
-                    deploy_id: d.id.to_string(),
-                    tag: d.tag.to_string(),
-                    deployed_at: d.finished_at.map(rfc3339),
-                }),
-                last_deploy: latest
-                    .as_ref()
-                    .map(|d| LastDeploy { deploy_id: d.id.to_string(), status: d.status.as_str().to_owned() }),
-                previews: 0,
-                config_drift: false,
-            },
-        );
-    }
-    Ok(out)
-}
-
 /// Query of `GET /v1/deploys`.
 #[derive(Debug, serde::Deserialize)]
 pub struct ListQuery {
@@ -180,16 +50,19 @@ pub struct ListQuery {
     before: Option<String>,
 }
 
+/// The 401 message of `GET /v1/deploys`.
+pub struct DeploysApi;
+
+impl Needs for DeploysApi {
+    const MESSAGE: &str = "this endpoint needs the admin token";
+}
+
 /// `GET /v1/deploys` (admin).
 pub async fn list(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     Query(q): Query<ListQuery>,
+    _: AdminOnly<DeploysApi>,
 ) -> Result<impl IntoResponse, ApiError> {
-    admin::require(&state, peer, &method, &uri, &headers, "this endpoint needs the admin token").await?;
     let limit = q.limit.unwrap_or(20);
     if limit == 0 || limit > 200 {
         return Err(ApiError::field("invalid_request", "limit", "limit must be between 1 and 200"));
@@ -223,10 +96,7 @@ pub async fn list(
 /// `GET /v1/deploys/{id}`: seven fields for the public, everything for the app's key or the admin.
 pub async fn one(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let row = match id.parse::<slip_core::names::DeployId>() {
@@ -234,7 +104,7 @@ pub async fn one(
         Err(_) => None,
     };
     let app = row.as_ref().map(|r| r.app.to_string());
-    let who = caller(&state, peer, &method, &uri, &headers, app.as_deref()).await?;
+    let who = credentials.caller(&state, app.as_deref()).await?;
     let Some(row) = row else {
         return Err(ApiError::not_found("deploy_not_found", format!("no deploy {id}")));
     };
@@ -310,15 +180,6 @@ fn detail(row: &DeployRow, events: &[EventRow]) -> DeployDetail {
         attempt: row.attempt as i64,
         meta: row.meta.as_deref().and_then(|m| serde_json::from_str(m).ok()),
     }
-}
-
-/// Unix milliseconds → RFC 3339 UTC with milliseconds.
-pub fn rfc3339(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let format =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    t.format(&format).unwrap_or_default()
 }
 
 /// `GET /healthz`.

@@ -1,29 +1,28 @@
 //! `POST /v1/config/reload` (SPEC §15 `slip reload`): the same reload as SIGHUP ([`crate::reload`]), answered.
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Method, Uri};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::api::admin;
+use crate::api::admin::{AdminOnly, Needs};
 use crate::error::ApiError;
 use crate::reload::{ReloadError, log_outcome, reload};
 use crate::state::AppState;
+
+/// The 401 message of the reload endpoint.
+pub struct ReloadApi;
+
+impl Needs for ReloadApi {
+    const MESSAGE: &str = "reloading needs the admin token: Authorization: Bearer <auth.admin_token>";
+}
 
 /// 200 `{"status":"ok","added","removed","changed"}`; 400 `config_invalid` with `problems`; 409 `reload_refused`
 /// (a change only a restart applies); 503 `config_unavailable`.
 pub async fn post(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    AdminOnly(who, _): AdminOnly<ReloadApi>,
 ) -> Result<Response, ApiError> {
-    const NEEDS_ADMIN: &str = "reloading needs the admin token: Authorization: Bearer <auth.admin_token>";
-    let who = admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let outcome = reload(&state).await;
     log_outcome(&outcome);
     let detail = match &outcome {

@@ -21,9 +21,10 @@ use slip_core::signature::Signed;
 use slip_engine::clock::unix_ms;
 use slip_engine::store::AuditEntry;
 
-use crate::api::deploy::{check_content_type, new_deploy_id};
+use crate::api::deploy::check_content_type;
 use crate::auth::{bearer, check_admin, check_skew, client_ip, invalid_signature, signature_headers};
 use crate::error::ApiError;
+use crate::ids::new_deploy_id;
 use crate::rollback::{self, RollbackError};
 use crate::state::AppState;
 

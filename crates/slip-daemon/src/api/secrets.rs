@@ -8,12 +8,10 @@
 //! answered with a fixed message rather than the parser's (which could quote the value). A change takes
 //! effect for webhooks at once (the key set is read per request) and for containers at the next deploy.
 
-use std::net::SocketAddr;
-
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, Method, Uri, header};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
 use serde_json::json;
 use slip_api::{
     EventFrame, LegacySecretNames, LegacySecretsPut, LegacySecretsSet, SecretInfo, SecretList, SecretMetadata,
@@ -23,10 +21,10 @@ use slip_core::names::AppName;
 use slip_engine::clock::unix_ms;
 use slip_engine::secrets::{Scope, SecretError, SecretKey, SecretMeta, SecretStore, check_settable};
 
-use crate::api::admin::{self, Admin, existing_app};
-use crate::api::read::rfc3339;
+use crate::api::admin::{Admin, AdminOnly, Needs, existing_app};
 use crate::error::ApiError;
 use crate::state::AppState;
+use slip_api::time::rfc3339;
 
 /// `?scope=` of the secrets endpoints.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -35,19 +33,20 @@ pub struct ScopeQuery {
 }
 
 /// The 401 message of every secrets endpoint.
-const NEEDS_ADMIN: &str = "the secrets API needs the admin token: Authorization: Bearer <auth.admin_token>";
+/// The 401 message of every secrets endpoint.
+pub struct SecretsApi;
+
+impl Needs for SecretsApi {
+    const MESSAGE: &str = "the secrets API needs the admin token: Authorization: Bearer <auth.admin_token>";
+}
 
 /// `GET /v1/secrets/{app}`.
 pub async fn list(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     Path(app): Path<String>,
     Query(q): Query<ScopeQuery>,
+    _: AdminOnly<SecretsApi>,
 ) -> Result<Json<SecretList>, ApiError> {
-    admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let app = existing_app(&state.config(), &app)?;
     let scope = q.scope.as_deref().map(parse_scope).transpose()?;
     let secrets = store(&state).list(&app, scope).map_err(secret_error)?;
@@ -58,15 +57,12 @@ pub async fn list(
 #[allow(clippy::too_many_arguments)]
 pub async fn put(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
     headers: HeaderMap,
     Path((app, key)): Path<(String, String)>,
     Query(q): Query<ScopeQuery>,
+    AdminOnly(who, _): AdminOnly<SecretsApi>,
     body: Bytes,
 ) -> Result<Json<SecretSet>, ApiError> {
-    let who = admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let app = existing_app(&state.config(), &app)?;
     let key = parse_key(&key)?;
     let (value, scope) = match media_type(&headers).as_deref() {
@@ -103,14 +99,10 @@ pub async fn put(
 /// `GET /v1/secrets/{app}/{key}`: metadata, never the value.
 pub async fn get(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     Path((app, key)): Path<(String, String)>,
     Query(q): Query<ScopeQuery>,
+    _: AdminOnly<SecretsApi>,
 ) -> Result<Json<SecretMetadata>, ApiError> {
-    admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let app = existing_app(&state.config(), &app)?;
     let key = parse_key(&key)?;
     let scope = q.scope.as_deref().map(parse_scope).transpose()?.unwrap_or(Scope::App);
@@ -129,14 +121,10 @@ pub async fn get(
 /// `DELETE /v1/secrets/{app}/{key}` (and the legacy `DELETE /v1/apps/{name}/secrets/{key}`, app scope).
 pub async fn delete(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     Path((app, key)): Path<(String, String)>,
     Query(q): Query<ScopeQuery>,
+    AdminOnly(who, _): AdminOnly<SecretsApi>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let app = existing_app(&state.config(), &app)?;
     let key = parse_key(&key)?;
     let scope = q.scope.as_deref().map(parse_scope).transpose()?.unwrap_or(Scope::App);
@@ -150,13 +138,9 @@ pub async fn delete(
 /// Legacy `GET /v1/apps/{name}/secrets`: the app-scope key names.
 pub async fn legacy_list(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     Path(app): Path<String>,
+    _: AdminOnly<SecretsApi>,
 ) -> Result<Json<LegacySecretNames>, ApiError> {
-    admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let app = existing_app(&state.config(), &app)?;
     let secrets = store(&state).list(&app, Some(Scope::App)).map_err(secret_error)?;
     Ok(Json(LegacySecretNames { secrets: secrets.into_iter().map(|m| m.key.to_string()).collect() }))
@@ -165,14 +149,11 @@ pub async fn legacy_list(
 /// Legacy `PUT /v1/apps/{name}/secrets` with `{"secrets":{K:V}}`: every key is validated before any write.
 pub async fn legacy_put(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
     headers: HeaderMap,
     Path(app): Path<String>,
+    AdminOnly(who, _): AdminOnly<SecretsApi>,
     body: Bytes,
 ) -> Result<Json<LegacySecretsSet>, ApiError> {
-    let who = admin::require(&state, peer, &method, &uri, &headers, NEEDS_ADMIN).await?;
     let app = existing_app(&state.config(), &app)?;
     crate::api::deploy::check_content_type(&headers)?;
     let put: LegacySecretsPut = serde_json::from_slice(&body).map_err(|_| {
@@ -214,17 +195,14 @@ fn warn_if_short_webhook_key(app: &AppName, key: &SecretKey, value: &str) {
 /// Legacy `DELETE /v1/apps/{name}/secrets/{key}` (app scope).
 pub async fn legacy_delete(
     state: State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     path: Path<(String, String)>,
+    admin: AdminOnly<SecretsApi>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    delete(state, peer, method, uri, headers, path, Query(ScopeQuery::default())).await
+    delete(state, path, Query(ScopeQuery::default()), admin).await
 }
 
 fn store(state: &AppState) -> SecretStore {
-    SecretStore::new(&state.config().storage.path)
+    state.secrets.clone()
 }
 
 fn parse_key(key: &str) -> Result<SecretKey, ApiError> {

@@ -3,15 +3,16 @@
 //! by `tests/it/logs.rs`.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{Request, StatusCode};
+use axum::http::{Request, StatusCode, Uri};
 use http_body_util::BodyExt;
 use slip_engine::ports::{ContainerSpec, InstanceRuntime, InstanceSpec, LogLine, LogRotation, OutputStream, Resources};
-use slip_engine::secrets::{Scope, SecretStore};
+use slip_engine::secrets::Scope;
 use slip_engine::testing::FakeRuntime;
 use tower::ServiceExt;
 
@@ -77,7 +78,7 @@ async fn two_containers() -> (AppState, Arc<FakeRuntime>, [String; 2]) {
     let runtime = Arc::new(FakeRuntime::default());
     let state = state_with(runtime.clone());
     let app = "web".parse().unwrap();
-    SecretStore::new(&state.config().storage.path).set(&app, Scope::App, &"API_TOKEN".parse().unwrap(), VALUE).unwrap();
+    state.secrets.set(&app, Scope::App, &"API_TOKEN".parse().unwrap(), VALUE).unwrap();
     let ours = state.engine.instance_id.clone();
     let a = runtime.start(&spec("slip-web-a", &ours)).await.unwrap();
     let b = runtime.start(&spec("slip-web-b", &ours)).await.unwrap();
