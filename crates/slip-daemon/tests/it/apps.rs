@@ -433,18 +433,20 @@ struct RouteSampler {
 impl RouteSampler {
     fn start(d: &TestDaemon, app: &str, hosts: [String; 2]) -> RouteSampler {
         let stop = Arc::new(AtomicBool::new(false));
-        let url = format!("http://127.0.0.1:{}/version", d.caddy.http_port());
+        let authority = format!("127.0.0.1:{}", d.caddy.http_port());
         let flag = stop.clone();
         let requests = tokio::spawn(async move {
-            let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+            // One keep-alive connection; only a keep-alive race (RFC 9112 §9.3.1) is retried, once.
+            let mut client = slip_bench::client::Client::new(&authority, Duration::from_secs(30));
+            let hosts = hosts.map(|h| reqwest::header::HeaderValue::from_str(&h).expect("a valid Host"));
             let mut seen = Vec::new();
             while !flag.load(Ordering::Relaxed) {
                 for host in &hosts {
-                    let (status, body) = match crate::support::get_retrying_once(&http, &url, host).await {
-                        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default().trim().to_owned()),
-                        Err(e) => (0, e.to_string()),
+                    let (status, body) = match client.get_retrying_a_race("/version", host).await {
+                        slip_bench::client::Outcome::Answered { status, body } => (status, body.trim().to_owned()),
+                        failed => (0, format!("{failed:?}")),
                     };
-                    seen.push((host.clone(), status, body));
+                    seen.push((host.to_str().expect("ASCII").to_owned(), status, body));
                 }
             }
             seen

@@ -669,25 +669,58 @@ stop_grace = "2s"
     )
 }
 
-/// Whether a request failed the way a reused keep-alive connection closed by the server fails.
-fn keep_alive_race(error: &reqwest::Error) -> bool {
-    let text = format!("{error:?}");
-    text.contains("IncompleteMessage") || text.contains("ConnectionReset")
+/// Keep-alive clients sending `GET path` through Caddy with one `Host`, until stopped (crates/slip-bench's
+/// load generator). Every answer must be a 2xx whose body is one of the given releases' (an empty 200, which is
+/// what Caddy answers for a host it has no route for, is a failure). The only request retried is one that met a
+/// keep-alive race: a reused connection closed before any byte of the answer (RFC 9112 §9.3.1; Caddy closes idle
+/// connections whenever it loads a new config).
+pub struct Load {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<slip_bench::client::ClientResult>,
 }
 
-/// GET through a keep-alive client, retrying once when a reused connection was closed before any
-/// response byte (Caddy closes idle connections when it loads a new config; the client sees the close as an
-/// incomplete message, or as a reset when its request arrived just after the close). The request never reached
-/// the app, and retrying an idempotent request then is what RFC 9112 §9.3.1 allows and browsers do.
-pub async fn get_retrying_once(
-    http: &reqwest::Client,
-    url: &str,
-    host: &str,
-) -> Result<reqwest::Response, reqwest::Error> {
-    let first = http.get(url).header("host", host).send().await;
-    match &first {
-        Err(e) if keep_alive_race(e) => http.get(url).header("host", host).send().await,
-        _ => first,
+/// What a [`Load`] saw.
+#[derive(Debug)]
+pub struct LoadReport {
+    /// Counts of every kind of answer.
+    pub counts: slip_bench::report::Counts,
+    /// Failure and race messages with their counts.
+    pub messages: std::collections::BTreeMap<String, u64>,
+    /// Right answers by body.
+    pub bodies: std::collections::BTreeMap<String, u64>,
+}
+
+impl Load {
+    /// Starts `clients` clients against Caddy's `port` for `path` on `host`; `bodies` are the right answers.
+    pub fn start(port: u16, host: &str, path: &str, clients: usize, bodies: &[&str]) -> Load {
+        let url = format!("http://127.0.0.1:{port}{path}");
+        let target = slip_bench::client::Target::new(&url, host, Duration::from_secs(30), Duration::ZERO, bodies)
+            .expect("a valid load target");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(slip_bench::run(target, clients, stopped, None));
+        Load { stop, task }
+    }
+
+    /// Stops the clients and reports what they saw.
+    pub async fn stop(self) -> LoadReport {
+        self.stop.send(true).expect("the load generator is running");
+        let result = self.task.await.expect("the load generator finished");
+        LoadReport { counts: result.timeline.total(), messages: result.messages, bodies: result.bodies }
+    }
+}
+
+impl LoadReport {
+    /// Panics unless at least `min` requests were sent and every one got a right answer, first time or on the
+    /// one retry a keep-alive race allows.
+    #[track_caller]
+    pub fn assert_every_answer_right(&self, min: u64) {
+        assert!(self.counts.requests >= min, "the load generator sent only {} requests: {self:?}", self.counts.requests);
+        assert_eq!(self.counts.lenient_failures(), 0, "every request got a known release's body: {self:?}");
+    }
+
+    /// Whether `body` answered at least once.
+    pub fn saw(&self, body: &str) -> bool {
+        self.bodies.contains_key(body)
     }
 }
 
