@@ -262,15 +262,15 @@ impl Client {
 
     /// Sends `GET path` with `Host: host` once and says what became of it; never retries.
     pub async fn get(&mut self, path: &str, host: &HeaderValue) -> Outcome {
-        let attempt = match tokio::time::timeout(self.timeout, attempt(&self.authority, &mut self.conn, path, host)).await
-        {
-            Ok(attempt) => attempt,
-            Err(_) => Attempt::Failed {
-                reused: self.conn.as_ref().is_some_and(|c| c.answered > 0),
-                answer_bytes: true,
-                error: format!("no complete answer within {:?}", self.timeout),
-            },
-        };
+        let attempt =
+            match tokio::time::timeout(self.timeout, attempt(&self.authority, &mut self.conn, path, host)).await {
+                Ok(attempt) => attempt,
+                Err(_) => Attempt::Failed {
+                    reused: self.conn.as_ref().is_some_and(|c| c.answered > 0),
+                    answer_bytes: true,
+                    error: format!("no complete answer within {:?}", self.timeout),
+                },
+            };
         match attempt {
             Attempt::Answered { status, body } => Outcome::Answered { status, body },
             Attempt::Failed { reused: true, answer_bytes: false, error } => {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use slip_testenv::Image;
 
-use crate::support::{Load, TestDaemon, app_name, web_app};
+use crate::support::{Engine, Load, TestDaemon, app_name, web_app};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn first_deploy_then_blue_green_switch_serves_the_new_release() {
@@ -81,9 +81,15 @@ async fn missing_image_fails_without_touching_the_running_release() {
 /// Continuous keep-alive load through Caddy across several deploys sees no failed request.
 #[tokio::test(flavor = "multi_thread")]
 async fn blue_green_under_continuous_load_fails_no_request() {
+    blue_green_under_continuous_load(Engine::Docker).await;
+}
+
+/// Continuous keep-alive load through Caddy across three blue-green deploys on `engine`: every answer is a known
+/// release's body, and every release answered in turn.
+pub(crate) async fn blue_green_under_continuous_load(engine: Engine) {
     let app = app_name("load");
     let a = app.clone();
-    let d = TestDaemon::start(|reg| vec![(a.clone(), web_app(&a, reg, ""))], "").await;
+    let d = TestDaemon::start_on(engine, |reg| vec![(a.clone(), web_app(&a, reg, ""))], "").await;
     for v in ["v1", "v2", "v3", "v4"] {
         d.push(&Image::release(v), &app, v);
     }
@@ -103,9 +109,15 @@ async fn blue_green_under_continuous_load_fails_no_request() {
 /// Recreate: while no release runs, Caddy holds requests instead of failing them.
 #[tokio::test(flavor = "multi_thread")]
 async fn recreate_holds_requests_while_no_release_runs() {
+    recreate_holds_requests(Engine::Docker).await;
+}
+
+/// A recreate deploy on `engine` under load: held requests reach the new release, none fails.
+pub(crate) async fn recreate_holds_requests(engine: Engine) {
     let app = app_name("recreate");
     let a = app.clone();
-    let d = TestDaemon::start(|reg| vec![(a.clone(), web_app(&a, reg, "strategy = \"recreate\""))], "").await;
+    let d =
+        TestDaemon::start_on(engine, |reg| vec![(a.clone(), web_app(&a, reg, "strategy = \"recreate\""))], "").await;
     d.push(&Image::V1, &app, "v1");
     d.push(&Image::V2, &app, "v2");
     assert_eq!(d.deploy_and_wait(&app, "v1").await.status, "completed");

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use slip_api::{Deploy, DeployAccepted};
 use slip_core::signature::{self, Signed};
+pub use slip_testenv::Engine;
 use slip_testenv::caddy::Caddy;
 use slip_testenv::{ContainerGuard, Registry, unique_id};
 use tokio::sync::oneshot;
@@ -18,8 +19,11 @@ pub const SECRET: &str = "test-global-secret-0123456789";
 /// The admin token in every test config.
 pub const TOKEN: &str = "test-admin-token-0123456789";
 
-/// A running slipd with its own Caddy and registry.
+/// A running slipd with its own Caddy and registry, on one container engine.
 pub struct TestDaemon {
+    /// The engine slipd runs containers on: Docker (`backend = "docker"`), or Podman (`backend = "auto"`, which picks
+    /// Podman on a machine that runs both, as users get it).
+    pub engine: Engine,
     pub dir: tempfile::TempDir,
     pub caddy: Caddy,
     pub registry: Registry,
@@ -38,28 +42,19 @@ pub fn app_name(prefix: &str) -> String {
 }
 
 impl TestDaemon {
-    /// Boots slipd with the apps `apps(registry_host)` returns (name, TOML body) and extra `slip.toml` text.
+    /// Boots slipd on Docker with the apps `apps(registry_host)` returns (name, TOML body) and extra `slip.toml`
+    /// text.
     pub async fn start(apps: impl FnOnce(&str) -> Vec<(String, String)>, extra_slip_toml: &str) -> TestDaemon {
-        slip_testenv::require_docker();
-        let registry = Registry::start();
-        let apps = apps(&registry.host());
-        let caddy = Caddy::start();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut daemon = TestDaemon {
-            dir,
-            caddy,
-            registry,
-            addr: "127.0.0.1:0".parse().unwrap(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
-            shutdown: None,
-            task: None,
-            guards: apps.iter().map(|(name, _)| ContainerGuard::new("slip.app", name)).collect(),
-            extra_slip_toml: extra_slip_toml.to_owned(),
-            apps,
-        };
-        daemon.write_config();
-        daemon.boot().await;
-        daemon
+        TestDaemon::start_on(Engine::Docker, apps, extra_slip_toml).await
+    }
+
+    /// Like [`TestDaemon::start`], on `engine`.
+    pub async fn start_on(
+        engine: Engine,
+        apps: impl FnOnce(&str) -> Vec<(String, String)>,
+        extra_slip_toml: &str,
+    ) -> TestDaemon {
+        TestDaemon::start_with_storage_on(engine, |registry, _| apps(registry), extra_slip_toml).await
     }
 
     /// Like [`TestDaemon::start`], but `apps` also gets the storage directory (`storage.path`, not yet created),
@@ -68,12 +63,22 @@ impl TestDaemon {
         apps: impl FnOnce(&str, &std::path::Path) -> Vec<(String, String)>,
         extra_slip_toml: &str,
     ) -> TestDaemon {
-        slip_testenv::require_docker();
+        TestDaemon::start_with_storage_on(Engine::Docker, apps, extra_slip_toml).await
+    }
+
+    /// Like [`TestDaemon::start_with_storage`], on `engine`.
+    pub async fn start_with_storage_on(
+        engine: Engine,
+        apps: impl FnOnce(&str, &std::path::Path) -> Vec<(String, String)>,
+        extra_slip_toml: &str,
+    ) -> TestDaemon {
+        require_engine(engine);
         let registry = Registry::start();
         let dir = tempfile::tempdir().expect("tempdir");
         let apps = apps(&registry.host(), &dir.path().join("state"));
         let caddy = Caddy::start();
         let mut daemon = TestDaemon {
+            engine,
             dir,
             caddy,
             registry,
@@ -81,12 +86,14 @@ impl TestDaemon {
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
             shutdown: None,
             task: None,
-            guards: apps.iter().map(|(name, _)| ContainerGuard::new("slip.app", name)).collect(),
+            guards: apps.iter().map(|(name, _)| ContainerGuard::for_engine(engine, "slip.app", name)).collect(),
             extra_slip_toml: extra_slip_toml.to_owned(),
             apps,
         };
         daemon.write_config();
         daemon.boot().await;
+        let backend = daemon.status().await["backend"].clone();
+        assert_eq!(backend, engine.program(), "slipd runs its containers on {engine:?}");
         daemon
     }
 
@@ -110,7 +117,7 @@ listen = "127.0.0.1:7890"
 shutdown_timeout = "20s"
 
 [runtime]
-backend = "docker"
+backend = "{}"
 port_range = "{base}-{}"
 
 [auth]
@@ -128,6 +135,7 @@ path = "{}"
 
 {}
 "#,
+            backend(self.engine),
             base + 24,
             self.caddy.admin_url(),
             self.caddy.http_port(),
@@ -296,14 +304,14 @@ path = "{}"
         self.registry.push(image, repo, tag)
     }
 
-    /// Running containers labelled with `app`.
+    /// Running containers labelled with `app`, on the daemon's engine.
     pub fn running_containers(&self, app: &str) -> Vec<String> {
-        docker_ps(&["--filter", &format!("label=slip.app={app}")])
+        containers_on(self.engine, app, false)
     }
 
-    /// All containers (any state) labelled with `app`.
+    /// All containers (any state) labelled with `app`, on the daemon's engine.
     pub fn all_containers(&self, app: &str) -> Vec<String> {
-        docker_ps(&["-a", "--filter", &format!("label=slip.app={app}")])
+        containers_on(self.engine, app, true)
     }
 }
 
@@ -347,8 +355,27 @@ stop_grace = "2s"
     )
 }
 
-fn docker_ps(args: &[&str]) -> Vec<String> {
-    let out = std::process::Command::new("docker").arg("ps").arg("-q").args(args).output().expect("docker ps");
+/// Panics with the fix unless `engine` answers.
+pub fn require_engine(engine: Engine) {
+    slip_testenv::require_docker(); // test images are built and pushed with Docker on either engine
+    if engine == Engine::Podman {
+        slip_testenv::require_podman();
+    }
+}
+
+/// `runtime.backend` for a test daemon on `engine`: Podman is reached the way users get it by default, through
+/// `auto`, which prefers a Podman socket that answers (and [`TestDaemon`] checks that it did).
+fn backend(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Docker => "docker",
+        Engine::Podman => "auto",
+    }
+}
+
+fn engine_ps(engine: Engine, args: &[&str]) -> Vec<String> {
+    let program = engine.program();
+    let out = std::process::Command::new(program).arg("ps").arg("-q").args(args).output().expect("engine ps");
+    assert!(out.status.success(), "{program} ps: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
 }
 
@@ -364,6 +391,8 @@ fn rand_u16() -> u16 {
 /// How to configure a [`SlipdProcess`].
 #[derive(Debug, Clone)]
 pub struct ProcessConfig {
+    /// The engine slipd runs containers on (see [`TestDaemon::engine`]).
+    pub engine: Engine,
     /// `server.shutdown_timeout`.
     pub shutdown_timeout: &'static str,
     /// `runtime.min_free_disk`, when set.
@@ -372,7 +401,7 @@ pub struct ProcessConfig {
 
 impl Default for ProcessConfig {
     fn default() -> ProcessConfig {
-        ProcessConfig { shutdown_timeout: "20s", min_free_disk: None }
+        ProcessConfig { engine: Engine::Docker, shutdown_timeout: "20s", min_free_disk: None }
     }
 }
 
@@ -392,7 +421,8 @@ pub struct SlipdProcess {
 impl SlipdProcess {
     /// Writes the config for `apps` (name, TOML body); does not start slipd.
     pub fn new(apps: Vec<(String, String)>, config: ProcessConfig) -> SlipdProcess {
-        slip_testenv::require_docker();
+        let engine = config.engine;
+        require_engine(engine);
         let caddy = Caddy::start();
         let port = slip_testenv::free_port();
         let api = Api::new(format!("http://127.0.0.1:{port}"), caddy.http_port());
@@ -401,7 +431,7 @@ impl SlipdProcess {
             caddy,
             api,
             config,
-            guards: apps.iter().map(|(name, _)| ContainerGuard::new("slip.app", name)).collect(),
+            guards: apps.iter().map(|(name, _)| ContainerGuard::for_engine(engine, "slip.app", name)).collect(),
             apps,
             child: None,
             port,
@@ -438,7 +468,7 @@ listen = "127.0.0.1:{}"
 shutdown_timeout = "{}"
 
 [runtime]
-backend = "docker"
+backend = "{}"
 port_range = "{base}-{}"
 {min_free_disk}
 [auth]
@@ -459,6 +489,7 @@ format = "text"
 "#,
             self.port,
             self.config.shutdown_timeout,
+            backend(self.config.engine),
             base + 24,
             self.caddy.admin_url(),
             self.caddy.http_port(),
@@ -494,6 +525,19 @@ format = "text"
             if let Ok(r) = self.api.http.get(self.api.url("/healthz")).send().await
                 && r.status().is_success()
             {
+                let status: serde_json::Value = self
+                    .api
+                    .http
+                    .get(self.api.url("/v1/status"))
+                    .bearer_auth(TOKEN)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let engine = self.config.engine;
+                assert_eq!(status["backend"], engine.program(), "slipd runs its containers on {engine:?}");
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -637,10 +681,15 @@ impl Api {
     }
 }
 
-/// Ids of all containers (any state) labelled with `app`.
+/// Ids of Docker containers labelled with `app`: all of them (any state) or the running ones.
 pub fn containers_of(app: &str, all: bool) -> Vec<String> {
+    containers_on(Engine::Docker, app, all)
+}
+
+/// Ids of `engine`'s containers labelled with `app`: all of them (any state) or the running ones.
+pub fn containers_on(engine: Engine, app: &str, all: bool) -> Vec<String> {
     let filter = format!("label=slip.app={app}");
-    if all { docker_ps(&["-a", "--filter", &filter]) } else { docker_ps(&["--filter", &filter]) }
+    if all { engine_ps(engine, &["-a", "--filter", &filter]) } else { engine_ps(engine, &["--filter", &filter]) }
 }
 
 /// A web app config like [`web_app`] whose image repository is `image` (shared between apps).
@@ -714,7 +763,11 @@ impl LoadReport {
     /// one retry a keep-alive race allows.
     #[track_caller]
     pub fn assert_every_answer_right(&self, min: u64) {
-        assert!(self.counts.requests >= min, "the load generator sent only {} requests: {self:?}", self.counts.requests);
+        assert!(
+            self.counts.requests >= min,
+            "the load generator sent only {} requests: {self:?}",
+            self.counts.requests
+        );
         assert_eq!(self.counts.lenient_failures(), 0, "every request got a known release's body: {self:?}");
     }
 
