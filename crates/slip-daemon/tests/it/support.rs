@@ -27,6 +27,8 @@ pub struct TestDaemon {
     pub dir: tempfile::TempDir,
     pub caddy: Caddy,
     pub registry: Registry,
+    /// `runtime.port_range`, shared with no other live test daemon (kept across restarts).
+    pub ports: slip_testenv::PortRange,
     pub addr: SocketAddr,
     pub http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -79,6 +81,7 @@ impl TestDaemon {
         let caddy = Caddy::start();
         let mut daemon = TestDaemon {
             engine,
+            ports: slip_testenv::PortRange::lease(),
             dir,
             caddy,
             registry,
@@ -110,7 +113,6 @@ impl TestDaemon {
     fn write_config(&self) {
         let config = self.config_dir();
         std::fs::create_dir_all(config.join("apps")).unwrap();
-        let base = 20000 + (rand_u16() % 500) * 25;
         let slip_toml = format!(
             r#"[server]
 listen = "127.0.0.1:7890"
@@ -118,7 +120,7 @@ shutdown_timeout = "20s"
 
 [runtime]
 backend = "{}"
-port_range = "{base}-{}"
+port_range = "{}"
 
 [auth]
 secret = "{SECRET}"
@@ -136,7 +138,7 @@ path = "{}"
 {}
 "#,
             backend(self.engine),
-            base + 24,
+            self.ports.config_value(),
             self.caddy.admin_url(),
             self.caddy.http_port(),
             self.storage().display(),
@@ -383,11 +385,6 @@ fn unix_seconds() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
-fn rand_u16() -> u16 {
-    let id = unique_id();
-    id.bytes().fold(0u16, |acc, b| acc.wrapping_mul(31).wrapping_add(b as u16))
-}
-
 /// How to configure a [`SlipdProcess`].
 #[derive(Debug, Clone)]
 pub struct ProcessConfig {
@@ -409,6 +406,8 @@ impl Default for ProcessConfig {
 /// directory and Caddy, against a registry the test owns. Killed, and its apps' containers removed, on drop.
 pub struct SlipdProcess {
     pub dir: tempfile::TempDir,
+    /// `runtime.port_range`, shared with no other live test daemon (kept across restarts).
+    pub ports: slip_testenv::PortRange,
     pub caddy: Caddy,
     pub api: Api,
     pub config: ProcessConfig,
@@ -428,6 +427,7 @@ impl SlipdProcess {
         let api = Api::new(format!("http://127.0.0.1:{port}"), caddy.http_port());
         let process = SlipdProcess {
             dir: tempfile::tempdir().expect("tempdir"),
+            ports: slip_testenv::PortRange::lease(),
             caddy,
             api,
             config,
@@ -459,7 +459,6 @@ impl SlipdProcess {
     pub fn write_config(&self) {
         let config = self.dir.path().join("config");
         std::fs::create_dir_all(config.join("apps")).unwrap();
-        let base = 20000 + (rand_u16() % 500) * 25;
         let min_free_disk =
             self.config.min_free_disk.as_ref().map(|m| format!("min_free_disk = \"{m}\"\n")).unwrap_or_default();
         let slip_toml = format!(
@@ -469,7 +468,7 @@ shutdown_timeout = "{}"
 
 [runtime]
 backend = "{}"
-port_range = "{base}-{}"
+port_range = "{}"
 {min_free_disk}
 [auth]
 secret = "{SECRET}"
@@ -490,7 +489,7 @@ format = "text"
             self.port,
             self.config.shutdown_timeout,
             backend(self.config.engine),
-            base + 24,
+            self.ports.config_value(),
             self.caddy.admin_url(),
             self.caddy.http_port(),
             self.storage().display(),
