@@ -10,7 +10,7 @@ use slip_testenv::{Image, wait_until_async};
 use crate::support::{TestDaemon, app_name, caddy_dials};
 
 /// How long the slow request takes on the app (busybox httpd's `/cgi-bin/slow?N`).
-const SLOW_SECS: u64 = 8;
+const SLOW_SECS: u64 = 12;
 
 /// A web app whose drain waits up to 60 s for in-flight requests.
 fn drain_app(name: &str, registry: &str) -> String {
