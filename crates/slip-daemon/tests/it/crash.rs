@@ -137,6 +137,7 @@ async fn crash_case(engine: Engine, registry: &Registry, strategy: &str, fault: 
     assert!(slipd.log().contains("FAULT INJECTION ARMED"), "the armed fault is logged loudly");
 
     let at_crash = app_containers(engine, &app);
+    assert!(!at_crash.is_empty(), "v1's container at least outlives the crash");
     if strategy == "blue-green" {
         // The data plane does not depend on slipd: while it is dead, one release or the other answers.
         let (code, body) = api.through_caddy(&host, "/version").await;
