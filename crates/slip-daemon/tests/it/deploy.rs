@@ -220,3 +220,35 @@ async fn routes_come_back_after_caddy_restarts_empty() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The load tests' judgement against the real Caddy: a host Caddy has no route for gets an empty 200, which the
+/// load generator counts as a failed request, never as a success; the routed host's right body passes.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_load_generator_fails_caddys_empty_200_for_an_unrouted_host() {
+    let app = app_name("unrouted");
+    let a = app.clone();
+    let d = TestDaemon::start(|reg| vec![(a.clone(), web_app(&a, reg, ""))], "").await;
+    d.push(&Image::V1, &app, "v1");
+    assert_eq!(d.deploy_and_wait(&app, "v1").await.status, "completed");
+    assert_eq!(
+        d.through_caddy("nobody.test", "/version").await,
+        (200, String::new()),
+        "Caddy's answer without a route"
+    );
+
+    let url = format!("http://127.0.0.1:{}/version", d.caddy.http_port());
+    let run = |host: &str| {
+        let target = slip_bench::client::Target::new(&url, host, Duration::from_secs(30), Duration::ZERO, ["v1"]);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        async move {
+            let result = slip_bench::run(target.expect("a valid target"), 1, stopped, Some(20)).await;
+            drop(stop);
+            result.timeline.total()
+        }
+    };
+    let unrouted = run("nobody.test").await;
+    assert_eq!((unrouted.requests, unrouted.ok, unrouted.wrong_body), (20, 0, 20), "{unrouted:?}");
+    assert_eq!(unrouted.lenient_failures(), 20);
+    let routed = run(&format!("{app}.test")).await;
+    assert_eq!((routed.requests, routed.ok, routed.lenient_failures()), (20, 20, 0), "{routed:?}");
+}
