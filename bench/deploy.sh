@@ -270,8 +270,12 @@ curl -fsS -H "Host: $domain" "http://127.0.0.1:$site_port/version" | grep -qx v1
 
 say "load: $load_clients keep-alive clients through Caddy while slip deploys ${load_tags[*]:1}"
 : >"$work/marks"
+# Every answer must be one of the load releases' versions: a 2xx with any other body (Caddy's empty 200 for a host
+# it has no route for) counts as a failed request.
+expect_args=()
+for tag in "${load_tags[@]}"; do expect_args+=(--expect "$tag"); done
 "$loadgen_bin" --url "http://127.0.0.1:$site_port/version" --host "$domain" --clients "$load_clients" \
-  --pause-ms "$load_pause_ms" --marks "$work/marks" --out "$work/load.json" 2>"$work/loadgen.log" &
+  "${expect_args[@]}" --pause-ms "$load_pause_ms" --marks "$work/marks" --out "$work/load.json" 2>"$work/loadgen.log" &
 loadgen_pid=$!
 sleep 2
 load_latencies=()
@@ -479,7 +483,7 @@ for ((r = 0; r < rounds; r++)); do
   health=$(jq '[.steps[] | select(.status == "health_checking") | .duration_ms] | first // "n/a"' "$work/steps/${slip_ids[$r]}.json")
   rounds_md+="| $((r + 1)) | ${slip_ms[$r]} | ${server_ms[$r]} | $health | ${base_ms[$r]} |"$'\n'
 done
-segments_md=$(jq -r '.segments[] | "| \(.label) | \(.requests) | \(.ok) | \(.non_2xx) | \(.errors) | \(.races) | \(.strict_failures) | \(.lenient_failures) |"' "$work/load.json")
+segments_md=$(jq -r '.segments[] | "| \(.label) | \(.requests) | \(.ok) | \(.non_2xx) | \(.wrong_body) | \(.errors) | \(.races) | \(.strict_failures) | \(.lenient_failures) |"' "$work/load.json")
 messages_md=$(jq -r '.messages | to_entries[] | "- `\(.key)`: \(.value)"' "$work/load.json")
 [ -n "$messages_md" ] || messages_md="- none"
 load_seconds=$(jq '.seconds' "$work/load.json")
@@ -539,8 +543,9 @@ $gap_md
   script sends the README's signed webhook for each release and waits for \`completed\` before the next. A failed
   request on a *reused* connection with no byte of the answer received is a keep-alive race (RFC 9112 §9.3.1):
   the strict view counts it as a failure; the lenient view retries it once on a new connection and counts a
-  failure only if that retry fails too. Everything else that is not a 2xx (errors, non-2xx, partial answers,
-  timeouts) is a failure in both views. Requests are assigned to the deploy whose webhook preceded them.
+  failure only if that retry fails too. Everything else that is not a 2xx whose body is one of the releases'
+  versions (errors, non-2xx, a 2xx with any other body such as Caddy's empty 200 for an unrouted host, partial
+  answers, timeouts) is a failure in both views. Requests are assigned to the deploy whose webhook preceded them.
 - **Latency.** With no load: webhook sent (client clock) → \`finished_at\` of the deploy record, status
   \`completed\`; the deploy is blue-green from the previous release, so it includes pull, the image's
   \`/slip/slip.toml\` read, start, health check, switch, drain and the old container's stop and removal.
@@ -580,8 +585,8 @@ $base_steps_md
 $load_clients clients for ${load_seconds} s, about $load_rps requests/s through Caddy. One row per deploy, from its
 webhook to the next deploy's webhook.
 
-| deploy | requests | 2xx | non-2xx | errors | races | failed (strict) | failed (lenient) |
-|---|---|---|---|---|---|---|---|
+| deploy | requests | right answers | non-2xx | 2xx, wrong body | errors | races | failed (strict) | failed (lenient) |
+|---|---|---|---|---|---|---|---|---|
 $segments_md
 
 Failure and race messages:

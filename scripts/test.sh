@@ -5,8 +5,8 @@
 #   scripts/test.sh                     everything
 #   scripts/test.sh -p slip-engine      lints, then only slip-engine's tests (arguments go to the test runner)
 #
-# Tests run under cargo-nextest when it is installed (with .config/nextest.toml: retries, slow-test timeout), else
-# under cargo test. Set up the machine first with `sudo scripts/setup.sh --dev`.
+# Tests run under cargo-nextest when it is installed (with .config/nextest.toml: each test once, no retries, a
+# slow-test timeout), else under cargo test. Set up the machine first with `sudo scripts/setup.sh --dev`.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

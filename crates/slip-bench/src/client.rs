@@ -2,18 +2,23 @@
 //! on it back to back, and classifies every request as a [`Sample`].
 //!
 //! Connections are driven with hyper's low-level `client::conn::http1`, over a socket that counts the
-//! bytes it reads, so a client knows for each failed request whether the connection had carried an
+//! bytes it reads, so a [`Client`] knows for each failed request whether the connection had carried an
 //! earlier request (it was *reused*) and whether any byte of the answer had arrived. A reused
 //! connection that fails before any answer byte is a keep-alive race (RFC 9112 §9.3.1): the server
 //! closed the idle connection while the request was on its way. Such a request was never processed,
 //! so a lenient client retries it once on a new connection; a strict client reports it as failed.
 //! One run gives both views: the first attempt is the strict client's, the retry the lenient one's.
+//! Every other failure (a fresh connection closed, part of an answer, a timeout) is never retried.
 //! A connection the client sees closed *before* it sends is replaced silently, as any pool does.
 //! After an error a client waits at least 10 ms before its next request.
 //!
+//! A 2xx answer counts as a success only when its body (without surrounding whitespace) is one of the
+//! target's known bodies: a proxy that answers an unrouted host with an empty 200, or a stale or foreign
+//! upstream, must not pass for a served request.
+//!
 //! It speaks plain `http://` only (benchmarks target loopback) and does no pipelining.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -40,7 +45,7 @@ const MAX_DISTINCT_ERRORS: usize = 20;
 /// not turn the clients into a busy loop that takes the CPU from what is being measured.
 const ERROR_BACKOFF: Duration = Duration::from_millis(10);
 
-/// Where and how to send requests.
+/// Where and how to send requests, and which answers are right.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// `host:port` to connect to.
@@ -53,9 +58,12 @@ pub struct Target {
     pub timeout: Duration,
     /// Pause between two requests of one client (zero: back to back).
     pub pause: Duration,
+    /// The bodies a right answer may have (compared without surrounding whitespace), such as every
+    /// release's `/version`.
+    pub bodies: BTreeSet<String>,
 }
 
-/// A URL or `Host` value the load generator cannot use.
+/// A URL, `Host` value or body list the load generator cannot use.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     /// Not an absolute `http://host:port/path` URL.
@@ -72,11 +80,21 @@ pub enum TargetError {
         /// The value as given.
         host: String,
     },
+    /// No known body, so no answer could be judged right.
+    #[error("no expected body given: name every body a right answer may have (such as each release's version)")]
+    NoBodies,
 }
 
 impl Target {
-    /// A target from an `http://` URL (port defaults to 80) and a `Host` header value.
-    pub fn new(url: &str, host: &str, timeout: Duration, pause: Duration) -> Result<Target, TargetError> {
+    /// A target from an `http://` URL (port defaults to 80), a `Host` header value and the bodies a
+    /// right answer may have (at least one; surrounding whitespace is ignored).
+    pub fn new<B: AsRef<str>>(
+        url: &str,
+        host: &str,
+        timeout: Duration,
+        pause: Duration,
+        bodies: impl IntoIterator<Item = B>,
+    ) -> Result<Target, TargetError> {
         let bad = |reason: &str| TargetError::Url { url: url.to_owned(), reason: reason.to_owned() };
         let uri: hyper::Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| bad(&e.to_string()))?;
         if uri.scheme_str() != Some("http") {
@@ -86,17 +104,29 @@ impl Target {
         let authority = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
         let path = uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".to_owned());
         let host = HeaderValue::from_str(host).map_err(|_| TargetError::Host { host: host.to_owned() })?;
-        Ok(Target { authority, path, host, timeout, pause })
+        let bodies: BTreeSet<String> = bodies.into_iter().map(|b| b.as_ref().trim().to_owned()).collect();
+        if bodies.is_empty() {
+            return Err(TargetError::NoBodies);
+        }
+        Ok(Target { authority, path, host, timeout, pause, bodies })
+    }
+
+    /// Whether `body` is one of the known bodies.
+    pub fn knows(&self, body: &str) -> bool {
+        self.bodies.contains(body.trim())
     }
 }
 
-/// What one client saw: its samples by time, and its error messages with their counts.
+/// What one client saw: its samples by time, its error messages with their counts, and how often each
+/// known body answered.
 #[derive(Debug, Default, Clone)]
 pub struct ClientResult {
     /// Samples by the time their request was sent.
     pub timeline: Timeline,
     /// Error and race messages (`race: …` for races), with how often each occurred.
     pub messages: BTreeMap<String, u64>,
+    /// Right answers (first attempts and recovered races) by body, without surrounding whitespace.
+    pub bodies: BTreeMap<String, u64>,
 }
 
 impl ClientResult {
@@ -112,6 +142,36 @@ impl ClientResult {
         for (message, n) in &other.messages {
             *self.messages.entry(message.clone()).or_default() += n;
         }
+        for (body, n) in &other.bodies {
+            *self.bodies.entry(body.clone()).or_default() += n;
+        }
+    }
+
+    /// Judges an answer against `target`: true for a 2xx with a known body (counted in `bodies`).
+    fn judge(&mut self, target: &Target, outcome: &Outcome) -> bool {
+        match outcome {
+            Outcome::Answered { status, body } if (200..300).contains(status) => {
+                if target.knows(body) {
+                    *self.bodies.entry(body.trim().to_owned()).or_default() += 1;
+                    true
+                } else {
+                    self.note(format!("HTTP {status} with an unknown body {:?}", shorten(body)));
+                    false
+                }
+            }
+            Outcome::Answered { status, .. } => {
+                self.note(format!("HTTP {status}"));
+                false
+            }
+            Outcome::Race { error } => {
+                self.note(format!("race: {error}"));
+                false
+            }
+            Outcome::Failed { error } => {
+                self.note(error.clone());
+                false
+            }
+        }
     }
 }
 
@@ -124,30 +184,21 @@ pub async fn run_client(
     clock: fn() -> i64,
 ) -> ClientResult {
     let mut result = ClientResult::default();
-    let mut conn: Option<Conn> = None;
+    let mut client = Client::new(&target.authority, target.timeout);
     let mut sent = 0u64;
     while !*stop.borrow() && limit.is_none_or(|l| sent < l) {
         let at = clock();
-        let sample = match attempt(&target, &mut conn).await {
-            Attempt::Answered(status) if (200..300).contains(&status) => Sample::Success,
-            Attempt::Answered(status) => {
-                result.note(format!("HTTP {status}"));
-                Sample::NonSuccess
+        let outcome = client.get(&target.path, &target.host).await;
+        let right = result.judge(&target, &outcome);
+        let sample = match outcome {
+            _ if right => Sample::Success,
+            Outcome::Answered { status, .. } if (200..300).contains(&status) => Sample::WrongBody,
+            Outcome::Answered { .. } => Sample::NonSuccess,
+            Outcome::Race { .. } => {
+                let retry = client.get(&target.path, &target.host).await;
+                Sample::Race { recovered: result.judge(&target, &retry) }
             }
-            Attempt::Failed { reused: true, answer_bytes: false, error } => {
-                result.note(format!("race: {error}"));
-                conn = None;
-                let recovered =
-                    matches!(attempt(&target, &mut conn).await, Attempt::Answered(s) if (200..300).contains(&s));
-                Sample::Race { recovered }
-            }
-            Attempt::Failed { reused, answer_bytes, error } => {
-                let on = if reused { "reused connection" } else { "new connection" };
-                let bytes = if answer_bytes { ", after part of the answer" } else { "" };
-                result.note(format!("{error} ({on}{bytes})"));
-                conn = None;
-                Sample::Error
-            }
+            Outcome::Failed { .. } => Sample::Error,
         };
         result.timeline.record(at, sample);
         sent += 1;
@@ -162,6 +213,89 @@ pub async fn run_client(
     result
 }
 
+/// The first 60 characters of `body`, for messages.
+fn shorten(body: &str) -> String {
+    let mut short: String = body.chars().take(60).collect();
+    if short.len() < body.len() {
+        short.push('…');
+    }
+    short
+}
+
+/// What became of one `GET`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A complete answer.
+    Answered {
+        /// Its status.
+        status: u16,
+        /// Its whole body (lossily decoded as UTF-8).
+        body: String,
+    },
+    /// A keep-alive race: the connection had answered an earlier request and was closed before any
+    /// byte of this answer arrived, so the request was never processed (RFC 9112 §9.3.1).
+    Race {
+        /// What went wrong.
+        error: String,
+    },
+    /// Any other failure: a connect error, a fresh connection closed, part of an answer, a timeout.
+    Failed {
+        /// What went wrong, and on which kind of connection.
+        error: String,
+    },
+}
+
+/// One HTTP/1.1 keep-alive client: sends `GET`s one at a time on one connection, opening a new one
+/// when there is none or the last request failed.
+pub struct Client {
+    authority: String,
+    timeout: Duration,
+    conn: Option<Conn>,
+}
+
+impl Client {
+    /// A client for `authority` (`host:port`); `timeout` bounds each attempt (connect, request, whole
+    /// answer). Nothing connects before the first request.
+    pub fn new(authority: &str, timeout: Duration) -> Client {
+        Client { authority: authority.to_owned(), timeout, conn: None }
+    }
+
+    /// Sends `GET path` with `Host: host` once and says what became of it; never retries.
+    pub async fn get(&mut self, path: &str, host: &HeaderValue) -> Outcome {
+        let attempt =
+            match tokio::time::timeout(self.timeout, attempt(&self.authority, &mut self.conn, path, host)).await {
+                Ok(attempt) => attempt,
+                Err(_) => Attempt::Failed {
+                    reused: self.conn.as_ref().is_some_and(|c| c.answered > 0),
+                    answer_bytes: true,
+                    error: format!("no complete answer within {:?}", self.timeout),
+                },
+            };
+        match attempt {
+            Attempt::Answered { status, body } => Outcome::Answered { status, body },
+            Attempt::Failed { reused: true, answer_bytes: false, error } => {
+                self.conn = None;
+                Outcome::Race { error }
+            }
+            Attempt::Failed { reused, answer_bytes, error } => {
+                self.conn = None;
+                let on = if reused { "reused connection" } else { "new connection" };
+                let bytes = if answer_bytes { ", after part of the answer" } else { "" };
+                Outcome::Failed { error: format!("{error} ({on}{bytes})") }
+            }
+        }
+    }
+
+    /// Like [`Client::get`], but a keep-alive race is retried once on a new connection, as RFC 9112
+    /// §9.3.1 allows for an idempotent request; the retry's outcome is returned. Nothing else is retried.
+    pub async fn get_retrying_a_race(&mut self, path: &str, host: &HeaderValue) -> Outcome {
+        match self.get(path, host).await {
+            Outcome::Race { .. } => self.get(path, host).await,
+            outcome => outcome,
+        }
+    }
+}
+
 /// One keep-alive connection.
 struct Conn {
     sender: SendRequest<Empty<Bytes>>,
@@ -174,8 +308,8 @@ struct Conn {
 /// The result of one attempt at one request.
 #[derive(Debug)]
 enum Attempt {
-    /// A complete answer with this status.
-    Answered(u16),
+    /// A complete answer.
+    Answered { status: u16, body: String },
     /// No complete answer.
     Failed {
         /// The connection had answered an earlier request.
@@ -187,27 +321,16 @@ enum Attempt {
     },
 }
 
-/// Sends one request on `conn`, opening a connection first when there is none or the open one is
+/// Sends one request on `slot`, opening a connection first when there is none or the open one is
 /// known to be closed. On failure the caller drops the connection.
-async fn attempt(target: &Target, conn: &mut Option<Conn>) -> Attempt {
-    match tokio::time::timeout(target.timeout, attempt_inner(target, conn)).await {
-        Ok(attempt) => attempt,
-        Err(_) => Attempt::Failed {
-            reused: conn.as_ref().is_some_and(|c| c.answered > 0),
-            answer_bytes: true,
-            error: format!("no complete answer within {:?}", target.timeout),
-        },
-    }
-}
-
-async fn attempt_inner(target: &Target, slot: &mut Option<Conn>) -> Attempt {
+async fn attempt(authority: &str, slot: &mut Option<Conn>, path: &str, host: &HeaderValue) -> Attempt {
     if let Some(open) = slot.as_mut()
         && open.sender.ready().await.is_err()
     {
         *slot = None;
     }
     if slot.is_none() {
-        match connect(&target.authority).await {
+        match connect(authority).await {
             Ok(fresh) => *slot = Some(fresh),
             Err(error) => {
                 return Attempt::Failed { reused: false, answer_bytes: false, error: format!("connect: {error}") };
@@ -217,10 +340,12 @@ async fn attempt_inner(target: &Target, slot: &mut Option<Conn>) -> Attempt {
     let conn = slot.as_mut().expect("connected above");
     let reused = conn.answered > 0;
     let before = conn.read.load(Ordering::SeqCst);
-    let request = Request::get(target.path.as_str())
-        .header(HOST, target.host.clone())
-        .body(Empty::<Bytes>::new())
-        .expect("a GET with a valid path and Host is a valid request");
+    let request = match Request::get(path).header(HOST, host.clone()).body(Empty::<Bytes>::new()) {
+        Ok(request) => request,
+        Err(error) => {
+            return Attempt::Failed { reused, answer_bytes: false, error: format!("bad request {path:?}: {error}") };
+        }
+    };
     let failed = |conn: &Conn, error: String| Attempt::Failed {
         reused,
         answer_bytes: conn.read.load(Ordering::SeqCst) > before,
@@ -231,11 +356,12 @@ async fn attempt_inner(target: &Target, slot: &mut Option<Conn>) -> Attempt {
         Err(error) => return failed(conn, describe(&error)),
     };
     let status = response.status().as_u16();
-    if let Err(error) = response.into_body().collect().await {
-        return failed(conn, format!("reading the body: {}", describe(&error)));
-    }
+    let body = match response.into_body().collect().await {
+        Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
+        Err(error) => return failed(conn, format!("reading the body: {}", describe(&error))),
+    };
     conn.answered += 1;
-    Attempt::Answered(status)
+    Attempt::Answered { status, body }
 }
 
 /// hyper's error followed by its IO cause, when there is one.
@@ -308,18 +434,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn targets_need_an_http_url_and_a_valid_host() {
-        let t =
-            Target::new("http://127.0.0.1:8080/health?x=1", "app.localhost", Duration::ZERO, Duration::ZERO).unwrap();
-        assert_eq!((t.authority.as_str(), t.path.as_str()), ("127.0.0.1:8080", "/health?x=1"));
-        let t = Target::new("http://localhost", "a", Duration::ZERO, Duration::ZERO).unwrap();
-        assert_eq!((t.authority.as_str(), t.path.as_str()), ("localhost:80", "/"));
-        let https = Target::new("https://x/", "a", Duration::ZERO, Duration::ZERO).unwrap_err();
+    fn targets_need_an_http_url_a_valid_host_and_a_known_body() {
+        let t = |url: &str, host: &str| Target::new(url, host, Duration::ZERO, Duration::ZERO, ["v1"]);
+        let target = t("http://127.0.0.1:8080/health?x=1", "app.localhost").unwrap();
+        assert_eq!((target.authority.as_str(), target.path.as_str()), ("127.0.0.1:8080", "/health?x=1"));
+        let target = t("http://localhost", "a").unwrap();
+        assert_eq!((target.authority.as_str(), target.path.as_str()), ("localhost:80", "/"));
+        let https = t("https://x/", "a").unwrap_err();
         assert!(https.to_string().contains("the scheme must be http"), "{https}");
-        assert!(Target::new("/relative", "a", Duration::ZERO, Duration::ZERO).is_err());
-        assert!(matches!(
-            Target::new("http://x/", "bad\nhost", Duration::ZERO, Duration::ZERO),
-            Err(TargetError::Host { .. })
-        ));
+        assert!(t("/relative", "a").is_err());
+        assert!(matches!(t("http://x/", "bad\nhost"), Err(TargetError::Host { .. })));
+        let none = Target::new("http://x/", "a", Duration::ZERO, Duration::ZERO, Vec::<String>::new());
+        assert!(matches!(none, Err(TargetError::NoBodies)));
+    }
+
+    #[test]
+    fn bodies_are_known_without_surrounding_whitespace_and_empty_is_never_known() {
+        let target = Target::new("http://x/", "a", Duration::ZERO, Duration::ZERO, ["v1\n", " v2"]).unwrap();
+        assert!(target.knows("v1") && target.knows("v2\n") && target.knows("  v1 "));
+        assert!(!target.knows("") && !target.knows("v3") && !target.knows("v1v2"));
+        let mut result = ClientResult::default();
+        let empty = Outcome::Answered { status: 200, body: String::new() };
+        assert!(!result.judge(&target, &empty), "an empty 200 (Caddy's answer for an unrouted host) is wrong");
+        assert!(result.judge(&target, &Outcome::Answered { status: 200, body: "v2\n".into() }));
+        assert!(!result.judge(&target, &Outcome::Answered { status: 503, body: "v2".into() }));
+        assert_eq!(result.bodies, BTreeMap::from([("v2".to_owned(), 1)]));
+        let messages: Vec<&str> = result.messages.keys().map(String::as_str).collect();
+        assert_eq!(messages, ["HTTP 200 with an unknown body \"\"", "HTTP 503"]);
     }
 }

@@ -21,6 +21,11 @@ struct Args {
     /// Host header (the app's domain).
     #[arg(long)]
     host: String,
+    /// A body a right answer may have (surrounding whitespace ignored), such as a release's version; repeat it
+    /// for every release the run may see. A 2xx answer with any other body (an empty 200 from a proxy without a
+    /// route, say) counts as a failure.
+    #[arg(long = "expect", value_name = "BODY", required = true)]
+    expect: Vec<String>,
     /// Concurrent clients, each with one keep-alive connection.
     #[arg(long, default_value_t = 4)]
     clients: usize,
@@ -50,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
         &args.host,
         Duration::from_millis(args.timeout_ms),
         Duration::from_millis(args.pause_ms),
+        &args.expect,
     )?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let duration = args.duration.map(Duration::from_secs_f64);
@@ -70,8 +76,14 @@ async fn main() -> anyhow::Result<()> {
     let report = slip_bench::report_json(&result, &marks, args.clients, seconds);
     let total = &report["total"];
     eprintln!(
-        "loadgen: {} requests in {seconds:.1}s, {} non-2xx, {} errors, {} races ({} recovered by the retry)",
-        total["requests"], total["non_2xx"], total["errors"], total["races"], total["races_recovered"]
+        "loadgen: {} requests in {seconds:.1}s, {} non-2xx, {} with an unknown body, {} errors, {} races ({} recovered \
+         by the retry)",
+        total["requests"],
+        total["non_2xx"],
+        total["wrong_body"],
+        total["errors"],
+        total["races"],
+        total["races_recovered"]
     );
     let text = serde_json::to_string_pretty(&report)?;
     match &args.out {

@@ -14,10 +14,13 @@ pub const SLOT_MS: i64 = 10;
 /// What one request ended as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sample {
-    /// A 2xx answer on the first attempt.
+    /// A 2xx answer with a known body on the first attempt.
     Success,
     /// An answer with a status other than 2xx (a failure for every client).
     NonSuccess,
+    /// A 2xx answer whose body is none of the known ones, such as the empty 200 a proxy gives for a
+    /// host it has no route for (a failure for every client).
+    WrongBody,
     /// No answer for another reason: connect error, a fresh connection closed, a partial answer, a
     /// timeout (a failure for every client).
     Error,
@@ -25,7 +28,7 @@ pub enum Sample {
     /// §9.3.1). A strict client fails; a lenient one retried once on a new connection, and
     /// `recovered` says whether that retry got a 2xx.
     Race {
-        /// The lenient client's retry got a 2xx answer.
+        /// The lenient client's retry got a 2xx answer with a known body.
         recovered: bool,
     },
 }
@@ -35,10 +38,12 @@ pub enum Sample {
 pub struct Counts {
     /// Requests sent (first attempts only; retries are not counted again).
     pub requests: u64,
-    /// 2xx on the first attempt.
+    /// 2xx with a known body on the first attempt.
     pub ok: u64,
     /// Non-2xx answers.
     pub non_2xx: u64,
+    /// 2xx answers with an unknown body.
+    pub wrong_body: u64,
     /// Other errors.
     pub errors: u64,
     /// Keep-alive races (see [`Sample::Race`]).
@@ -54,6 +59,7 @@ impl Counts {
         match sample {
             Sample::Success => self.ok += 1,
             Sample::NonSuccess => self.non_2xx += 1,
+            Sample::WrongBody => self.wrong_body += 1,
             Sample::Error => self.errors += 1,
             Sample::Race { recovered } => {
                 self.races += 1;
@@ -67,6 +73,7 @@ impl Counts {
         self.requests += other.requests;
         self.ok += other.ok;
         self.non_2xx += other.non_2xx;
+        self.wrong_body += other.wrong_body;
         self.errors += other.errors;
         self.races += other.races;
         self.races_recovered += other.races_recovered;
@@ -74,12 +81,12 @@ impl Counts {
 
     /// Failed requests as a client that never retries sees them: every race is a failure.
     pub fn strict_failures(&self) -> u64 {
-        self.non_2xx + self.errors + self.races
+        self.non_2xx + self.wrong_body + self.errors + self.races
     }
 
     /// Failed requests as a client that retries an idempotent request once after a race sees them.
     pub fn lenient_failures(&self) -> u64 {
-        self.non_2xx + self.errors + (self.races - self.races_recovered)
+        self.non_2xx + self.wrong_body + self.errors + (self.races - self.races_recovered)
     }
 
     /// The counts as a JSON object, with both failure views.
@@ -88,6 +95,7 @@ impl Counts {
             "requests": self.requests,
             "ok": self.ok,
             "non_2xx": self.non_2xx,
+            "wrong_body": self.wrong_body,
             "errors": self.errors,
             "races": self.races,
             "races_recovered": self.races_recovered,
@@ -240,6 +248,7 @@ mod tests {
             Sample::Success,
             Sample::Success,
             Sample::NonSuccess,
+            Sample::WrongBody,
             Sample::Error,
             Sample::Race { recovered: true },
             Sample::Race { recovered: true },
@@ -249,12 +258,13 @@ mod tests {
         }
         assert_eq!(
             c,
-            Counts { requests: 7, ok: 2, non_2xx: 1, errors: 1, races: 3, races_recovered: 2 },
+            Counts { requests: 8, ok: 2, non_2xx: 1, wrong_body: 1, errors: 1, races: 3, races_recovered: 2 },
             "every sample counted once"
         );
-        assert_eq!(c.strict_failures(), 5);
-        assert_eq!(c.lenient_failures(), 3);
-        assert_eq!(c.to_json()["lenient_failures"], 3);
+        assert_eq!(c.strict_failures(), 6);
+        assert_eq!(c.lenient_failures(), 4);
+        assert_eq!(c.to_json()["lenient_failures"], 4);
+        assert_eq!(c.to_json()["wrong_body"], 1);
     }
 
     #[test]

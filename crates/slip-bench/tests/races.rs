@@ -14,8 +14,10 @@ use tokio::net::{TcpListener, TcpStream};
 /// What the server does with one request.
 #[derive(Debug, Clone, Copy)]
 enum Reply {
-    /// A complete keep-alive answer with this status.
+    /// A complete keep-alive answer with this status and the body `hello`.
     Answer(u16),
+    /// A complete keep-alive 200 with this body (empty, as Caddy answers a host it has no route for).
+    Body(&'static str),
     /// A complete answer, then the server closes the connection without saying so in a header.
     AnswerThenClose,
     /// Reads the request and closes without a byte.
@@ -46,14 +48,14 @@ async fn serve(mut socket: TcpStream, connection: usize, script: fn(usize, usize
         if !read_head(&mut socket).await {
             return;
         }
-        let body = "hello";
-        let answer = |status: u16| {
+        let answer = |status: u16, body: &str| {
             format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n{body}", body.len())
         };
         match script(connection, request) {
-            Reply::Answer(status) => socket.write_all(answer(status).as_bytes()).await.unwrap(),
+            Reply::Answer(status) => socket.write_all(answer(status, "hello").as_bytes()).await.unwrap(),
+            Reply::Body(body) => socket.write_all(answer(200, body).as_bytes()).await.unwrap(),
             Reply::AnswerThenClose => {
-                socket.write_all(answer(200).as_bytes()).await.unwrap();
+                socket.write_all(answer(200, "hello").as_bytes()).await.unwrap();
                 return;
             }
             Reply::Close => return,
@@ -82,10 +84,22 @@ async fn read_head(socket: &mut TcpStream) -> bool {
 
 /// Runs `clients` clients for `requests` requests each against the server and returns the totals.
 async fn load(addr: &str, clients: usize, requests: u64, pause: Duration) -> (Counts, Vec<String>) {
-    let target = Target::new(&format!("http://{addr}/probe"), "app.test", Duration::from_secs(5), pause).unwrap();
+    let (counts, messages, _) = load_bodies(addr, clients, requests, pause).await;
+    (counts, messages)
+}
+
+/// Like [`load`], also returning how often each known body answered.
+async fn load_bodies(
+    addr: &str,
+    clients: usize,
+    requests: u64,
+    pause: Duration,
+) -> (Counts, Vec<String>, std::collections::BTreeMap<String, u64>) {
+    let target =
+        Target::new(&format!("http://{addr}/probe"), "app.test", Duration::from_secs(5), pause, ["hello"]).unwrap();
     let (_tx, stop) = tokio::sync::watch::channel(false);
     let result = slip_bench::run(target, clients, stop, Some(requests)).await;
-    (result.timeline.total(), result.messages.keys().cloned().collect())
+    (result.timeline.total(), result.messages.keys().cloned().collect(), result.bodies)
 }
 
 #[tokio::test]
@@ -149,4 +163,32 @@ async fn a_connection_seen_closed_before_sending_is_replaced_without_a_failure()
     let (counts, messages) = load(&addr, 1, 4, Duration::from_millis(100)).await;
     assert_eq!(counts, Counts { requests: 4, ok: 4, ..Counts::default() }, "{messages:?}");
     assert_eq!(accepted.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn a_2xx_with_an_unknown_or_empty_body_is_a_failure_not_a_success() {
+    let (addr, _) = server(|_, request| match request % 3 {
+        0 => Reply::Answer(200),
+        1 => Reply::Body(""),
+        _ => Reply::Body("stale"),
+    })
+    .await;
+    let (counts, messages, bodies) = load_bodies(&addr, 1, 6, Duration::ZERO).await;
+    assert_eq!(counts, Counts { requests: 6, ok: 2, wrong_body: 4, ..Counts::default() }, "{messages:?}");
+    assert_eq!((counts.strict_failures(), counts.lenient_failures()), (4, 4));
+    assert_eq!(bodies, std::collections::BTreeMap::from([("hello".to_owned(), 2)]));
+    assert_eq!(messages, ["HTTP 200 with an unknown body \"\"", "HTTP 200 with an unknown body \"stale\""]);
+}
+
+#[tokio::test]
+async fn a_race_whose_retry_gets_an_unknown_body_is_not_recovered() {
+    let (addr, _) = server(|connection, request| match (connection, request) {
+        (0, 0) => Reply::Answer(200),
+        (0, _) => Reply::Close,
+        _ => Reply::Body(""),
+    })
+    .await;
+    let (counts, _) = load(&addr, 1, 2, Duration::ZERO).await;
+    assert_eq!(counts, Counts { requests: 2, ok: 1, races: 1, races_recovered: 0, ..Counts::default() });
+    assert_eq!(counts.lenient_failures(), 1);
 }

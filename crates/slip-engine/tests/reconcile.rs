@@ -23,7 +23,7 @@ use slip_engine::run::Engine;
 use slip_engine::runtime::{self, Backend};
 use slip_engine::store::{InstanceRole, InstanceRow, NewDeploy, Store, Trigger};
 use slip_testenv::caddy::Caddy;
-use slip_testenv::{ContainerGuard, DOCKER_SOCKET, Image, unique_id, wait_until_async};
+use slip_testenv::{ContainerGuard, DOCKER_SOCKET, Image, PortRange, unique_id, wait_until_async};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,6 +41,8 @@ async fn routes_follow_a_host_port_the_engine_reassigned() {
         ..Settings::default()
     };
     let runtime = runtime::connect(Backend::Docker, Some(DOCKER_SOCKET)).await.expect("connecting to Docker");
+    // A range no concurrent test daemon leases from.
+    let ports = PortRange::lease();
     let engine = Engine {
         instances: runtime.instances,
         image_store: runtime.images,
@@ -49,7 +51,7 @@ async fn routes_follow_a_host_port_the_engine_reassigned() {
         routes: RouteTable::new(Arc::new(Client::new(settings).unwrap())),
         instance_id: store.instance_id().to_owned(),
         store: store.clone(),
-        port_range: 29000..=29099,
+        port_range: ports.first()..=ports.last(),
         log: LogRotation { max_size_bytes: 1 << 20, max_files: 1 },
         shutdown: CancellationToken::new(),
         images: ImagePolicy::without_disk_check(),

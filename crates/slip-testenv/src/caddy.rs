@@ -227,7 +227,7 @@ impl Caddy {
     fn wait_ready(&self) {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if request(&self.admin, "GET", "/config/", None).is_ok_and(|answer| answer.status == 200) {
+            if request_once(&self.admin, "GET", "/config/", None).is_ok_and(|answer| answer.status == 200) {
                 return;
             }
             if Instant::now() >= deadline {
@@ -294,7 +294,26 @@ fn spawn(dir: &Path) -> Child {
 }
 
 /// One HTTP/1.0 request to the admin API. Over a unix socket Caddy accepts only an empty `Host`.
+/// How long a `GET` waits for Caddy's admin listener to come back when a connection to it is refused or reset.
+const ADMIN_RESTART_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends one admin request. A `GET` whose connection is refused or reset before the answer is sent again until
+/// [`ADMIN_RESTART_TIMEOUT`] passes: Caddy restarts its admin listener whenever it loads a config, including when it
+/// rolls a rejected load back, so a read right after a load can meet the listener while it is down. Writes are never
+/// repeated.
 fn request(admin: &AdminAddress, method: &str, path: &str, body: Option<&Value>) -> Result<AdminAnswer, String> {
+    let deadline = Instant::now() + ADMIN_RESTART_TIMEOUT;
+    loop {
+        match request_once(admin, method, path, body) {
+            Err(error) if method == "GET" && Instant::now() < deadline && !error.starts_with("malformed") => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            answer => return answer,
+        }
+    }
+}
+
+fn request_once(admin: &AdminAddress, method: &str, path: &str, body: Option<&Value>) -> Result<AdminAnswer, String> {
     let body = body.map(Value::to_string).unwrap_or_default();
     let host = match admin {
         AdminAddress::Tcp(port) => format!("127.0.0.1:{port}"),

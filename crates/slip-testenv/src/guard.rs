@@ -15,7 +15,8 @@ pub enum Engine {
 }
 
 impl Engine {
-    fn program(self) -> &'static str {
+    /// The engine's command-line client: `docker` or `podman`.
+    pub fn program(self) -> &'static str {
         match self {
             Engine::Docker => "docker",
             Engine::Podman => "podman",

@@ -17,11 +17,13 @@
 //! - [`guard`]: [`ContainerGuard`], which removes a test's labelled containers when dropped, even on panic.
 //! - [`wait`]: [`wait_until`], [`wait_until_async`], [`free_port`] and [`unique_id`].
 //! - [`caddy`]: a private Caddy per test.
+//! - [`ports`]: [`PortRange`], a host port range per test daemon that no other live test daemon shares.
 
 pub mod caddy;
 pub mod check;
 pub mod guard;
 pub mod image;
+pub mod ports;
 pub mod registry;
 pub mod wait;
 
@@ -30,5 +32,6 @@ mod cmd;
 pub use check::{DOCKER_SOCKET, PODMAN_SOCKET, require_docker, require_podman};
 pub use guard::{ContainerGuard, Engine};
 pub use image::Image;
+pub use ports::PortRange;
 pub use registry::{Pushed, Registry};
 pub use wait::{free_port, unique_id, wait_until, wait_until_async};

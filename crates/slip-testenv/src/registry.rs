@@ -2,7 +2,8 @@
 //!
 //! Docker treats `127.0.0.0/8` registries as insecure by default, so no TLS is involved. Storage, config, the
 //! htpasswd file and the Docker client config used to log in all live in one temporary directory that disappears
-//! with the [`Registry`]. This module does not configure Podman to trust the registry.
+//! with the [`Registry`]. Podman trusts plain-HTTP registries on 127.0.0.1 through the
+//! `/etc/containers/registries.conf.d` entry `scripts/setup.sh --dev` writes; this module does not configure it.
 
 use std::fmt;
 use std::fs;
@@ -176,12 +177,20 @@ impl Registry {
         panic!("cannot start {REGISTRY_BINARY} after {PORT_ATTEMPTS} attempts:\n{}", failures.join("\n"));
     }
 
-    /// Untags every local image named after this registry (pulled by a test or by the code under test), so local
-    /// tags of dead registries do not pile up. Best effort: failures only print a line.
+    /// Untags every local image named after this registry (pulled by a test or by the code under test) in Docker
+    /// and, when it is installed, in Podman, so local tags of dead registries do not pile up. Best effort: failures
+    /// only print a line.
     fn forget_local_copies(&self) {
+        self.forget_local_copies_in("docker");
+        if cmd::try_run("podman", ["--version"], None).is_ok() {
+            self.forget_local_copies_in("podman");
+        }
+    }
+
+    fn forget_local_copies_in(&self, program: &str) {
         let prefix = format!("{}/", self.host());
         let listing = match cmd::try_run(
-            "docker",
+            program,
             ["image", "ls", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}"],
             None,
         ) {
@@ -206,8 +215,8 @@ impl Registry {
             return;
         }
         let args = ["image", "rm", "--force"].into_iter().map(str::to_owned).chain(references);
-        if cmd::try_run("docker", args, None).is_err() {
-            eprintln!("slip-testenv: could not untag local images of registry {}", self.host());
+        if cmd::try_run(program, args, None).is_err() {
+            eprintln!("slip-testenv: could not untag {program}'s local images of registry {}", self.host());
         }
     }
 

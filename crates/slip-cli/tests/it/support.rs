@@ -71,6 +71,8 @@ pub struct Setup {
     pub dir: tempfile::TempDir,
     pub caddy: Caddy,
     pub registry: Registry,
+    /// `runtime.port_range`, shared with no other live test daemon.
+    pub ports: slip_testenv::PortRange,
 }
 
 impl Setup {
@@ -82,10 +84,9 @@ impl Setup {
         let registry = Registry::start();
         let caddy = Caddy::start();
         let dir = tempfile::tempdir().expect("tempdir");
-        let setup = Setup { dir, caddy, registry };
+        let setup = Setup { dir, caddy, registry, ports: slip_testenv::PortRange::lease() };
         let config = setup.config_dir();
         std::fs::create_dir_all(config.join("apps")).unwrap();
-        let base = 20000 + (rand_u16() % 500) * 25;
         let slip_toml = format!(
             r#"[server]
 listen = "127.0.0.1:7890"
@@ -93,7 +94,7 @@ shutdown_timeout = "10s"
 
 [runtime]
 backend = "docker"
-port_range = "{base}-{}"
+port_range = "{}"
 
 [auth]
 secret = "${{SLIP_SECRET}}"  # global HMAC secret (per-app secrets override it)
@@ -111,7 +112,7 @@ reconcile_interval = "1s"
 [storage]
 path = "{}"
 "#,
-            base + 24,
+            setup.ports.config_value(),
             setup.caddy.admin_url(),
             setup.caddy.http_port(),
             setup.storage().display(),
@@ -366,8 +367,4 @@ pub fn tree(dir: &Path) -> Vec<String> {
 /// The permission bits of `path`.
 pub fn mode(path: &Path) -> u32 {
     std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
-}
-
-fn rand_u16() -> u16 {
-    unique_id().bytes().fold(0u16, |acc, b| acc.wrapping_mul(31).wrapping_add(b as u16))
 }

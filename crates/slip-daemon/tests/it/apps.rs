@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use slip_testenv::Image;
 
-use crate::support::{SECRET, TestDaemon, app_name, web_app};
+use crate::support::{Engine, SECRET, TestDaemon, app_name, web_app};
 
 /// Lets busybox httpd run `*.sh` CGI scripts without an executable bit.
 const HTTPD_CONF: &str = "*.sh:/bin/sh\n";
@@ -47,9 +47,15 @@ stop_grace = "5s"
 /// record on its volume shows strictly sequential runs.
 #[tokio::test(flavor = "multi_thread")]
 async fn worker_redeploys_never_run_two_copies() {
+    worker_redeploys_never_run_two_copies_on(Engine::Docker).await;
+}
+
+/// Two worker redeploys on `engine`: never two copies at once, strictly sequential runs in the worker's record.
+pub(crate) async fn worker_redeploys_never_run_two_copies_on(engine: Engine) {
     let app = app_name("worker");
     let a = app.clone();
-    let d = TestDaemon::start_with_storage(
+    let d = TestDaemon::start_with_storage_on(
+        engine,
         |reg, storage| {
             let volume = storage.join("volumes").join(&a).join("data");
             vec![(a.clone(), worker_app(&a, reg, Some(&volume), "1s", ""))]
@@ -69,7 +75,7 @@ async fn worker_redeploys_never_run_two_copies() {
     let mode = std::fs::metadata(&volume).expect("slipd created the volume directory").permissions().mode();
     assert_eq!(mode & 0o777, 0o750, "volume directories are created with mode 0750");
 
-    let sampler = RunningSampler::start(&app);
+    let sampler = RunningSampler::start(engine, &app);
     for v in ["w2", "w3"] {
         let deploy = d.deploy_and_wait(&app, v).await;
         assert_eq!(deploy.status, "completed", "{deploy:?}");
@@ -105,7 +111,7 @@ async fn worker_runs_blue_green_when_asked_explicitly() {
     d.push(&Image::WORKER.with_version("w2"), &app, "w2");
     assert_eq!(d.deploy_and_wait(&app, "w1").await.status, "completed");
 
-    let sampler = RunningSampler::start(&app);
+    let sampler = RunningSampler::start(Engine::Docker, &app);
     let deploy = d.deploy_and_wait(&app, "w2").await;
     let counts = sampler.stop();
     assert_eq!(deploy.status, "completed", "{deploy:?}");
@@ -397,18 +403,18 @@ struct RunningSampler {
 }
 
 impl RunningSampler {
-    fn start(app: &str) -> RunningSampler {
+    fn start(engine: Engine, app: &str) -> RunningSampler {
         let stop = Arc::new(AtomicBool::new(false));
         let filter = format!("label=slip.app={app}");
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             let mut counts = Vec::new();
             while !flag.load(Ordering::Relaxed) {
-                let out = std::process::Command::new("docker")
+                let out = std::process::Command::new(engine.program())
                     .args(["ps", "--quiet", "--filter", &filter])
                     .output()
-                    .expect("docker ps");
-                assert!(out.status.success(), "docker ps failed: {}", String::from_utf8_lossy(&out.stderr));
+                    .expect("engine ps");
+                assert!(out.status.success(), "{engine:?} ps failed: {}", String::from_utf8_lossy(&out.stderr));
                 counts.push(String::from_utf8_lossy(&out.stdout).lines().count());
             }
             counts
@@ -433,18 +439,20 @@ struct RouteSampler {
 impl RouteSampler {
     fn start(d: &TestDaemon, app: &str, hosts: [String; 2]) -> RouteSampler {
         let stop = Arc::new(AtomicBool::new(false));
-        let url = format!("http://127.0.0.1:{}/version", d.caddy.http_port());
+        let authority = format!("127.0.0.1:{}", d.caddy.http_port());
         let flag = stop.clone();
         let requests = tokio::spawn(async move {
-            let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+            // One keep-alive connection; only a keep-alive race (RFC 9112 §9.3.1) is retried, once.
+            let mut client = slip_bench::client::Client::new(&authority, Duration::from_secs(30));
+            let hosts = hosts.map(|h| reqwest::header::HeaderValue::from_str(&h).expect("a valid Host"));
             let mut seen = Vec::new();
             while !flag.load(Ordering::Relaxed) {
                 for host in &hosts {
-                    let (status, body) = match crate::support::get_retrying_once(&http, &url, host).await {
-                        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default().trim().to_owned()),
-                        Err(e) => (0, e.to_string()),
+                    let (status, body) = match client.get_retrying_a_race("/version", host).await {
+                        slip_bench::client::Outcome::Answered { status, body } => (status, body.trim().to_owned()),
+                        failed => (0, format!("{failed:?}")),
                     };
-                    seen.push((host.clone(), status, body));
+                    seen.push((host.to_str().expect("ASCII").to_owned(), status, body));
                 }
             }
             seen

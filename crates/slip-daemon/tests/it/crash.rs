@@ -19,7 +19,7 @@ use futures::FutureExt;
 use slip_testenv::{Image, Registry};
 use tokio::sync::Semaphore;
 
-use crate::support::{ProcessConfig, SlipdProcess, app_name, containers_of, web_app_with_image};
+use crate::support::{Engine, ProcessConfig, SlipdProcess, app_name, containers_of, containers_on, web_app_with_image};
 
 /// Blue-green's recorded steps, in order.
 const BLUE_GREEN: [&str; 6] = ["pulling", "configuring", "starting", "health_checking", "switching", "draining"];
@@ -64,23 +64,33 @@ async fn graceful_shutdown_requeues_the_running_deploy_and_keeps_the_queue() {
     assert!(failures.is_empty(), "{} shutdown case(s) failed:\n\n{}", failures.len(), failures.join("\n\n"));
 }
 
+/// Every step of `strategy`, each right after it is recorded and right after its first action, and the switch right
+/// after its commit, on Docker.
 async fn matrix(strategy: &'static str, steps: &[&'static str]) {
-    slip_testenv::require_docker();
+    let mut faults: Vec<String> =
+        steps.iter().flat_map(|step| ["", ":acted"].map(|point| format!("{step}{point}"))).collect();
+    // The switch has a third point: right after its commit (`switching:acted` is before it).
+    faults.push("switching:committed".to_owned());
+    let faults: Vec<&str> = faults.iter().map(String::as_str).collect();
+    crash_cases(Engine::Docker, strategy, &faults).await;
+}
+
+/// One crash case per fault point (`step` or `step:acted`) of `strategy` on `engine`, [`CONCURRENCY`] at a time;
+/// fails with every failed case's story.
+pub(crate) async fn crash_cases(engine: Engine, strategy: &'static str, faults: &[&str]) {
+    crate::support::require_engine(engine);
     let registry = Arc::new(Registry::start());
     let limit = Arc::new(Semaphore::new(CONCURRENCY));
     let mut runs = tokio::task::JoinSet::new();
-    for step in steps {
-        let points: &[&str] = if *step == "switching" { &["", ":acted", ":committed"] } else { &["", ":acted"] };
-        for point in points {
-            let fault = format!("{step}{point}");
-            let (registry, limit) = (registry.clone(), limit.clone());
-            runs.spawn(async move {
-                let _permit = limit.acquire_owned().await.expect("semaphore open");
-                let outcome =
-                    std::panic::AssertUnwindSafe(crash_case(&registry, strategy, &fault)).catch_unwind().await;
-                outcome.map_err(|panic| format!("abort after {fault}: {}", panic_text(panic)))
-            });
-        }
+    for fault in faults {
+        let fault = fault.to_string();
+        let (registry, limit) = (registry.clone(), limit.clone());
+        runs.spawn(async move {
+            let _permit = limit.acquire_owned().await.expect("semaphore open");
+            let outcome =
+                std::panic::AssertUnwindSafe(crash_case(engine, &registry, strategy, &fault)).catch_unwind().await;
+            outcome.map_err(|panic| format!("abort after {fault}: {}", panic_text(panic)))
+        });
     }
     let mut failures = Vec::new();
     let mut passed = 0;
@@ -97,8 +107,7 @@ async fn matrix(strategy: &'static str, steps: &[&'static str]) {
         failures.len() + passed,
         failures.join("\n\n")
     );
-    // Two points per step, and the switch's commit.
-    assert_eq!(passed, steps.len() * 2 + 1);
+    assert_eq!(passed, faults.len());
 }
 
 /// Whether reconciliation must finish this case forward (the switch had committed when slipd died).
@@ -109,7 +118,7 @@ fn committed_before_the_crash(strategy: &str, fault: &str) -> bool {
     }
 }
 
-async fn crash_case(registry: &Registry, strategy: &str, fault: &str) {
+async fn crash_case(engine: Engine, registry: &Registry, strategy: &str, fault: &str) {
     let app = app_name("crash");
     let host = format!("{app}.test");
     tokio::task::block_in_place(|| {
@@ -118,7 +127,8 @@ async fn crash_case(registry: &Registry, strategy: &str, fault: &str) {
     });
     let image = format!("{}/{app}", registry.host());
     let config = web_app_with_image(&app, &image, &format!("strategy = \"{strategy}\""));
-    let mut slipd = SlipdProcess::new(vec![(app.clone(), config)], ProcessConfig::default());
+    let mut slipd =
+        SlipdProcess::new(vec![(app.clone(), config)], ProcessConfig { engine, ..ProcessConfig::default() });
     let armed = [("SLIP_FAULT_INJECTION", "1"), ("SLIP_FAULT_ABORT_AFTER", fault), ("SLIP_FAULT_ABORT_TAG", "v2")];
     slipd.start(&armed).await;
     let api = slipd.api.clone();
@@ -130,7 +140,8 @@ async fn crash_case(registry: &Registry, strategy: &str, fault: &str) {
     assert_eq!(exit.signal(), Some(6), "slipd aborted (SIGABRT) after {fault}: {exit:?}\n{}", slipd.log());
     assert!(slipd.log().contains("FAULT INJECTION ARMED"), "the armed fault is logged loudly");
 
-    let at_crash = app_containers(&app);
+    let at_crash = app_containers(engine, &app);
+    assert!(!at_crash.is_empty(), "v1's container at least outlives the crash");
     if strategy == "blue-green" {
         // The data plane does not depend on slipd: while it is dead, one release or the other answers.
         let (code, body) = api.through_caddy(&host, "/version").await;
@@ -166,21 +177,63 @@ async fn crash_case(registry: &Registry, strategy: &str, fault: &str) {
     assert!(said, "the record says slipd stopped mid-deploy: {:?}", detail.events);
 
     assert_eq!(api.through_caddy(&host, "/version").await, (200, "v2".to_owned()));
-    let all = containers_of(&app, true);
+    let all = containers_on(engine, &app, true);
     assert_eq!(all.len(), 1, "exactly one container of {app} (no orphan): {all:?}\n{}", slipd.log());
-    assert_eq!(containers_of(&app, false), all, "and it runs");
+    assert_eq!(containers_on(engine, &app, false), all, "and it runs");
     let first_again = api.get_deploy(&first.deploy_id).await;
     assert_eq!(first_again.status, "completed", "the previous record is intact");
     let exit = slipd.terminate(Duration::from_secs(60)).await;
     assert!(exit.success(), "slipd stopped cleanly on SIGTERM: {exit:?}");
 }
 
+/// A real `kill -9` of the slipd process while a blue-green deploy is health-checking: while slipd is down the
+/// old release keeps serving; after a restart the deploy is run again from the start and completes, with exactly one
+/// container of the app left.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_mid_deploy_converges_after_a_restart() {
+    kill_9_mid_deploy_converges(Engine::Docker).await;
+}
+
+/// [`kill_9_mid_deploy_converges_after_a_restart`] on `engine`.
+pub(crate) async fn kill_9_mid_deploy_converges(engine: Engine) {
+    crate::support::require_engine(engine);
+    let registry = Registry::start();
+    let app = app_name("kill9");
+    let host = format!("{app}.test");
+    registry.push(&Image::V1, &app, "v1");
+    // v2 sleeps 4 s before it listens, so the deploy is still health-checking when slipd is killed.
+    registry.push(&Image::slow_start(4).with_version("v2"), &app, "v2");
+    let config = web_app_with_image(&app, &format!("{}/{app}", registry.host()), "");
+    let mut slipd =
+        SlipdProcess::new(vec![(app.clone(), config)], ProcessConfig { engine, ..ProcessConfig::default() });
+    slipd.start(&[]).await;
+    let api = slipd.api.clone();
+    assert_eq!(api.deploy_and_wait(&app, "v1").await.status, "completed", "{}", slipd.log());
+
+    let second = api.deploy(&app, "v2").await;
+    api.wait_status(&second.deploy_id, &["health_checking"], Duration::from_secs(60)).await;
+    slipd.signal("KILL");
+    let exit = slipd.wait_exit(Duration::from_secs(30)).await;
+    assert_eq!(exit.signal(), Some(9), "slipd was killed: {exit:?}");
+    assert_eq!(api.through_caddy(&host, "/version").await, (200, "v1".to_owned()), "v1 serves while slipd is down");
+
+    slipd.start(&[]).await;
+    let done = api.wait_deploy(&second.deploy_id, Duration::from_secs(120)).await;
+    assert_eq!(done.status, "completed", "after the restart: {done:?}\n{}", slipd.log());
+    assert_eq!(done.detail.as_ref().map(|d| d.attempt), Some(2), "rolled back and run again: {done:?}");
+    assert_eq!(api.through_caddy(&host, "/version").await, (200, "v2".to_owned()));
+    let all = containers_on(engine, &app, true);
+    assert_eq!(all.len(), 1, "exactly one container of {app} (no orphan): {all:?}\n{}", slipd.log());
+    assert_eq!(containers_on(engine, &app, false), all, "and it runs");
+    assert!(slipd.terminate(Duration::from_secs(60)).await.success(), "slipd stopped cleanly on SIGTERM");
+}
+
 async fn shutdown_case(app: &str, strategy: &str, image: &str, queue_another: bool) {
     let app = app.to_owned();
     let host = format!("{app}.test");
     let config = web_app_with_image(&app, image, &format!("strategy = \"{strategy}\""));
-    let mut slipd =
-        SlipdProcess::new(vec![(app.clone(), config)], ProcessConfig { shutdown_timeout: "1s", min_free_disk: None });
+    let process = ProcessConfig { shutdown_timeout: "1s", ..ProcessConfig::default() };
+    let mut slipd = SlipdProcess::new(vec![(app.clone(), config)], process);
     slipd.start(&[]).await;
     let api = slipd.api.clone();
     assert_eq!(api.deploy_and_wait(&app, "v1").await.status, "completed", "{}", slipd.log());
@@ -221,19 +274,25 @@ async fn shutdown_case(app: &str, strategy: &str, image: &str, queue_another: bo
     assert!(slipd.terminate(Duration::from_secs(60)).await.success());
 }
 
-/// `(name, slip.deploy label, running)` of every container of `app`.
-fn app_containers(app: &str) -> Vec<(String, String, bool)> {
-    let out = std::process::Command::new("docker")
-        .args(["ps", "-a", "--filter", &format!("label=slip.app={app}")])
-        .args(["--format", "{{.Names}} {{.Label \"slip.deploy\"}} {{.State}}"])
+/// `(name, slip.deploy label, running)` of every container of `app` on `engine`.
+fn app_containers(engine: Engine, app: &str) -> Vec<(String, String, bool)> {
+    let ids = containers_on(engine, app, true);
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    let out = std::process::Command::new(engine.program())
+        .arg("inspect")
+        .args(["--format", "{{.Name}} {{index .Config.Labels \"slip.deploy\"}} {{.State.Running}}"])
+        .args(&ids)
         .output()
-        .expect("docker ps");
+        .expect("engine inspect");
+    assert!(out.status.success(), "{engine:?} inspect: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|line| {
             let mut parts = line.split_whitespace();
-            let (name, deploy, state) = (parts.next()?, parts.next()?, parts.next()?);
-            Some((name.to_owned(), deploy.to_owned(), state == "running"))
+            let (name, deploy, running) = (parts.next()?, parts.next()?, parts.next()?);
+            Some((name.trim_start_matches('/').to_owned(), deploy.to_owned(), running == "true"))
         })
         .collect()
 }

@@ -1,12 +1,10 @@
 //! Deploys against real Docker, Caddy and a registry.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use slip_testenv::Image;
 
-use crate::support::{TestDaemon, app_name, web_app};
+use crate::support::{Engine, Load, TestDaemon, app_name, web_app};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn first_deploy_then_blue_green_switch_serves_the_new_release() {
@@ -49,35 +47,16 @@ async fn unhealthy_release_never_gets_traffic() {
     let host = format!("{app}.test");
     assert_eq!(d.deploy_and_wait(&app, "v1").await.status, "completed");
 
-    let watching = Arc::new(AtomicBool::new(true));
-    let saw_other = Arc::new(AtomicU64::new(0));
-    let probe = {
-        let (watching, saw_other, host) = (watching.clone(), saw_other.clone(), host.clone());
-        let url = format!("http://127.0.0.1:{}/version", d.caddy.http_port());
-        tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            while watching.load(Ordering::Relaxed) {
-                let body = match http.get(&url).header("host", &host).send().await {
-                    Ok(r) => r.text().await.unwrap_or_default(),
-                    Err(e) => e.to_string(),
-                };
-                if body.trim() != "v1" {
-                    saw_other.fetch_add(1, Ordering::Relaxed);
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let load = Load::start(d.caddy.http_port(), &host, "/version", 2, &["v1"]);
     let failed = d.deploy_and_wait(&app, "bad").await;
-    watching.store(false, Ordering::Relaxed);
-    probe.await.unwrap();
+    let seen = load.stop().await;
 
     assert_eq!(failed.status, "failed");
     let detail = failed.detail.clone().unwrap();
     assert_eq!(detail.error_code.as_deref(), Some("unhealthy"), "{failed:?}");
     let error = failed.error.unwrap();
     assert!(error.contains("GET /health") && error.contains("HTTP 404"), "{error}");
-    assert_eq!(saw_other.load(Ordering::Relaxed), 0, "every request during the failed deploy was served by v1");
+    seen.assert_every_answer_right(10); // only v1 is a right answer: the unhealthy release never got a request
     assert_eq!(d.through_caddy(&host, "/version").await, (200, "v1".to_owned()));
     assert_eq!(d.all_containers(&app).len(), 1, "the unhealthy candidate was removed");
 }
@@ -102,44 +81,56 @@ async fn missing_image_fails_without_touching_the_running_release() {
 /// Continuous keep-alive load through Caddy across several deploys sees no failed request.
 #[tokio::test(flavor = "multi_thread")]
 async fn blue_green_under_continuous_load_fails_no_request() {
+    blue_green_under_continuous_load(Engine::Docker).await;
+}
+
+/// Continuous keep-alive load through Caddy across three blue-green deploys on `engine`: every answer is a known
+/// release's body, and every release answered in turn.
+pub(crate) async fn blue_green_under_continuous_load(engine: Engine) {
     let app = app_name("load");
     let a = app.clone();
-    let d = TestDaemon::start(|reg| vec![(a.clone(), web_app(&a, reg, ""))], "").await;
+    let d = TestDaemon::start_on(engine, |reg| vec![(a.clone(), web_app(&a, reg, ""))], "").await;
     for v in ["v1", "v2", "v3", "v4"] {
         d.push(&Image::release(v), &app, v);
     }
     assert_eq!(d.deploy_and_wait(&app, "v1").await.status, "completed");
 
-    let load = Load::start(d.caddy.http_port(), &format!("{app}.test"), 4);
+    let load = Load::start(d.caddy.http_port(), &format!("{app}.test"), "/version", 4, &["v1", "v2", "v3", "v4"]);
     for v in ["v2", "v3", "v4"] {
         let deploy = d.deploy_and_wait(&app, v).await;
         assert_eq!(deploy.status, "completed", "{deploy:?}");
     }
-    let (ok, failed, versions) = load.stop().await;
-    assert!(ok > 100, "the load generator ran ({ok} requests)");
-    assert_eq!(failed, Vec::<String>::new(), "no request failed during blue-green deploys");
-    assert!(versions.contains("v4"));
+    let seen = load.stop().await;
+    seen.assert_every_answer_right(100);
+    assert!(["v1", "v2", "v3", "v4"].iter().all(|v| seen.saw(v)), "every release answered in turn: {seen:?}");
     assert_eq!(d.through_caddy(&format!("{app}.test"), "/version").await.1, "v4");
 }
 
 /// Recreate: while no release runs, Caddy holds requests instead of failing them.
 #[tokio::test(flavor = "multi_thread")]
 async fn recreate_holds_requests_while_no_release_runs() {
+    recreate_holds_requests(Engine::Docker).await;
+}
+
+/// A recreate deploy on `engine` under load: held requests reach the new release, none fails.
+pub(crate) async fn recreate_holds_requests(engine: Engine) {
     let app = app_name("recreate");
     let a = app.clone();
-    let d = TestDaemon::start(|reg| vec![(a.clone(), web_app(&a, reg, "strategy = \"recreate\""))], "").await;
+    let d =
+        TestDaemon::start_on(engine, |reg| vec![(a.clone(), web_app(&a, reg, "strategy = \"recreate\""))], "").await;
     d.push(&Image::V1, &app, "v1");
     d.push(&Image::V2, &app, "v2");
     assert_eq!(d.deploy_and_wait(&app, "v1").await.status, "completed");
 
-    let load = Load::start(d.caddy.http_port(), &format!("{app}.test"), 2);
+    let load = Load::start(d.caddy.http_port(), &format!("{app}.test"), "/version", 2, &["v1", "v2"]);
     let deploy = d.deploy_and_wait(&app, "v2").await;
-    let (ok, failed, _) = load.stop().await;
+    let seen = load.stop().await;
     assert_eq!(deploy.status, "completed", "{deploy:?}");
     let steps: Vec<String> = deploy.detail.unwrap().steps.into_iter().map(|s| s.status).collect();
     assert_eq!(steps, ["pulling", "configuring", "draining", "starting", "health_checking", "switching"]);
-    assert!(ok > 10);
-    assert_eq!(failed, Vec::<String>::new(), "held requests reached the new release instead of failing");
+    // Held requests reached the new release instead of failing.
+    seen.assert_every_answer_right(10);
+    assert!(seen.saw("v1") && seen.saw("v2"), "{seen:?}");
     assert_eq!(d.through_caddy(&format!("{app}.test"), "/version").await.1, "v2");
     assert_eq!(d.all_containers(&app).len(), 1);
 }
@@ -230,53 +221,34 @@ async fn routes_come_back_after_caddy_restarts_empty() {
     }
 }
 
-/// What the load generator saw: successes, failures (described), and the versions that answered.
-type LoadResult = (u64, Vec<String>, std::collections::BTreeSet<String>);
+/// The load tests' judgement against the real Caddy: a host Caddy has no route for gets an empty 200, which the
+/// load generator counts as a failed request, never as a success; the routed host's right body passes.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_load_generator_fails_caddys_empty_200_for_an_unrouted_host() {
+    let app = app_name("unrouted");
+    let a = app.clone();
+    let d = TestDaemon::start(|reg| vec![(a.clone(), web_app(&a, reg, ""))], "").await;
+    d.push(&Image::V1, &app, "v1");
+    assert_eq!(d.deploy_and_wait(&app, "v1").await.status, "completed");
+    assert_eq!(
+        d.through_caddy("nobody.test", "/version").await,
+        (200, String::new()),
+        "Caddy's answer without a route"
+    );
 
-/// Keep-alive clients hammering one host through Caddy.
-struct Load {
-    stop: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<LoadResult>>,
-}
-
-impl Load {
-    fn start(port: u16, host: &str, clients: usize) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let url = format!("http://127.0.0.1:{port}/version");
-        let tasks = (0..clients)
-            .map(|_| {
-                let (stop, url, host) = (stop.clone(), url.clone(), host.to_owned());
-                tokio::spawn(async move {
-                    // hyper's pool retries a request once when a reused keep-alive connection turns
-                    // out closed before the request was written (RFC 9112 §9.3.1).
-                    let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
-                    let (mut ok, mut failed, mut versions) = (0u64, Vec::new(), std::collections::BTreeSet::new());
-                    while !stop.load(Ordering::Relaxed) {
-                        match crate::support::get_retrying_once(&http, &url, &host).await {
-                            Ok(r) if r.status().is_success() => {
-                                ok += 1;
-                                versions.insert(r.text().await.unwrap_or_default().trim().to_owned());
-                            }
-                            Ok(r) => failed.push(format!("HTTP {}", r.status())),
-                            Err(e) => failed.push(format!("{e:?}")),
-                        }
-                    }
-                    (ok, failed, versions)
-                })
-            })
-            .collect();
-        Load { stop, tasks }
-    }
-
-    async fn stop(self) -> LoadResult {
-        self.stop.store(true, Ordering::Relaxed);
-        let (mut ok, mut failed, mut versions) = (0, Vec::new(), std::collections::BTreeSet::new());
-        for t in self.tasks {
-            let (o, f, v) = t.await.unwrap();
-            ok += o;
-            failed.extend(f);
-            versions.extend(v);
+    let url = format!("http://127.0.0.1:{}/version", d.caddy.http_port());
+    let run = |host: &str| {
+        let target = slip_bench::client::Target::new(&url, host, Duration::from_secs(30), Duration::ZERO, ["v1"]);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        async move {
+            let result = slip_bench::run(target.expect("a valid target"), 1, stopped, Some(20)).await;
+            drop(stop);
+            result.timeline.total()
         }
-        (ok, failed, versions)
-    }
+    };
+    let unrouted = run("nobody.test").await;
+    assert_eq!((unrouted.requests, unrouted.ok, unrouted.wrong_body), (20, 0, 20), "{unrouted:?}");
+    assert_eq!(unrouted.lenient_failures(), 20);
+    let routed = run(&format!("{app}.test")).await;
+    assert_eq!((routed.requests, routed.ok, routed.lenient_failures()), (20, 20, 0), "{routed:?}");
 }

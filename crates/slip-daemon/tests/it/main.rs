@@ -1,5 +1,5 @@
-//! slipd end to end: a real slipd (in-process, on a real socket) against a real Docker engine, a
-//! real Caddy and a real registry. One binary, one module per area.
+//! slipd end to end: a real slipd (in-process, on a real socket) against a real Docker engine (and, in `podman`,
+//! real Podman), a real Caddy and a real registry. One binary, one module per area.
 
 mod support;
 
@@ -7,10 +7,12 @@ mod apps;
 mod apps_api;
 mod crash;
 mod deploy;
+mod drain;
 mod engine_restart;
 mod gen_key;
 mod history;
 mod logs;
+mod podman;
 mod reload;
 mod rollback;
 mod webhook;

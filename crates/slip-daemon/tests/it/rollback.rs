@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use slip_api::Deploy;
 use slip_core::signature::{self, Signed};
-use slip_testenv::{Image, Registry};
+use slip_testenv::{Image, Registry, wait_until_async};
 
 use crate::support::{
     ProcessConfig, SECRET, SlipdProcess, TOKEN, TestDaemon, app_name, containers_of, web_app, web_app_with_image,
@@ -177,9 +177,10 @@ async fn only_the_last_three_releases_keep_their_images() {
     for v in versions {
         assert_eq!(d.deploy_and_wait(&app, v).await.status, "completed", "{v}");
     }
+    // slipd prunes after it has recorded the deploy `completed`, so the pruning may still be under way.
     let repo = format!("{}/{app}", d.registry.host());
-    let local = docker_images(&repo);
-    assert_eq!(local, ["v3", "v4", "v5"], "local images of {repo}");
+    let what = format!("only v3, v4 and v5 of {repo} are left locally");
+    wait_until_async(Duration::from_secs(30), &what, || async { docker_images(&repo) == ["v3", "v4", "v5"] }).await;
     for v in versions {
         let built = Image::release(v).build();
         assert!(!docker_images(&built).is_empty(), "the test's own image {built} is not slip's to prune");

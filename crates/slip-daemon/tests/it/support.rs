@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use slip_api::{Deploy, DeployAccepted};
 use slip_core::signature::{self, Signed};
+pub use slip_testenv::Engine;
 use slip_testenv::caddy::Caddy;
 use slip_testenv::{ContainerGuard, Registry, unique_id};
 use tokio::sync::oneshot;
@@ -18,11 +19,16 @@ pub const SECRET: &str = "test-global-secret-0123456789";
 /// The admin token in every test config.
 pub const TOKEN: &str = "test-admin-token-0123456789";
 
-/// A running slipd with its own Caddy and registry.
+/// A running slipd with its own Caddy and registry, on one container engine.
 pub struct TestDaemon {
+    /// The engine slipd runs containers on: Docker (`backend = "docker"`), or Podman (`backend = "auto"`, which picks
+    /// Podman on a machine that runs both, as users get it).
+    pub engine: Engine,
     pub dir: tempfile::TempDir,
     pub caddy: Caddy,
     pub registry: Registry,
+    /// `runtime.port_range`, shared with no other live test daemon (kept across restarts).
+    pub ports: slip_testenv::PortRange,
     pub addr: SocketAddr,
     pub http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -38,28 +44,19 @@ pub fn app_name(prefix: &str) -> String {
 }
 
 impl TestDaemon {
-    /// Boots slipd with the apps `apps(registry_host)` returns (name, TOML body) and extra `slip.toml` text.
+    /// Boots slipd on Docker with the apps `apps(registry_host)` returns (name, TOML body) and extra `slip.toml`
+    /// text.
     pub async fn start(apps: impl FnOnce(&str) -> Vec<(String, String)>, extra_slip_toml: &str) -> TestDaemon {
-        slip_testenv::require_docker();
-        let registry = Registry::start();
-        let apps = apps(&registry.host());
-        let caddy = Caddy::start();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut daemon = TestDaemon {
-            dir,
-            caddy,
-            registry,
-            addr: "127.0.0.1:0".parse().unwrap(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
-            shutdown: None,
-            task: None,
-            guards: apps.iter().map(|(name, _)| ContainerGuard::new("slip.app", name)).collect(),
-            extra_slip_toml: extra_slip_toml.to_owned(),
-            apps,
-        };
-        daemon.write_config();
-        daemon.boot().await;
-        daemon
+        TestDaemon::start_on(Engine::Docker, apps, extra_slip_toml).await
+    }
+
+    /// Like [`TestDaemon::start`], on `engine`.
+    pub async fn start_on(
+        engine: Engine,
+        apps: impl FnOnce(&str) -> Vec<(String, String)>,
+        extra_slip_toml: &str,
+    ) -> TestDaemon {
+        TestDaemon::start_with_storage_on(engine, |registry, _| apps(registry), extra_slip_toml).await
     }
 
     /// Like [`TestDaemon::start`], but `apps` also gets the storage directory (`storage.path`, not yet created),
@@ -68,12 +65,23 @@ impl TestDaemon {
         apps: impl FnOnce(&str, &std::path::Path) -> Vec<(String, String)>,
         extra_slip_toml: &str,
     ) -> TestDaemon {
-        slip_testenv::require_docker();
+        TestDaemon::start_with_storage_on(Engine::Docker, apps, extra_slip_toml).await
+    }
+
+    /// Like [`TestDaemon::start_with_storage`], on `engine`.
+    pub async fn start_with_storage_on(
+        engine: Engine,
+        apps: impl FnOnce(&str, &std::path::Path) -> Vec<(String, String)>,
+        extra_slip_toml: &str,
+    ) -> TestDaemon {
+        require_engine(engine);
         let registry = Registry::start();
         let dir = tempfile::tempdir().expect("tempdir");
         let apps = apps(&registry.host(), &dir.path().join("state"));
         let caddy = Caddy::start();
         let mut daemon = TestDaemon {
+            engine,
+            ports: slip_testenv::PortRange::lease(),
             dir,
             caddy,
             registry,
@@ -81,12 +89,14 @@ impl TestDaemon {
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
             shutdown: None,
             task: None,
-            guards: apps.iter().map(|(name, _)| ContainerGuard::new("slip.app", name)).collect(),
+            guards: apps.iter().map(|(name, _)| ContainerGuard::for_engine(engine, "slip.app", name)).collect(),
             extra_slip_toml: extra_slip_toml.to_owned(),
             apps,
         };
         daemon.write_config();
         daemon.boot().await;
+        let backend = daemon.status().await["backend"].clone();
+        assert_eq!(backend, engine.program(), "slipd runs its containers on {engine:?}");
         daemon
     }
 
@@ -103,15 +113,14 @@ impl TestDaemon {
     fn write_config(&self) {
         let config = self.config_dir();
         std::fs::create_dir_all(config.join("apps")).unwrap();
-        let base = 20000 + (rand_u16() % 500) * 25;
         let slip_toml = format!(
             r#"[server]
 listen = "127.0.0.1:7890"
 shutdown_timeout = "20s"
 
 [runtime]
-backend = "docker"
-port_range = "{base}-{}"
+backend = "{}"
+port_range = "{}"
 
 [auth]
 secret = "{SECRET}"
@@ -128,7 +137,8 @@ path = "{}"
 
 {}
 "#,
-            base + 24,
+            backend(self.engine),
+            self.ports.config_value(),
             self.caddy.admin_url(),
             self.caddy.http_port(),
             self.storage().display(),
@@ -296,14 +306,14 @@ path = "{}"
         self.registry.push(image, repo, tag)
     }
 
-    /// Running containers labelled with `app`.
+    /// Running containers labelled with `app`, on the daemon's engine.
     pub fn running_containers(&self, app: &str) -> Vec<String> {
-        docker_ps(&["--filter", &format!("label=slip.app={app}")])
+        containers_on(self.engine, app, false)
     }
 
-    /// All containers (any state) labelled with `app`.
+    /// All containers (any state) labelled with `app`, on the daemon's engine.
     pub fn all_containers(&self, app: &str) -> Vec<String> {
-        docker_ps(&["-a", "--filter", &format!("label=slip.app={app}")])
+        containers_on(self.engine, app, true)
     }
 }
 
@@ -347,8 +357,27 @@ stop_grace = "2s"
     )
 }
 
-fn docker_ps(args: &[&str]) -> Vec<String> {
-    let out = std::process::Command::new("docker").arg("ps").arg("-q").args(args).output().expect("docker ps");
+/// Panics with the fix unless `engine` answers.
+pub fn require_engine(engine: Engine) {
+    slip_testenv::require_docker(); // test images are built and pushed with Docker on either engine
+    if engine == Engine::Podman {
+        slip_testenv::require_podman();
+    }
+}
+
+/// `runtime.backend` for a test daemon on `engine`: Podman is reached the way users get it by default, through
+/// `auto`, which prefers a Podman socket that answers (and [`TestDaemon`] checks that it did).
+fn backend(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Docker => "docker",
+        Engine::Podman => "auto",
+    }
+}
+
+fn engine_ps(engine: Engine, args: &[&str]) -> Vec<String> {
+    let program = engine.program();
+    let out = std::process::Command::new(program).arg("ps").arg("-q").args(args).output().expect("engine ps");
+    assert!(out.status.success(), "{program} ps: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
 }
 
@@ -356,14 +385,11 @@ fn unix_seconds() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
-fn rand_u16() -> u16 {
-    let id = unique_id();
-    id.bytes().fold(0u16, |acc, b| acc.wrapping_mul(31).wrapping_add(b as u16))
-}
-
 /// How to configure a [`SlipdProcess`].
 #[derive(Debug, Clone)]
 pub struct ProcessConfig {
+    /// The engine slipd runs containers on (see [`TestDaemon::engine`]).
+    pub engine: Engine,
     /// `server.shutdown_timeout`.
     pub shutdown_timeout: &'static str,
     /// `runtime.min_free_disk`, when set.
@@ -372,7 +398,7 @@ pub struct ProcessConfig {
 
 impl Default for ProcessConfig {
     fn default() -> ProcessConfig {
-        ProcessConfig { shutdown_timeout: "20s", min_free_disk: None }
+        ProcessConfig { engine: Engine::Docker, shutdown_timeout: "20s", min_free_disk: None }
     }
 }
 
@@ -380,6 +406,8 @@ impl Default for ProcessConfig {
 /// directory and Caddy, against a registry the test owns. Killed, and its apps' containers removed, on drop.
 pub struct SlipdProcess {
     pub dir: tempfile::TempDir,
+    /// `runtime.port_range`, shared with no other live test daemon (kept across restarts).
+    pub ports: slip_testenv::PortRange,
     pub caddy: Caddy,
     pub api: Api,
     pub config: ProcessConfig,
@@ -392,16 +420,18 @@ pub struct SlipdProcess {
 impl SlipdProcess {
     /// Writes the config for `apps` (name, TOML body); does not start slipd.
     pub fn new(apps: Vec<(String, String)>, config: ProcessConfig) -> SlipdProcess {
-        slip_testenv::require_docker();
+        let engine = config.engine;
+        require_engine(engine);
         let caddy = Caddy::start();
         let port = slip_testenv::free_port();
         let api = Api::new(format!("http://127.0.0.1:{port}"), caddy.http_port());
         let process = SlipdProcess {
             dir: tempfile::tempdir().expect("tempdir"),
+            ports: slip_testenv::PortRange::lease(),
             caddy,
             api,
             config,
-            guards: apps.iter().map(|(name, _)| ContainerGuard::new("slip.app", name)).collect(),
+            guards: apps.iter().map(|(name, _)| ContainerGuard::for_engine(engine, "slip.app", name)).collect(),
             apps,
             child: None,
             port,
@@ -429,7 +459,6 @@ impl SlipdProcess {
     pub fn write_config(&self) {
         let config = self.dir.path().join("config");
         std::fs::create_dir_all(config.join("apps")).unwrap();
-        let base = 20000 + (rand_u16() % 500) * 25;
         let min_free_disk =
             self.config.min_free_disk.as_ref().map(|m| format!("min_free_disk = \"{m}\"\n")).unwrap_or_default();
         let slip_toml = format!(
@@ -438,8 +467,8 @@ listen = "127.0.0.1:{}"
 shutdown_timeout = "{}"
 
 [runtime]
-backend = "docker"
-port_range = "{base}-{}"
+backend = "{}"
+port_range = "{}"
 {min_free_disk}
 [auth]
 secret = "{SECRET}"
@@ -459,7 +488,8 @@ format = "text"
 "#,
             self.port,
             self.config.shutdown_timeout,
-            base + 24,
+            backend(self.config.engine),
+            self.ports.config_value(),
             self.caddy.admin_url(),
             self.caddy.http_port(),
             self.storage().display(),
@@ -494,6 +524,19 @@ format = "text"
             if let Ok(r) = self.api.http.get(self.api.url("/healthz")).send().await
                 && r.status().is_success()
             {
+                let status: serde_json::Value = self
+                    .api
+                    .http
+                    .get(self.api.url("/v1/status"))
+                    .bearer_auth(TOKEN)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let engine = self.config.engine;
+                assert_eq!(status["backend"], engine.program(), "slipd runs its containers on {engine:?}");
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -637,10 +680,15 @@ impl Api {
     }
 }
 
-/// Ids of all containers (any state) labelled with `app`.
+/// Ids of Docker containers labelled with `app`: all of them (any state) or the running ones.
 pub fn containers_of(app: &str, all: bool) -> Vec<String> {
+    containers_on(Engine::Docker, app, all)
+}
+
+/// Ids of `engine`'s containers labelled with `app`: all of them (any state) or the running ones.
+pub fn containers_on(engine: Engine, app: &str, all: bool) -> Vec<String> {
     let filter = format!("label=slip.app={app}");
-    if all { docker_ps(&["-a", "--filter", &filter]) } else { docker_ps(&["--filter", &filter]) }
+    if all { engine_ps(engine, &["-a", "--filter", &filter]) } else { engine_ps(engine, &["--filter", &filter]) }
 }
 
 /// A web app config like [`web_app`] whose image repository is `image` (shared between apps).
@@ -669,25 +717,62 @@ stop_grace = "2s"
     )
 }
 
-/// Whether a request failed the way a reused keep-alive connection closed by the server fails.
-fn keep_alive_race(error: &reqwest::Error) -> bool {
-    let text = format!("{error:?}");
-    text.contains("IncompleteMessage") || text.contains("ConnectionReset")
+/// Keep-alive clients sending `GET path` through Caddy with one `Host`, until stopped (crates/slip-bench's
+/// load generator). Every answer must be a 2xx whose body is one of the given releases' (an empty 200, which is
+/// what Caddy answers for a host it has no route for, is a failure). The only request retried is one that met a
+/// keep-alive race: a reused connection closed before any byte of the answer (RFC 9112 §9.3.1; Caddy closes idle
+/// connections whenever it loads a new config).
+pub struct Load {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<slip_bench::client::ClientResult>,
 }
 
-/// GET through a keep-alive client, retrying once when a reused connection was closed before any
-/// response byte (Caddy closes idle connections when it loads a new config; the client sees the close as an
-/// incomplete message, or as a reset when its request arrived just after the close). The request never reached
-/// the app, and retrying an idempotent request then is what RFC 9112 §9.3.1 allows and browsers do.
-pub async fn get_retrying_once(
-    http: &reqwest::Client,
-    url: &str,
-    host: &str,
-) -> Result<reqwest::Response, reqwest::Error> {
-    let first = http.get(url).header("host", host).send().await;
-    match &first {
-        Err(e) if keep_alive_race(e) => http.get(url).header("host", host).send().await,
-        _ => first,
+/// What a [`Load`] saw.
+#[derive(Debug)]
+pub struct LoadReport {
+    /// Counts of every kind of answer.
+    pub counts: slip_bench::report::Counts,
+    /// Failure and race messages with their counts.
+    pub messages: std::collections::BTreeMap<String, u64>,
+    /// Right answers by body.
+    pub bodies: std::collections::BTreeMap<String, u64>,
+}
+
+impl Load {
+    /// Starts `clients` clients against Caddy's `port` for `path` on `host`; `bodies` are the right answers.
+    pub fn start(port: u16, host: &str, path: &str, clients: usize, bodies: &[&str]) -> Load {
+        let url = format!("http://127.0.0.1:{port}{path}");
+        let target = slip_bench::client::Target::new(&url, host, Duration::from_secs(30), Duration::ZERO, bodies)
+            .expect("a valid load target");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(slip_bench::run(target, clients, stopped, None));
+        Load { stop, task }
+    }
+
+    /// Stops the clients and reports what they saw.
+    pub async fn stop(self) -> LoadReport {
+        self.stop.send(true).expect("the load generator is running");
+        let result = self.task.await.expect("the load generator finished");
+        LoadReport { counts: result.timeline.total(), messages: result.messages, bodies: result.bodies }
+    }
+}
+
+impl LoadReport {
+    /// Panics unless at least `min` requests were sent and every one got a right answer, first time or on the
+    /// one retry a keep-alive race allows.
+    #[track_caller]
+    pub fn assert_every_answer_right(&self, min: u64) {
+        assert!(
+            self.counts.requests >= min,
+            "the load generator sent only {} requests: {self:?}",
+            self.counts.requests
+        );
+        assert_eq!(self.counts.lenient_failures(), 0, "every request got a known release's body: {self:?}");
+    }
+
+    /// Whether `body` answered at least once.
+    pub fn saw(&self, body: &str) -> bool {
+        self.bodies.contains_key(body)
     }
 }
 
