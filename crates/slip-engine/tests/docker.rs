@@ -3,8 +3,7 @@
 //! Every test labels its containers `slip.test=<unique id>` and holds a `ContainerGuard` that removes them, even
 //! when the test panics. The engine's view is checked with the `docker` CLI, an independent client, rather than
 //! through the adapter under test. These tests need Docker and docker-registry (`scripts/setup.sh --dev`); they fail,
-//! never skip, without them. Podman is not covered here: its compat API cannot pull from the plain-HTTP test
-//! registry without a registries.conf entry.
+//! never skip, without them. The same adapter on Podman is checked by `tests/podman.rs`.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -112,7 +111,14 @@ async fn wait_healthy(port: u16, path: &str) {
 }
 
 #[tokio::test]
-async fn runtime_contract_start_inspect_list_stop_restart_remove() {
+async fn docker_honours_the_runtime_contract() {
+    let fx = Fixture::new().await;
+    let spec = fx.spec(&Image::V1.build(), &[web_port(free_port())]);
+    slip_engine::testing::contract::runtime_contract(&fx.runtime, InstanceSpec::Container(spec), &fx.label()).await;
+}
+
+#[tokio::test]
+async fn docker_specifics_of_start_inspect_list_stop_restart_remove() {
     let fx = Fixture::new().await;
     let port = free_port();
     let spec = fx.spec(&Image::V1.build(), &[web_port(port)]);

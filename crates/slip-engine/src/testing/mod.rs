@@ -4,6 +4,8 @@
 //!
 //! Only compiled for tests and with the `testing` feature. Never used by `slipd` itself.
 
+pub mod contract;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -450,5 +452,31 @@ impl HealthProbe for ScriptedProbe {
             }
         }
         self.default.lock().expect("probe").clone().unwrap_or(ProbeResult::Healthy(200))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::ports::{LogRotation, Resources};
+
+    #[tokio::test]
+    async fn the_fake_runtime_honours_the_runtime_contract() {
+        let runtime = FakeRuntime::new(Journal::default());
+        let spec = ContainerSpec {
+            name: "slip-contract-1".into(),
+            image: "registry.test/web@sha256:00".into(),
+            labels: BTreeMap::from([("slip.test".to_owned(), "contract".to_owned())]),
+            env: Vec::new(),
+            ports: vec![PortMapping { host: 41234, container: 8080 }],
+            network: None,
+            resources: Resources::default(),
+            mounts: Vec::new(),
+            init: false,
+            log: LogRotation { max_size_bytes: 1 << 20, max_files: 1 },
+        };
+        contract::runtime_contract(&runtime, InstanceSpec::Container(spec), &[("slip.test", "contract")]).await;
     }
 }
