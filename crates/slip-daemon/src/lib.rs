@@ -11,6 +11,7 @@
 //! - [`monitor`]: background health and the periodic Caddy reconcile.
 //! - [`boot`]: opening the store, connecting adapters, reconciling before the first request.
 //! - [`check`]: `slipd --check`.
+//! - [`systemd`]: `Type=notify` readiness, stopping and watchdog messages.
 
 pub mod api;
 pub mod auth;
@@ -27,6 +28,7 @@ pub mod release;
 pub mod reload;
 pub mod rollback;
 pub mod state;
+pub mod systemd;
 
 #[cfg(test)]
 mod tests;
@@ -133,12 +135,19 @@ async fn serve(
         tokio::spawn(reload::on_sighup(state.clone(), booted.closing.clone()));
     }
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tracing::info!(listen = %listener.local_addr()?, "slipd ready");
+    let listen = listener.local_addr()?;
+    tracing::info!(listen = %listen, "slipd ready");
+    systemd::ready(listen);
+    systemd::spawn_watchdog(
+        systemd::Liveness { monitor: booted.monitor.abort_handle(), listen },
+        booted.closing.clone(),
+    );
 
     let closing = booted.closing.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
+            systemd::stopping();
             closing.cancel();
         })
         .await?;

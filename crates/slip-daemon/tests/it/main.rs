@@ -11,6 +11,7 @@ mod engine_restart;
 mod gen_key;
 mod history;
 mod logs;
+mod notify;
 mod reload;
 mod rollback;
 mod webhook;
