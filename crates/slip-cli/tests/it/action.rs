@@ -264,3 +264,30 @@ async fn the_action_installs_slip_deploys_and_reports_outputs_and_a_summary() {
         assert!(run.outputs.values().all(|v| !v.contains(GLOBAL)));
     }
 }
+
+#[test]
+fn the_reusable_workflow_passes_only_inputs_the_action_declares() {
+    let action = &Yaml::load_from_str(&std::fs::read_to_string(workspace().join("action.yml")).unwrap()).unwrap()[0];
+    let path = workspace().join(".github/workflows/slip-deploy.yml");
+    let workflow = &Yaml::load_from_str(&std::fs::read_to_string(path).unwrap()).unwrap()[0];
+    let declared: Vec<String> = action["inputs"].as_mapping().unwrap().keys().map(text).collect();
+    let required: Vec<String> = action["inputs"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, spec)| field(spec, "required") == "true")
+        .map(|(name, _)| text(name))
+        .collect();
+    let step = &workflow["jobs"]["deploy"]["steps"][0];
+    assert!(field(step, "uses").starts_with("mitchelljphayes/slip@"), "the workflow runs slip's action");
+    let with: Vec<String> = step["with"].as_mapping().unwrap().keys().map(text).collect();
+    for key in &with {
+        assert!(declared.contains(key), "the workflow passes {key}, which action.yml does not declare");
+    }
+    for key in &required {
+        assert!(with.contains(key), "the workflow does not pass the required input {key}");
+    }
+    let outputs: Vec<String> = action["outputs"].as_mapping().unwrap().keys().map(text).collect();
+    let job_outputs: Vec<String> = workflow["jobs"]["deploy"]["outputs"].as_mapping().unwrap().keys().map(text).collect();
+    assert_eq!(outputs, job_outputs, "the workflow forwards every output of the action");
+}
