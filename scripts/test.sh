@@ -40,6 +40,12 @@ else
     whole_workspace=0
 fi
 
+# The installer tests (slip-daemon's tests/install) install these artefacts in fresh Debian roots.
+if [[ $whole_workspace -eq 1 ]]; then
+    step "scripts/release.sh --out target/dist"
+    bash scripts/release.sh --out "${CARGO_TARGET_DIR:-target}/dist"
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
     # nextest does not run doc tests, so they run first; the nextest summary stays the last word.
     if [[ $whole_workspace -eq 1 ]]; then
