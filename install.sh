@@ -67,9 +67,12 @@ fetch() {
 fetch_release() {
     local source=$1 work=$2
     fetch "$source" "$work/release.tar.gz"
-    if ! fetch "$source.sha256" "$work/release.sha256" 2>/dev/null; then
-        die "no checksum file $source.sha256 beside the release" "scripts/release.sh writes one next to the tarball"
-    fi
+    case "$source" in
+        http://* | https://*) ;;
+        *) [[ -f $source.sha256 ]] || die "no checksum file $source.sha256 beside the release; nothing was installed" \
+            "scripts/release.sh writes one next to the tarball" ;;
+    esac
+    fetch "$source.sha256" "$work/release.sha256"
     local expected actual
     expected=$(awk 'NR == 1 { print $1 }' "$work/release.sha256")
     actual=$(sha256sum "$work/release.tar.gz" | awk '{ print $1 }')
@@ -272,7 +275,7 @@ caddy_hint() {
     fi
 }
 
-# --- install and uninstall ---
+# --- install and uninstall -----------------------------------------------------------------------------------------
 
 # Everything but the files from the release: user, engine access, directories, slip.env and slip.toml.
 prepare_host() {
@@ -282,7 +285,6 @@ prepare_host() {
     ensure_env_file
     ensure_config_file
 }
---------------------------------------------------------------------------------------
 
 do_install() {
     local work
