@@ -288,6 +288,7 @@ fn the_reusable_workflow_passes_only_inputs_the_action_declares() {
         assert!(with.contains(key), "the workflow does not pass the required input {key}");
     }
     let outputs: Vec<String> = action["outputs"].as_mapping().unwrap().keys().map(text).collect();
-    let job_outputs: Vec<String> = workflow["jobs"]["deploy"]["outputs"].as_mapping().unwrap().keys().map(text).collect();
+    let job_outputs: Vec<String> =
+        workflow["jobs"]["deploy"]["outputs"].as_mapping().unwrap().keys().map(text).collect();
     assert_eq!(outputs, job_outputs, "the workflow forwards every output of the action");
 }
