@@ -5,7 +5,10 @@
 #   dist/slip-x86_64-linux.tar.gz (+ .sha256)             the same bytes under the name "latest" downloads use
 #   dist/slip_<version>-1_amd64.deb                       the Debian package (cargo-deb), from the same binaries
 #
-#   scripts/release.sh [--out DIR] [--no-deb]
+#   scripts/release.sh [--out DIR] [--no-deb] [--dev-build]
+#
+# --dev-build packages the ordinary dev-profile binaries (target/debug, dynamically linked against glibc) under the
+# same names instead: scripts/test.sh uses it so the installer tests need no second, optimised build of everything.
 #
 # The binaries are linked with glibc's static libraries (crt-static on the gnu target; no musl target is
 # available here), with SQLite bundled and rustls instead of OpenSSL: they need no shared library at all, and the
@@ -18,6 +21,7 @@ root=$(pwd)
 readonly TARGET=x86_64-unknown-linux-gnu
 out=dist
 deb=1
+dev_build=0
 
 die() {
     printf 'release: error: %s\n' "$1" >&2
@@ -30,7 +34,8 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --out) [[ $# -ge 2 ]] || die "--out needs a directory"; out=$2; shift ;;
         --no-deb) deb=0 ;;
-        -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --dev-build) dev_build=1 ;;
+        -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option '$1'; valid options are --out DIR, --no-deb and --help" ;;
     esac
     shift
@@ -40,15 +45,23 @@ version=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version = "\(.*\)"/\1/p' Car
 [[ -n $version ]] || die "no version in [workspace.package] of Cargo.toml"
 name=slip-$version-x86_64-linux
 target_dir=${CARGO_TARGET_DIR:-$root/target}
-bin_dir=$target_dir/$TARGET/release
-
-# --target keeps crt-static away from build scripts and proc macros, which must stay dynamic.
-say "building slipd and slip $version (release, $TARGET, crt-static)"
-RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-    cargo build --release --locked --target "$TARGET" -p slip-daemon -p slip-cli --bin slipd --bin slip
+if [[ $dev_build -eq 1 ]]; then
+    bin_dir=$target_dir/debug
+    deb_args=(--profile dev)
+    say "building slipd and slip $version (dev profile, for tests: dynamically linked)"
+    cargo build --locked -p slip-daemon -p slip-cli --bin slipd --bin slip
+else
+    bin_dir=$target_dir/$TARGET/release
+    deb_args=(--target "$TARGET")
+    # --target keeps crt-static away from build scripts and proc macros, which must stay dynamic.
+    say "building slipd and slip $version (release, $TARGET, crt-static)"
+    RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+        cargo build --release --locked --target "$TARGET" -p slip-daemon -p slip-cli --bin slipd --bin slip
+fi
 
 for bin in slipd slip; do
     [[ -x $bin_dir/$bin ]] || die "cargo did not produce $bin_dir/$bin"
+    [[ $dev_build -eq 1 ]] && continue
     if readelf -d "$bin_dir/$bin" | grep -q '(NEEDED)'; then
         die "$bin links shared libraries: $(readelf -d "$bin_dir/$bin" | grep '(NEEDED)' | tr -s ' ' | cut -d' ' -f6- | tr '\n' ' ')"
     fi
@@ -56,7 +69,7 @@ for bin in slipd slip; do
         die "$bin asks for a dynamic loader; it is not self-contained"
     fi
 done
-say "slipd and slip are statically linked (no NEEDED entries, no interpreter)"
+[[ $dev_build -eq 1 ]] || say "slipd and slip are statically linked (no NEEDED entries, no interpreter)"
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -71,7 +84,7 @@ chmod 0644 "$stage/$name/slipd.service" "$stage/$name/README.md" "$stage/$name/L
 # Reproducible: fixed owner, order and time (the last commit's, when there is one).
 mtime=$(git log -1 --format=%ct 2>/dev/null || echo 0)
 tarball=$out/$name.tar.gz
-tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$mtime" -C "$stage" -cf - "$name" | gzip -n -9 >"$tarball"
+tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$mtime" -C "$stage" -cf - "$name" | gzip -n >"$tarball"
 (cd "$out" && sha256sum "$name.tar.gz" >"$name.tar.gz.sha256")
 cp "$tarball" "$out/slip-x86_64-linux.tar.gz"
 (cd "$out" && sha256sum slip-x86_64-linux.tar.gz >slip-x86_64-linux.tar.gz.sha256)
@@ -82,6 +95,6 @@ if [[ $deb -eq 1 ]]; then
     say "building the Debian package (cargo-deb, from the binaries above)"
     sed 's|/usr/local/bin/slipd|/usr/bin/slipd|g; s|^# slipd as a systemd service.*|# slipd as a systemd service (Debian package).|' \
         packaging/slipd.service >"$bin_dir/slipd.service"
-    cargo deb -p slip-daemon --no-build --no-strip --target "$TARGET" --output "$out" >/dev/null
+    cargo deb -p slip-daemon --no-build --no-strip "${deb_args[@]}" --output "$out" >/dev/null
     say "wrote $(ls "$out"/slip_"$version"*_amd64.deb)"
 fi

@@ -3,8 +3,9 @@
 //! modes), a unit that `systemd-analyze verify` accepts, keep secrets and config on a second run, uninstall and
 //! purge cleanly; and the installed slipd, run as the `slip` user, must deploy an app through real Docker and Caddy.
 //!
-//! The release artefacts come from `scripts/release.sh --out target/dist` (scripts/test.sh runs it first); a missing
-//! artefact fails the test with that hint. install.sh itself is always the working tree's.
+//! The release artefacts come from `scripts/release.sh --dev-build --out target/dist` (scripts/test.sh runs it first;
+//! `SLIP_DIST_DIR` points elsewhere); a missing artefact fails the test with that hint. install.sh itself is always
+//! the working tree's.
 
 mod root;
 
@@ -36,7 +37,7 @@ fn artefact(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(
         path.exists(),
-        "{} is missing: build the release first (scripts/release.sh --out {}); scripts/test.sh does",
+        "{} is missing: build the release first (scripts/release.sh --dev-build --out {}); scripts/test.sh does",
         path.display(),
         dir.display()
     );
