@@ -325,6 +325,20 @@ async fn install_sh_piped_to_bash_sets_up_spec_layout_and_the_slip_user_deploys(
     );
     assert_layout(&root, "/usr/local/bin");
 
+    // --public-domain writes server.public_domain into the existing file and changes nothing else.
+    let third = piped_install(&root, &["--from", &tarball, "--public-domain", "deploy.example.com"]);
+    let third_text = text(&third);
+    assert!(third.status.success(), "{third_text}");
+    let with_domain = std::fs::read_to_string(root.path("/etc/slip/slip.toml")).unwrap();
+    assert_eq!(
+        with_domain,
+        config_before.replacen("[server]\n", "[server]\npublic_domain = \"deploy.example.com\"\n", 1),
+        "one line added under [server]"
+    );
+    assert!(third_text.contains("✓ Configuration is valid"), "{third_text}");
+    let bad = piped_install(&root, &["--from", &tarball, "--public-domain", "not a host"]);
+    assert!(!bad.status.success() && text(&bad).contains("is not a hostname"), "{}", text(&bad));
+
     // Uninstall keeps config and state; purge removes them and the user.
     root.ok(Some(&install_script()), "bash", &["-s", "--", "--uninstall"]);
     for gone in ["/usr/local/bin/slipd", "/usr/local/bin/slip", "/etc/systemd/system/slipd.service"] {
