@@ -47,12 +47,10 @@ name=slip-$version-x86_64-linux
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 if [[ $dev_build -eq 1 ]]; then
     bin_dir=$target_dir/debug
-    deb_args=(--profile dev)
     say "building slipd and slip $version (dev profile, for tests: dynamically linked)"
     cargo build --locked -p slip-daemon -p slip-cli --bin slipd --bin slip
 else
     bin_dir=$target_dir/$TARGET/release
-    deb_args=(--target "$TARGET")
     # --target keeps crt-static away from build scripts and proc macros, which must stay dynamic.
     say "building slipd and slip $version (release, $TARGET, crt-static)"
     RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
@@ -77,6 +75,8 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/$name/bin"
 cp "$bin_dir/slipd" "$bin_dir/slip" "$stage/$name/bin/"
+# Dev binaries carry hundreds of MiB of debug info that nobody installing them needs.
+[[ $dev_build -eq 0 ]] || strip --strip-debug "$stage/$name/bin/slipd" "$stage/$name/bin/slip"
 cp packaging/slipd.service README.md LICENSE install.sh "$stage/$name/"
 chmod 0755 "$stage/$name/bin/slipd" "$stage/$name/bin/slip" "$stage/$name/install.sh"
 chmod 0644 "$stage/$name/slipd.service" "$stage/$name/README.md" "$stage/$name/LICENSE"
@@ -93,8 +93,15 @@ say "wrote $tarball ($(du -h "$tarball" | cut -f1)) and its .sha256"
 if [[ $deb -eq 1 ]]; then
     cargo deb --version >/dev/null 2>&1 || die "cargo-deb is not installed" "cargo install cargo-deb --locked (scripts/setup.sh --dev does it)"
     say "building the Debian package (cargo-deb, from the binaries above)"
+    # cargo-deb takes its assets from <target dir>/release/ ("target/release/..." in [package.metadata.deb]): the
+    # binaries packed above, and the unit with Debian's ExecStart.
+    deb_target=$stage/deb-target
+    mkdir -p "$deb_target/release"
+    cp "$stage/$name/bin/slipd" "$stage/$name/bin/slip" "$deb_target/release/"
     sed 's|/usr/local/bin/slipd|/usr/bin/slipd|g; s|^# slipd as a systemd service.*|# slipd as a systemd service (Debian package).|' \
-        packaging/slipd.service >"$bin_dir/slipd.service"
-    cargo deb -p slip-daemon --no-build --no-strip "${deb_args[@]}" --output "$out" >/dev/null
+        packaging/slipd.service >"$deb_target/release/slipd.service"
+    fast=()
+    [[ $dev_build -eq 0 ]] || fast=(--fast)
+    CARGO_TARGET_DIR=$deb_target cargo deb -p slip-daemon --no-build --no-strip "${fast[@]}" --output "$out" >/dev/null
     say "wrote $(ls "$out"/slip_"$version"*_amd64.deb)"
 fi
