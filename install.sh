@@ -206,6 +206,7 @@ ensure_config_file() {
             printf '[server]\nlisten = "127.0.0.1:7890"\n'
             [[ -n $public_domain ]] && printf 'public_domain = "%s"\n' "$public_domain"
             printf '\n[runtime]\nbackend = "auto"\n\n'
+            # shellcheck disable=SC2016 # the placeholders are for slipd to interpolate, not for this shell
             printf '[auth]\nsecret = "${SLIP_SECRET}"\nadmin_token = "${SLIP_ADMIN_TOKEN}"\n\n'
             printf '[caddy]\nadmin_api = "http://localhost:2019"\n\n'
             printf '[storage]\npath = "%s"\n' "$STATE_DIR"
