@@ -22,6 +22,9 @@ use root::Root;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The symlink `systemctl enable slipd` makes.
+const WANTS: &str = "/etc/systemd/system/multi-user.target.wants/slipd.service";
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
@@ -287,6 +290,7 @@ async fn install_sh_piped_to_bash_sets_up_spec_layout_and_the_slip_user_deploys(
     assert!(first_text.contains("✓ Configuration is valid"), "the fresh config passes --check:\n{first_text}");
     assert!(!first_text.contains('⚠'), "the installed config draws no warning:\n{first_text}");
     assert_unit_verifies(&root, "/etc/systemd/system/slipd.service");
+    assert!(root.path(WANTS).is_symlink(), "the unit is enabled (systemctl works without a running systemd)");
     let unit = std::fs::read_to_string(root.path("/etc/systemd/system/slipd.service")).unwrap();
     assert!(unit.contains("Type=notify") && unit.contains("User=slip"), "{unit}");
     assert!(root.path("/usr/share/doc/slip/README.md").exists());
@@ -341,8 +345,8 @@ async fn install_sh_piped_to_bash_sets_up_spec_layout_and_the_slip_user_deploys(
 
     // Uninstall keeps config and state; purge removes them and the user.
     root.ok(Some(&install_script()), "bash", &["-s", "--", "--uninstall"]);
-    for gone in ["/usr/local/bin/slipd", "/usr/local/bin/slip", "/etc/systemd/system/slipd.service"] {
-        assert!(!root.path(gone).exists(), "{gone} removed");
+    for gone in ["/usr/local/bin/slipd", "/usr/local/bin/slip", "/etc/systemd/system/slipd.service", WANTS] {
+        assert!(!root.path(gone).exists() && !root.path(gone).is_symlink(), "{gone} removed");
     }
     assert_eq!(env_file(&root), env, "uninstall keeps slip.env");
     assert!(root.path("/var/lib/slip/slip.db").exists() && root.ids("slip").is_some());
@@ -393,6 +397,7 @@ fn the_debian_package_sets_up_the_same_layout_and_purges_it() {
     assert!(first.contains(&format!("SLIP_SECRET={secret}")), "{first}");
     assert!(first.contains("systemd is not running"), "{first}");
     assert_unit_verifies(&root, "/lib/systemd/system/slipd.service");
+    assert!(root.path(WANTS).is_symlink(), "the package enables the unit");
     let unit = std::fs::read_to_string(root.path("/lib/systemd/system/slipd.service")).unwrap();
     assert!(unit.contains("ExecStart=/usr/bin/slipd --config /etc/slip"), "{unit}");
 
@@ -403,6 +408,7 @@ fn the_debian_package_sets_up_the_same_layout_and_purges_it() {
 
     root.ok(None, "dpkg", &["--remove", "slip"]);
     assert!(!root.path("/usr/bin/slipd").exists());
+    assert!(!root.path(WANTS).is_symlink(), "remove disables the unit");
     assert_eq!(env_file(&root), env, "remove keeps slip.env");
     root.ok(None, "dpkg", &["--purge", "slip"]);
     assert!(!root.path("/etc/slip").exists() && !root.path("/var/lib/slip").exists());
