@@ -97,7 +97,7 @@ async fn check(liveness: &Liveness, timeout: Duration) -> Result<(), String> {
 async fn healthz(listen: SocketAddr) -> std::io::Result<()> {
     let mut stream = tokio::net::TcpStream::connect(dial_address(listen)).await?;
     stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: slipd\r\nConnection: close\r\n\r\n").await?;
-    let mut head = [0u8; 12];
+    let mut head = [0u8; 13];
     stream.read_exact(&mut head).await?;
     if status_is_ok(&head) {
         Ok(())
@@ -115,9 +115,9 @@ fn dial_address(listen: SocketAddr) -> SocketAddr {
     }
 }
 
-/// True for the start of an HTTP/1.x 200 response.
+/// True for the start of an HTTP/1.x 200 response (`HTTP/1.1 200 `: the status code is followed by a space).
 fn status_is_ok(head: &[u8]) -> bool {
-    head.len() >= 12 && head.starts_with(b"HTTP/1.") && &head[8..12] == b" 200"
+    head.len() >= 13 && head.starts_with(b"HTTP/1.") && &head[8..13] == b" 200 "
 }
 
 #[cfg(test)]
