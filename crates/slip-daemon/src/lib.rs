@@ -11,6 +11,7 @@
 //! - [`monitor`]: background health and the periodic Caddy reconcile.
 //! - [`boot`]: opening the store, connecting adapters, reconciling before the first request.
 //! - [`check`]: `slipd --check`.
+//! - [`notify`]: outbound deploy notifications, fed by the event bus.
 //! - [`systemd`]: `Type=notify` readiness, stopping and watchdog messages.
 
 pub mod api;
@@ -22,6 +23,7 @@ pub mod events;
 pub mod log_relay;
 pub mod logging;
 pub mod monitor;
+pub mod notify;
 pub mod queue;
 pub mod redaction;
 pub mod release;
@@ -134,6 +136,7 @@ async fn serve(
         let _ = state.config_path.set(path);
         tokio::spawn(reload::on_sighup(state.clone(), booted.closing.clone()));
     }
+    tokio::spawn(notify::run(state.clone()));
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let listen = listener.local_addr()?;
     tracing::info!(listen = %listen, "slipd ready");

@@ -90,6 +90,8 @@ pub struct AppConfig {
     pub containers: BTreeMap<String, ContainerOverride>,
     /// `[preview]`.
     pub preview: AppPreview,
+    /// `[[notifications]]`: this app's deploy notifications (besides the server-wide ones).
+    pub notifications: Vec<super::notify::Notification>,
 }
 
 impl AppConfig {
@@ -415,6 +417,7 @@ pub const APP_SECTIONS: &[&str] = &[
     "volumes",
     "containers",
     "preview",
+    "notifications",
 ];
 const APP: &[&str] = &["name", "image", "kind", "secret", "allowed_images", "manifest", "init", "allow_privileged"];
 const ROUTING: &[&str] = &["domain", "port", "container", "hold_timeout", "routes"];
@@ -529,6 +532,7 @@ pub(crate) fn read(r: &mut Reader<'_>, daemon: &Daemon) -> Option<Draft> {
         );
     }
 
+    let notifications = super::notify::read(r, &root);
     let config = AppConfig {
         name: head.name?,
         image: head.image?,
@@ -550,6 +554,7 @@ pub(crate) fn read(r: &mut Reader<'_>, daemon: &Daemon) -> Option<Draft> {
         volumes,
         containers,
         preview,
+        notifications,
     };
     Some(Draft { config, file: r.path().to_path_buf(), route_at, route_shown, locs: r.locations() })
 }

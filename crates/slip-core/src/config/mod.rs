@@ -20,6 +20,7 @@
 //! - `server`: `slip.toml` types and their stage two.
 //! - `app`: `apps/<name>.toml` types and their stage two.
 //! - `rules`: rules across apps, and warnings.
+//! - `notify`: `[[notifications]]`, in both kinds of file.
 //! - `interpolate`, `problem`, `secret`: `${VAR}`, [`Problem`], [`Secret`].
 //!
 //! The repo config (SPEC §5) is read by `crate::repo_config` with the same `reader`, verbatim.
@@ -34,6 +35,7 @@ use crate::names::AppName;
 // the value rules.
 pub(crate) mod app;
 mod interpolate;
+pub(crate) mod notify;
 pub(crate) mod problem;
 pub(crate) mod reader;
 mod rules;
@@ -47,6 +49,7 @@ pub use app::{
     APP_SECTIONS, AppConfig, AppPreview, ContainerOverride, DeployCfg, EnvMap, Health, ImagePattern, Kind, Owner,
     PinnedImage, ResolvedHealth, Resources, Route, Volume, VolumePreview, route_id,
 };
+pub use notify::{Notification, NotifyEvent, NotifyFormat};
 pub use problem::Problem;
 pub use reader::UnknownKeys;
 pub use secret::Secret;
@@ -117,6 +120,8 @@ pub struct Config {
     pub preview: Preview,
     /// `[log]`.
     pub log: Log,
+    /// `[[notifications]]`: server-wide deploy notifications.
+    pub notifications: Vec<Notification>,
     /// Apps by name.
     pub apps: BTreeMap<AppName, AppConfig>,
 }
@@ -175,8 +180,10 @@ pub fn parse(sources: &Sources) -> Result<Loaded, Vec<Problem>> {
     }
     problem::sort(&mut warnings);
     let apps = drafts.into_iter().map(|d| (d.config.name.clone(), d.config)).collect();
-    let server::Daemon { server, runtime, auth, registry, caddy, storage, secrets, preview, log, .. } = daemon;
-    let config = Config { server, runtime, auth, registry, caddy, storage, secrets, preview, log, apps };
+    let server::Daemon {
+        server, runtime, auth, registry, caddy, storage, secrets, preview, log, notifications, ..
+    } = daemon;
+    let config = Config { server, runtime, auth, registry, caddy, storage, secrets, preview, log, notifications, apps };
     Ok(Loaded { config, warnings })
 }
 

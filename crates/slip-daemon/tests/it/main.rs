@@ -11,6 +11,7 @@ mod engine_restart;
 mod gen_key;
 mod history;
 mod logs;
+mod notifications;
 mod notify;
 mod reload;
 mod rollback;
