@@ -11,7 +11,7 @@
 //! - [`monitor`]: background health and the periodic Caddy reconcile.
 //! - [`boot`]: opening the store, connecting adapters, reconciling before the first request.
 //! - [`check`]: `slipd --check`.
-//! - [`notify`]: outbound deploy notifications, fed by the event bus.
+//! - [`notify`]: outbound deploy notifications, fed by the event bus; [`github`]: GitHub Deployments.
 //! - [`systemd`]: `Type=notify` readiness, stopping and watchdog messages.
 
 pub mod api;
@@ -20,6 +20,7 @@ pub mod boot;
 pub mod check;
 pub mod error;
 pub mod events;
+pub mod github;
 pub mod log_relay;
 pub mod logging;
 pub mod monitor;

@@ -1,5 +1,6 @@
 //! Outbound deploy notifications (`[[notifications]]`, server-wide and per app): deploy started, completed, failed
-//! and rolled back, as slip's signed JSON or as a Slack message.
+//! and rolled back, as slip's signed JSON or as a Slack message; and, for apps with `[github]`, the same events as
+//! GitHub Deployments ([`crate::github`]).
 //!
 //! The notifier subscribes to the daemon's event bus ([`crate::events::Bus`]) like any `/v1/events` client, so the
 //! deploy driver knows nothing about it and a slow or dead endpoint cannot hold a deploy up: every delivery is its
@@ -50,6 +51,7 @@ pub async fn run(state: AppState) {
         }
     };
     let mut started: HashSet<String> = HashSet::new();
+    let github = Arc::new(crate::github::Tracker::default());
     loop {
         if !any_configured(&state) {
             tokio::select! {
@@ -65,7 +67,7 @@ pub async fn run(state: AppState) {
                 frame = rx.recv() => frame,
             };
             match frame {
-                Ok(frame) => dispatch(&state, &http, &frame, &mut started),
+                Ok(frame) => dispatch(&state, &http, &github, &frame, &mut started),
                 Err(RecvError::Lagged(n)) => tracing::warn!(missed = n, "notifier fell behind the event bus"),
                 Err(RecvError::Closed) => return,
             }
@@ -75,7 +77,7 @@ pub async fn run(state: AppState) {
 
 fn any_configured(state: &AppState) -> bool {
     let config = state.config();
-    !config.notifications.is_empty() || config.apps.values().any(|a| !a.notifications.is_empty())
+    !config.notifications.is_empty() || config.apps.values().any(|a| !a.notifications.is_empty() || a.github.is_some())
 }
 
 /// Which notification event a bus frame is, if any. `started` remembers deploys already announced.
@@ -98,14 +100,21 @@ fn classify(frame: &EventFrame, started: &mut HashSet<String>) -> Option<NotifyE
     Some(event)
 }
 
-fn dispatch(state: &AppState, http: &reqwest::Client, frame: &EventFrame, started: &mut HashSet<String>) {
+fn dispatch(
+    state: &AppState,
+    http: &reqwest::Client,
+    github: &Arc<crate::github::Tracker>,
+    frame: &EventFrame,
+    started: &mut HashSet<String>,
+) {
     let Some(event) = classify(frame, started) else { return };
     let Some(app) = frame.app.as_deref().and_then(|a| a.parse::<AppName>().ok()) else { return };
     let config = state.config();
     let per_app = config.apps.get(&app).map(|a| a.notifications.as_slice()).unwrap_or_default();
     let targets: Vec<Notification> =
         config.notifications.iter().chain(per_app).filter(|n| n.events.contains(&event)).cloned().collect();
-    if targets.is_empty() {
+    let gh = config.apps.get(&app).and_then(|a| a.github.clone());
+    if targets.is_empty() && gh.is_none() {
         return;
     }
     let deploy_id = frame.deploy_id.clone().unwrap_or_default();
@@ -134,18 +143,21 @@ fn dispatch(state: &AppState, http: &reqwest::Client, frame: &EventFrame, starte
     for target in targets {
         tokio::spawn(deliver(state.clone(), http.clone(), target, message.clone()));
     }
+    if let Some(gh) = gh {
+        github.spawn(state.clone(), http.clone(), gh, event, message);
+    }
 }
 
 /// What one notification says.
 #[derive(Debug)]
-struct Message {
-    event: NotifyEvent,
-    app: String,
-    tag: String,
-    deploy_id: String,
-    preview_id: Option<String>,
-    at: String,
-    reason: Option<String>,
+pub(crate) struct Message {
+    pub(crate) event: NotifyEvent,
+    pub(crate) app: String,
+    pub(crate) tag: String,
+    pub(crate) deploy_id: String,
+    pub(crate) preview_id: Option<String>,
+    pub(crate) at: String,
+    pub(crate) reason: Option<String>,
 }
 
 impl Message {

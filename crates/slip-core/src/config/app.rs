@@ -92,6 +92,8 @@ pub struct AppConfig {
     pub preview: AppPreview,
     /// `[[notifications]]`: this app's deploy notifications (besides the server-wide ones).
     pub notifications: Vec<super::notify::Notification>,
+    /// `[github]`: report deploys as GitHub Deployments.
+    pub github: Option<super::github::GithubDeployments>,
 }
 
 impl AppConfig {
@@ -418,6 +420,7 @@ pub const APP_SECTIONS: &[&str] = &[
     "containers",
     "preview",
     "notifications",
+    "github",
 ];
 const APP: &[&str] = &["name", "image", "kind", "secret", "allowed_images", "manifest", "init", "allow_privileged"];
 const ROUTING: &[&str] = &["domain", "port", "container", "hold_timeout", "routes"];
@@ -533,6 +536,7 @@ pub(crate) fn read(r: &mut Reader<'_>, daemon: &Daemon) -> Option<Draft> {
     }
 
     let notifications = super::notify::read(r, &root);
+    let github = super::github::read(r, &root);
     let config = AppConfig {
         name: head.name?,
         image: head.image?,
@@ -555,6 +559,7 @@ pub(crate) fn read(r: &mut Reader<'_>, daemon: &Daemon) -> Option<Draft> {
         containers,
         preview,
         notifications,
+        github,
     };
     Some(Draft { config, file: r.path().to_path_buf(), route_at, route_shown, locs: r.locations() })
 }

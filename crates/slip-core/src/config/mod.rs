@@ -20,7 +20,7 @@
 //! - `server`: `slip.toml` types and their stage two.
 //! - `app`: `apps/<name>.toml` types and their stage two.
 //! - `rules`: rules across apps, and warnings.
-//! - `notify`: `[[notifications]]`, in both kinds of file.
+//! - `notify`: `[[notifications]]`, in both kinds of file; `github`: an app's `[github]`.
 //! - `interpolate`, `problem`, `secret`: `${VAR}`, [`Problem`], [`Secret`].
 //!
 //! The repo config (SPEC §5) is read by `crate::repo_config` with the same `reader`, verbatim.
@@ -34,6 +34,7 @@ use crate::names::AppName;
 // `app`, `problem`, `reader` and `server` are also read by `crate::repo_config`, which shares the walk and
 // the value rules.
 pub(crate) mod app;
+pub(crate) mod github;
 mod interpolate;
 pub(crate) mod notify;
 pub(crate) mod problem;
@@ -49,6 +50,7 @@ pub use app::{
     APP_SECTIONS, AppConfig, AppPreview, ContainerOverride, DeployCfg, EnvMap, Health, ImagePattern, Kind, Owner,
     PinnedImage, ResolvedHealth, Resources, Route, Volume, VolumePreview, route_id,
 };
+pub use github::GithubDeployments;
 pub use notify::{Notification, NotifyEvent, NotifyFormat};
 pub use problem::Problem;
 pub use reader::UnknownKeys;

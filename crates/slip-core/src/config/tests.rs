@@ -536,6 +536,7 @@ fn every_app_default() {
                 inherit_secrets: false,
             },
             notifications: [],
+            github: None,
         }"#]]
     .assert_eq(&format!("{config:#?}"));
 }
@@ -862,6 +863,7 @@ inherit_secrets = true
                 inherit_secrets: true,
             },
             notifications: [],
+            github: None,
         }"#]]
     .assert_eq(&dump);
 }

@@ -179,3 +179,89 @@ async fn notifications_are_signed_retried_recorded_and_never_wait_for_a_dead_end
     assert!(!flaky_record.contains("/flaky"), "{flaky_record}");
     assert!(delivered.len() >= 6, "{delivered:?}");
 }
+
+/// A GitHub REST API stand-in: records every call; creating a deployment answers 201 with ids 1, 2, ...
+#[derive(Clone, Default)]
+struct FakeGithub {
+    calls: Arc<Mutex<Vec<(String, HeaderMap, serde_json::Value)>>>,
+    next_id: Arc<Mutex<u64>>,
+}
+
+async fn github_call(
+    State(gh): State<FakeGithub>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let path = uri.path().to_owned();
+    gh.calls.lock().unwrap().push((path.clone(), headers, body));
+    if path.ends_with("/deployments") {
+        let mut id = gh.next_id.lock().unwrap();
+        *id += 1;
+        (StatusCode::CREATED, serde_json::json!({"id": *id}).to_string())
+    } else {
+        (StatusCode::CREATED, "{}".into())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploys_are_reported_as_github_deployments_with_statuses() {
+    let gh = FakeGithub::default();
+    let router = Router::new().fallback(post(github_call)).with_state(gh.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let app = app_name("ghdeploy");
+    let name = app.clone();
+    let extra = format!(
+        "\n[github]\nrepository = \"acme/web\"\ntoken = \"gh-test-token-0123\"\napi_url = \"http://127.0.0.1:{port}/api/v3/\"\n"
+    );
+    let daemon = TestDaemon::start(move |reg| vec![(name.clone(), web_app(&name, reg, &extra))], "").await;
+    daemon.push(&Image::V1, &app, "v1");
+    daemon.push(&Image::UNHEALTHY, &app, "broken");
+
+    let ok = daemon.deploy_and_wait(&app, "v1").await;
+    assert_eq!(ok.status, "completed");
+    let calls = || gh.calls.lock().unwrap().clone();
+    wait_until_async(Duration::from_secs(20), "create, in_progress and success", || {
+        let n = calls().len();
+        async move { n >= 3 }
+    })
+    .await;
+    let first = calls();
+    assert_eq!(first[0].0, "/api/v3/repos/acme/web/deployments");
+    assert_eq!(first[0].1["authorization"], "Bearer gh-test-token-0123");
+    assert_eq!(first[0].1["accept"], "application/vnd.github+json");
+    let create = &first[0].2;
+    assert_eq!(create["ref"], "v1", "no commit in the webhook: the tag");
+    assert_eq!(create["environment"], "production");
+    assert_eq!(
+        (create["transient_environment"].as_bool(), create["production_environment"].as_bool()),
+        (Some(false), Some(true))
+    );
+    assert_eq!(create["payload"]["deploy_id"], ok.deploy_id.as_str());
+    let statuses: Vec<(&str, &serde_json::Value)> = first[1..].iter().map(|(p, _, b)| (p.as_str(), b)).collect();
+    assert_eq!(statuses[0].0, "/api/v3/repos/acme/web/deployments/1/statuses");
+    assert_eq!(statuses[0].1["state"], "in_progress");
+    assert_eq!(statuses[1].1["state"], "success");
+    assert_eq!(statuses[1].1["environment_url"], format!("http://{app}.test"));
+
+    let bad = daemon.deploy_and_wait(&app, "broken").await;
+    assert_eq!(bad.status, "failed");
+    wait_until_async(Duration::from_secs(20), "the failed deploy's deployment and statuses", || {
+        let n = calls().len();
+        async move { n >= 6 }
+    })
+    .await;
+    let all = calls();
+    assert_eq!(all[3].0, "/api/v3/repos/acme/web/deployments", "a deployment per deploy");
+    assert_eq!(all[5].0, "/api/v3/repos/acme/web/deployments/2/statuses");
+    assert_eq!(all[5].2["state"], "failure");
+    assert!(all[5].2["description"].as_str().unwrap().contains("health check"), "{}", all[5].2);
+    assert!(all[5].2["description"].as_str().unwrap().chars().count() <= 140);
+    for (_, _, body) in &all {
+        assert!(!body.to_string().contains("gh-test-token-0123"), "the token only travels in the header");
+    }
+}
