@@ -14,6 +14,12 @@ command -v jq >/dev/null || die "jq is not installed on this runner"
 echo "::add-mask::$SLIP_SECRET"
 
 args=(deploy "$INPUT_APP" "$INPUT_TAG" --json)
+# The commit and run travel as deploy metadata: slipd shows them in history and uses the commit as the GitHub
+# deployment's ref ([github] in the app's config).
+[[ -n ${GITHUB_SHA:-} ]] && args+=(--meta "sha=$GITHUB_SHA")
+if [[ -n ${GITHUB_RUN_ID:-} && -n ${GITHUB_REPOSITORY:-} ]]; then
+    args+=(--meta "run_url=${GITHUB_SERVER_URL:-https://github.com}/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID")
+fi
 if [[ -n ${INPUT_PREVIEW_ID:-} ]]; then
     args+=(--preview "$INPUT_PREVIEW_ID")
     [[ -n ${GITHUB_SHA:-} ]] && args+=(--sha "$GITHUB_SHA")

@@ -135,7 +135,10 @@ fn run_action(inputs: &[(&str, &str)], scratch: &Path) -> ActionRun {
             .env("GITHUB_PATH", &github_path)
             .env("GITHUB_OUTPUT", &output_file)
             .env("GITHUB_STEP_SUMMARY", &summary)
-            .env("GITHUB_ACTIONS", "true");
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_SHA", "0123456789abcdef0123456789abcdef01234567")
+            .env("GITHUB_REPOSITORY", "acme/web")
+            .env("GITHUB_RUN_ID", "42");
         if let Some(env) = step.as_mapping_get("env").and_then(|e| e.as_mapping()) {
             for (k, v) in env {
                 command.env(text(k), expand(&text(v), &lookup));
@@ -233,6 +236,9 @@ async fn the_action_installs_slip_deploys_and_reports_outputs_and_a_summary() {
         slipd.admin(reqwest::Method::GET, &format!("/v1/deploys/{}", ok.outputs["deploy-id"]), GLOBAL, None).await;
     assert_eq!(status, 200);
     assert!(body.contains("\"trigger\":\"webhook\""), "{body}");
+    let deploy: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(deploy["meta"]["sha"], "0123456789abcdef0123456789abcdef01234567", "the commit travels as metadata");
+    assert_eq!(deploy["meta"]["run_url"], "https://github.com/acme/web/actions/runs/42");
 
     // A release that never becomes healthy: the step fails with slip's exit code 1 and the reason.
     let bad = tokio::task::spawn_blocking({
