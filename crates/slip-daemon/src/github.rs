@@ -17,7 +17,7 @@ use slip_core::names::DeployId;
 use slip_engine::run::unix_ms;
 use slip_engine::store::AuditEntry;
 
-use crate::notify::{ATTEMPTS, FIRST_BACKOFF, Message};
+use crate::outbound::{ATTEMPTS, FIRST_BACKOFF, Message};
 use crate::state::AppState;
 
 /// GitHub deployment ids by slip deploy id, and the last report task of each unfinished deploy.

@@ -11,7 +11,8 @@
 //! - [`monitor`]: background health and the periodic Caddy reconcile.
 //! - [`boot`]: opening the store, connecting adapters, reconciling before the first request.
 //! - [`check`]: `slipd --check`.
-//! - [`notify`]: outbound deploy notifications, fed by the event bus; [`github`]: GitHub Deployments.
+//! - [`notify`]: outbound deploy notifications, fed by the event bus; [`github`]: GitHub Deployments; [`outbound`]:
+//!   the message and retry policy both share.
 //! - [`systemd`]: `Type=notify` readiness, stopping and watchdog messages.
 
 pub mod api;
@@ -25,6 +26,7 @@ pub mod log_relay;
 pub mod logging;
 pub mod monitor;
 pub mod notify;
+pub mod outbound;
 pub mod queue;
 pub mod redaction;
 pub mod release;

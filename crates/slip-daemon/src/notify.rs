@@ -4,7 +4,8 @@
 //!
 //! The notifier subscribes to the daemon's event bus ([`crate::events::Bus`]) like any `/v1/events` client, so the
 //! deploy driver knows nothing about it and a slow or dead endpoint cannot hold a deploy up: every delivery is its
-//! own task, tried up to [`ATTEMPTS`] times with exponential backoff, each attempt bounded by [`ATTEMPT_TIMEOUT`].
+//! own task, tried up to [`ATTEMPTS`] times with exponential backoff, each attempt bounded by [`ATTEMPT_TIMEOUT`]
+//! ([`crate::outbound`]).
 //! It subscribes only while some notification is configured (the bus polls the store while anyone listens), and it
 //! reads the live config for every event, so a reload takes effect at once.
 //!
@@ -26,16 +27,8 @@ use slip_engine::run::unix_ms;
 use slip_engine::store::AuditEntry;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::outbound::{ATTEMPT_TIMEOUT, ATTEMPTS, FIRST_BACKOFF, Message};
 use crate::state::AppState;
-
-/// Tries per delivery.
-pub const ATTEMPTS: u32 = 5;
-
-/// The wait before the second try; it doubles before each later one (1 s, 2 s, 4 s, 8 s).
-pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-
-/// Time allowed for one attempt, connecting included.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often the notifier looks whether any notification is configured while none is.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
@@ -145,43 +138,6 @@ fn dispatch(
     }
     if let Some(gh) = gh {
         github.spawn(state.clone(), http.clone(), gh, event, message);
-    }
-}
-
-/// What one notification says.
-#[derive(Debug)]
-pub(crate) struct Message {
-    pub(crate) event: NotifyEvent,
-    pub(crate) app: String,
-    pub(crate) tag: String,
-    pub(crate) deploy_id: String,
-    pub(crate) preview_id: Option<String>,
-    pub(crate) at: String,
-    pub(crate) reason: Option<String>,
-}
-
-impl Message {
-    fn json(&self) -> serde_json::Value {
-        json!({
-            "event": self.event.as_str(),
-            "app": self.app,
-            "tag": self.tag,
-            "deploy_id": self.deploy_id,
-            "preview_id": self.preview_id,
-            "at": self.at,
-            "reason": self.reason,
-        })
-    }
-
-    fn slack(&self) -> serde_json::Value {
-        let what = match self.event {
-            NotifyEvent::DeployStarted => "deploying",
-            NotifyEvent::DeployCompleted => ":white_check_mark: deployed",
-            NotifyEvent::DeployFailed => ":x: deploy failed:",
-            NotifyEvent::DeployRolledBack => ":rewind: rolled back:",
-        };
-        let reason = self.reason.as_deref().map(|r| format!(" {r}")).unwrap_or_default();
-        json!({ "text": format!("{what} {}@{} ({}){reason}", self.app, self.tag, self.deploy_id) })
     }
 }
 
