@@ -2,9 +2,10 @@
 # slip's demo: set up Docker and Caddy, start slipd on a built-in demo config, and deploy a sample app
 # through a signed webhook exactly as CI would (openssl + curl), then print the URL that serves it.
 #
-# Usage: sudo scripts/demo.sh                  set up, start slipd, deploy release v1
-#        sudo scripts/demo.sh --release v2     build release v2 and deploy it to the running demo (zero downtime)
-#        sudo scripts/demo.sh --stop           stop slipd, Caddy routes stay, containers are removed
+# Usage: scripts/demo.sh                  set up, start slipd, deploy release v1
+#        scripts/demo.sh --release v2     build release v2 and deploy it to the running demo (zero downtime)
+#        scripts/demo.sh --stop           stop slipd, Caddy routes stay, containers are removed
+# It needs root: run it as root, or from another account it re-runs itself through sudo.
 # Everything lives under .slip-demo/ in the repository: config, state, logs, the local registry.
 # Ports: slipd 127.0.0.1:7890, Caddy's admin API 127.0.0.1:2019, the demo site on :8080, registry 127.0.0.1:5055.
 set -euo pipefail
@@ -27,6 +28,11 @@ stop_demo() {
   docker ps -aq --filter "label=slip.app=$app" | xargs -r docker rm -f >/dev/null 2>&1 || true
 }
 
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || die "run as root: it installs packages and talks to the Docker socket (sudo is not installed)"
+  exec sudo "$0" "$@"
+fi
+
 mode=full
 release=v1
 case "${1:-}" in
@@ -35,8 +41,6 @@ case "${1:-}" in
   "") ;;
   *) die "unknown argument ${1}; use --release VERSION or --stop" ;;
 esac
-
-[ "$(id -u)" -eq 0 ] || die "run as root (sudo scripts/demo.sh): it installs packages and talks to the Docker socket"
 
 if [ "$mode" = full ]; then
 say "installing and starting Docker and Caddy (scripts/setup.sh)"
@@ -89,11 +93,13 @@ say "building the sample app image (release $release) and pushing it to the regi
 build_release "$release"
 
 if [ "$mode" = full ]; then
-if [ ! -s "$demo/config/slip.env" ]; then
-  umask 077
-  echo "SLIP_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$demo/config/slip.env"
-  umask 022
-fi
+# Two keys, as slipd's own security check asks: SLIP_SECRET signs CI's webhooks, SLIP_ADMIN_TOKEN manages slipd.
+random_hex() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+umask 077
+touch "$demo/config/slip.env"
+grep -q '^SLIP_SECRET=' "$demo/config/slip.env" || echo "SLIP_SECRET=$(random_hex)" >> "$demo/config/slip.env"
+grep -q '^SLIP_ADMIN_TOKEN=' "$demo/config/slip.env" || echo "SLIP_ADMIN_TOKEN=$(random_hex)" >> "$demo/config/slip.env"
+umask 022
 cat > "$demo/config/slip.toml" <<EOF
 # The demo's daemon config. Same schema as /etc/slip/slip.toml.
 [server]
@@ -104,7 +110,7 @@ backend = "docker"
 
 [auth]
 secret = "\${SLIP_SECRET}"
-admin_token = "\${SLIP_SECRET}"
+admin_token = "\${SLIP_ADMIN_TOKEN}"
 
 [caddy]
 admin_api = "http://127.0.0.1:2019"
@@ -142,10 +148,11 @@ echo $! > "$demo/slipd.pid"
 for _ in $(seq 100); do curl -fs http://127.0.0.1:7890/healthz >/dev/null && break; sleep 0.1; done
 curl -fs http://127.0.0.1:7890/healthz >/dev/null || { tail -20 "$demo/slipd.log"; die "slipd did not start"; }
 fi
-curl -fs http://127.0.0.1:7890/healthz >/dev/null || die "slipd is not running: run sudo scripts/demo.sh first"
+curl -fs http://127.0.0.1:7890/healthz >/dev/null || die "slipd is not running: run scripts/demo.sh first"
 
 # shellcheck disable=SC1091
 SLIP_SECRET=$(sed -n 's/^SLIP_SECRET=//p' "$demo/config/slip.env")
+SLIP_ADMIN_TOKEN=$(sed -n 's/^SLIP_ADMIN_TOKEN=//p' "$demo/config/slip.env")
 
 deploy() { # tag — the original README's CI step, verbatim apart from the address
   PAYLOAD="{\"app\":\"$app\",\"tag\":\"$1\"}"
@@ -163,14 +170,14 @@ id=$(printf '%s' "$answer" | sed -n 's/.*"deploy_id":"\([^"]*\)".*/\1/p')
 [ -n "$id" ] || die "the webhook was not accepted"
 
 say "following $id"
-"$here/target/release/slip" watch "$id" --token "$SLIP_SECRET"
+"$here/target/release/slip" watch "$id" --token "$SLIP_ADMIN_TOKEN"
 
 say "the app answers through Caddy:"
 curl -fsS -H "Host: $app.localhost" "http://127.0.0.1:$site_port/"
 cat <<EOF
 
   URL:               http://$app.localhost:$site_port/   (or: curl -H 'Host: $app.localhost' http://127.0.0.1:$site_port/)
-  status:            $here/target/release/slip status --token \$(sed -n 's/^SLIP_SECRET=//p' $demo/config/slip.env)
-  deploy release v2: sudo $here/scripts/demo.sh --release v2
-  stop the demo:     sudo $here/scripts/demo.sh --stop
+  status:            $here/target/release/slip status --token \$(sed -n 's/^SLIP_ADMIN_TOKEN=//p' $demo/config/slip.env)
+  deploy release v2: $here/scripts/demo.sh --release v2
+  stop the demo:     $here/scripts/demo.sh --stop
 EOF

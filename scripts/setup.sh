@@ -3,7 +3,8 @@
 #
 #   sudo scripts/setup.sh                 a server: Docker, Caddy (admin API on localhost:2019), curl
 #   sudo scripts/setup.sh --dev           also what building and testing slip needs: Podman (+ API socket),
-#                                         docker-registry, busybox-static, sqlite3, htpasswd, wrk, jq, a C toolchain
+#                                         docker-registry, busybox-static, sqlite3, htpasswd, wrk, jq, a C toolchain,
+#                                         debootstrap (installer tests) and cargo-deb (scripts/release.sh)
 #   sudo scripts/setup.sh --dev --ci-sandbox
 #                                         also the Podman settings that CI sandboxes need (never on a user's machine)
 #
@@ -12,7 +13,7 @@
 set -euo pipefail
 
 readonly SERVER_PACKAGES=(docker.io caddy ca-certificates curl openssl)
-readonly DEV_PACKAGES=(podman docker-registry busybox-static sqlite3 apache2-utils wrk jq build-essential pkg-config iproute2)
+readonly DEV_PACKAGES=(podman docker-registry busybox-static sqlite3 apache2-utils wrk jq build-essential pkg-config iproute2 debootstrap)
 readonly DOCKER_SOCKET=/var/run/docker.sock
 readonly PODMAN_SOCKET=/run/podman/podman.sock
 readonly CADDY_ADMIN=http://localhost:2019
@@ -237,6 +238,10 @@ check_rust() {
         return 1
     fi
     say "Rust toolchain: cargo $version ($cargo)"
+    if ! "$cargo" deb --version >/dev/null 2>&1; then
+        say "installing cargo-deb (scripts/release.sh builds the Debian package with it)"
+        "$cargo" install cargo-deb --locked --quiet
+    fi
     if ! "$cargo" nextest --version >/dev/null 2>&1; then
         say "note: cargo-nextest is not installed; scripts/test.sh falls back to cargo test"
         say "      (optional: cargo install cargo-nextest --locked)"

@@ -40,6 +40,13 @@ else
     whole_workspace=0
 fi
 
+# The installer tests (slip-daemon's tests/install) install these artefacts in fresh Debian roots. They package the
+# dev build: an optimised static build of everything would add minutes; `scripts/release.sh` alone checks that one.
+if [[ $whole_workspace -eq 1 ]]; then
+    step "scripts/release.sh --dev-build --out target/dist"
+    bash scripts/release.sh --dev-build --out "${CARGO_TARGET_DIR:-target}/dist"
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
     # nextest does not run doc tests, so they run first; the nextest summary stays the last word.
     if [[ $whole_workspace -eq 1 ]]; then

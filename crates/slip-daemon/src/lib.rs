@@ -11,6 +11,9 @@
 //! - [`monitor`]: background health and the periodic Caddy reconcile.
 //! - [`boot`]: opening the store, connecting adapters, reconciling before the first request.
 //! - [`check`]: `slipd --check`; [`cli`]: the `slipd` command line (the binary's whole `main`).
+//! - [`notify`]: outbound deploy notifications, fed by the event bus; [`github`]: GitHub Deployments; [`outbound`]:
+//!   the message and retry policy both share.
+//! - [`systemd`]: `Type=notify` readiness, stopping and watchdog messages.
 
 pub mod api;
 pub mod auth;
@@ -19,12 +22,15 @@ pub mod check;
 pub mod cli;
 pub mod error;
 pub mod events;
+pub mod github;
 pub mod heal;
 pub mod health;
 pub mod ids;
 pub mod log_relay;
 pub mod logging;
 pub mod monitor;
+pub mod notify;
+pub mod outbound;
 pub mod queue;
 pub mod redaction;
 pub mod release;
@@ -33,6 +39,7 @@ pub mod rollback;
 pub mod routing;
 pub mod state;
 pub mod status;
+pub mod systemd;
 pub mod teardown;
 
 #[cfg(test)]
@@ -139,13 +146,21 @@ async fn serve(
         let _ = state.config_path.set(path);
         tokio::spawn(reload::on_sighup(state.clone(), booted.closing.clone()));
     }
+    tokio::spawn(notify::run(state.clone()));
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tracing::info!(listen = %listener.local_addr()?, "slipd ready");
+    let listen = listener.local_addr()?;
+    tracing::info!(listen = %listen, "slipd ready");
+    systemd::ready(listen);
+    systemd::spawn_watchdog(
+        systemd::Liveness { monitor: booted.monitor.abort_handle(), listen },
+        booted.closing.clone(),
+    );
 
     let closing = booted.closing.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
+            systemd::stopping();
             closing.cancel();
         })
         .await?;

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod action;
 mod apps;
 mod deploy;
 mod everyday;

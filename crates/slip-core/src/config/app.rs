@@ -97,6 +97,10 @@ pub struct AppConfig {
     pub containers: BTreeMap<String, ContainerOverride>,
     /// `[preview]`.
     pub preview: AppPreview,
+    /// `[[notifications]]`: this app's deploy notifications (besides the server-wide ones).
+    pub notifications: Vec<super::notify::Notification>,
+    /// `[github]`: report deploys as GitHub Deployments.
+    pub github: Option<super::github::GithubDeployments>,
 }
 
 impl AppConfig {
@@ -199,6 +203,8 @@ pub const APP_SECTIONS: &[&str] = &[
     "volumes",
     "containers",
     "preview",
+    "notifications",
+    "github",
 ];
 const APP: &[&str] = &["name", "image", "kind", "secret", "allowed_images", "manifest", "init", "allow_privileged"];
 const DEPLOY: &[&str] =
@@ -293,6 +299,8 @@ pub(crate) fn read(r: &mut Reader<'_>, daemon: &Daemon) -> Option<Draft> {
         );
     }
 
+    let notifications = super::notify::read(r, &root);
+    let github = super::github::read(r, &root);
     let config = AppConfig {
         name: head.name?,
         image: head.image?,
@@ -314,6 +322,8 @@ pub(crate) fn read(r: &mut Reader<'_>, daemon: &Daemon) -> Option<Draft> {
         volumes,
         containers,
         preview,
+        notifications,
+        github,
     };
     Some(Draft { config, file: r.path().to_path_buf(), route_at, route_shown, locs: r.locations() })
 }

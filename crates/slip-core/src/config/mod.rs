@@ -23,6 +23,7 @@
 //!   `env`, `volumes`, `containers`, `images`); `app` itself keeps `[app]`, `[deploy]`, `[resources]`,
 //!   `[network]` and `[preview]`.
 //! - `rules`: rules across apps, and warnings.
+//! - `notify`: `[[notifications]]`, in both kinds of file; `github`: an app's `[github]`.
 //! - `interpolate`, `problem`, `secret`: `${VAR}`, [`Problem`], [`Secret`].
 //!
 //! The repo config (SPEC §5) is read by `crate::repo_config` with the same `reader`, verbatim.
@@ -36,7 +37,9 @@ use crate::names::AppName;
 // `app`, `problem`, `reader` and `server` are also read by `crate::repo_config`, which shares the walk and
 // the value rules.
 pub(crate) mod app;
+pub(crate) mod github;
 mod interpolate;
+pub(crate) mod notify;
 pub(crate) mod problem;
 pub(crate) mod reader;
 mod rules;
@@ -50,6 +53,8 @@ pub use app::{
     APP_SECTIONS, AppConfig, AppPreview, ContainerOverride, DeployCfg, EnvMap, Health, ImagePattern, Kind, Owner,
     PinnedImage, ResolvedHealth, Resources, Route, Volume, VolumePreview, route_id,
 };
+pub use github::GithubDeployments;
+pub use notify::{Notification, NotifyEvent, NotifyFormat};
 pub use problem::Problem;
 pub use reader::UnknownKeys;
 pub use secret::Secret;
@@ -120,6 +125,8 @@ pub struct Config {
     pub preview: Preview,
     /// `[log]`.
     pub log: Log,
+    /// `[[notifications]]`: server-wide deploy notifications.
+    pub notifications: Vec<Notification>,
     /// Apps by name.
     pub apps: BTreeMap<AppName, AppConfig>,
 }
@@ -178,8 +185,10 @@ pub fn parse(sources: &Sources) -> Result<Loaded, Vec<Problem>> {
     }
     problem::sort(&mut warnings);
     let apps = drafts.into_iter().map(|d| (d.config.name.clone(), d.config)).collect();
-    let server::Daemon { server, runtime, auth, registry, caddy, storage, secrets, preview, log, .. } = daemon;
-    let config = Config { server, runtime, auth, registry, caddy, storage, secrets, preview, log, apps };
+    let server::Daemon {
+        server, runtime, auth, registry, caddy, storage, secrets, preview, log, notifications, ..
+    } = daemon;
+    let config = Config { server, runtime, auth, registry, caddy, storage, secrets, preview, log, notifications, apps };
     Ok(Loaded { config, warnings })
 }
 

@@ -263,6 +263,7 @@ pub(crate) struct Daemon {
     pub(crate) secrets: Secrets,
     pub(crate) preview: Preview,
     pub(crate) log: Log,
+    pub(crate) notifications: Vec<super::notify::Notification>,
     /// The file as shown in messages.
     pub(crate) file: PathBuf,
     /// Where values were written, by dotted key (`runtime.backend`), for rules that involve app files.
@@ -282,7 +283,8 @@ impl Daemon {
     }
 }
 
-const ROOT: &[&str] = &["server", "runtime", "auth", "registry", "caddy", "storage", "secrets", "preview", "log"];
+const ROOT: &[&str] =
+    &["server", "runtime", "auth", "registry", "caddy", "storage", "secrets", "preview", "log", "notifications"];
 
 /// Reads `slip.toml`. Never fails: problems go to the reader and defaults fill the gaps.
 pub(crate) fn read(r: &mut Reader<'_>) -> Daemon {
@@ -342,10 +344,11 @@ pub(crate) fn read(r: &mut Reader<'_>) -> Daemon {
     let preview = preview(r, t.as_ref(), &caddy.tls);
     let t = sub(r, "log", &["level", "format"]);
     let log = log(r, t.as_ref());
+    let notifications = root.as_ref().map(|t| super::notify::read(r, t)).unwrap_or_default();
     let file = r.path().to_path_buf();
     let locs = r.locations();
     let parsed = doc.is_some();
-    Daemon { server, runtime, auth, registry, caddy, storage, secrets, preview, log, file, locs, parsed }
+    Daemon { server, runtime, auth, registry, caddy, storage, secrets, preview, log, notifications, file, locs, parsed }
 }
 
 fn server(r: &mut Reader<'_>, t: Option<&Tbl<'_>>) -> Server {

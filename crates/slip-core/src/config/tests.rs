@@ -254,6 +254,7 @@ fn every_daemon_default() {
                 level: "info",
                 format: Json,
             },
+            notifications: [],
             apps: {},
         }"#]]
     .assert_eq(&format!("{:#?}", loaded.config));
@@ -468,6 +469,7 @@ format = "text"
                 level: "info,slip_engine=debug",
                 format: Text,
             },
+            notifications: [],
             apps: {},
         }"#]]
     .assert_eq(&dump);
@@ -533,6 +535,8 @@ fn every_app_default() {
                 default_ttl: None,
                 inherit_secrets: false,
             },
+            notifications: [],
+            github: None,
         }"#]]
     .assert_eq(&format!("{config:#?}"));
 }
@@ -858,6 +862,8 @@ inherit_secrets = true
                 ),
                 inherit_secrets: true,
             },
+            notifications: [],
+            github: None,
         }"#]]
     .assert_eq(&dump);
 }

@@ -8,7 +8,8 @@
 //! `apps/`, fsynced, renamed into place and the directory fsynced, then the live config is swapped. Routing
 //! changes of a deployed app reach Caddy at once; container changes wait for the next deploy.
 //!
-//! Documents are shown as written: placeholders unresolved and `app.secret` as `"***"`.
+//! Documents are shown as written: placeholders unresolved and `app.secret`, `github.token` and the notification
+//! URLs and secrets as `"***"`.
 //!
 //! `DELETE` takes the app's slot first: queued deploys fail with `app_deleted`, and with `force=true` a running
 //! deploy is cancelled (it unwinds before its switch, or finishes its drain after it) before anything is removed.
@@ -418,6 +419,24 @@ fn trash(dir: &FsPath, storage: &FsPath, app: &AppName) -> Result<PathBuf, ApiEr
     Ok(to)
 }
 
+/// `github.token` and each `notifications[].url` and `.secret` (a Slack URL is its own credential) as `"***"`.
+fn mask_credentials(out: &mut Map<String, Json_>) {
+    if let Some(Json_::Object(section)) = out.get_mut("github")
+        && section.contains_key("token")
+    {
+        section.insert("token".into(), json!("***"));
+    }
+    if let Some(Json_::Array(entries)) = out.get_mut("notifications") {
+        for entry in entries.iter_mut().filter_map(Json_::as_object_mut) {
+            for key in ["url", "secret"] {
+                if entry.contains_key(key) {
+                    entry.insert(key.into(), json!("***"));
+                }
+            }
+        }
+    }
+}
+
 /// The response document: the file as written (secret masked), plus `name`, `image`, `domain`, `port`,
 /// `kind` and `state`.
 fn document(state: &AppState, config: &Config, app: &AppName, doc: &DocumentMut) -> Json_ {
@@ -430,6 +449,7 @@ fn document(state: &AppState, config: &Config, app: &AppName, doc: &DocumentMut)
     {
         section.insert("secret".into(), json!("***"));
     }
+    mask_credentials(&mut out);
     let get = |section: &str, key: &str| out.get(section).and_then(|s| s.get(key)).cloned().unwrap_or(Json_::Null);
     let (name, image, domain, port) =
         (get("app", "name"), get("app", "image"), get("routing", "domain"), get("routing", "port"));

@@ -236,3 +236,31 @@ async fn a_forced_delete_cancels_the_running_deploy_and_fails_the_queued_one() {
     let (status, _) = call(&d, reqwest::Method::GET, &path, None).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn app_documents_mask_the_github_token_and_notification_urls() {
+    let d = TestDaemon::start(|_| vec![], "").await;
+    let app = app_name("api-mask");
+    let mut doc = web_doc(&app, &d.registry.host());
+    doc["github"] = json!({"repository": "acme/web", "token": "gh-literal-token-0123"});
+    doc["notifications"] = json!([{"url": "https://hooks.slack.com/services/T/B/literal", "format": "slack"},
+                                  {"url": "https://hooks.example.com/x", "secret": "hook-literal-secret"}]);
+    let (status, body) = call(&d, reqwest::Method::POST, "/v1/apps", Some(doc)).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, shown) = call(&d, reqwest::Method::GET, &format!("/v1/apps/{app}"), None).await;
+    assert_eq!(status, 200);
+    let text = shown.to_string();
+    for secret in ["gh-literal-token-0123", "hooks.slack.com/services/T/B/literal", "hook-literal-secret"] {
+        assert!(!text.contains(secret), "{secret} shown in {text}");
+    }
+    assert_eq!(shown["github"]["repository"], "acme/web");
+    assert_eq!(shown["github"]["token"], "***");
+    assert_eq!(shown["notifications"][0]["format"], "slack");
+    assert_eq!(shown["notifications"][1]["secret"], "***");
+    let written = std::fs::read_to_string(d.config_dir().join("apps").join(format!("{app}.toml"))).unwrap();
+    assert!(written.contains("[github]") && written.contains("[[notifications]]"), "{written}");
+    let config = slip_daemon::check::load(&d.config_dir()).expect("the written file is valid");
+    let parsed = &config.apps.values().find(|a| a.name.as_str() == app).unwrap();
+    assert_eq!(parsed.notifications.len(), 2);
+    assert_eq!(parsed.github.as_ref().map(|g| g.token.expose()), Some("gh-literal-token-0123"));
+}

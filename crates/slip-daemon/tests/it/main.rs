@@ -12,6 +12,8 @@ mod engine_restart;
 mod gen_key;
 mod history;
 mod logs;
+mod notifications;
+mod notify;
 mod podman;
 mod reload;
 mod rollback;
