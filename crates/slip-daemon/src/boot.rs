@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use slip_core::config::Config;
+use slip_core::config::{self, Config};
 use slip_engine::caddy;
 use slip_engine::fault;
 use slip_engine::images::ImagePolicy;
@@ -74,7 +74,8 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
     }
     let backend = match runtime.backend {
         Backend::Podman => "podman",
-        _ => "docker",
+        // A connected runtime is never `Auto`; it names the engine that answered.
+        Backend::Docker | Backend::Auto => "docker",
     };
     tracing::info!(backend, configured = %config.runtime.backend, "container engine connected");
     let proxy = caddy::Client::new(caddy_settings(&config)).context("configuring the Caddy client")?;
@@ -269,10 +270,10 @@ impl IfEmpty for str {
 
 /// Connects to the engine, retrying for a while: at boot the engine may still be starting.
 async fn connect_runtime(config: &Config) -> anyhow::Result<runtime::Runtime> {
-    let backend = match config.runtime.backend.as_str() {
-        "docker" => Backend::Docker,
-        "podman" => Backend::Podman,
-        _ => Backend::Auto,
+    let backend = match config.runtime.backend {
+        config::Backend::Auto => Backend::Auto,
+        config::Backend::Docker => Backend::Docker,
+        config::Backend::Podman => Backend::Podman,
     };
     let socket = config.runtime.socket.as_deref();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -293,10 +294,10 @@ async fn connect_runtime(config: &Config) -> anyhow::Result<runtime::Runtime> {
 /// Maps `[caddy]` and `[server]` onto the Caddy adapter's settings.
 pub fn caddy_settings(config: &Config) -> caddy::Settings {
     let c = &config.caddy;
-    let tls = match c.tls.mode.as_str() {
-        "off" => caddy::TlsMode::Off,
-        "internal" => caddy::TlsMode::Internal,
-        _ => caddy::TlsMode::Acme { email: c.tls.email.clone(), staging: c.tls.staging },
+    let tls = match c.tls.mode {
+        config::TlsMode::Off => caddy::TlsMode::Off,
+        config::TlsMode::Internal => caddy::TlsMode::Internal,
+        config::TlsMode::Acme => caddy::TlsMode::Acme { email: c.tls.email.clone(), staging: c.tls.staging },
     };
     let daemon_route = config.server.public_domain.as_ref().map(|host| caddy::DaemonRoute {
         host: host.clone(),

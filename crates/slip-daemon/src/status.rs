@@ -31,12 +31,8 @@ pub fn app_statuses(state: &AppState) -> Result<BTreeMap<String, AppStatus>, Sto
             None => None,
         };
         let instance = store.instances(app_name, None)?.into_iter().find(|i| i.role == InstanceRole::Current);
-        let port = instance.as_ref().and_then(|i| {
-            serde_json::from_str::<Vec<serde_json::Value>>(&i.ports)
-                .ok()
-                .and_then(|ports| ports.first().and_then(|p| p["host"].as_u64()))
-                .map(|p| p as u16)
-        });
+        // The host port of the lowest published container port.
+        let port = instance.as_ref().and_then(|i| i.ports.values().next().copied());
         let deploying = latest.as_ref().is_some_and(|d| !d.status.is_terminal());
         let down = app_state.as_ref().is_some_and(|s| s.status == StoredStatus::Down);
         let status = if deploying {

@@ -155,7 +155,7 @@ pub async fn refresh_ports(engine: &Engine) -> Result<Vec<PortChange>, StoreErro
                 continue;
             }
         };
-        let recorded = recorded_ports(&current);
+        let recorded = current.ports.clone();
         let bound: BTreeMap<u16, u16> = state.ports.iter().map(|p| (p.container, p.host)).collect();
         let moved: Vec<PortChange> = recorded
             .iter()
@@ -172,7 +172,7 @@ pub async fn refresh_ports(engine: &Engine) -> Result<Vec<PortChange>, StoreErro
         if moved.is_empty() {
             continue;
         }
-        engine.store.set_instance_ports(&current.id, &ports_json(&bound))?;
+        engine.store.set_instance_ports(&current.id, &bound)?;
         let rebinds: Vec<(String, String)> =
             moved.iter().map(|c| (format!("127.0.0.1:{}", c.from), format!("127.0.0.1:{}", c.to))).collect();
         match engine.routes.rebind(&current.target(), &rebinds).await {
@@ -318,9 +318,9 @@ async fn serve(
     let mut bound: BTreeMap<u16, u16> = state.ports.iter().map(|p| (p.container, p.host)).collect();
     if bound.is_empty() {
         // A container that has not published its ports yet: route on the recorded ones.
-        bound = recorded_ports(current);
-    } else if bound != recorded_ports(current) {
-        store.set_instance_ports(&current.id, &ports_json(&bound))?;
+        bound = current.ports.clone();
+    } else if bound != current.ports {
+        store.set_instance_ports(&current.id, &bound)?;
     }
     let target = current.target();
     let upstream = |p| engine.instances.upstream(p);
@@ -380,19 +380,6 @@ async fn retire(engine: &Engine, instance: &InstanceRow, grace: Duration) {
 }
 
 /// Container port → host port, as recorded in the instance row.
-fn recorded_ports(instance: &InstanceRow) -> BTreeMap<u16, u16> {
-    serde_json::from_str::<Vec<serde_json::Value>>(&instance.ports)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| Some((p["container"].as_u64()? as u16, p["host"].as_u64()? as u16)))
-        .collect()
-}
-
-fn ports_json(ports: &BTreeMap<u16, u16>) -> String {
-    serde_json::Value::Array(ports.iter().map(|(c, h)| serde_json::json!({"host": h, "container": c})).collect())
-        .to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -405,7 +392,7 @@ mod tests {
         ContainerSpec, InstanceRuntime, InstanceSpec, LogRotation, PortMapping, Resources, loopback_upstream,
     };
     use crate::routes::RouteTable;
-    use crate::store::{NewDeploy, Store, Switch, Trigger};
+    use crate::store::{NewDeploy, RuntimeKind, Store, Switch, Trigger};
     use crate::testing::{FakeProxy, FakeRuntime, Journal, ScriptedProbe};
 
     fn web() -> slip_core::names::Target {
@@ -505,11 +492,11 @@ mod tests {
                 app: app(),
                 preview_id: None,
                 deploy_id: id(n),
-                runtime_kind: "container".into(),
+                runtime_kind: RuntimeKind::Container,
                 runtime_id: container.clone(),
                 name,
                 role: InstanceRole::Candidate,
-                ports: ports_json(&BTreeMap::from([(8080, port)])),
+                ports: BTreeMap::from([(8080, port)]),
                 created_at: unix_ms(),
                 retired_at: None,
             })
@@ -678,7 +665,7 @@ mod tests {
         assert_eq!(changes, [PortChange { app: "web".into(), container: 8080, from: 41000, to: 41500 }]);
         assert_eq!(upstreams(&w), ["127.0.0.1:41500"]);
         let row = w.engine.store.instance("ins_1").unwrap().unwrap();
-        assert_eq!(recorded_ports(&row), BTreeMap::from([(8080, 41500)]));
+        assert_eq!(row.ports, BTreeMap::from([(8080, 41500)]));
         assert!(refresh_ports(&w.engine).await.unwrap().is_empty(), "settled");
 
         // A deploy that moved the routes elsewhere meanwhile is not undone.

@@ -23,7 +23,7 @@ use crate::plan;
 use crate::ports::{DrainRef, InstanceSpec, ProbeTarget, ProxyError, RuntimeError};
 pub use crate::release::Release;
 use crate::routes::{AppRoutes, app_routes};
-use crate::store::{AppStatus, DeployStatus, InstanceRole, InstanceRow, NoteKind, Resolution, Switch};
+use crate::store::{AppStatus, DeployStatus, InstanceRole, InstanceRow, NoteKind, Resolution, RuntimeKind, Switch};
 
 /// Why a cancelled deploy failed (only deleting an app cancels one).
 const CANCELLED: &str = "cancelled: the app is being deleted";
@@ -376,11 +376,11 @@ impl Run<'_> {
             app: self.release.app.clone(),
             preview_id: None,
             deploy_id: self.release.deploy_id.clone(),
-            runtime_kind: "container".into(),
+            runtime_kind: RuntimeKind::Container,
             runtime_id: String::new(),
             name: name.clone(),
             role: InstanceRole::Candidate,
-            ports: "[]".into(),
+            ports: BTreeMap::new(),
             created_at: unix_ms(),
             retired_at: None,
         };
@@ -392,11 +392,7 @@ impl Run<'_> {
             })
             .map_err(|e| StepFailure::new(ErrorCode::PortUnavailable, format!("leasing host ports: {e}")))?;
         let ports: BTreeMap<u16, u16> = container_ports.into_iter().zip(leased).collect();
-        let ports_json = serde_json::Value::Array(
-            ports.iter().map(|(c, h)| serde_json::json!({"host": h, "container": c})).collect(),
-        )
-        .to_string();
-        engine.store.set_instance_ports(&instance_id, &ports_json).map_err(store_failure)?;
+        engine.store.set_instance_ports(&instance_id, &ports).map_err(store_failure)?;
         let resolution = Resolution {
             kind: self.release.kind.to_owned(),
             strategy: self.release.plan.strategy.as_str().to_owned(),
@@ -409,7 +405,7 @@ impl Run<'_> {
                 "health_path": self.release.plan.health.path,
                 "instance": instance_id,
                 "name": name,
-                "ports": ports_json,
+                "ports": ports.iter().map(|(c, h)| serde_json::json!({"host": h, "container": c})).collect::<Vec<_>>(),
             })
             .to_string(),
         };
@@ -897,8 +893,7 @@ mod tests {
     fn v1_port(w: &World) -> u16 {
         let rows = w.engine.store.instances(&"web".parse().unwrap(), None).unwrap();
         let current = rows.iter().find(|r| r.role == InstanceRole::Current).expect("a current instance");
-        let ports: serde_json::Value = serde_json::from_str(&current.ports).unwrap();
-        ports[0]["host"].as_u64().expect("a host port") as u16
+        *current.ports.values().next().expect("a host port")
     }
 
     /// Container names end in random hex; tests compare everything else.

@@ -59,7 +59,9 @@ pub use images::ImageRow;
 pub use instances::InstanceRow;
 pub use previews::PreviewRow;
 pub use schema::SCHEMA_VERSION;
-pub use vocab::{AppStatus, DeployStatus, EventKind, InstanceRole, NoteKind, PreviewStatus, Trigger, UnknownValue};
+pub use vocab::{
+    AppStatus, DeployStatus, EventKind, InstanceRole, NoteKind, PreviewStatus, RuntimeKind, Trigger, UnknownValue,
+};
 
 /// Unix time in milliseconds. Every time the store keeps has this unit and is supplied by the caller.
 pub type UnixMillis = i64;

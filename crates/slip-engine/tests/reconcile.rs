@@ -98,11 +98,11 @@ async fn routes_follow_a_host_port_the_engine_reassigned() {
             app: app.clone(),
             preview_id: None,
             deploy_id: "dep_01jz0000000000000000000001".parse().unwrap(),
-            runtime_kind: "container".into(),
+            runtime_kind: slip_engine::store::RuntimeKind::Container,
             runtime_id: container.clone(),
             name: format!("{app}-container"),
             role: InstanceRole::Current,
-            ports: format!(r#"[{{"host":{first},"container":8080}}]"#),
+            ports: BTreeMap::from([(8080, first)]),
             created_at: unix_ms(),
             retired_at: None,
         })
@@ -139,7 +139,7 @@ async fn routes_follow_a_host_port_the_engine_reassigned() {
     let routes = caddy.get_json(&format!("/id/slip-{app}"));
     assert_eq!(routes["handle"][0]["upstreams"][0]["dial"], format!("127.0.0.1:{second}"));
     let row = store.instance("ins_ports").unwrap().unwrap();
-    assert_eq!(row.ports, format!(r#"[{{"container":8080,"host":{second}}}]"#));
+    assert_eq!(row.ports, BTreeMap::from([(8080, second)]));
     assert!(refresh_ports(&engine).await.unwrap().is_empty(), "settled");
 }
 

@@ -57,11 +57,11 @@ fn instance(id: &str, app_name: &str, preview_id: Option<&str>, deploy: &DeployI
         app: app(app_name),
         preview_id: preview_id.map(preview),
         deploy_id: deploy.clone(),
-        runtime_kind: "container".into(),
+        runtime_kind: slip_engine::store::RuntimeKind::Container,
         runtime_id: String::new(),
         name: format!("slip-{app_name}-{id}"),
         role: InstanceRole::Candidate,
-        ports: "[]".into(),
+        ports: std::collections::BTreeMap::new(),
         created_at: T0,
         retired_at: None,
     }
@@ -96,7 +96,7 @@ fn lifecycle(store: &Store) {
     store.record_event(&did(1), NoteKind::Log, "pulled 3 layers", Some(r#"{"layers":3}"#), T0 + 3).unwrap();
     store.insert_instance(&instance("i1", "web", None, &did(1))).unwrap();
     let ports = store.lease_ports("i1", 1, 20000..=20010, |_| true).unwrap();
-    store.set_instance_ports("i1", &format!(r#"[{{"host":{},"container":8080}}]"#, ports[0])).unwrap();
+    store.set_instance_ports("i1", &std::collections::BTreeMap::from([(8080, ports[0])])).unwrap();
     store.set_instance_runtime_id("i1", "c0ffee").unwrap();
     store.record_status(&did(1), DeployStatus::Switching, None, None, T0 + 4).unwrap();
     store

@@ -6,13 +6,13 @@
 //! Leases are taken at `configuring`, before the instance row exists (it is written at `starting`), so a lease
 //! names an instance id that may not have a row yet. This module does not talk to the engine or bind sockets.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::RangeInclusive;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use slip_core::names::{AppName, DeployId, PreviewId, Target};
 
-use super::{InstanceRole, Store, StoreError, UnixMillis, parsed, parsed_opt};
+use super::{InstanceRole, RuntimeKind, Store, StoreError, UnixMillis, parsed, parsed_opt};
 
 /// An `instances` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,16 +25,16 @@ pub struct InstanceRow {
     pub preview_id: Option<PreviewId>,
     /// The deploy that created it.
     pub deploy_id: DeployId,
-    /// `container` or `pod`.
-    pub runtime_kind: String,
+    /// A container or a pod.
+    pub runtime_kind: RuntimeKind,
     /// The engine's id; empty until the object is created.
     pub runtime_id: String,
     /// The engine-side name, e.g. `slip-web-1a2b3c4d`.
     pub name: String,
     /// Its part in the target's release.
     pub role: InstanceRole,
-    /// JSON array of published ports, e.g. `[{"host":20001,"container":8080}]`.
-    pub ports: String,
+    /// Published ports: container port → host port (stored as `[{"host":20001,"container":8080}]`).
+    pub ports: BTreeMap<u16, u16>,
     /// When it was recorded.
     pub created_at: UnixMillis,
     /// When it was retired; `None` while live.
@@ -69,7 +69,7 @@ impl Store {
                     row.runtime_id,
                     row.name,
                     row.role,
-                    row.ports,
+                    encode_ports(&row.ports),
                     row.created_at,
                     row.retired_at,
                 ],
@@ -83,9 +83,9 @@ impl Store {
         self.update_instance(id, "UPDATE instances SET runtime_id = ?2 WHERE id = ?1", runtime_id)
     }
 
-    /// Stores an instance's published ports (JSON) once they are leased.
-    pub fn set_instance_ports(&self, id: &str, ports: &str) -> Result<(), StoreError> {
-        self.update_instance(id, "UPDATE instances SET ports = ?2 WHERE id = ?1", ports)
+    /// Stores an instance's published ports (container port → host port) once they are leased.
+    pub fn set_instance_ports(&self, id: &str, ports: &BTreeMap<u16, u16>) -> Result<(), StoreError> {
+        self.update_instance(id, "UPDATE instances SET ports = ?2 WHERE id = ?1", &encode_ports(ports))
     }
 
     /// Changes an instance's role. Retiring sets `retired_at` (kept if already set) and releases its port
@@ -204,7 +204,7 @@ fn instance_row(r: &Row<'_>) -> rusqlite::Result<InstanceRow> {
         runtime_id: r.get("runtime_id")?,
         name: r.get("name")?,
         role: r.get("role")?,
-        ports: r.get("ports")?,
+        ports: decode_ports(&r.get::<_, String>("ports")?),
         created_at: r.get("created_at")?,
         retired_at: r.get("retired_at")?,
     })
@@ -212,4 +212,22 @@ fn instance_row(r: &Row<'_>) -> rusqlite::Result<InstanceRow> {
 
 fn live(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<InstanceRow>, StoreError> {
     Ok(conn.prepare(sql)?.query_map(params, instance_row)?.collect::<Result<_, _>>()?)
+}
+
+/// The stored form of published ports: a JSON array of `{"host", "container"}` pairs.
+fn encode_ports(ports: &BTreeMap<u16, u16>) -> String {
+    serde_json::Value::Array(ports.iter().map(|(c, h)| serde_json::json!({"host": h, "container": c})).collect())
+        .to_string()
+}
+
+/// Published ports read back; pairs that are not port numbers are skipped.
+fn decode_ports(text: &str) -> BTreeMap<u16, u16> {
+    serde_json::from_str::<Vec<serde_json::Value>>(text)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| {
+            let port = |key: &str| p[key].as_u64().and_then(|n| u16::try_from(n).ok());
+            Some((port("container")?, port("host")?))
+        })
+        .collect()
 }

@@ -1,8 +1,8 @@
 //! The closed vocabularies stored in text columns: deploy statuses, triggers, event kinds, instance roles, app and
 //! preview statuses. Each has one spelling, shared with the HTTP API (SPEC §6.5, §7.2, §10).
 //!
-//! These are store types, not wire types: no serde. Values resolved from config (app kind, strategy, runtime
-//! kind) stay plain strings here because `slip_core::config` owns their vocabulary.
+//! These are store types, not wire types: no serde. Values resolved from config (app kind, strategy) stay plain
+//! strings here because `slip_core::config` owns their vocabulary.
 
 use std::fmt;
 use std::str::FromStr;
@@ -220,6 +220,16 @@ vocabulary! {
         Stopped = "stopped",
         /// Gone; kept as history. Retired instances are not "live".
         Retired = "retired",
+    }
+}
+
+vocabulary! {
+    /// What kind of runtime object an instance is.
+    pub enum RuntimeKind ("runtime kind") {
+        /// One container.
+        Container = "container",
+        /// A pod of containers.
+        Pod = "pod",
     }
 }
 
