@@ -22,6 +22,8 @@ pub enum ApiError {
     TooLarge,
     /// 415.
     UnsupportedMediaType,
+    /// 408: the body did not arrive within this many seconds.
+    RequestTimeout { seconds: u64 },
     /// 429 with the seconds to wait.
     RateLimited { retry_after: u64 },
     /// 503 with a code.
@@ -65,6 +67,7 @@ impl ApiError {
             | ApiError::Unavailable { code, .. } => code,
             ApiError::TooLarge => "body_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::RequestTimeout { .. } => "request_timeout",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Internal(_) => "internal",
         }
@@ -105,6 +108,10 @@ impl IntoResponse for ApiError {
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json!({"error": "send the body as Content-Type: application/json", "code": code}),
+            ),
+            ApiError::RequestTimeout { seconds } => (
+                StatusCode::REQUEST_TIMEOUT,
+                json!({"error": format!("the request body did not arrive within {seconds}s"), "code": code}),
             ),
             ApiError::RateLimited { retry_after } => {
                 let mut resp = (

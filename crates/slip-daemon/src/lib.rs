@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`run`]: boots slipd on a bound listener until a shutdown future resolves.
 //! - [`router`]: the axum router, testable with `oneshot` and no socket.
+//! - [`guard`]: `Host` and `Content-Type` checks before routing.
+//! - [`http`]: the server: header and body deadlines, the connection cap.
 //! - [`api`]: request handlers; [`auth`]: signatures, tokens, failure limiting; [`error`]: the error shape.
 //! - [`events`]: the live event bus behind `/v1/events`; [`redaction`]: what an app's redactor hides.
 //! - [`log_relay`]: container output to an HTTP body, redacted, plain or NDJSON, ending at shutdown.
@@ -18,6 +20,8 @@ pub mod boot;
 pub mod check;
 pub mod error;
 pub mod events;
+pub mod guard;
+pub mod http;
 pub mod log_relay;
 pub mod logging;
 pub mod monitor;
@@ -32,7 +36,6 @@ pub mod state;
 mod tests;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -74,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(api::read::healthz))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::requests))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(reject_large_bodies))
         .layer(middleware::from_fn(request_id))
@@ -132,16 +136,14 @@ async fn serve(
         let _ = state.config_path.set(path);
         tokio::spawn(reload::on_sighup(state.clone(), booted.closing.clone()));
     }
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     tracing::info!(listen = %listener.local_addr()?, "slipd ready");
 
     let closing = booted.closing.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            closing.cancel();
-        })
-        .await?;
+    http::serve(listener, router(state.clone()), http::Limits::default(), async move {
+        shutdown.await;
+        closing.cancel();
+    })
+    .await?;
 
     tracing::info!("shutting down: waiting for running deploys");
     booted.tracker.close();

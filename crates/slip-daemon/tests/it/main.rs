@@ -10,6 +10,7 @@ mod deploy;
 mod engine_restart;
 mod gen_key;
 mod history;
+mod http_bounds;
 mod logs;
 mod reload;
 mod rollback;
