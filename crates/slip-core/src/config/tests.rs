@@ -1471,3 +1471,13 @@ fn health_resolves_field_by_field() {
     assert_eq!(merged.interval, Duration::from_secs(9));
     assert_eq!(merged.timeout, crate::defaults::HEALTH_TIMEOUT);
 }
+
+#[test]
+fn env_values_with_control_characters_are_refused_by_key_without_the_value() {
+    let text =
+        "[app]\nname = \"web\"\nimage = \"ghcr.io/acme/web\"\n[env]\nGOOD = \"fine\"\nBAD = \"abc\\u0000defghij\"\n";
+    let problems = parse(&sources(None, &[("web", text)])).expect_err("a control character is a problem");
+    let shown = render(&problems);
+    assert!(shown.contains("env.BAD") && shown.contains("U+0000"), "{shown}");
+    assert!(!shown.contains("defghij"), "the value is never printed: {shown}");
+}

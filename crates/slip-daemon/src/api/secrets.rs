@@ -88,6 +88,7 @@ pub async fn put(
     };
     let scope = scope.as_deref().map(parse_scope).transpose()?.unwrap_or(Scope::App);
     check_settable(&key, scope).map_err(secret_error)?;
+    check_value(&key, &value)?;
     let written = store(&state).set(&app, scope, &key, &value).map_err(secret_error)?;
     changed(&state, &who, &app, scope, &key, "set");
     Ok(Json(SecretSet {
@@ -184,6 +185,7 @@ pub async fn legacy_put(
         if value.strip_suffix('\n').unwrap_or(value).is_empty() {
             return Err(secret_error(SecretError::EmptyValue { key }));
         }
+        check_value(&key, value)?;
         pairs.push((key, value));
     }
     let store = store(&state);
@@ -214,6 +216,13 @@ fn store(state: &AppState) -> SecretStore {
 
 fn parse_key(key: &str) -> Result<SecretKey, ApiError> {
     key.parse::<SecretKey>().map_err(|e| ApiError::field("invalid_key", "key", e.to_string()))
+}
+
+/// 400 `invalid_request` (field `value`) for a value with control characters (it could never reach a container intact, and engines
+/// echo such values back escaped in their errors). The answer says where, never what.
+fn check_value(key: &SecretKey, value: &str) -> Result<(), ApiError> {
+    slip_core::env_value::check(value)
+        .map_err(|e| ApiError::field("invalid_request", "value", format!("the value of {key} {e}")))
 }
 
 fn parse_scope(scope: &str) -> Result<Scope, ApiError> {

@@ -38,13 +38,31 @@ pub(crate) enum EnvFileError {
         /// 1-based line, when it could be found.
         line: Option<usize>,
     },
+    /// A value holds a control character.
+    #[error("env_file {}: the value of {key} {problem}", .path.display())]
+    ControlCharacter {
+        /// The file.
+        path: PathBuf,
+        /// The variable.
+        key: String,
+        /// Where.
+        problem: slip_core::env_value::ControlCharacter,
+    },
 }
 
 /// The variables of the env file at `path`, in file order (a later duplicate key wins when applied).
 pub(crate) fn read(path: &Path) -> Result<Vec<(String, String)>, EnvFileError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| EnvFileError::Unreadable { path: path.to_path_buf(), source })?;
-    parse(&text).map_err(|line| EnvFileError::Invalid { path: path.to_path_buf(), line })
+    let vars = parse(&text).map_err(|line| EnvFileError::Invalid { path: path.to_path_buf(), line })?;
+    for (key, value) in &vars {
+        slip_core::env_value::check(value).map_err(|problem| EnvFileError::ControlCharacter {
+            path: path.to_path_buf(),
+            key: key.clone(),
+            problem,
+        })?;
+    }
+    Ok(vars)
 }
 
 /// Parses dotenv text without any `$` expansion; `Err` carries the line of the problem when known.
@@ -201,6 +219,16 @@ mod tests {
         assert_eq!(get(&vars, "ALSO_EMPTY"), Some(""));
         assert_eq!(get(&vars, "LAST"), Some("$HOME"), "an apostrophe in a comment opens no quote");
         assert_eq!(vars.len(), 8, "{vars:?}");
+    }
+
+    #[test]
+    fn a_value_with_a_control_character_is_refused_by_key_without_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.env");
+        std::fs::write(&path, "GOOD=1\nBAD=\"abc\u{1b}defghij\"\n").unwrap();
+        let message = read(&path).unwrap_err().to_string();
+        assert!(message.contains("BAD") && message.contains("U+001B"), "{message}");
+        assert!(!message.contains("defghij"), "{message}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod crash;
 mod deploy;
 mod engine_restart;
 mod gen_key;
+mod hardening;
 mod history;
 mod http_bounds;
 mod logs;
