@@ -9,6 +9,7 @@
 //! - [`events`]: the live event bus behind `/v1/events`; [`redaction`]: what an app's redactor hides.
 //! - [`log_relay`]: container output to an HTTP body, redacted, plain or NDJSON, ending at shutdown.
 //! - [`queue`]: the per-app deploy queue; [`release`]: turns a queued deploy and the config into a release.
+//! - [`replay`]: legacy webhooks seen before are refused unless their tag runs now.
 //! - [`rollback`]: which release a rollback restores, pinned by digest.
 //! - [`monitor`]: background health and the periodic Caddy reconcile.
 //! - [`boot`]: opening the store, connecting adapters, reconciling before the first request.
@@ -29,6 +30,7 @@ pub mod queue;
 pub mod redaction;
 pub mod release;
 pub mod reload;
+pub mod replay;
 pub mod rollback;
 pub mod state;
 

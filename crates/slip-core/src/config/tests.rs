@@ -1481,3 +1481,11 @@ fn env_values_with_control_characters_are_refused_by_key_without_the_value() {
     assert!(shown.contains("env.BAD") && shown.contains("U+0000"), "{shown}");
     assert!(!shown.contains("defghij"), "the value is never printed: {shown}");
 }
+
+#[test]
+fn the_packaged_daemon_config_loads_and_requires_timestamps() {
+    let loaded = load(Some(include_str!("../../../../packaging/slip.toml")), &[]);
+    assert!(loaded.config.auth.require_timestamp, "new installs refuse untimestamped (replayable) webhooks");
+    let warnings = render(&loaded.warnings);
+    assert!(!warnings.contains("require_timestamp"), "{warnings}");
+}
