@@ -5,7 +5,7 @@
 //! - [`router`]: the axum router, testable with `oneshot` and no socket.
 //! - [`guard`]: `Host` and `Content-Type` checks before routing.
 //! - [`http`]: the server: header and body deadlines, the connection cap.
-//! - [`api`]: request handlers; [`auth`]: signatures, tokens, failure limiting; [`error`]: the error shape.
+//! - [`api`]: request handlers; [`auth`]: signatures and tokens; [`limiter`]: failure limiting; [`error`]: the error shape.
 //! - [`events`]: the live event bus behind `/v1/events`; [`redaction`]: what an app's redactor hides.
 //! - [`log_relay`]: container output to an HTTP body, redacted, plain or NDJSON, ending at shutdown.
 //! - [`queue`]: the per-app deploy queue; [`release`]: turns a queued deploy and the config into a release.
@@ -23,6 +23,7 @@ pub mod error;
 pub mod events;
 pub mod guard;
 pub mod http;
+pub mod limiter;
 pub mod log_relay;
 pub mod logging;
 pub mod monitor;

@@ -45,8 +45,9 @@ pub async fn deploy(
         Ok(ok) => ok,
         Err(e) => {
             if e.code() != "invalid_json" && matches!(e, ApiError::Unauthorized { .. }) {
-                state.limiter.record(ip, now);
-                tracing::info!(code = e.code(), client_ip = %ip, "webhook rejected");
+                if let Some(held_back) = state.limiter.record(ip, now) {
+                    tracing::info!(code = e.code(), client_ip = %ip, held_back, "webhook rejected");
+                }
             }
             return Err(e);
         }
