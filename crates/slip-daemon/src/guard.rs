@@ -79,7 +79,7 @@ fn has_credentials(request: &Request) -> bool {
 }
 
 /// SPEC §6.1: a body comes as `application/json` or without a content type; a secret PUT may also be
-/// `text/plain`.
+/// `text/plain`, and a PATCH `application/merge-patch+json`.
 fn content_type(request: &Request) -> Result<(), ApiError> {
     if !matches!(*request.method(), Method::POST | Method::PUT | Method::PATCH) {
         return Ok(());
@@ -89,6 +89,8 @@ fn content_type(request: &Request) -> Result<(), ApiError> {
     let secret_put = request.method() == Method::PUT && request.uri().path().starts_with("/v1/secrets/");
     match media.as_str() {
         "application/json" => Ok(()),
+        // RFC 7386's own media type for a merge patch (what `slip apps edit` sends).
+        "application/merge-patch+json" if request.method() == Method::PATCH => Ok(()),
         "text/plain" if secret_put => Ok(()),
         _ => Err(ApiError::UnsupportedMediaType),
     }
@@ -177,5 +179,12 @@ mod tests {
             .body(Body::from("a-plain-text-value"))
             .unwrap();
         assert_eq!(send(&state, plain, "127.0.0.1:1").await.0, StatusCode::OK, "a secret PUT may be text/plain");
+        let merge = Request::patch("/v1/apps/web")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "application/merge-patch+json")
+            .body(Body::from("{}"))
+            .unwrap();
+        let (s, b) = send(&state, merge, "127.0.0.1:1").await;
+        assert_ne!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "RFC 7386's media type is a JSON patch: {b}");
     }
 }

@@ -1489,3 +1489,38 @@ fn the_packaged_daemon_config_loads_and_requires_timestamps() {
     let warnings = render(&loaded.warnings);
     assert!(!warnings.contains("require_timestamp"), "{warnings}");
 }
+
+#[test]
+fn a_wildcard_over_another_apps_name_and_ip_literals_are_refused() {
+    let web = |name: &str, domain: &str| {
+        format!(
+            "[app]\nname = \"{name}\"\nimage = \"ghcr.io/acme/{name}\"\n[routing]\ndomain = \"{domain}\"\nport = 8080\n"
+        )
+    };
+    check_problems(
+        None,
+        &[("star", &web("star", "*.example.com")), ("myapp", &web("myapp", "myapp.example.com"))],
+        expect![[r#"
+            apps/star.toml:5:10: routing: hostname *.example.com is already routed by app "myapp" (apps/myapp.toml:5): *.example.com and myapp.example.com overlap
+              hint: a wildcard matches every name one label below it; give one of the apps another hostname
+        "#]],
+    );
+    // One label below only, as Caddy matches: a deeper name and the bare domain do not overlap.
+    load(
+        None,
+        &[
+            ("star", &web("star", "*.example.com")),
+            ("deep", &web("deep", "a.b.example.com")),
+            ("bare", &web("bare", "example.com")),
+        ],
+    );
+    check_problems(
+        None,
+        &[("vfour", &web("vfour", "127.0.0.1")), ("vsix", &web("vsix", "::1")), ("num", &web("num", "10.0.0.300"))],
+        expect![[r#"
+            apps/num.toml:5:10: routing.domain: "10.0.0.300" is an IP address, not a hostname: Caddy routes by name; use a DNS name such as app.example.com
+            apps/vfour.toml:5:10: routing.domain: "127.0.0.1" is an IP address, not a hostname: Caddy routes by name; use a DNS name such as app.example.com
+            apps/vsix.toml:5:10: routing.domain: "::1" is an IP address, not a hostname: Caddy routes by name; use a DNS name such as app.example.com
+        "#]],
+    );
+}

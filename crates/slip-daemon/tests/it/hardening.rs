@@ -69,3 +69,36 @@ async fn an_engine_error_quoting_a_secret_reaches_no_unauthenticated_reader() {
     assert!(error.starts_with("deploy failed ("), "slip's own words only: {error}");
     assert!(!error.contains("NULV") && !error.contains("defghij") && !error.contains("engine"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn app_files_and_their_trash_copies_are_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let by_hand = app_name("hand");
+    let h = by_hand.clone();
+    let d = TestDaemon::start(|reg| vec![(h.clone(), web_app(&h, reg, ""))], "").await;
+    let apps = d.config_dir().join("apps");
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    std::fs::set_permissions(apps.join(format!("{by_hand}.toml")), std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let api = app_name("api");
+    let _guard = slip_testenv::ContainerGuard::new("slip.app", &api);
+    let doc = serde_json::json!({
+        "app": {"name": api, "image": format!("{}/{api}", d.registry.host()), "secret": "app-key-0123456789abcdef"},
+        "routing": {"domain": format!("{api}.test"), "port": 8080},
+    });
+    let r = d.http.post(d.url("/v1/apps")).bearer_auth(TOKEN).json(&doc).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+    assert_eq!(mode(&apps.join(format!("{api}.toml"))), 0o600, "it holds app.secret in plain text");
+
+    for app in [&api, &by_hand] {
+        let r = d.http.delete(d.url(&format!("/v1/apps/{app}"))).bearer_auth(TOKEN).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    }
+    let trash = d.storage().join("trash");
+    let copies: Vec<_> = std::fs::read_dir(&trash).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(copies.len(), 2, "{copies:?}");
+    for copy in copies {
+        assert_eq!(mode(&copy), 0o600, "{} (a hand-written 0644 file too)", copy.display());
+    }
+    assert_eq!(mode(&trash), 0o700);
+}
