@@ -74,6 +74,21 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// A store failure: 503 `storage_unavailable` when the database cannot take writes now (a full disk, say),
+    /// otherwise 500. A failed store write is one rolled-back transaction, so nothing half-done remains.
+    pub fn store(e: slip_engine::store::StoreError) -> ApiError {
+        if e.is_storage_unavailable() {
+            tracing::error!(error = format!("{:#}", anyhow::Error::from(e)), "the database cannot take writes");
+            return ApiError::Unavailable {
+                code: "storage_unavailable",
+                message: "slipd cannot write its database right now (is the disk full?); try again later".into(),
+            };
+        }
+        ApiError::Internal(e.into())
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> ApiError {
         ApiError::Internal(e)

@@ -25,10 +25,8 @@ pub fn accept_legacy(
     deploy_id: &DeployId,
 ) -> Result<(), ApiError> {
     let hash = signature::delivery_hash(mac);
-    let recorded = state
-        .store
-        .record_delivery(hash, app, Some(deploy_id), unix_ms(), i64::MAX)
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let recorded =
+        state.store.record_delivery(hash, app, Some(deploy_id), unix_ms(), i64::MAX).map_err(ApiError::store)?;
     let Err(Replayed { deploy_id: original }) = recorded else { return Ok(()) };
     if current_tag(state, app)?.as_deref() == Some(tag) {
         return Ok(());

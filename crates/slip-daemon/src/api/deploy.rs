@@ -125,11 +125,8 @@ pub async fn deploy(
         crate::replay::accept_legacy(&state, &mac, &app, tag.as_str(), &deploy_id)?;
         tracing::info!(app = %app, "legacy untimestamped signature accepted");
     }
-    let enqueued = state
-        .scheduler
-        .enqueue(&new)
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .ok_or_else(|| ApiError::app_deleting(&app))?;
+    let enqueued =
+        state.scheduler.enqueue(&new).map_err(ApiError::store)?.ok_or_else(|| ApiError::app_deleting(&app))?;
     tracing::info!(app = %app, deploy_id = %deploy_id, tag = %tag, status = enqueued.status.as_str(), actor, "webhook accepted");
 
     let answer = DeployAccepted {
@@ -196,10 +193,8 @@ pub(crate) fn accept_once(
 ) -> Result<(), ApiError> {
     let hash = signature::delivery_hash(mac);
     let expires = unix_ms() + 2 * config.auth.max_skew.as_millis() as i64;
-    let recorded = state
-        .store
-        .record_delivery(hash, app, Some(deploy_id), unix_ms(), expires)
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let recorded =
+        state.store.record_delivery(hash, app, Some(deploy_id), unix_ms(), expires).map_err(ApiError::store)?;
     match recorded {
         Ok(_) => Ok(()),
         Err(Replayed { deploy_id: original }) => Err(ApiError::Conflict {

@@ -8,6 +8,7 @@ mod apps_api;
 mod crash;
 mod deploy;
 mod engine_restart;
+mod full_disk;
 mod gen_key;
 mod hardening;
 mod history;
