@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - [`names`]: validated newtypes (`AppName`, `ImageRef`, `Tag`, `DeployId`, ...).
+//! - [`env_file`]: the env-file (dotenv) text format, without `$` expansion.
 //! - [`env_value`]: which texts may be a container environment value (no control characters).
 //! - [`duration`] and [`size`]: the one parser and canonical printer for durations and sizes.
 //! - [`config`]: server config (`slip.toml`, `apps/*.toml`): raw parse, interpolation, validation, problems.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod defaults;
 pub mod deploy;
 pub mod duration;
+pub mod env_file;
 pub mod env_value;
 pub mod error_chain;
 pub mod names;
