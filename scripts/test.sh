@@ -53,6 +53,9 @@ if cargo nextest --version >/dev/null 2>&1; then
         # Tests that restart the Docker engine cannot share the machine; they are #[ignore]d above and run alone.
         step "cargo nextest run -p slip-daemon --test it --run-ignored only (alone: restarts the Docker engine)"
         cargo nextest run -p slip-daemon --test it --run-ignored only || status=$?
+        # A short run of every fuzz target (about a minute after the build); long runs are scripts/fuzz.sh --long.
+        step "scripts/fuzz.sh (${SLIP_FUZZ_SECONDS:-6}s per target)"
+        bash scripts/fuzz.sh || status=$?
     fi
     exit "$status"
 else

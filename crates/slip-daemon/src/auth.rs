@@ -49,16 +49,9 @@ pub fn signature_headers(headers: &HeaderMap, require_timestamp: bool) -> Result
     let timestamp = match headers.get(TIMESTAMP_HEADER) {
         None => None,
         Some(v) => {
-            let text = v.to_str().unwrap_or_default().trim().to_owned();
-            let value =
-                text.parse::<i64>().ok().filter(|_| text.bytes().all(|b| b.is_ascii_digit())).ok_or_else(|| {
-                    ApiError::field(
-                        "invalid_timestamp",
-                        "X-Slip-Timestamp",
-                        "X-Slip-Timestamp must be an integer number of seconds since the Unix epoch",
-                    )
-                })?;
-            Some((text, value))
+            let (text, value) = signature::parse_timestamp(v.to_str().unwrap_or_default())
+                .map_err(|e| ApiError::field("invalid_timestamp", "X-Slip-Timestamp", e.to_string()))?;
+            Some((text.to_owned(), value))
         }
     };
     if require_timestamp && timestamp.is_none() {

@@ -1524,3 +1524,22 @@ fn a_wildcard_over_another_apps_name_and_ip_literals_are_refused() {
         "#]],
     );
 }
+
+/// Inputs on which toml_edit 0.23.10 panics, found by `scripts/fuzz.sh` (fuzz/ server_config, app_config,
+/// repo_config): each is a problem, never a panic.
+const TOML_PANICS: [&str; 3] = ["\n===.\n\n.=?", "==-_[\n=\n[.[=[\n", "==\r[.o"];
+
+#[test]
+fn toml_that_panics_the_parser_is_an_invalid_toml_problem() {
+    for text in TOML_PANICS {
+        let shown = render(&parse(&sources(Some(text), &[])).expect_err("slip.toml"));
+        assert!(shown.contains("invalid TOML"), "{text:?}: {shown}");
+        let shown = render(&parse(&sources(None, &[("myapp", text)])).expect_err("an app file"));
+        assert!(shown.contains("invalid TOML"), "{text:?}: {shown}");
+        let repo = crate::repo_config::read(
+            &SourceFile { path: "slip/slip.toml".into(), text: text.to_owned() },
+            UnknownKeys::Warning,
+        );
+        assert!(repo.problems.iter().any(|p| p.message.contains("invalid TOML")), "{text:?}");
+    }
+}
