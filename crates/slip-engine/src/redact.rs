@@ -150,7 +150,8 @@ impl Redactor {
 }
 
 /// The spellings of `value` inside a quoted string where it differs from the value itself: Go's `%q` (what Docker and
-/// Podman print), JSON, and Rust's `Debug`. None when the value has nothing to escape.
+/// Podman print), JSON, and Rust's `Debug`, each also quoted once more as a JSON string. None when the value has
+/// nothing to escape.
 fn escaped_forms(value: &str) -> Vec<String> {
     if !value.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
         return Vec::new();
@@ -202,7 +203,11 @@ fn escaped_forms(value: &str) -> Vec<String> {
         }
     }
     let debug = value.escape_debug().to_string();
+    // Any of these may be quoted once more inside a JSON string (slipd's JSON log lines, an error in JSON).
+    let again: Vec<String> =
+        [&go, &json, &debug].iter().map(|f| f.replace('\\', "\\\\").replace('"', "\\\"")).collect();
     let mut forms = vec![go, json, debug];
+    forms.extend(again);
     forms.sort();
     forms.dedup();
     forms.retain(|f| f != value);

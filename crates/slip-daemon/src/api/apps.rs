@@ -448,6 +448,7 @@ fn validate(
 pub(crate) fn swap(state: &AppState, config: Config, sources: Sources) {
     // Both under the sources lock, so [`live`] never sees one without the other.
     let mut held = state.sources.lock().expect("sources lock");
+    crate::logging::refresh(&config);
     *state.config.write().expect("config lock") = Arc::new(config);
     *held = Some(sources);
 }

@@ -263,6 +263,7 @@ fn info(meta: SecretMeta) -> SecretInfo {
 /// Logs, audits and announces a change: the key and scope only.
 fn changed(state: &AppState, who: &Admin, app: &AppName, scope: Scope, key: &SecretKey, action: &str) {
     tracing::info!(app = %app, key = %key, scope = scope.as_str(), action, "secret changed");
+    crate::logging::refresh(&state.config());
     let audit = who.audit(state, format!("secret.{action}"), format!("{app}/{key}"), Some(format!("scope={scope}")));
     if let Err(e) = audit {
         tracing::error!(error = %e, "recording a secret change in the audit log");
