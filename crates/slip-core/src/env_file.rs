@@ -21,7 +21,78 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, Option<usize>> {
 
 /// `text` with a backslash before every `$` that dotenvy would treat as the start of a substitution: outside
 /// single quotes, not already escaped, not in a comment. Newlines are kept, so line numbers do not move.
+///
+/// dotenvy first groups physical lines into logical ones (a quote left open joins the next line) with rules of its
+/// own, which differ from its line parser's: a `#` right after `=` starts a comment for the parser but not for the
+/// grouping, so a quote inside that comment still joins lines. Each logical line is therefore found as dotenvy
+/// finds it ([`logical_lines`]) and escaped on its own. (Found by fuzzing: `E=#"`, `'"`, `E=$a` expanded `$a`.)
 fn literal_dollars(text: &str) -> String {
+    logical_lines(text).into_iter().map(literal_dollars_in_line).collect()
+}
+
+/// dotenvy's grouping of `text` into logical lines (`Iter::next` and `eval_end_state` in dotenvy 0.15's
+/// `iter.rs`), each with its line breaks.
+fn logical_lines(text: &str) -> Vec<&str> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        Complete,
+        Escape,
+        StrongOpen,
+        StrongOpenEscape,
+        WeakOpen,
+        WeakOpenEscape,
+        WhiteSpace,
+    }
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut state = State::Complete;
+    let mut offset = 0;
+    for physical in text.split_inclusive('\n') {
+        offset += physical.len();
+        // A logical line that starts with `#` is a comment and ends with its first physical line, quotes or not.
+        let mut comment = text[start..offset].trim_start().starts_with('#');
+        for c in physical.chars().take_while(|_| !comment) {
+            state = match state {
+                State::WhiteSpace if c == '#' => {
+                    comment = true;
+                    break;
+                }
+                State::WhiteSpace | State::Complete => match c {
+                    c if state == State::Complete && c.is_whitespace() && c != '\n' && c != '\r' => State::WhiteSpace,
+                    '\\' => State::Escape,
+                    '"' => State::WeakOpen,
+                    '\'' => State::StrongOpen,
+                    _ => State::Complete,
+                },
+                State::Escape => State::Complete,
+                State::WeakOpen => match c {
+                    '\\' => State::WeakOpenEscape,
+                    '"' => State::Complete,
+                    _ => State::WeakOpen,
+                },
+                State::WeakOpenEscape => State::WeakOpen,
+                State::StrongOpen => match c {
+                    '\\' => State::StrongOpenEscape,
+                    '\'' => State::Complete,
+                    _ => State::StrongOpen,
+                },
+                State::StrongOpenEscape => State::StrongOpen,
+            };
+        }
+        if comment || state == State::Complete {
+            out.push(&text[start..offset]);
+            start = offset;
+            state = State::Complete;
+        }
+    }
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
+/// [`literal_dollars`] for one logical line: a comment lasts to its end, across the line breaks a quote joined.
+fn literal_dollars_in_line(text: &str) -> String {
     #[derive(PartialEq)]
     enum Quote {
         None,
@@ -40,7 +111,6 @@ fn literal_dollars(text: &str) -> String {
     let mut after_space = false;
     for c in text.chars() {
         if c == '\n' {
-            comment = false;
             after_space = false;
             if quote == Quote::None {
                 escaped = false;
@@ -90,7 +160,8 @@ fn literal_dollars(text: &str) -> String {
         }
         blank_so_far &= space;
         value_start &= space;
-        after_space = space && quote == Quote::None;
+        // Only a space or a tab ends an unquoted value for dotenvy (`expecting_end`); a `\r` does not.
+        after_space = matches!(c, ' ' | '\t') && quote == Quote::None;
         out.push(c);
     }
     out
@@ -100,4 +171,35 @@ fn literal_dollars(text: &str) -> String {
 fn line_of(text: &str, fragment: &str) -> Option<usize> {
     let first = fragment.lines().map(str::trim).find(|l| !l.is_empty())?;
     text.lines().position(|line| line.contains(first)).map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get<'a>(vars: &'a [(String, String)], key: &str) -> Option<&'a str> {
+        vars.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn inputs_found_by_fuzzing_expand_no_dollar_sign() {
+        // From fuzz/ env_file: dotenvy joins the first two lines (the `"` in the comment opens a quote for its
+        // line grouping), so the third is a line of its own whose `$X` it would expand.
+        let vars = parse("X=first-value\nE=#\"\n'\"\nY=$X\n").unwrap();
+        assert_eq!(get(&vars, "Y"), Some("$X"), "{vars:?}");
+        let vars = parse("X=first-value\n#\"\nY=$X$%Weo=Bine\n").unwrap();
+        assert_eq!(get(&vars, "Y"), Some("$X$%Weo=Bine"), "after a comment line holding a quote: {vars:?}");
+        let vars = parse("X=first-value\nY=a\r#$X\n").unwrap();
+        assert_eq!(get(&vars, "Y"), Some("a\r#$X"), "a carriage return does not start a comment: {vars:?}");
+        let vars = parse("X=first-value\nE=#'\n\"'\nY=\"${X}\"\n").unwrap();
+        assert_eq!(get(&vars, "Y"), Some("${X}"), "{vars:?}");
+    }
+
+    #[test]
+    fn logical_lines_follow_dotenvy() {
+        assert_eq!(logical_lines("A=1\nB=\"x\ny\"\nC=3"), ["A=1\n", "B=\"x\ny\"\n", "C=3"]);
+        assert_eq!(logical_lines("A=1 #\"\nB=2\n"), ["A=1 #\"\n", "B=2\n"], "a comment after a space ends the line");
+        assert_eq!(logical_lines("E=#\"\n'\"\nY=$X"), ["E=#\"\n'\"\n", "Y=$X"]);
+        assert_eq!(logical_lines("  #\"\nE=$a\n"), ["  #\"\n", "E=$a\n"], "a comment line never joins the next");
+    }
 }
