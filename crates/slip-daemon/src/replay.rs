@@ -10,25 +10,23 @@ use serde_json::json;
 use slip_core::names::{AppName, DeployId};
 use slip_core::signature;
 use slip_engine::run::unix_ms;
-use slip_engine::store::Replayed;
+use slip_engine::store::{Replayed, Store};
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Records the legacy delivery signed by `mac` for `app` and `tag`, or refuses it with 409 `replayed` (naming the
 /// deploy it made the first time) when it was seen before and `tag` is not the tag the app runs now.
 pub fn accept_legacy(
-    state: &AppState,
+    store: &Store,
     mac: &[u8; 32],
     app: &AppName,
     tag: &str,
     deploy_id: &DeployId,
 ) -> Result<(), ApiError> {
     let hash = signature::delivery_hash(mac);
-    let recorded =
-        state.store.record_delivery(hash, app, Some(deploy_id), unix_ms(), i64::MAX).map_err(ApiError::store)?;
+    let recorded = store.record_delivery(hash, app, Some(deploy_id), unix_ms(), i64::MAX).map_err(ApiError::store)?;
     let Err(Replayed { deploy_id: original }) = recorded else { return Ok(()) };
-    if current_tag(state, app)?.as_deref() == Some(tag) {
+    if current_tag(store, app)?.as_deref() == Some(tag) {
         return Ok(());
     }
     Err(ApiError::Conflict {
@@ -41,13 +39,13 @@ pub fn accept_legacy(
 }
 
 /// The tag of the release `app` runs now, if any.
-fn current_tag(state: &AppState, app: &AppName) -> Result<Option<String>, ApiError> {
+fn current_tag(store: &Store, app: &AppName) -> Result<Option<String>, ApiError> {
     let Some(current) =
-        state.store.app_state(app).map_err(|e| ApiError::Internal(e.into()))?.and_then(|s| s.current_deploy_id)
+        store.app_state(app).map_err(|e| ApiError::Internal(e.into()))?.and_then(|s| s.current_deploy_id)
     else {
         return Ok(None);
     };
-    let row = state.store.deploy(&current).map_err(|e| ApiError::Internal(e.into()))?;
+    let row = store.deploy(&current).map_err(|e| ApiError::Internal(e.into()))?;
     Ok(row.map(|r| r.tag.to_string()))
 }
 

@@ -122,7 +122,7 @@ pub async fn deploy(
         created_at: unix_ms(),
     };
     if let Some((mac, false)) = mac {
-        crate::replay::accept_legacy(&state, &mac, &app, tag.as_str(), &deploy_id)?;
+        crate::replay::accept_legacy(&state.store, &mac, &app, tag.as_str(), &deploy_id)?;
         tracing::info!(app = %app, "legacy untimestamped signature accepted");
     }
     let enqueued =
