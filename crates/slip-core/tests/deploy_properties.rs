@@ -131,10 +131,10 @@ fn run(plan: Plan, bytes: Vec<u8>) -> Trace {
                             restart_count: restarts,
                         }
                     } else {
-                        ContainerObservation::Stopped { exit_code: Some(1), oom_killed: b % 2 == 0 }
+                        ContainerObservation::Stopped { exit_code: Some(1), oom_killed: b.is_multiple_of(2) }
                     },
                     http: (with_path && running).then(|| {
-                        if script.next() % 3 == 0 {
+                        if script.next().is_multiple_of(3) {
                             ProbeResult::Unhealthy("HTTP 503".into())
                         } else {
                             ProbeResult::Healthy(200)
@@ -173,7 +173,7 @@ fn run(plan: Plan, bytes: Vec<u8>) -> Trace {
             }
             Action::PollDrain => {
                 let b = script.next();
-                if b % 9 == 8 { failure() } else { Event::InFlight((b % 4 != 0).then_some(u64::from(b % 3))) }
+                if b % 9 == 8 { failure() } else { Event::InFlight((!b.is_multiple_of(4)).then_some(u64::from(b % 3))) }
             }
             Action::Stop { container, .. } | Action::Remove { container } => {
                 if container == OLD && !trace.switched {

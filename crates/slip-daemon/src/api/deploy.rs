@@ -44,10 +44,11 @@ pub async fn deploy(
     let (request, actor, mac) = match result {
         Ok(ok) => ok,
         Err(e) => {
-            if e.code() != "invalid_json" && matches!(e, ApiError::Unauthorized { .. }) {
-                if let Some(held_back) = state.limiter.record(ip, now) {
-                    tracing::info!(code = e.code(), client_ip = %ip, held_back, "webhook rejected");
-                }
+            if e.code() != "invalid_json"
+                && matches!(e, ApiError::Unauthorized { .. })
+                && let Some(held_back) = state.limiter.record(ip, now)
+            {
+                tracing::info!(code = e.code(), client_ip = %ip, held_back, "webhook rejected");
             }
             return Err(e);
         }

@@ -3,7 +3,6 @@
 //! is freed. The file system is a 24 MiB tmpfs this test mounts and unmounts.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use slip_testenv::Image;
 
@@ -41,16 +40,12 @@ fn fill(path: &Path) -> u64 {
         match file.write(&chunk) {
             Ok(0) => break,
             Ok(n) => written += n as u64,
-            Err(e) if e.raw_os_error() == Some(libc_enospc()) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
             Err(e) => panic!("filling {}: {e}", path.display()),
         }
     }
     let _ = file.sync_all();
     written
-}
-
-fn libc_enospc() -> i32 {
-    28
 }
 
 #[tokio::test(flavor = "multi_thread")]
