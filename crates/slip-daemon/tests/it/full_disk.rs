@@ -91,6 +91,21 @@ async fn a_full_disk_refuses_webhooks_with_503_keeps_serving_and_recovers_when_s
     let done = d.deploy_and_wait(&app, "v2").await;
     assert_eq!(done.status, "completed", "slipd recovered by itself once space was freed: {done:?}");
     assert_eq!(d.through_caddy(&host, "/version").await, (200, "v2".to_owned()));
+    // Nothing is left half-done: every deploy accepted around the full disk has ended.
+    let list: serde_json::Value = d
+        .http
+        .get(d.url(&format!("/v1/deploys?app={app}&limit=200")))
+        .bearer_auth(crate::support::TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for deploy in list["deploys"].as_array().unwrap() {
+        let status = deploy["status"].as_str().unwrap();
+        assert!(matches!(status, "completed" | "failed" | "superseded" | "rolled_back"), "{deploy}");
+    }
 
     let check = std::process::Command::new("sqlite3")
         .arg(d.storage().join("slip.db"))
