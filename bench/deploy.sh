@@ -456,7 +456,7 @@ gap_md="Difference of the medians, slip − baseline: $((slip_median - base_medi
 draining_split="The engine's events did not show the old containers' kill/stop/destroy, so \`draining\` is not split."
 if [ "${#drain_wait[@]}" -gt 0 ]; then
   draining_split="Inside \`draining\` (split by the engine's container events, median of ${#drain_wait[@]}): waiting until Caddy
-reports no request in flight to the old release **$(median "${drain_wait[@]}") ms** (SPEC §9.6: 0 in two polls in a row,
+reports no request in flight to the old release **$(median "${drain_wait[@]}") ms** (0 in two polls in a row,
 250 ms apart), stop (SIGTERM sent → engine reports stopped) $(median "${stop_wait[@]}") ms, removal
 $(median "${remove_wait[@]}") ms, then recording \`completed\` $(median "${record_wait[@]}") ms."
   gap_md+=" Of that, slip's wait for the old release's in-flight requests to reach 0 accounts for
@@ -531,7 +531,7 @@ $gap_md
   slip's server on \`127.0.0.1:<port>\`) and a release build of \`slipd\` on a temporary config, all on this machine.
   The app is a \`FROM scratch\` busybox httpd image (as \`scripts/demo.sh\` builds it): ready at once, and its shell
   exits on SIGTERM. Each release differs by a \`version\` file and is pushed to the registry and removed from the
-  engine, so every deploy (slip's and the baseline's) pulls for real. App config: the original README's settings,
+  engine, so every deploy (slip's and the baseline's) pulls for real. App config: the README's quick-start settings,
   \`[health] path = "/health", interval = "2s", timeout = "5s", retries = 5, start_period = "10s"\`,
   \`[deploy] strategy = "blue-green", drain_timeout = "30s"\`.
 - **Load.** \`loadgen\` (crates/slip-bench) runs $load_clients clients, each with one HTTP/1.1 keep-alive connection
@@ -570,7 +570,7 @@ $draining_split
 Where the baseline's time goes (median ms per step). In $base_old_listed of $rounds baseline deploys the first drain poll
 still listed the old upstream; otherwise Caddy 2.6.2 had already dropped the address (no route names it any more),
 so the by-hand drain check passes at once without seeing in-flight requests, whereas slip keeps the old address
-listed with a never-matching drain route (SPEC §9.6) so that it can wait for them.
+listed with a never-matching drain route so that it can wait for them.
 
 | step | ms |
 |---|---|

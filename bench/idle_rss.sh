@@ -215,7 +215,7 @@ Both configurations ran in the same invocation, one after the other; medians and
 | ratio loaded / baseline | $(ratio "$l_idle" "$b_idle") | $(ratio "$l_idle_max" "$b_idle_max") | $(ratio "$l_read" "$b_read") | $(ratio "$l_read_max" "$b_read_max") |
 
 Target: at most 40 MB (issue 4) with $apps apps and $rows history rows; the worst loaded sample is $(mb "$l_read_max") MB, so this run **$verdict** it.
-SPEC §1 asks for at most 30 MiB idle.
+The product's own target is at most 30 MiB idle.
 <!-- idle-rss:end -->
 EOF
 )

@@ -12,8 +12,8 @@
 # --dev mode it starts no Caddy: tests run their own Caddys on free loopback ports.
 set -euo pipefail
 
-readonly SERVER_PACKAGES=(docker.io caddy ca-certificates curl)
-readonly DEV_PACKAGES=(podman docker-registry busybox-static sqlite3 apache2-utils wrk jq build-essential pkg-config)
+readonly SERVER_PACKAGES=(docker.io caddy ca-certificates curl openssl)
+readonly DEV_PACKAGES=(podman docker-registry busybox-static sqlite3 apache2-utils wrk jq build-essential pkg-config iproute2)
 readonly DOCKER_SOCKET=/var/run/docker.sock
 readonly PODMAN_SOCKET=/run/podman/podman.sock
 readonly CADDY_ADMIN=http://localhost:2019

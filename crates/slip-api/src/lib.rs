@@ -202,6 +202,10 @@ pub struct Status {
     pub uptime_seconds: u64,
     /// `ok` or `error`.
     pub caddy: String,
+    /// Why slipd could not make Caddy serve slip's routes, while `caddy` is `error` (authenticated or
+    /// public_status only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caddy_error: Option<String>,
     /// `ok` or `error`.
     pub runtime: String,
     /// `docker` or `podman`.

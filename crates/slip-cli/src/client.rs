@@ -275,14 +275,7 @@ impl Client {
     fn admin(&self, request: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, Failure> {
         match &self.token {
             Some(token) => Ok(request.bearer_auth(token)),
-            None => Err(Failure::new(
-                "this command needs the admin token",
-                Some(
-                    "pass --token or set SLIP_TOKEN (auth.admin_token, or auth.secret while no admin_token is set)"
-                        .into(),
-                ),
-                exit::AUTH,
-            )),
+            None => Err(Failure::new("this command needs the admin token", Some(ADMIN_TOKEN_HINT.into()), exit::AUTH)),
         }
     }
 
@@ -324,6 +317,16 @@ impl Client {
     }
 }
 
+/// Which key a signed endpoint wanted, and where it comes from.
+const APP_KEY_HINT: &str = "this endpoint wants the app's key: its own SLIP_SECRET secret once one is set (slip \
+     secrets set <app> SLIP_SECRET=…), else the global auth.secret (SLIP_SECRET in /etc/slip/slip.env); pass it as \
+     --secret or SLIP_SECRET";
+
+/// Which token an admin endpoint wanted, and where it comes from.
+pub const ADMIN_TOKEN_HINT: &str = "this endpoint wants the admin token: auth.admin_token (SLIP_ADMIN_TOKEN in \
+     /etc/slip/slip.env, as the README sets it up), or auth.secret while no admin_token is set; pass it as --token \
+     or SLIP_TOKEN";
+
 /// The failure for an error answer: message and code from the `{"error","code"}` body, exit code by status.
 fn api_failure(status: u16, bytes: &[u8], base: &str) -> Failure {
     let error: Option<ErrorBody> = serde_json::from_slice(bytes).ok();
@@ -337,9 +340,12 @@ fn api_failure(status: u16, bytes: &[u8], base: &str) -> Failure {
         _ => exit::API,
     };
     let hint = match (status, code.as_deref()) {
-        (401, _) => Some("check --secret (the app's key) or --token (the admin token)".to_owned()),
+        (401, Some("invalid_token")) => Some(ADMIN_TOKEN_HINT.to_owned()),
+        (401, Some("invalid_signature")) => Some(APP_KEY_HINT.to_owned()),
+        (401, _) => Some(format!("signed requests: {APP_KEY_HINT}; admin requests: {ADMIN_TOKEN_HINT}")),
         (429, _) => Some("too many failed authentications from this address; wait and check the credentials".into()),
-        (404, Some("app_not_found")) => Some("the app must exist on the server: apps/<name>.toml".into()),
+        (404, Some("app_not_found")) => Some("slip apps list shows the apps slipd has".into()),
+        (409, Some("already_current")) => Some("to start the running release again, deploy its tag again".into()),
         (404, Some("not_found")) => Some(format!("is {base} a slipd of this version?")),
         _ => None,
     };

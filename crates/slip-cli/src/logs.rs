@@ -39,6 +39,7 @@ pub async fn run(client: &Client, args: LogsArgs, json: bool) -> Result<u8, Fail
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
     let mut stdout = std::io::stdout().lock();
+    let mut any = false;
     loop {
         let chunk = tokio::select! {
             chunk = body.next() => chunk,
@@ -46,6 +47,7 @@ pub async fn run(client: &Client, args: LogsArgs, json: bool) -> Result<u8, Fail
         };
         match chunk {
             Some(Ok(bytes)) => {
+                any |= !bytes.is_empty();
                 // A closed stdout means the reader has what it wanted.
                 if stdout.write_all(&bytes).and_then(|()| stdout.flush()).is_err() {
                     return Ok(exit::OK);
@@ -58,7 +60,13 @@ pub async fn run(client: &Client, args: LogsArgs, json: bool) -> Result<u8, Fail
                     exit::API,
                 ));
             }
-            None => return Ok(exit::OK),
+            None => {
+                if !any && !json {
+                    // On stderr, so a script reading stdout still sees an empty log.
+                    eprintln!("(no log lines yet for {})", args.app);
+                }
+                return Ok(exit::OK);
+            }
         }
     }
 }

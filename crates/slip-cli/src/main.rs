@@ -290,7 +290,8 @@ async fn run(cli: Cli, server_given: bool) -> Result<u8, Failure> {
         Command::Apps { command } => apps::run(&client, command, cli.json).await,
         Command::Rollback { app, to, wait: _, no_wait, wait_timeout } => {
             let accepted = apps::rollback(&client, &app, to.as_deref()).await?;
-            let headline = format!("rollback {} of {app} {}", accepted.deploy_id, accepted.status);
+            let headline =
+                format!("rollback {} of {app} to release {} {}", accepted.deploy_id, accepted.tag, accepted.status);
             accepted_then_follow(&client, &accepted, &headline, no_wait, wait_timeout, out).await
         }
         Command::Logs(args) => logs::run(&client, args, cli.json).await,
@@ -370,14 +371,22 @@ async fn status(client: &Client, app: Option<&str>, json: bool) -> Result<u8, Fa
             println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
             return Ok(exit::OK);
         }
+        let Some(version) = &status.version else {
+            // An unauthenticated answer has no version and no apps: say so instead of an empty table.
+            println!(
+                "slipd · up {}s · caddy {} · runtime {} ({})",
+                status.uptime_seconds, status.caddy, status.runtime, status.backend
+            );
+            eprintln!("apps are shown to the admin only\nhint: {}", client::ADMIN_TOKEN_HINT);
+            return Ok(exit::OK);
+        };
         println!(
-            "slipd {} · up {}s · caddy {} · runtime {} ({})",
-            status.version.as_deref().unwrap_or("?"),
-            status.uptime_seconds,
-            status.caddy,
-            status.runtime,
-            status.backend
+            "slipd {version} · up {}s · caddy {} · runtime {} ({})",
+            status.uptime_seconds, status.caddy, status.runtime, status.backend
         );
+        if let Some(reason) = &status.caddy_error {
+            println!("caddy: {reason}");
+        }
         let mut table = Table::new(&["APP", "KIND", "STATUS", "TAG", "DEPLOYED", "PREVIEWS", "DRIFT"]);
         for (name, a) in &apps {
             table.row(vec![
@@ -391,14 +400,11 @@ async fn status(client: &Client, app: Option<&str>, json: bool) -> Result<u8, Fa
             ]);
         }
         table.print();
-        if status.apps.is_none() {
-            eprintln!("(apps are shown to the admin only: pass --token or set SLIP_TOKEN)");
-        }
         return Ok(exit::OK);
     };
     let Some(a) = apps.get(name) else {
         return Err(Failure {
-            message: format!("slipd has no app {name:?}"),
+            message: format!("no app {name:?} in the server config (apps/{name}.toml)"),
             hint: Some("slip status lists the apps".into()),
             exit_code: exit::API,
             code: Some("app_not_found".into()),
@@ -416,7 +422,7 @@ async fn status(client: &Client, app: Option<&str>, json: bool) -> Result<u8, Fa
     println!("deployed   {}", dash(a.deployed_at.as_deref()));
     println!(
         "container  {} on port {}",
-        dash(a.container_id.as_deref()),
+        dash(a.container_id.as_deref().map(short_id)),
         a.port.map(|p| p.to_string()).unwrap_or("-".into())
     );
     if let Some(p) = &a.previous {
@@ -426,6 +432,11 @@ async fn status(client: &Client, app: Option<&str>, json: bool) -> Result<u8, Fa
     println!();
     deploy_table(&recent.deploys).print();
     Ok(exit::OK)
+}
+
+/// A container id as Docker shows it: the first 12 hex digits of a 64-digit id; anything else unchanged.
+fn short_id(id: &str) -> &str {
+    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) { &id[..12] } else { id }
 }
 
 /// `slip history [<app>]`.

@@ -110,10 +110,10 @@ impl Local {
     fn app(&self, name: &str) -> Result<AppName, Failure> {
         let missing = || Failure {
             message: format!(
-                "no app {name:?}: {} does not exist",
+                "no app {name:?} in the server config ({} does not exist)",
                 self.apps_dir.join(format!("{name}.toml")).display()
             ),
-            hint: Some("create the app's config file first (apps/<name>.toml)".into()),
+            hint: Some("create the app's config file first".into()),
             exit_code: exit::API,
             code: Some("app_not_found".into()),
         };
@@ -228,6 +228,14 @@ pub async fn set(
                 }
             }
         };
+        if key.is_webhook_key() && value.len() < slip_core::defaults::MIN_KEY_LENGTH {
+            // The same warning `slipd --check` gives a short auth.secret or app.secret.
+            eprintln!(
+                "warning: {app}/{key} is shorter than {} characters\nhint: `slip gen-secret` prints a 64-character \
+                 random key",
+                slip_core::defaults::MIN_KEY_LENGTH
+            );
+        }
         if value.len() < MIN_REDACTABLE_LEN {
             eprintln!(
                 "warning: the value of {key} is shorter than {MIN_REDACTABLE_LEN} bytes: slip cannot redact it from \

@@ -82,6 +82,38 @@ impl FromStr for PreviewId {
     }
 }
 
+/// Where a deploy puts a release: an app's production (`preview = None`) or one of its previews. The queue, the
+/// route table, the store's instances, logs and events are keyed by it, so a preview is a target like any other.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Target {
+    /// The app.
+    pub app: AppName,
+    /// The preview, or `None` for production.
+    pub preview: Option<PreviewId>,
+}
+
+impl Target {
+    /// The production target of `app`.
+    pub fn production(app: AppName) -> Target {
+        Target { app, preview: None }
+    }
+
+    /// The preview `id` of `app`.
+    pub fn preview(app: AppName, id: PreviewId) -> Target {
+        Target { app, preview: Some(id) }
+    }
+}
+
+impl fmt::Display for Target {
+    /// `app` for production, `app:preview` for a preview (a preview id cannot contain `:`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.preview {
+            None => write!(f, "{}", self.app),
+            Some(id) => write!(f, "{}:{}", self.app, id.as_str()),
+        }
+    }
+}
+
 /// What a webhook asks for: a Docker tag `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}` or a digest `sha256:<64 hex>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Tag {
@@ -271,6 +303,14 @@ pub fn is_hostname(s: &str, allow_wildcard: bool) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_target_shows_its_app_and_its_preview() {
+        let app: AppName = "web".parse().unwrap();
+        assert_eq!(Target::production(app.clone()).to_string(), "web");
+        assert_eq!(Target::preview(app, "pr-42".parse().unwrap()).to_string(), "web:pr-42");
+    }
+
     use super::*;
 
     #[test]

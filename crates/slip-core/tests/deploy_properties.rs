@@ -124,25 +124,21 @@ fn run(plan: Plan, bytes: Vec<u8>) -> Trace {
                 let running = b % 7 != 6;
                 // Now and then the engine restarts the container.
                 restarts += i64::from(b % 11 == 10);
-                let observation = Observation {
-                    container: if running {
-                        ContainerObservation::Running {
-                            started_at: "2026-01-01T00:00:00Z".into(),
-                            restart_count: restarts,
-                        }
-                    } else {
-                        ContainerObservation::Stopped { exit_code: Some(1), oom_killed: b.is_multiple_of(2) }
-                    },
-                    http: (with_path && running).then(|| {
-                        if script.next().is_multiple_of(3) {
-                            ProbeResult::Unhealthy("HTTP 503".into())
-                        } else {
-                            ProbeResult::Healthy(200)
-                        }
-                    }),
+                let state = if running {
+                    ContainerObservation::Running { started_at: "2026-01-01T00:00:00Z".into(), restart_count: restarts }
+                } else {
+                    ContainerObservation::Stopped { exit_code: Some(1), oom_killed: b.is_multiple_of(2) }
                 };
+                let http = (with_path && running).then(|| {
+                    if script.next().is_multiple_of(3) {
+                        ProbeResult::Unhealthy("HTTP 503".into())
+                    } else {
+                        ProbeResult::Healthy(200)
+                    }
+                });
+                let observation = Observation::single(state, http.clone());
                 if Some(container) == candidate.as_ref() {
-                    let http_ok = observation.http.as_ref().is_none_or(|h| matches!(h, ProbeResult::Healthy(_)));
+                    let http_ok = http.as_ref().is_none_or(|h| matches!(h, ProbeResult::Healthy(_)));
                     // A restart since the candidate was first seen running is a failed round too.
                     let first = *first_seen.get_or_insert(restarts);
                     last_probe_healthy = running && http_ok && restarts == first;
@@ -169,6 +165,13 @@ fn run(plan: Plan, bytes: Vec<u8>) -> Trace {
                 } else {
                     trace.switched = true;
                     Event::Switched
+                }
+            }
+            Action::Commit => {
+                if script.fails(10) {
+                    failure()
+                } else {
+                    Event::Committed
                 }
             }
             Action::PollDrain => {

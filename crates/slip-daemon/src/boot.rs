@@ -13,14 +13,15 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use slip_core::config::Config;
 use slip_engine::caddy;
-use slip_engine::docker::{self, Backend};
+use slip_engine::clock::unix_ms;
 use slip_engine::fault;
 use slip_engine::images::ImagePolicy;
 use slip_engine::ports::LogRotation;
 use slip_engine::probe;
 use slip_engine::reconcile;
 use slip_engine::routes::{RouteTable, RouteTemplate};
-use slip_engine::run::{Engine, unix_ms};
+use slip_engine::run::Engine;
+use slip_engine::runtime::{self, Backend};
 use slip_engine::store::Store;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -63,23 +64,26 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
 
     let runtime = connect_runtime(&config).await?;
     let images = ImagePolicy {
-        engine_root: runtime.engine_root().await,
+        engine_root: runtime.engine_root.clone(),
         min_free_disk: config.runtime.min_free_disk,
         keep_images: keep_images(&config),
     };
     if images.engine_root.is_none() {
         tracing::warn!("the engine does not report where it keeps images; the disk preflight is skipped");
     }
-    let backend = match runtime.backend() {
+    let backend = match runtime.backend {
         Backend::Podman => "podman",
         _ => "docker",
     };
+    tracing::info!(backend, configured = %config.runtime.backend, "container engine connected");
     let proxy = caddy::Client::new(caddy_settings(&config)).context("configuring the Caddy client")?;
     let routes = RouteTable::new(Arc::new(proxy));
 
     let shutdown = CancellationToken::new();
     let engine = Engine {
-        runtime: Arc::new(runtime),
+        instances: runtime.instances,
+        image_store: runtime.images,
+        logs: runtime.logs,
         probe: Arc::new(probe::Http::new()),
         routes,
         store: store.clone(),
@@ -161,11 +165,11 @@ fn secret_store_at_boot(config: &Config, storage: &Path) -> anyhow::Result<()> {
     let key_id = key.as_ref().map(|k| k.id().to_owned());
     secrets::install_key(storage, key);
     let store = SecretStore::new(storage);
-    for warning in store.check_permissions().context("checking the secret store's permissions (SPEC §11.1)")? {
+    for warning in store.check_permissions().context("checking the secret store's permissions")? {
         tracing::warn!(warning, "secret store");
     }
     if let Some(key_id) = key_id {
-        let count = store.encrypt_plain_files().context("encrypting the plain secret files (SPEC §11.2)")?;
+        let count = store.encrypt_plain_files().context("encrypting the plain secret files")?;
         if count > 0 {
             tracing::info!(count, key_id, "secret store: re-encrypted plain secret files with secrets.key_file");
         } else {
@@ -290,7 +294,7 @@ impl IfEmpty for str {
 }
 
 /// Connects to the engine, retrying for a while: at boot the engine may still be starting.
-async fn connect_runtime(config: &Config) -> anyhow::Result<docker::Runtime> {
+async fn connect_runtime(config: &Config) -> anyhow::Result<runtime::Runtime> {
     let backend = match config.runtime.backend.as_str() {
         "docker" => Backend::Docker,
         "podman" => Backend::Podman,
@@ -299,7 +303,7 @@ async fn connect_runtime(config: &Config) -> anyhow::Result<docker::Runtime> {
     let socket = config.runtime.socket.as_deref();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        match docker::Runtime::detect(backend, socket).await {
+        match runtime::connect(backend, socket).await {
             Ok(rt) => return Ok(rt),
             Err(e) if Instant::now() >= deadline => {
                 return Err(anyhow::Error::new(e).context("connecting to the container engine (runtime.backend)"));

@@ -10,15 +10,19 @@ use slip_core::config::{Config, Loaded, Problem, Sources, parse};
 use slip_core::error_chain::error_chain;
 use slip_engine::config_source::{self, ReadError};
 
-/// Loads and validates the config at `path` for start-up, or explains every problem in one error (including
-/// the filesystem problems of [`config_source::host_problems`], such as an unusable `secrets.key_file`).
-/// Warnings (the parser's and the filesystem checks of [`config_source::host_warnings`]) are logged.
+/// Loads and validates the config at `path`, or explains every problem in one error (including the filesystem
+/// problems of [`config_source::host_problems`], such as an unusable `secrets.key_file`). Warnings (the parser's
+/// and the filesystem checks of [`config_source::host_warnings`]) are logged.
 pub fn load(path: &Path) -> anyhow::Result<Config> {
-    load_with_sources(path).map(|(config, _)| config)
+    let (config, _, warnings) = load_with_sources(path)?;
+    log_warnings(&warnings);
+    Ok(config)
 }
 
-/// [`load`], also answering the file texts the config was parsed from (the apps API and reload compare with them).
-pub fn load_with_sources(path: &Path) -> anyhow::Result<(Config, Sources)> {
+/// [`load`] for start-up, answering the file texts the config was parsed from (the apps API and reload compare
+/// with them) and the warnings `--check` prints, unlogged: slipd logs them with [`log_warnings`] once its log is
+/// set up from this config.
+pub fn load_with_sources(path: &Path) -> anyhow::Result<(Config, Sources, Vec<String>)> {
     let sources = config_source::read(path)?;
     match parse(&sources) {
         Ok(loaded) => {
@@ -26,14 +30,24 @@ pub fn load_with_sources(path: &Path) -> anyhow::Result<(Config, Sources)> {
             if !problems.is_empty() {
                 anyhow::bail!("configuration at {} is invalid:\n{}", path.display(), render(&problems, ""));
             }
-            for w in loaded.warnings.iter().chain(&config_source::host_warnings(&loaded.config)) {
-                tracing::warn!(warning = %w, "config");
-            }
-            Ok((loaded.config, sources))
+            let warnings = loaded
+                .warnings
+                .iter()
+                .chain(&config_source::host_warnings(&loaded.config))
+                .map(ToString::to_string)
+                .collect();
+            Ok((loaded.config, sources, warnings))
         }
         Err(problems) => {
             anyhow::bail!("configuration at {} is invalid:\n{}", path.display(), render(&problems, ""))
         }
+    }
+}
+
+/// Logs each config warning as one `warn` event, as `--check` lists them.
+pub fn log_warnings(warnings: &[String]) {
+    for warning in warnings {
+        tracing::warn!(warning = %warning, "config");
     }
 }
 

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use slip_api::EventFrame;
 use slip_core::names::{AppName, DeployId, PreviewId};
+use slip_engine::clock::unix_ms;
 use slip_engine::redact::Redactor;
-use slip_engine::run::unix_ms;
 use slip_engine::store::{DeployFilter, DeployStatus, EventKind, EventRow, Store, StoreError};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;

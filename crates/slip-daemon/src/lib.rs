@@ -13,12 +13,13 @@
 //! - [`rollback`]: which release a rollback restores, pinned by digest.
 //! - [`monitor`]: background health and the periodic Caddy reconcile.
 //! - [`boot`]: opening the store, connecting adapters, reconciling before the first request.
-//! - [`check`]: `slipd --check`.
+//! - [`check`]: `slipd --check`; [`cli`]: the `slipd` command line (the binary's whole `main`).
 
 pub mod api;
 pub mod auth;
 pub mod boot;
 pub mod check;
+pub mod cli;
 pub mod error;
 pub mod events;
 pub mod guard;

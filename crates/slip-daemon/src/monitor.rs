@@ -4,8 +4,8 @@
 //! Caddy lost or changed them; and, in [`heal`], current releases found stopped started again and vanished ones
 //! re-created.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use slip_engine::ports::Applied;
@@ -16,14 +16,17 @@ use tokio_util::sync::CancellationToken;
 #[derive(Clone, Default)]
 pub struct Health {
     caddy: Arc<AtomicBool>,
+    caddy_error: Arc<Mutex<Option<String>>>,
     runtime: Arc<AtomicBool>,
 }
 
 /// A copy of [`Health`] at one moment.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HealthSnapshot {
     /// Caddy's admin API answered the last reconcile.
     pub caddy: bool,
+    /// Why the last reconcile failed (unreachable, or a change Caddy refused), while it fails.
+    pub caddy_error: Option<String>,
     /// The engine answered the last ping.
     pub runtime: bool,
 }
@@ -31,11 +34,17 @@ pub struct HealthSnapshot {
 impl Health {
     /// The current values.
     pub fn snapshot(&self) -> HealthSnapshot {
-        HealthSnapshot { caddy: self.caddy.load(Ordering::Relaxed), runtime: self.runtime.load(Ordering::Relaxed) }
+        HealthSnapshot {
+            caddy: self.caddy.load(Ordering::Relaxed),
+            caddy_error: self.caddy_error.lock().expect("health lock").clone(),
+            runtime: self.runtime.load(Ordering::Relaxed),
+        }
     }
 
-    /// Records Caddy's health.
-    pub fn set_caddy(&self, ok: bool) {
+    /// Records Caddy's health: `Ok` or why it failed.
+    pub fn set_caddy(&self, result: Result<(), String>) {
+        let ok = result.is_ok();
+        *self.caddy_error.lock().expect("health lock") = result.err();
         self.caddy.store(ok, Ordering::Relaxed);
     }
 
@@ -50,7 +59,7 @@ impl Health {
 /// cancelled.
 pub async fn run(engine: Engine, health: Health, interval: Duration, shutdown: CancellationToken) {
     loop {
-        let runtime_up = engine.runtime.ping().await.is_ok();
+        let runtime_up = engine.instances.ping().await.is_ok();
         health.set_runtime(runtime_up);
         if runtime_up {
             match slip_engine::reconcile::refresh_ports(&engine).await {
@@ -61,15 +70,16 @@ pub async fn run(engine: Engine, health: Health, interval: Duration, shutdown: C
         }
         match engine.routes.sync().await {
             Ok(Applied::Written) => {
-                health.set_caddy(true);
+                health.set_caddy(Ok(()));
                 tracing::info!(result = "drift", "caddy reconciled");
             }
-            Ok(Applied::Unchanged) => health.set_caddy(true),
+            Ok(Applied::Unchanged) => health.set_caddy(Ok(())),
             Err(e) => {
-                if health.snapshot().caddy {
-                    tracing::warn!(error = %e, "caddy unreachable or refused slip's routes");
+                let reason = e.to_string();
+                if health.snapshot().caddy_error.as_ref() != Some(&reason) {
+                    tracing::warn!(error = %reason, "caddy unreachable or refused slip's routes");
                 }
-                health.set_caddy(false);
+                health.set_caddy(Err(reason));
             }
         }
         tokio::select! {

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use slip_core::deploy::{ErrorCode, Outcome};
 use slip_core::names::AppName;
-use slip_engine::run::{Engine, run_deploy, unix_ms};
+use slip_engine::clock::unix_ms;
+use slip_engine::run::{Engine, run_deploy};
 use slip_engine::store::{DeployRow, DeployStatus, Enqueued, NewDeploy, StoreError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;

@@ -12,9 +12,10 @@ use slip_core::config::{AppConfig, Config};
 use slip_core::deploy::{ErrorCode, HealthPlan, Plan, StepFailure};
 use slip_core::error_chain::error_chain;
 use slip_core::names::{AppName, DeployId, Tag};
+use slip_engine::clock::unix_ms;
 use slip_engine::ports::{Mount, NetworkAttachment, RegistryCredentials, Resources};
 use slip_engine::routes::RouteTemplate;
-use slip_engine::run::{Release, unix_ms};
+use slip_engine::run::Release;
 use slip_engine::secrets::{Scope, SecretStore};
 use slip_engine::store::DeployRow;
 
@@ -128,6 +129,7 @@ pub fn resolve_app(
     Ok(Release {
         deploy_id,
         app: app_name.clone(),
+        preview: None,
         tag,
         image,
         repository: app.image.clone(),

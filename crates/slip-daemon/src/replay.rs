@@ -9,7 +9,7 @@
 use serde_json::json;
 use slip_core::names::{AppName, DeployId};
 use slip_core::signature;
-use slip_engine::run::unix_ms;
+use slip_engine::clock::unix_ms;
 use slip_engine::store::{Replayed, Store};
 
 use crate::error::ApiError;
@@ -75,7 +75,7 @@ mod tests {
         let (rows, _) = state.store.list_deploys(&Default::default()).unwrap();
         let v2_row = rows.iter().find(|r| r.tag.as_str() == "v2").unwrap();
         let app: slip_core::names::AppName = "web".parse().unwrap();
-        state.store.set_current(&app, "web", &v2_row.id, slip_engine::run::unix_ms()).unwrap();
+        state.store.set_current(&app, "web", &v2_row.id, slip_engine::clock::unix_ms()).unwrap();
 
         let (s, b) = send(&state, legacy_deploy(v1, SECRET), "127.0.0.1:1").await;
         assert_eq!((s, b["code"].as_str()), (StatusCode::CONFLICT, Some("replayed")), "{b}");

@@ -25,13 +25,23 @@ pub enum RollbackError {
     /// No `to` was given and the app has no previous release (409 `no_previous_release`).
     #[error("app {0} has no previous release to roll back to; name one with {{\"to\": \"<tag> or dep_…\"}}")]
     NoPreviousRelease(AppName),
+    /// The release named is the one the app runs (409 `already_current`): restoring it would only redeploy it.
+    #[error("app {app} already runs release {tag} ({id}); there is nothing to roll back to")]
+    AlreadyCurrent {
+        /// The app.
+        app: AppName,
+        /// The running release's tag.
+        tag: Tag,
+        /// The deploy that made it current.
+        id: DeployId,
+    },
     /// The store failed.
     #[error("reading releases")]
     Store(#[from] StoreError),
 }
 
 /// The completed release a rollback of `app` restores: the one `to` names (a `dep_…` id or a tag), or the
-/// app's previous release.
+/// app's previous release. Never the release the app runs now (same deploy, or same tag and digest).
 pub fn target(store: &Store, app: &AppName, to: Option<&str>) -> Result<DeployRow, RollbackError> {
     let row = match to {
         None => {
@@ -52,6 +62,12 @@ pub fn target(store: &Store, app: &AppName, to: Option<&str>) -> Result<DeployRo
             store.completed_with_tag(app, &tag)?.ok_or_else(|| not_found(app, to))?
         }
     };
+    let current_id = store.app_state(app)?.and_then(|s| s.current_deploy_id);
+    if let Some(current) = current_id.map(|id| store.deploy(&id)).transpose()?.flatten()
+        && (current.id == row.id || (current.tag == row.tag && pinned_reference(&current) == pinned_reference(&row)))
+    {
+        return Err(RollbackError::AlreadyCurrent { app: app.clone(), tag: current.tag, id: current.id });
+    }
     if pinned_reference(&row).is_none() {
         return Err(RollbackError::ReleaseNotFound(format!(
             "release {} of app {app} has no recorded image digest, so it cannot be restored exactly",

@@ -55,7 +55,9 @@ pub(crate) fn state_with(runtime: Arc<FakeRuntime>) -> AppState {
     let journal = Journal::default();
     let store = Store::open_in_memory().unwrap();
     let engine = Engine {
-        runtime,
+        instances: runtime.clone(),
+        image_store: runtime.clone(),
+        logs: runtime,
         probe: Arc::new(ScriptedProbe::new(journal.clone())),
         routes: RouteTable::new(Arc::new(FakeProxy::new(journal))),
         instance_id: store.instance_id().to_owned(),

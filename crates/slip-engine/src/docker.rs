@@ -1,4 +1,4 @@
-//! [`ContainerRuntime`] over the Docker-compatible engine API, through bollard: Docker Engine ≥ 20.10 (API 1.41)
+//! [`InstanceRuntime`], [`ImageStore`] and [`LogSource`] over the Docker-compatible engine API, through bollard: Docker Engine ≥ 20.10 (API 1.41)
 //! or Podman ≥ 4.3 on its Docker-compatible socket.
 //!
 //! [`Runtime::detect`] implements `runtime.backend` (SPEC §3.2): the first Podman socket that answers a ping,
@@ -6,7 +6,8 @@
 //! streams; a pull fails when it makes no progress for 2 minutes.
 //!
 //! Deliberately not here: choosing names, labels, ports or limits (the deploy driver does), choosing credentials
-//! (the caller picks them by registry host), retries, pods (`kube play` is Podman's own API), and logging. This
+//! (the caller picks them by registry host), retries, pods (`kube play` is Podman's own API: a pod spec is refused
+//! here), and logging. This
 //! module never logs a container's environment, registry credentials or engine answers that may echo them; bollard
 //! itself does at debug level, which is why the daemon must apply [`LOG_FILTER_DIRECTIVE`].
 
@@ -24,16 +25,18 @@ use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::models::{ContainerInspectResponse, ContainerSummaryStateEnum, NetworkCreateRequest, PortMap};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
     RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures::StreamExt;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use self::errors::{Answer, PullFailure};
 use self::reference::Reference;
 use crate::ports::{
-    ContainerId, ContainerRuntime, ContainerSpec, ContainerState, ContainerSummary, LogRequest, LogStream, PortMapping,
-    PulledImage, RegistryCredentials, RuntimeError,
+    ContainerSpec, ContainerState, ImageStore, InstanceId, InstanceRuntime, InstanceSpec, InstanceState,
+    InstanceSummary, LogRequest, LogSource, LogStream, PortMapping, PulledImage, RegistryCredentials, RuntimeError,
 };
 
 /// Docker's default socket.
@@ -186,13 +189,17 @@ impl Runtime {
         Ok(Some(PulledImage { id, digest }))
     }
 
-    /// Creates `name` (bridge, labelled `slip.managed=true`) unless it exists.
-    async fn ensure_network(&self, name: &str) -> Result<(), RuntimeError> {
+    /// The id of network `name`, created (bridge, labelled `slip.managed=true`) when missing.
+    ///
+    /// Docker 20.10 accepts duplicate network names, so two processes that both find the network missing (two
+    /// slipds on one engine, or slipd and a user's script) can each create one; a name then no longer identifies
+    /// a network and every container create naming it fails ("network slip is ambiguous"). So the network is
+    /// always chosen by id: the oldest of those with the name, which every creator agrees on, and the empty
+    /// duplicates slip made are removed.
+    async fn ensure_network(&self, name: &str) -> Result<String, RuntimeError> {
         let _guard = self.network_lock.lock().await;
-        match self.docker.inspect_network(name, None).await {
-            Ok(_) => return Ok(()),
-            Err(err) if Answer::of(&err).status() == Some(404) => {}
-            Err(err) => return Err(self.error("inspect network", name, &err)),
+        if let Some(id) = self.network_id(name).await? {
+            return Ok(id);
         }
         let request = NetworkCreateRequest {
             name: name.to_owned(),
@@ -201,11 +208,44 @@ impl Runtime {
             ..Default::default()
         };
         match self.docker.create_network(request).await {
-            Ok(_) => Ok(()),
-            // Someone else (another process) created it in between.
-            Err(err) if Answer::of(&err).status() == Some(409) => Ok(()),
-            Err(err) => Err(self.error("create network", name, &err)),
+            Ok(_) => {}
+            // Someone else (another process) created it in between (Podman refuses duplicate names).
+            Err(err) if Answer::of(&err).status() == Some(409) => {}
+            Err(err) => return Err(self.error("create network", name, &err)),
         }
+        self.network_id(name).await?.ok_or_else(|| RuntimeError::Rejected {
+            op: "create network",
+            target: name.to_owned(),
+            message: "the network was created but the engine does not list it".into(),
+        })
+    }
+
+    /// The oldest network named exactly `name`, removing younger duplicates that slip created (the engine refuses to
+    /// remove one that containers still use).
+    async fn network_id(&self, name: &str) -> Result<Option<String>, RuntimeError> {
+        let filters = HashMap::from([("name", vec![name])]);
+        let options = ListNetworksOptionsBuilder::default().filters(&filters).build();
+        let listed =
+            self.docker.list_networks(Some(options)).await.map_err(|e| self.error("list networks", name, &e))?;
+        // The `name` filter matches substrings; only the exact name counts.
+        let mut named: Vec<(OffsetDateTime, String, bool)> = listed
+            .into_iter()
+            .filter(|n| n.name.as_deref() == Some(name))
+            .filter_map(|n| {
+                let created = n.created.as_deref().and_then(|c| OffsetDateTime::parse(c, &Rfc3339).ok());
+                let managed = n.labels.as_ref().and_then(|l| l.get("slip.managed")).is_some_and(|v| v == "true");
+                Some((created.unwrap_or(OffsetDateTime::UNIX_EPOCH), n.id?, managed))
+            })
+            .collect();
+        named.sort();
+        let mut named = named.into_iter();
+        let Some((_, oldest, _)) = named.next() else { return Ok(None) };
+        for (_, id, _) in named.filter(|(_, _, removable)| *removable) {
+            if let Err(err) = self.docker.remove_network(&id).await {
+                tracing::debug!(network = %id, error = %err, "could not remove a duplicate slip network");
+            }
+        }
+        Ok(Some(oldest))
     }
 
     /// Maps a create or start failure, knowing the spec (its ports, its env values to redact).
@@ -229,7 +269,7 @@ impl Runtime {
 }
 
 #[async_trait]
-impl ContainerRuntime for Runtime {
+impl InstanceRuntime for Runtime {
     async fn ping(&self) -> Result<(), RuntimeError> {
         self.docker.ping().await.map(drop).map_err(|err| RuntimeError::Unreachable {
             socket: self.socket.clone(),
@@ -237,6 +277,119 @@ impl ContainerRuntime for Runtime {
         })
     }
 
+    async fn start(&self, spec: &InstanceSpec) -> Result<InstanceId, RuntimeError> {
+        let spec = match spec {
+            InstanceSpec::Container(spec) => spec,
+            InstanceSpec::Pod(pod) => {
+                return Err(RuntimeError::Rejected {
+                    op: "start",
+                    target: pod.name.clone(),
+                    message: "this engine runs single containers; pods need Podman's kube play".into(),
+                });
+            }
+        };
+        let mut body = create::container_body(spec, self.backend);
+        if let Some(network) = &spec.network {
+            let id = self.ensure_network(&network.name).await?;
+            create::attach_by_id(&mut body, &network.name, &id);
+        }
+        let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();
+        let id = match self.docker.create_container(Some(options), body).await {
+            Ok(created) => created.id,
+            Err(err) => return Err(self.start_error("create", spec, &err)),
+        };
+        if let Err(err) = self.docker.start_container(&id, None).await {
+            let error = self.start_error("start", spec, &err);
+            if let Err(cleanup) = self.remove(&id).await {
+                let name = &spec.name;
+                let message = "could not remove a container that failed to start";
+                tracing::warn!(container = %id, %name, error = %cleanup, "{message}");
+            }
+            return Err(error);
+        }
+        Ok(id)
+    }
+
+    async fn restart(&self, id: &str) -> Result<(), RuntimeError> {
+        match self.docker.start_container(id, None).await {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                let answer = Answer::of(&err);
+                if matches!(answer, Answer::Engine { .. }) && errors::is_port_conflict(answer.message()) {
+                    let ports = match self.inspect(id).await {
+                        Ok(Some(state)) => state.ports.iter().map(|p| p.host).collect(),
+                        _ => Vec::new(),
+                    };
+                    let message = answer.message().to_owned();
+                    return Err(RuntimeError::PortUnavailable {
+                        port: errors::conflicting_port(&message, &ports),
+                        message,
+                    });
+                }
+                Err(self.error("start", id, &err))
+            }
+        }
+    }
+
+    async fn inspect(&self, id: &str) -> Result<Option<InstanceState>, RuntimeError> {
+        match self.docker.inspect_container(id, None).await {
+            Ok(inspect) => Ok(Some(instance_state(id, inspect))),
+            Err(err) if Answer::of(&err).status() == Some(404) => Ok(None),
+            Err(err) => Err(self.error("inspect", id, &err)),
+        }
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {
+        let seconds = i32::try_from(grace.as_millis().div_ceil(1000)).unwrap_or(i32::MAX);
+        let options = StopContainerOptionsBuilder::default().t(seconds).build();
+        // The engine answers only once the container is down: allow the grace period on top of the usual bound.
+        let docker = self.docker.clone().with_timeout(API_TIMEOUT + grace);
+        match docker.stop_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(err) if matches!(Answer::of(&err).status(), Some(304 | 404)) => Ok(()),
+            Err(err) => Err(self.error("stop", id, &err)),
+        }
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                let answer = Answer::of(&err);
+                let in_progress = answer.status() == Some(409) && answer.message().contains("already in progress");
+                if answer.status() == Some(404) || in_progress { Ok(()) } else { Err(self.error("remove", id, &err)) }
+            }
+        }
+    }
+
+    async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<InstanceSummary>, RuntimeError> {
+        let filters = HashMap::from([("label", labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>())]);
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let target = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        let containers =
+            self.docker.list_containers(Some(options)).await.map_err(|err| self.error("list", &target, &err))?;
+        Ok(containers
+            .into_iter()
+            .filter_map(|c| {
+                Some(InstanceSummary {
+                    id: c.id?,
+                    name: c
+                        .names
+                        .unwrap_or_default()
+                        .first()
+                        .map(|n| n.trim_start_matches('/').to_owned())
+                        .unwrap_or_default(),
+                    running: c.state == Some(ContainerSummaryStateEnum::RUNNING),
+                    labels: c.labels.unwrap_or_default().into_iter().collect(),
+                })
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl ImageStore for Runtime {
     async fn pull(
         &self,
         reference: &str,
@@ -297,109 +450,6 @@ impl ContainerRuntime for Runtime {
         self.image(reference).await
     }
 
-    async fn start(&self, spec: &ContainerSpec) -> Result<ContainerId, RuntimeError> {
-        if let Some(network) = &spec.network {
-            self.ensure_network(&network.name).await?;
-        }
-        let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();
-        let body = create::container_body(spec, self.backend);
-        let id = match self.docker.create_container(Some(options), body).await {
-            Ok(created) => created.id,
-            Err(err) => return Err(self.start_error("create", spec, &err)),
-        };
-        if let Err(err) = self.docker.start_container(&id, None).await {
-            let error = self.start_error("start", spec, &err);
-            if let Err(cleanup) = self.remove(&id).await {
-                let name = &spec.name;
-                let message = "could not remove a container that failed to start";
-                tracing::warn!(container = %id, %name, error = %cleanup, "{message}");
-            }
-            return Err(error);
-        }
-        Ok(id)
-    }
-
-    async fn restart(&self, id: &str) -> Result<(), RuntimeError> {
-        match self.docker.start_container(id, None).await {
-            Ok(()) => Ok(()),
-            Err(err) => {
-                let answer = Answer::of(&err);
-                if matches!(answer, Answer::Engine { .. }) && errors::is_port_conflict(answer.message()) {
-                    let ports = match self.inspect(id).await {
-                        Ok(Some(state)) => state.ports.iter().map(|p| p.host).collect(),
-                        _ => Vec::new(),
-                    };
-                    let message = answer.message().to_owned();
-                    return Err(RuntimeError::PortUnavailable {
-                        port: errors::conflicting_port(&message, &ports),
-                        message,
-                    });
-                }
-                Err(self.error("start", id, &err))
-            }
-        }
-    }
-
-    async fn inspect(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
-        match self.docker.inspect_container(id, None).await {
-            Ok(inspect) => Ok(Some(container_state(id, inspect))),
-            Err(err) if Answer::of(&err).status() == Some(404) => Ok(None),
-            Err(err) => Err(self.error("inspect", id, &err)),
-        }
-    }
-
-    async fn stop(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {
-        let seconds = i32::try_from(grace.as_millis().div_ceil(1000)).unwrap_or(i32::MAX);
-        let options = StopContainerOptionsBuilder::default().t(seconds).build();
-        // The engine answers only once the container is down: allow the grace period on top of the usual bound.
-        let docker = self.docker.clone().with_timeout(API_TIMEOUT + grace);
-        match docker.stop_container(id, Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(err) if matches!(Answer::of(&err).status(), Some(304 | 404)) => Ok(()),
-            Err(err) => Err(self.error("stop", id, &err)),
-        }
-    }
-
-    async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
-        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
-        match self.docker.remove_container(id, Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(err) => {
-                let answer = Answer::of(&err);
-                let in_progress = answer.status() == Some(409) && answer.message().contains("already in progress");
-                if answer.status() == Some(404) || in_progress { Ok(()) } else { Err(self.error("remove", id, &err)) }
-            }
-        }
-    }
-
-    async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerSummary>, RuntimeError> {
-        let filters = HashMap::from([("label", labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>())]);
-        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-        let target = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
-        let containers =
-            self.docker.list_containers(Some(options)).await.map_err(|err| self.error("list", &target, &err))?;
-        Ok(containers
-            .into_iter()
-            .filter_map(|c| {
-                Some(ContainerSummary {
-                    id: c.id?,
-                    name: c
-                        .names
-                        .unwrap_or_default()
-                        .first()
-                        .map(|n| n.trim_start_matches('/').to_owned())
-                        .unwrap_or_default(),
-                    running: c.state == Some(ContainerSummaryStateEnum::RUNNING),
-                    labels: c.labels.unwrap_or_default().into_iter().collect(),
-                })
-            })
-            .collect())
-    }
-
-    fn logs(&self, id: &str, request: &LogRequest) -> LogStream {
-        logs::stream(&self.docker, &self.socket, id, request)
-    }
-
     async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError> {
         let options = RemoveImageOptionsBuilder::default().force(false).noprune(false).build();
         match self.docker.remove_image(reference, Some(options), None).await {
@@ -407,6 +457,13 @@ impl ContainerRuntime for Runtime {
             Err(err) if Answer::of(&err).status() == Some(404) => Ok(()),
             Err(err) => Err(self.error("remove image", reference, &err)),
         }
+    }
+}
+
+#[async_trait]
+impl LogSource for Runtime {
+    fn logs(&self, id: &str, request: &LogRequest) -> LogStream {
+        logs::stream(&self.docker, &self.socket, id, request)
     }
 }
 
@@ -447,7 +504,8 @@ async fn answers_ping(path: &str) -> bool {
     matches!(tokio::time::timeout(PROBE_TIMEOUT, docker.ping()).await, Ok(Ok(_)))
 }
 
-fn container_state(id: &str, inspect: ContainerInspectResponse) -> ContainerState {
+/// A container's inspect answer as a single-container instance, whose one container is called `app`.
+fn instance_state(id: &str, inspect: ContainerInspectResponse) -> InstanceState {
     let state = inspect.state.unwrap_or_default();
     // While the engine waits to restart a crashed container it reports `Restarting` (and, on Docker, `Running`).
     let running = state.running.unwrap_or(false) && !state.restarting.unwrap_or(false);
@@ -459,16 +517,19 @@ fn container_state(id: &str, inspect: ContainerInspectResponse) -> ContainerStat
         // A stopped container has no bound ports; report the ones it will bind when started again.
         port_mappings(&inspect.host_config.and_then(|h| h.port_bindings).unwrap_or_default())
     };
-    ContainerState {
+    InstanceState {
         id: inspect.id.unwrap_or_else(|| id.to_owned()),
         name: inspect.name.unwrap_or_default().trim_start_matches('/').to_owned(),
-        running,
-        exit_code: (!running && finished).then_some(state.exit_code.unwrap_or(0)),
-        oom_killed: state.oom_killed.unwrap_or(false),
-        started_at: state.started_at.unwrap_or_default(),
-        restart_count: inspect.restart_count.unwrap_or(0),
-        ports,
         labels: inspect.config.and_then(|c| c.labels).unwrap_or_default().into_iter().collect::<BTreeMap<_, _>>(),
+        ports,
+        containers: vec![ContainerState {
+            name: "app".to_owned(),
+            running,
+            exit_code: (!running && finished).then_some(state.exit_code.unwrap_or(0)),
+            oom_killed: state.oom_killed.unwrap_or(false),
+            started_at: state.started_at.unwrap_or_default(),
+            restart_count: inspect.restart_count.unwrap_or(0),
+        }],
     }
 }
 

@@ -13,6 +13,8 @@
 //!   the mid-step states (blue-green: routes switched and committed, old release still running; recreate:
 //!   routes held on the candidate's port while the old release still runs, or the switch committed with the
 //!   old container not yet removed).
+//!   For `switching`, `switching:acted` is after the routes moved and before the store recorded it, and
+//!   `switching:committed` right after the store recorded the switch.
 //! - `SLIP_FAULT_ABORT_TAG=<tag>` (optional): only deploys of this tag abort, so a test can deploy a first
 //!   release with the fault armed and crash the second.
 //!
@@ -51,6 +53,8 @@ pub enum Point {
     Recorded,
     /// Right after the step's first action completed.
     Acted,
+    /// Right after the switch was committed to the store (only for `switching`).
+    Committed,
 }
 
 /// Why the fault variables were refused.
@@ -59,7 +63,7 @@ pub enum FaultError {
     /// `SLIP_FAULT_ABORT_AFTER` names no recorded status.
     #[error(
         "{ABORT_AFTER_VAR}={value:?} is not valid: use one of pulling, configuring, starting, health_checking, \
-         switching, draining, optionally followed by :acted"
+         switching, draining, optionally followed by :acted (or switching:committed)"
     )]
     UnknownStatus {
         /// The rejected value.
@@ -83,6 +87,7 @@ pub fn parse(get: impl Fn(&str) -> Option<String>) -> Result<Option<Fault>, Faul
     let (status, point) = match value.split_once(':') {
         None => (value.as_str(), Point::Recorded),
         Some((status, "acted")) => (status, Point::Acted),
+        Some(("switching", "committed")) => ("switching", Point::Committed),
         Some(_) => return Err(FaultError::UnknownStatus { value: value.clone() }),
     };
     if !STATUSES.contains(&status) {
@@ -115,6 +120,11 @@ pub fn after_recorded(status: &str, tag: &str) {
 /// Called by the driver after an action of the step `status` completed; aborts when armed for it.
 pub fn after_acted(status: &str, tag: &str) {
     check(status, tag, Point::Acted);
+}
+
+/// Called by the driver right after the switch of a deploy of `tag` was committed; aborts when armed for it.
+pub fn after_committed(tag: &str) {
+    check("switching", tag, Point::Committed);
 }
 
 fn check(status: &str, tag: &str, point: Point) {
@@ -164,7 +174,9 @@ mod tests {
 
     #[test]
     fn unknown_statuses_and_points_are_refused_with_the_valid_ones() {
-        for bad in ["completed", "switching:before", "queued", "Pulling"] {
+        let fault = parse(env(&[(ENABLE_VAR, "1"), (ABORT_AFTER_VAR, "switching:committed")])).unwrap().unwrap();
+        assert_eq!(fault.point, Point::Committed);
+        for bad in ["completed", "switching:before", "queued", "Pulling", "draining:committed"] {
             let err = parse(env(&[(ENABLE_VAR, "1"), (ABORT_AFTER_VAR, bad)])).unwrap_err();
             assert!(err.to_string().contains("health_checking"), "{err}");
         }

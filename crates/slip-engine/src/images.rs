@@ -6,59 +6,35 @@
 //! Everything else that slip pulled (rows in the store's `images` table) is removed by reference without force:
 //! the tag it was pulled as when that tag still names the same image, then `repo@sha256:…`. An engine that
 //! refuses (the image is in use) is skipped and the row kept for the next round. Images slip did not pull have
-//! no row and are never touched.
+//! no row and are never touched, and neither has an image the host already had under the reference slip
+//! pulled (a pull that brings nothing new is not recorded).
 //!
 //! This module does not decide when to prune (the daemon calls [`prune_app`] after a completed deploy, and the
 //! preflight calls [`prune_all`] when disk is short) and does not talk to registries beyond the runtime's pull.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use slip_core::deploy::{ErrorCode, StepFailure};
 use slip_core::names::AppName;
 
+use crate::clock::unix_ms;
+use crate::engine::Engine;
 use crate::ports::PulledImage;
-use crate::run::{Engine, Release, unix_ms};
+use crate::release::Release;
 use crate::store::{DeployFilter, DeployRow, DeployStatus, ImageRow, NoteKind, StoreError};
 
-/// `deploy.keep_images` when the config does not say (SPEC §12).
-pub const DEFAULT_KEEP_IMAGES: usize = 3;
-
-/// `runtime.min_free_disk` when the config does not say: 2 GiB.
-pub const DEFAULT_MIN_FREE_DISK: u64 = 2 << 30;
-
-/// Daemon-wide image settings, part of [`Engine`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImagePolicy {
-    /// Where the engine keeps images (Docker's `DockerRootDir`); free space there is checked before a pull.
-    /// `None` (the engine did not say) skips the check.
-    pub engine_root: Option<PathBuf>,
-    /// `runtime.min_free_disk` in bytes.
-    pub min_free_disk: u64,
-    /// Each app's `deploy.keep_images`; apps missing here (deleted from the config) keep [`DEFAULT_KEEP_IMAGES`].
-    pub keep_images: BTreeMap<String, usize>,
-}
-
-impl ImagePolicy {
-    /// No disk check, default retention: for tests with fakes.
-    pub fn without_disk_check() -> ImagePolicy {
-        ImagePolicy { engine_root: None, min_free_disk: DEFAULT_MIN_FREE_DISK, keep_images: BTreeMap::new() }
-    }
-
-    /// How many releases of `app` keep their images (at least 1).
-    pub fn keep_for(&self, app: &AppName) -> usize {
-        self.keep_images.get(app.as_str()).copied().unwrap_or(DEFAULT_KEEP_IMAGES).max(1)
-    }
-}
+pub use crate::image_policy::{DEFAULT_KEEP_IMAGES, DEFAULT_MIN_FREE_DISK, ImagePolicy};
 
 /// How a release's image was obtained.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Obtained {
     /// The local image.
     pub image: PulledImage,
-    /// True when slip pulled it now; false when a pinned digest was already local.
+    /// True when slip brought it onto the host now; false when it was already local (a pinned digest that is
+    /// retained, or an image the host had before under the same reference).
     pub pulled: bool,
 }
 
@@ -103,15 +79,22 @@ pub fn free_bytes(path: &Path) -> io::Result<u64> {
 /// is pulled.
 pub async fn obtain(engine: &Engine, release: &Release) -> Result<Obtained, StepFailure> {
     if is_digest_reference(&release.image)
-        && let Ok(Some(local)) = engine.runtime.local_image(&release.image).await
+        && let Ok(Some(local)) = engine.image_store.local_image(&release.image).await
     {
         let note = format!("{} is retained locally; not pulled", release.image);
-        let _ = engine.store.record_event(&release.deploy_id, NoteKind::Log, &note, None, unix_ms());
+        if let Err(e) = engine.store.record_event(&release.deploy_id, NoteKind::Log, &note, None, unix_ms()) {
+            tracing::error!(error = %e, "recording a deploy event");
+        }
         return Ok(Obtained { image: local, pulled: false });
     }
     preflight(engine).await?;
-    let image = engine.runtime.pull(&release.image, release.credentials.as_ref()).await?;
-    Ok(Obtained { image, pulled: true })
+    // An image the host already had under this reference (one built on the server, say) was not brought by
+    // slip: it is used, but not recorded as pulled, so retention never removes it. A tag that moved in the
+    // registry pulls a different image, which slip did bring.
+    let before = engine.image_store.local_image(&release.image).await.ok().flatten();
+    let image = engine.image_store.pull(&release.image, release.credentials.as_ref()).await?;
+    let pulled = before.is_none_or(|before| before.id != image.id);
+    Ok(Obtained { image, pulled })
 }
 
 /// The disk preflight of SPEC §12: free space on the engine's image store below `runtime.min_free_disk` →
@@ -247,7 +230,7 @@ async fn remove_all(engine: &Engine, rows: Vec<ImageRow>) -> Vec<String> {
 
 /// Removes the tag the image was pulled as (when it still names this image), then the digest reference.
 async fn remove_one(engine: &Engine, row: &ImageRow, by_digest: &str) -> Result<(), crate::ports::RuntimeError> {
-    let runtime = &engine.runtime;
+    let runtime = &engine.image_store;
     let Some(image) = runtime.local_image(by_digest).await? else {
         return Ok(());
     };

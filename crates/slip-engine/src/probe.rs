@@ -1,4 +1,4 @@
-//! [`HealthProbe`] over HTTP: one `GET http://127.0.0.1:<port><path>` per call (SPEC §8.1).
+//! [`HealthProbe`] over HTTP: one `GET http://<upstream><path>` per call (SPEC §8.1).
 //!
 //! A probe sends `Host` when one is configured and `User-Agent: slip-health/<version>`, follows no redirects,
 //! uses no proxy and gives up after the target's timeout. 2xx and 3xx are healthy; anything else becomes a short
@@ -49,7 +49,7 @@ impl Default for Http {
 #[async_trait]
 impl HealthProbe for Http {
     async fn check(&self, target: &ProbeTarget) -> ProbeResult {
-        let url = format!("http://127.0.0.1:{}{}", target.port, target.path);
+        let url = format!("http://{}{}", target.upstream, target.path);
         let mut request = self
             .client
             .get(&url)
@@ -144,7 +144,12 @@ mod tests {
     }
 
     fn target(port: u16, host: Option<&str>) -> ProbeTarget {
-        ProbeTarget { port, path: "/up".into(), host: host.map(str::to_owned), timeout: Duration::from_secs(5) }
+        ProbeTarget {
+            upstream: format!("127.0.0.1:{port}"),
+            path: "/up".into(),
+            host: host.map(str::to_owned),
+            timeout: Duration::from_secs(5),
+        }
     }
 
     #[tokio::test]

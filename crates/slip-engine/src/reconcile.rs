@@ -23,8 +23,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
+use crate::clock::unix_ms;
+use crate::engine::Engine;
+use crate::labels;
 use crate::routes::{RouteTemplate, app_routes};
-use crate::run::{Engine, unix_ms};
 use crate::store::{AppStatus, DeployRow, DeployStatus, InstanceRole, InstanceRow, NoteKind, Requeued, StoreError};
 
 /// What reconciliation did, for the log and for tests.
@@ -126,10 +128,10 @@ pub async fn reconcile(
         .filter(|i| matches!(i.role, InstanceRole::Current | InstanceRole::Stopped))
         .map(|i| i.runtime_id)
         .collect();
-    let ours = engine.runtime.list(&[("slip.managed", "true"), ("slip.instance", engine.instance_id.as_str())]).await?;
+    let ours = engine.instances.list(&labels::owned_by(&engine.instance_id)).await?;
     for container in ours {
         if !owned.contains(&container.id) {
-            engine.runtime.remove(&container.id).await?;
+            engine.instances.remove(&container.id).await?;
             report.orphans_removed.push(container.name);
         }
     }
@@ -144,8 +146,8 @@ pub async fn reconcile(
 pub async fn refresh_ports(engine: &Engine) -> Result<Vec<PortChange>, StoreError> {
     let mut changes = Vec::new();
     for current in live(engine, InstanceRole::Current)? {
-        let state = match engine.runtime.inspect(&current.runtime_id).await {
-            Ok(Some(state)) if state.running => state,
+        let state = match engine.instances.inspect(&current.runtime_id).await {
+            Ok(Some(state)) if state.running() => state,
             // Stopped containers publish no ports, and a missing one has none: nothing to compare.
             Ok(_) => continue,
             Err(e) => {
@@ -173,7 +175,7 @@ pub async fn refresh_ports(engine: &Engine) -> Result<Vec<PortChange>, StoreErro
         engine.store.set_instance_ports(&current.id, &ports_json(&bound))?;
         let rebinds: Vec<(String, String)> =
             moved.iter().map(|c| (format!("127.0.0.1:{}", c.from), format!("127.0.0.1:{}", c.to))).collect();
-        match engine.routes.rebind(current.app.as_str(), &rebinds).await {
+        match engine.routes.rebind(&current.target(), &rebinds).await {
             Ok(_) => tracing::info!(app = %current.app, moved = ?rebinds, "routes follow re-assigned host ports"),
             // The table already holds the new upstream; the next sync retries the write.
             Err(e) => tracing::warn!(app = %current.app, error = %e, "routes not yet moved to re-assigned ports"),
@@ -227,7 +229,7 @@ pub async fn heal(
         {
             continue;
         }
-        let state = match engine.runtime.inspect(&current.runtime_id).await {
+        let state = match engine.instances.inspect(&current.runtime_id).await {
             Ok(state) => state,
             // The engine is unreachable: nothing can be judged now.
             Err(e) => {
@@ -236,7 +238,7 @@ pub async fn heal(
             }
         };
         let shown = store.app_state(&current.app)?.map(|s| s.status);
-        let running = state.as_ref().is_some_and(|s| s.running);
+        let running = state.as_ref().is_some_and(|s| s.running());
         if running && shown != Some(AppStatus::Down) {
             continue;
         }
@@ -258,7 +260,7 @@ pub async fn heal(
                 }
                 continue;
             }
-            Some(_) => match engine.runtime.restart(&current.runtime_id).await {
+            Some(_) => match engine.instances.restart(&current.runtime_id).await {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::error!(app = %current.app, container = current.name, error = %e, "cannot start the stopped current release");
@@ -294,21 +296,21 @@ async fn serve(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let store = &engine.store;
-    let Some(mut state) = engine.runtime.inspect(&current.runtime_id).await? else {
+    let Some(mut state) = engine.instances.inspect(&current.runtime_id).await? else {
         tracing::error!(app = %current.app, container = current.name, "current container is missing");
         store.set_app_status(&current.app, AppStatus::Down, unix_ms())?;
         report.missing.push(current.app.to_string());
         return Ok(());
     };
-    if !state.running {
-        if let Err(e) = engine.runtime.restart(&current.runtime_id).await {
+    if !state.running() {
+        if let Err(e) = engine.instances.restart(&current.runtime_id).await {
             tracing::error!(app = %current.app, container = current.name, error = %e, "cannot start the current release");
             store.set_app_status(&current.app, AppStatus::Down, unix_ms())?;
             report.missing.push(current.app.to_string());
             return Ok(());
         }
         report.restarted.push(current.name.clone());
-        state = engine.runtime.inspect(&current.runtime_id).await?.unwrap_or(state);
+        state = engine.instances.inspect(&current.runtime_id).await?.unwrap_or(state);
     }
     if store.app_state(&current.app)?.is_some_and(|s| s.status == AppStatus::Down) {
         store.set_app_status(&current.app, AppStatus::Running, unix_ms())?;
@@ -320,9 +322,11 @@ async fn serve(
     } else if bound != recorded_ports(current) {
         store.set_instance_ports(&current.id, &ports_json(&bound))?;
     }
-    let app = current.app.as_str();
-    let entry = app_routes(app, routes.get(app).map(Vec::as_slice).unwrap_or(&[]), &bound);
-    engine.routes.set_quietly(app, entry);
+    let target = current.target();
+    let upstream = |p| engine.instances.upstream(p);
+    let templates = routes.get(current.app.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+    let entry = app_routes(&target.to_string(), templates, &bound, &upstream);
+    engine.routes.set_quietly(&target, entry);
     Ok(())
 }
 
@@ -362,10 +366,10 @@ fn live(engine: &Engine, role: InstanceRole) -> Result<Vec<InstanceRow>, StoreEr
 /// Stops and removes an instance's container (when it has one) and retires its row.
 async fn retire(engine: &Engine, instance: &InstanceRow, grace: Duration) {
     if !instance.runtime_id.is_empty() {
-        if let Err(e) = engine.runtime.stop(&instance.runtime_id, grace).await {
+        if let Err(e) = engine.instances.stop(&instance.runtime_id, grace).await {
             tracing::warn!(container = instance.name, error = %e, "stopping a retired instance");
         }
-        if let Err(e) = engine.runtime.remove(&instance.runtime_id).await {
+        if let Err(e) = engine.instances.remove(&instance.runtime_id).await {
             tracing::warn!(container = instance.name, error = %e, "removing a retired instance");
             return;
         }
@@ -397,10 +401,16 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
-    use crate::ports::{ContainerRuntime, ContainerSpec, LogRotation, PortMapping, Resources};
+    use crate::ports::{
+        ContainerSpec, InstanceRuntime, InstanceSpec, LogRotation, PortMapping, Resources, loopback_upstream,
+    };
     use crate::routes::RouteTable;
     use crate::store::{NewDeploy, Store, Switch, Trigger};
     use crate::testing::{FakeProxy, FakeRuntime, Journal, ScriptedProbe};
+
+    fn web() -> slip_core::names::Target {
+        slip_core::names::Target::production(app())
+    }
 
     struct World {
         engine: Engine,
@@ -414,7 +424,9 @@ mod tests {
         let proxy = Arc::new(FakeProxy::new(journal.clone()));
         let store = Store::open_in_memory().unwrap();
         let engine = Engine {
-            runtime: runtime.clone(),
+            instances: runtime.clone(),
+            image_store: runtime.clone(),
+            logs: runtime.clone(),
             probe: Arc::new(ScriptedProbe::new(journal)),
             routes: RouteTable::new(proxy.clone()),
             instance_id: store.instance_id().to_owned(),
@@ -485,7 +497,8 @@ mod tests {
             init: false,
             log: w.engine.log,
         };
-        let container = w.runtime.start(&spec).await.unwrap();
+        let name = spec.name.clone();
+        let container = w.runtime.start(&InstanceSpec::Container(spec)).await.unwrap();
         store
             .insert_instance(&InstanceRow {
                 id: format!("ins_{n}"),
@@ -494,7 +507,7 @@ mod tests {
                 deploy_id: id(n),
                 runtime_kind: "container".into(),
                 runtime_id: container.clone(),
-                name: spec.name.clone(),
+                name,
                 role: InstanceRole::Candidate,
                 ports: ports_json(&BTreeMap::from([(8080, port)])),
                 created_at: unix_ms(),
@@ -572,8 +585,8 @@ mod tests {
         let candidate =
             deploy(&w, 2, &[DeployStatus::Pulling, DeployStatus::Draining], InstanceRole::Candidate, 41001).await;
         w.runtime.stop(&old, Duration::from_secs(1)).await.unwrap();
-        let held = app_routes("web", &templates()["web"], &BTreeMap::from([(8080, 41001)]));
-        w.engine.routes.update("web", held).await.unwrap();
+        let held = app_routes("web", &templates()["web"], &BTreeMap::from([(8080, 41001)]), &loopback_upstream);
+        w.engine.routes.update(&web(), held).await.unwrap();
 
         let report = reconcile(&w.engine, &templates(), Duration::from_secs(1)).await.unwrap();
         assert_eq!(report.restarted, ["slip-web-1"]);
@@ -669,8 +682,8 @@ mod tests {
         assert!(refresh_ports(&w.engine).await.unwrap().is_empty(), "settled");
 
         // A deploy that moved the routes elsewhere meanwhile is not undone.
-        let elsewhere = app_routes("web", &templates()["web"], &BTreeMap::from([(8080, 41777)]));
-        w.engine.routes.update("web", elsewhere).await.unwrap();
+        let elsewhere = app_routes("web", &templates()["web"], &BTreeMap::from([(8080, 41777)]), &loopback_upstream);
+        w.engine.routes.update(&web(), elsewhere).await.unwrap();
         w.runtime.rebind(&current, vec![PortMapping { host: 41600, container: 8080 }]);
         assert_eq!(refresh_ports(&w.engine).await.unwrap().len(), 1);
         assert_eq!(upstreams(&w), ["127.0.0.1:41777"]);

@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 
 use std::time::Duration;
 
-use crate::ports::{Applied, DrainRef, Proxy, ProxyError, RouteBlock, RouteSpec};
+use slip_core::names::Target;
+
+use crate::ports::{Applied, DrainRef, PortMapping, Proxy, ProxyError, RouteBlock, RouteSpec};
 
 /// One route of a release, before ports are leased.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,8 +47,8 @@ pub struct AppRoutes {
 #[derive(Clone)]
 pub struct RouteTable {
     proxy: Arc<dyn Proxy>,
-    /// Keyed by route-table key: the app name, or `<app>:<preview>` for previews.
-    apps: Arc<Mutex<BTreeMap<String, AppRoutes>>>,
+    /// Keyed by target: an app's production or one of its previews.
+    apps: Arc<Mutex<BTreeMap<Target, AppRoutes>>>,
     writer: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -62,28 +64,28 @@ impl RouteTable {
     }
 
     /// The current entry for `key`.
-    pub fn get(&self, key: &str) -> Option<AppRoutes> {
+    pub fn get(&self, key: &Target) -> Option<AppRoutes> {
         self.apps.lock().expect("route table lock").get(key).cloned()
     }
 
     /// Replaces the in-memory entry without writing; used at boot before the first [`RouteTable::sync`].
-    pub fn set_quietly(&self, key: &str, entry: Option<AppRoutes>) {
+    pub fn set_quietly(&self, key: &Target, entry: Option<AppRoutes>) {
         let mut apps = self.apps.lock().expect("route table lock");
         match entry {
-            Some(e) => apps.insert(key.to_owned(), e),
+            Some(e) => apps.insert(key.clone(), e),
             None => apps.remove(key),
         };
     }
 
     /// Sets `key`'s entry (or removes it with `None`) and writes the whole block. On a failed write the
     /// in-memory entry is put back as it was, so the table never claims what Caddy does not have.
-    pub async fn update(&self, key: &str, entry: Option<AppRoutes>) -> Result<Applied, ProxyError> {
+    pub async fn update(&self, key: &Target, entry: Option<AppRoutes>) -> Result<Applied, ProxyError> {
         let _writing = self.writer.lock().await;
         let before = {
             let mut apps = self.apps.lock().expect("route table lock");
             let before = apps.get(key).cloned();
             match entry {
-                Some(e) => apps.insert(key.to_owned(), e),
+                Some(e) => apps.insert(key.clone(), e),
                 None => apps.remove(key),
             };
             before
@@ -92,7 +94,7 @@ impl RouteTable {
         if result.is_err() {
             let mut apps = self.apps.lock().expect("route table lock");
             match before {
-                Some(e) => apps.insert(key.to_owned(), e),
+                Some(e) => apps.insert(key.clone(), e),
                 None => apps.remove(key),
             };
         }
@@ -103,7 +105,7 @@ impl RouteTable {
     /// `127.0.0.1:<port>`), and writes the whole block when anything changed. Routes dialling anything else
     /// (a deploy moved them meanwhile) are left alone, and the check and the edit happen under the writer lock,
     /// so this never undoes a concurrent switch. Returns whether the entry changed.
-    pub async fn rebind(&self, key: &str, moves: &[(String, String)]) -> Result<bool, ProxyError> {
+    pub async fn rebind(&self, key: &Target, moves: &[(String, String)]) -> Result<bool, ProxyError> {
         let _writing = self.writer.lock().await;
         let changed = {
             let mut apps = self.apps.lock().expect("route table lock");
@@ -147,8 +149,14 @@ impl RouteTable {
     }
 }
 
-/// An app's route entry with each route pointed at the host port bound to its container port.
-pub fn app_routes(app: &str, templates: &[RouteTemplate], ports: &BTreeMap<u16, u16>) -> Option<AppRoutes> {
+/// An app's route entry with each route pointed at the host port bound to its container port, reached at the
+/// address `upstream` gives (the runtime's [`crate::ports::InstanceRuntime::upstream`]).
+pub fn app_routes(
+    app: &str,
+    templates: &[RouteTemplate],
+    ports: &BTreeMap<u16, u16>,
+    upstream: &dyn Fn(PortMapping) -> String,
+) -> Option<AppRoutes> {
     if templates.is_empty() {
         return None;
     }
@@ -160,7 +168,10 @@ pub fn app_routes(app: &str, templates: &[RouteTemplate], ports: &BTreeMap<u16, 
             hostname: r.hostname.clone(),
             path_prefix: r.path_prefix.clone(),
             strip_prefix: r.strip_prefix,
-            upstream: format!("127.0.0.1:{}", ports.get(&r.container_port).copied().unwrap_or(0)),
+            upstream: upstream(PortMapping {
+                host: ports.get(&r.container_port).copied().unwrap_or(0),
+                container: r.container_port,
+            }),
             hold_timeout: r.hold_timeout,
         })
         .collect();

@@ -9,104 +9,40 @@
 //! daemon's per-app queue).
 
 use std::collections::BTreeMap;
-use std::ops::RangeInclusive;
-use std::sync::Arc;
 
 use slip_core::deploy::{
-    Action, ContainerObservation, Deploy, ErrorCode, Event, Observation, OldInstance, Outcome, Plan, Status,
-    StepFailure,
+    Action, ContainerHealth, ContainerObservation, Deploy, ErrorCode, Event, Interrupt, Interruptible, Observation,
+    OldInstance, Outcome, ProbeResult, Status, StepFailure,
 };
-use slip_core::names::{AppName, DeployId, ImageRepo, Tag};
-use tokio_util::sync::CancellationToken;
+use slip_core::names::Target;
+use tracing::Instrument;
 
-use crate::ports::{
-    ContainerRuntime, ContainerSpec, DrainRef, HealthProbe, LogRotation, Mount, NetworkAttachment, PortMapping,
-    ProbeTarget, ProxyError, RegistryCredentials, Resources, RuntimeError,
-};
-use crate::routes::{AppRoutes, RouteTable, RouteTemplate, app_routes};
-use crate::store::{AppStatus, DeployStatus, InstanceRole, InstanceRow, NoteKind, Resolution, Store, Switch};
-
-/// Everything the driver needs, shared by all deploys.
-#[derive(Clone)]
-pub struct Engine {
-    /// The container engine.
-    pub runtime: Arc<dyn ContainerRuntime>,
-    /// The health probe.
-    pub probe: Arc<dyn HealthProbe>,
-    /// Slip's desired Caddy routes.
-    pub routes: RouteTable,
-    /// History and state.
-    pub store: Store,
-    /// This slipd's identity, put on every container as `slip.instance`.
-    pub instance_id: String,
-    /// Host ports slip may lease.
-    pub port_range: RangeInclusive<u16>,
-    /// Container log rotation.
-    pub log: LogRotation,
-    /// Cancelled at shutdown: a deploy before its switch stops at the next step and is interrupted.
-    pub shutdown: CancellationToken,
-    /// Disk preflight and image retention settings.
-    pub images: crate::images::ImagePolicy,
-}
-
-/// A fully resolved release of an app: what to pull and how to run it.
-#[derive(Debug, Clone)]
-pub struct Release {
-    /// The deploy putting this release in place.
-    pub deploy_id: DeployId,
-    /// The app.
-    pub app: AppName,
-    /// What the webhook asked for.
-    pub tag: Tag,
-    /// The app's image repository.
-    pub repository: ImageRepo,
-    /// Reference to pull: `repo:tag` or `repo@sha256:…`.
-    pub image: String,
-    /// Credentials for the image's registry host only.
-    pub credentials: Option<RegistryCredentials>,
-    /// `web` or `worker`.
-    pub kind: &'static str,
-    /// Routes (empty for workers).
-    pub routes: Vec<RouteTemplate>,
-    /// Container port probed over HTTP when the plan has a path (defaults to the first route's port).
-    pub health_port: Option<u16>,
-    /// `Host` header for probes.
-    pub health_host: Option<String>,
-    /// Container environment in precedence order. Holds secret values.
-    pub env: Vec<(String, String)>,
-    /// Limits.
-    pub resources: Resources,
-    /// Bind mounts (host directories already exist).
-    pub mounts: Vec<Mount>,
-    /// Network to join.
-    pub network: Option<NetworkAttachment>,
-    /// Run an init process.
-    pub init: bool,
-    /// The deploy machine's plan; its `old` is filled in by the driver from the store.
-    pub plan: Plan,
-    /// Replaces this app's secret values in every note and error the driver records (SPEC §11.4).
-    pub redactor: crate::redact::Redactor,
-    /// Cancelled to abandon this deploy (the app is being deleted): before its switch it stops at the next step,
-    /// unwinds like a failure and ends `failed` with code `cancelled`; after its switch it runs to its end.
-    pub cancel: CancellationToken,
-}
+use crate::clock::{now, unix_ms};
+pub use crate::engine::Engine;
+use crate::plan;
+use crate::ports::{DrainRef, InstanceSpec, ProbeTarget, ProxyError, RuntimeError};
+pub use crate::release::Release;
+use crate::routes::{AppRoutes, app_routes};
+use crate::store::{AppStatus, DeployStatus, InstanceRole, InstanceRow, NoteKind, Resolution, Switch};
 
 /// Why a cancelled deploy failed (only deleting an app cancels one).
 const CANCELLED: &str = "cancelled: the app is being deleted";
 
 /// Runs one deploy to its end and records every step. Never panics on adapter failures: they end the
 /// deploy as `failed` with a reason.
-pub async fn run_deploy(engine: &Engine, mut release: Release) -> Outcome {
+pub async fn run_deploy(engine: &Engine, release: Release) -> Outcome {
     let span = tracing::info_span!("deploy", app = %release.app, deploy_id = %release.deploy_id, tag = %release.tag);
-    let _enter = span.enter();
-    let old = current_instance(engine, &release.app).await;
+    drive(engine, release).instrument(span).await
+}
+
+async fn drive(engine: &Engine, mut release: Release) -> Outcome {
+    let target = release.target();
+    let old = current_instance(engine, &target).await;
     release.plan.old = old.as_ref().map(|o| OldInstance { container: o.row.runtime_id.clone() });
-    let mut run = Run { engine, release, old, candidate: None, image_ref: None, recorded: None };
+    let mut run =
+        Run { engine, target, release, old, candidate: None, image_ref: None, taken_ports: Vec::new(), recorded: None };
 
     let (mut deploy, mut action) = Deploy::begin(run.release.plan.clone(), now());
-    // Shutdown interrupts once; the machine's own unwinding (removing the candidate, restoring the old
-    // instance) then runs to its end rather than being interrupted again.
-    let mut interrupted = false;
     let cancel = run.release.cancel.clone();
     loop {
         run.record_progress(&mut deploy).await;
@@ -114,35 +50,42 @@ pub async fn run_deploy(engine: &Engine, mut release: Release) -> Outcome {
             run.finish(&outcome).await;
             return outcome;
         }
-        // Unwinding runs to its end: no interrupt, no cancel, no deadline (each action has its own bound).
-        let bounded = deploy.before_switch() && !deploy.unwinding();
-        let event = if bounded && engine.shutdown.is_cancelled() && !interrupted {
-            interrupted = true;
-            Event::Failed(StepFailure::new(ErrorCode::Interrupted, "slipd is shutting down"))
-        } else if bounded && run.release.cancel.is_cancelled() && !interrupted {
-            interrupted = true;
-            Event::Failed(StepFailure::new(ErrorCode::Cancelled, CANCELLED))
-        } else if bounded {
-            let deadline = tokio::time::Instant::from_std(deploy.deadline());
-            // A cancel does not wait for a long step that changes nothing (a pull, a probe, a wait) to end; it
-            // drops it. Steps with effects (creating, routing, stopping) run to their end, so the machine unwinds
-            // from a state the journal and the route table agree on.
-            let droppable = matches!(action, Action::Pull | Action::Probe { .. } | Action::WaitUntil(_));
-            tokio::select! {
-                outcome = tokio::time::timeout_at(deadline, run.execute(&action)) => match outcome {
-                    Ok(event) => event,
-                    Err(_) => Event::Failed(StepFailure::new(
-                        ErrorCode::Timeout,
-                        format!("{action} did not finish before the deploy timeout"),
-                    )),
-                },
-                _ = cancel.cancelled(), if droppable && !interrupted => {
-                    interrupted = true;
-                    Event::Failed(StepFailure::new(ErrorCode::Cancelled, CANCELLED))
+        // Which interrupts count, and whether the pending action may be dropped halfway, is the machine's call.
+        let interruptible = deploy.interruptible();
+        let interrupt = || {
+            if engine.shutdown.is_cancelled() {
+                Some(Interrupt::Shutdown)
+            } else if cancel.is_cancelled() {
+                Some(Interrupt::Cancel(CANCELLED.to_owned()))
+            } else {
+                None
+            }
+        };
+        let event = match (interruptible, interrupt()) {
+            (Interruptible::No, _) | (_, None) => {
+                let step = async {
+                    match deploy.deadline() {
+                        Some(deadline) => {
+                            let deadline = tokio::time::Instant::from_std(deadline);
+                            match tokio::time::timeout_at(deadline, run.execute(&action)).await {
+                                Ok(event) => event,
+                                Err(_) => Event::Failed(StepFailure::new(
+                                    ErrorCode::Timeout,
+                                    format!("{action} did not finish before the deploy timeout"),
+                                )),
+                            }
+                        }
+                        None => run.execute(&action).await,
+                    }
+                };
+                let droppable = interruptible == Interruptible::Anytime;
+                tokio::select! {
+                    event = step => event,
+                    _ = engine.shutdown.cancelled(), if droppable => Event::Interrupted(Interrupt::Shutdown),
+                    _ = cancel.cancelled(), if droppable => Event::Interrupted(Interrupt::Cancel(CANCELLED.to_owned())),
                 }
             }
-        } else {
-            run.execute(&action).await
+            (_, Some(why)) => Event::Interrupted(why),
         };
         action = deploy.advance(event, now());
     }
@@ -157,11 +100,15 @@ struct Current {
 
 struct Run<'a> {
     engine: &'a Engine,
+    /// Where the release goes.
+    target: Target,
     release: Release,
     old: Option<Current>,
     candidate: Option<Candidate>,
     /// What was actually pulled: a digest reference when the engine reported one.
     image_ref: Option<String>,
+    /// Host ports the engine reported taken during this deploy; never leased again by it.
+    taken_ports: Vec<u16>,
     recorded: Option<Status>,
 }
 
@@ -174,15 +121,15 @@ struct Candidate {
     ports: BTreeMap<u16, u16>,
 }
 
-async fn current_instance(engine: &Engine, app: &AppName) -> Option<Current> {
-    let rows = engine.store.instances(app, None).ok()?;
+async fn current_instance(engine: &Engine, target: &Target) -> Option<Current> {
+    let rows = engine.store.instances(&target.app, target.preview.as_ref()).ok()?;
     let row = rows.into_iter().find(|r| r.role == InstanceRole::Current && !r.runtime_id.is_empty())?;
-    Some(Current { row, routes: engine.routes.get(app.as_str()) })
+    Some(Current { row, routes: engine.routes.get(target) })
 }
 
 impl Run<'_> {
-    fn key(&self) -> &str {
-        self.release.app.as_str()
+    fn key(&self) -> &Target {
+        &self.target
     }
 
     /// Commits a status event when the machine's status changed, and any notes, before acting.
@@ -219,7 +166,10 @@ impl Run<'_> {
             Outcome::Completed { warnings } => {
                 for w in warnings {
                     let w = self.release.redactor.redact(w);
-                    let _ = store.record_event(id, NoteKind::Warning, &w, None, unix_ms());
+                    logged(
+                        store.record_event(id, NoteKind::Warning, &w, None, unix_ms()),
+                        "recording a deploy warning",
+                    );
                 }
                 tracing::info!(status = "completed", "deploy finished");
                 store.finish(id, DeployStatus::Completed, None, None, unix_ms())
@@ -230,7 +180,10 @@ impl Run<'_> {
                 // Graceful shutdown before the switch: the candidate is gone, so the deploy goes back to the
                 // queue for the next slipd (SPEC §18), like a crash would.
                 let message = self.release.redactor.redact(&failure.message);
-                let _ = store.record_event(id, NoteKind::Warning, &message, None, unix_ms());
+                logged(
+                    store.record_event(id, NoteKind::Warning, &message, None, unix_ms()),
+                    "recording a deploy warning",
+                );
                 let requeued = store.requeue_interrupted(id, unix_ms());
                 tracing::warn!(?requeued, "deploy interrupted by shutdown");
                 requeued.map(|_| 0)
@@ -239,7 +192,7 @@ impl Run<'_> {
                 let message = self.release.redactor.redact(&failure.message);
                 tracing::warn!(status = "failed", error_code = failure.code.as_str(), error = %message, "deploy finished");
                 if *app_down {
-                    let _ = store.set_app_status(&self.release.app, AppStatus::Down, unix_ms());
+                    logged(store.set_app_status(&self.release.app, AppStatus::Down, unix_ms()), "marking the app down");
                 }
                 store.finish(id, DeployStatus::Failed, Some(&message), Some(failure.code.as_str()), unix_ms())
             }
@@ -253,8 +206,8 @@ impl Run<'_> {
     /// off by the deploy timeout): removes a container the engine may have made under that name anyway, and retires
     /// the row so its host ports are free again.
     async fn forget_unstarted_candidate(&mut self) {
-        let Some(candidate) = self.candidate.as_ref().filter(|c| c.container.is_none()) else { return };
-        if let Err(e) = self.engine.runtime.remove(&candidate.name).await {
+        let Some(candidate) = self.candidate.take_if(|c| c.container.is_none()) else { return };
+        if let Err(e) = self.engine.instances.remove(&candidate.name).await {
             tracing::debug!(container = candidate.name, error = %e, "no container of the unstarted candidate to remove");
         }
         if let Err(e) = self.engine.store.set_instance_role(&candidate.instance_id, InstanceRole::Retired, unix_ms()) {
@@ -280,13 +233,15 @@ impl Run<'_> {
                     (obtained.pulled, pulled.digest.as_deref().and_then(|d| d.split_once('@')))
                 {
                     let release = &self.release;
-                    let _ = engine.store.record_image(
+                    let recorded = engine.store.record_image(
                         &release.app,
                         &release.repository,
                         digest,
                         Some(&release.tag),
                         unix_ms(),
                     );
+                    // Without the record, retention never prunes this image: a leak of disk, not a failed deploy.
+                    logged(recorded, "recording a pulled image");
                 }
                 Event::Pulled
             }
@@ -295,8 +250,17 @@ impl Run<'_> {
                 Event::Configured
             }
             Action::Start => {
-                let spec = self.spec()?;
-                let id = engine.runtime.start(&spec).await?;
+                let spec = self.spec();
+                let id = match engine.instances.start(&spec).await {
+                    Ok(id) => id,
+                    Err(e) => {
+                        if let RuntimeError::PortUnavailable { port, .. } = &e {
+                            // The bind test passed at lease time; the engine says otherwise now. Believe it.
+                            self.taken_ports.push(*port);
+                        }
+                        return Err(e.into());
+                    }
+                };
                 let candidate = self.candidate.as_mut().expect("configured before start");
                 candidate.container = Some(id.clone());
                 engine.store.set_instance_runtime_id(&candidate.instance_id, &id).map_err(store_failure)?;
@@ -322,24 +286,25 @@ impl Run<'_> {
                     }
                     engine.routes.update(self.key(), Some(entry)).await.map_err(proxy_failure)?;
                 }
-                let candidate = self.candidate.as_ref().expect("switch after start");
-                let committed = engine.store.switch(&Switch {
-                    app: self.release.app.clone(),
-                    preview: None,
-                    deploy_id: self.release.deploy_id.clone(),
-                    new_instance: candidate.instance_id.clone(),
-                    old_instance: self.old.as_ref().map(|o| o.row.id.clone()),
-                    at: unix_ms(),
-                });
-                if let Err(e) = committed {
-                    // The routes moved but the record did not: move them back so the record stays true.
-                    if self.release.kind == "web" {
-                        let back = self.old.as_ref().and_then(|o| o.routes.clone());
-                        let _ = engine.routes.update(self.key(), back).await;
-                    }
-                    return Err(store_failure(e));
-                }
                 Event::Switched
+            }
+            Action::Commit => {
+                // When this fails after the routes moved, the machine moves them back (RouteBack) so the record
+                // stays true.
+                let candidate = self.candidate.as_ref().expect("commit after start");
+                engine
+                    .store
+                    .switch(&Switch {
+                        app: self.release.app.clone(),
+                        preview: None,
+                        deploy_id: self.release.deploy_id.clone(),
+                        new_instance: candidate.instance_id.clone(),
+                        old_instance: self.old.as_ref().map(|o| o.row.id.clone()),
+                        at: unix_ms(),
+                    })
+                    .map_err(store_failure)?;
+                crate::fault::after_committed(self.release.tag.as_str());
+                Event::Committed
             }
             Action::PollDrain => {
                 let mut total = Some(0u64);
@@ -352,16 +317,17 @@ impl Run<'_> {
                 Event::InFlight(total)
             }
             Action::Stop { container, grace } => {
-                engine.runtime.stop(container, *grace).await?;
+                engine.instances.stop(container, *grace).await?;
+                self.note_if_killed(container, *grace).await;
                 Event::Stopped
             }
             Action::Remove { container } => {
-                engine.runtime.remove(container).await?;
+                engine.instances.remove(container).await?;
                 self.retire(container);
                 Event::Removed
             }
             Action::Restart { container } => {
-                engine.runtime.restart(container).await?;
+                engine.instances.restart(container).await?;
                 Event::Restarted
             }
             Action::RouteBack => {
@@ -373,24 +339,37 @@ impl Run<'_> {
         })
     }
 
+    /// Records a warning when `container` did not stop on SIGTERM and the engine killed it after `grace`: that
+    /// wait is often most of a deploy, and a PID 1 that ignores signals is a common cause.
+    async fn note_if_killed(&self, container: &str, grace: std::time::Duration) {
+        let Ok(Some(state)) = self.engine.instances.inspect(container).await else { return };
+        if !state.containers.iter().any(|c| c.exit_code == Some(137) && !c.oom_killed) {
+            return;
+        }
+        let old = self.old.as_ref().is_some_and(|o| o.row.runtime_id == container);
+        let which = if old { "old release" } else { "new release" };
+        let message = format!(
+            "{which} ignored SIGTERM; killed after {} (deploy.stop_grace); if its PID 1 does not handle signals, \
+             set app.init = true",
+            slip_core::duration::format(grace)
+        );
+        let recorded =
+            self.engine.store.record_event(&self.release.deploy_id, NoteKind::Warning, &message, None, unix_ms());
+        logged(recorded, "recording a deploy warning");
+    }
+
     /// Leases host ports and records the candidate instance before anything is created.
     async fn configure(&mut self) -> Result<(), StepFailure> {
         let engine = self.engine;
+        // Configured again after a start failed on a taken port: that candidate never ran; free its ports first.
+        self.forget_unstarted_candidate().await;
         let suffix: String = {
             use rand::Rng;
             let mut rng = rand::rng();
             (0..8).map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex digit")).collect()
         };
-        let instance_id = format!("ins_{suffix}");
-        let mut name = format!("slip-{}-{suffix}", self.release.app);
-        name.truncate(63);
-
-        let mut container_ports: Vec<u16> = self.release.routes.iter().map(|r| r.container_port).collect();
-        if let (Some(_), Some(p)) = (&self.release.plan.health.path, self.health_container_port()) {
-            container_ports.push(p);
-        }
-        container_ports.sort_unstable();
-        container_ports.dedup();
+        let (instance_id, name) = plan::identity(&self.release.app, &suffix);
+        let container_ports = plan::container_ports(&self.release);
 
         let row = InstanceRow {
             id: instance_id.clone(),
@@ -408,7 +387,9 @@ impl Run<'_> {
         engine.store.insert_instance(&row).map_err(store_failure)?;
         let leased = engine
             .store
-            .lease_ports(&instance_id, container_ports.len(), engine.port_range.clone(), port_is_free)
+            .lease_ports(&instance_id, container_ports.len(), engine.port_range.clone(), |port| {
+                !self.taken_ports.contains(&port) && engine.instances.port_is_free(port)
+            })
             .map_err(|e| StepFailure::new(ErrorCode::PortUnavailable, format!("leasing host ports: {e}")))?;
         let ports: BTreeMap<u16, u16> = container_ports.into_iter().zip(leased).collect();
         let ports_json = serde_json::Value::Array(
@@ -437,80 +418,67 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn health_container_port(&self) -> Option<u16> {
-        self.release.health_port.or_else(|| self.release.routes.first().map(|r| r.container_port))
-    }
-
-    fn spec(&self) -> Result<ContainerSpec, StepFailure> {
+    fn spec(&self) -> InstanceSpec {
         let candidate = self.candidate.as_ref().expect("configured before start");
         let release = &self.release;
-        let labels = BTreeMap::from([
-            ("slip.app".to_owned(), release.app.to_string()),
-            ("slip.deploy".to_owned(), release.deploy_id.to_string()),
-            ("slip.tag".to_owned(), release.tag.to_string()),
-            ("slip.managed".to_owned(), "true".to_owned()),
-            ("slip.instance".to_owned(), self.engine.instance_id.clone()),
-            ("slip.role".to_owned(), "app".to_owned()),
-            ("slip.instance-id".to_owned(), candidate.instance_id.clone()),
-        ]);
-        Ok(ContainerSpec {
-            name: candidate.name.clone(),
-            image: self.image_ref.clone().unwrap_or_else(|| release.image.clone()),
-            labels,
-            env: release.env.clone(),
-            ports: candidate.ports.iter().map(|(c, h)| PortMapping { host: *h, container: *c }).collect(),
-            network: release.network.clone(),
-            resources: release.resources,
-            mounts: release.mounts.clone(),
-            init: release.init,
-            log: self.engine.log,
-        })
+        let identity =
+            plan::Candidate { instance_id: &candidate.instance_id, name: &candidate.name, ports: &candidate.ports };
+        let image = self.image_ref.as_deref().unwrap_or(&release.image);
+        plan::instance_spec(release, &identity, &self.engine.instance_id, image, self.engine.log)
     }
 
-    async fn observe(&self, container: &str) -> Result<Observation, StepFailure> {
-        let state = self.engine.runtime.inspect(container).await?;
-        let Some(state) = state else {
-            return Ok(Observation {
-                container: ContainerObservation::Stopped { exit_code: None, oom_killed: false },
-                http: None,
-            });
+    /// One probe round of `instance`: every container's state and, when the plan has a path and the instance
+    /// runs, the HTTP probe of its health port as bound now (the leased one for a candidate, or the old instance's).
+    async fn observe(&self, instance: &str) -> Result<Observation, StepFailure> {
+        let gone = || Observation::single(ContainerObservation::Stopped { exit_code: None, oom_killed: false }, None);
+        let Some(state) = self.engine.instances.inspect(instance).await? else { return Ok(gone()) };
+        let mut observation = Observation {
+            containers: state
+                .containers
+                .iter()
+                .map(|c| ContainerHealth {
+                    name: c.name.clone(),
+                    state: if c.running {
+                        ContainerObservation::Running {
+                            started_at: c.started_at.clone(),
+                            restart_count: c.restart_count,
+                        }
+                    } else {
+                        ContainerObservation::Stopped { exit_code: c.exit_code, oom_killed: c.oom_killed }
+                    },
+                    http: None,
+                })
+                .collect(),
         };
-        if !state.running {
-            return Ok(Observation {
-                container: ContainerObservation::Stopped { exit_code: state.exit_code, oom_killed: state.oom_killed },
-                http: None,
-            });
-        }
-        let observed =
-            ContainerObservation::Running { started_at: state.started_at.clone(), restart_count: state.restart_count };
-        let Some(path) = self.release.plan.health.path.clone() else {
-            return Ok(Observation { container: observed, http: None });
+        let (Some(path), true, Some(probed)) =
+            (self.release.plan.health.path.clone(), state.running(), observation.containers.first_mut())
+        else {
+            return Ok(if observation.containers.is_empty() { gone() } else { observation });
         };
-        // Probe the port as bound now (it is the leased one for a candidate, or the old instance's).
-        let container_port = self.health_container_port();
-        let host_port =
-            state.ports.iter().find(|p| Some(p.container) == container_port).or(state.ports.first()).map(|p| p.host);
-        let Some(port) = host_port else {
-            return Ok(Observation {
-                container: observed,
-                http: Some(slip_core::deploy::ProbeResult::Unhealthy("no published port to probe".into())),
-            });
-        };
-        let target = ProbeTarget {
-            port,
-            path,
-            host: self.release.health_host.clone(),
-            timeout: self.release.plan.health.timeout,
-        };
-        let http = self.engine.probe.check(&target).await;
-        Ok(Observation { container: observed, http: Some(http) })
+        let container_port = plan::health_container_port(&self.release);
+        let published = state.ports.iter().find(|p| Some(p.container) == container_port).or(state.ports.first());
+        probed.http = Some(match published {
+            Some(published) => {
+                let target = ProbeTarget {
+                    upstream: self.engine.instances.upstream(*published),
+                    path,
+                    host: self.release.health_host.clone(),
+                    timeout: self.release.plan.health.timeout,
+                };
+                self.engine.probe.check(&target).await
+            }
+            None => ProbeResult::Unhealthy("no published port to probe".into()),
+        });
+        Ok(observation)
     }
 
     /// The app's routes pointed at the candidate, with a drain reference to the old upstream.
     fn candidate_routes(&self, drain_old: bool) -> AppRoutes {
         let candidate = self.candidate.as_ref().expect("candidate configured");
-        let app = self.key();
-        let mut entry = app_routes(app, &self.release.routes, &candidate.ports).unwrap_or_default();
+        // Route ids carry the target: `slip-<app>` for production, `slip-<app>:<preview>` for a preview.
+        let app = self.target.to_string();
+        let upstream = |p| self.engine.instances.upstream(p);
+        let mut entry = app_routes(&app, &self.release.routes, &candidate.ports, &upstream).unwrap_or_default();
         if drain_old {
             entry.drains = self
                 .old_upstreams()
@@ -542,23 +510,16 @@ impl Run<'_> {
             _ => None,
         };
         if let Some(id) = instance {
-            let _ = store.set_instance_role(&id, InstanceRole::Retired, unix_ms());
+            logged(store.set_instance_role(&id, InstanceRole::Retired, unix_ms()), "retiring a removed instance");
         }
     }
 }
 
-/// A bind test: the port is free on 127.0.0.1 right now.
-fn port_is_free(port: u16) -> bool {
-    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-}
-
-fn now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
-}
-
-/// Wall-clock Unix milliseconds for the record.
-pub fn unix_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+/// Logs a failed store write that must not stop the deploy (the step it records has already happened).
+fn logged<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) {
+    if let Err(e) = result {
+        tracing::error!(error = %e, "{what}");
+    }
 }
 
 impl From<RuntimeError> for StepFailure {
@@ -584,7 +545,7 @@ fn proxy_failure(e: ProxyError) -> StepFailure {
 }
 
 fn store_failure(e: impl std::fmt::Display) -> StepFailure {
-    StepFailure::new(ErrorCode::Interrupted, format!("recording the deploy failed: {e}"))
+    StepFailure::new(ErrorCode::StorageUnavailable, format!("recording the deploy failed: {e}"))
 }
 
 #[cfg(test)]
@@ -594,8 +555,16 @@ mod tests {
     use expect_test::expect;
     use slip_core::deploy::{HealthPlan, ProbeResult, Strategy};
 
+    use std::sync::Arc;
+
+    use slip_core::deploy::Plan;
+    use slip_core::names::{AppName, DeployId, ImageRepo, Tag};
+    use tokio_util::sync::CancellationToken;
+
     use super::*;
-    use crate::store::{NewDeploy, Trigger};
+    use crate::ports::{LogRotation, Resources};
+    use crate::routes::{RouteTable, RouteTemplate};
+    use crate::store::{NewDeploy, Store, Trigger};
     use crate::testing::{FakeProxy, FakeRuntime, Journal, ScriptedProbe};
 
     struct World {
@@ -613,7 +582,9 @@ mod tests {
         let probe = Arc::new(ScriptedProbe::new(journal.clone()));
         let store = Store::open_in_memory().unwrap();
         let engine = Engine {
-            runtime: runtime.clone(),
+            instances: runtime.clone(),
+            image_store: runtime.clone(),
+            logs: runtime.clone(),
             probe: probe.clone(),
             routes: RouteTable::new(proxy.clone()),
             instance_id: store.instance_id().to_owned(),
@@ -655,6 +626,7 @@ mod tests {
         Release {
             deploy_id,
             app,
+            preview: None,
             image: repository.with_tag(&tag),
             repository,
             tag,
@@ -755,6 +727,31 @@ mod tests {
         assert_eq!(spec.labels["slip.app"], "web");
         assert!(spec.env.iter().any(|(k, v)| k == "SECRET_TOKEN" && v == "hunter2-value"));
         assert!(spec.image.contains("@sha256:"), "containers run the pulled digest: {}", spec.image);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leased_port_another_process_took_gets_a_new_lease_and_a_second_start() {
+        let w = world();
+        // The port the lease picks first (the lowest one free on this machine), taken after the bind test passed.
+        let first = w
+            .engine
+            .port_range
+            .clone()
+            .find(|p| w.engine.instances.port_is_free(*p))
+            .expect("a free port in the test range");
+        w.runtime.take_host_port(first);
+        let outcome = run_deploy(&w.engine, release(&w, 1, "v1", Strategy::BlueGreen)).await;
+        assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome}");
+        let journal = w.journal.text();
+        assert!(journal.contains(&format!("failed: host port {first} taken")), "{journal}");
+        let spec = w.runtime.spec("c1").expect("the second start made a container");
+        assert!(spec.ports.iter().all(|p| p.host != first), "{:?}", spec.ports);
+        let row = w.engine.store.deploy(&"dep_01jz0000000000000000000001".parse().unwrap()).unwrap().unwrap();
+        assert_eq!(row.status, DeployStatus::Completed);
+        let instances = w.engine.store.instances(&"web".parse().unwrap(), None).unwrap();
+        assert_eq!(instances.len(), 1, "the candidate that never started is retired");
+        let leased: Vec<u16> = instances.iter().flat_map(|i| w.engine.store.leased_ports(&i.id).unwrap()).collect();
+        assert!(!leased.contains(&first), "the taken port is not leased: {leased:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -14,9 +14,9 @@ use slip_core::deploy::ProbeResult;
 use tokio::sync::Notify;
 
 use crate::ports::{
-    Applied, ContainerRuntime, ContainerSpec, ContainerState, ContainerSummary, Follow, HealthProbe, LogLine,
-    LogRequest, LogStream, PortMapping, ProbeTarget, Proxy, ProxyError, PulledImage, RegistryCredentials, RouteBlock,
-    RuntimeError,
+    Applied, ContainerSpec, ContainerState, Follow, HealthProbe, ImageStore, InstanceId, InstanceRuntime, InstanceSpec,
+    InstanceState, InstanceSummary, LogLine, LogRequest, LogSource, LogStream, PortMapping, ProbeTarget, Proxy,
+    ProxyError, PulledImage, RegistryCredentials, RouteBlock, RuntimeError,
 };
 
 /// An ordered log of what the fakes were asked to do, shared between them.
@@ -67,6 +67,8 @@ struct FakeRuntimeState {
     fail_start: Vec<String>,
     /// Container ids whose restart fails, as when their host port was taken while they were stopped.
     fail_restart: Vec<String>,
+    /// Host ports another process holds: a start publishing one fails as the real engine's would.
+    taken_ports: Vec<u16>,
     /// Output per container id, in the order written.
     logs: BTreeMap<String, Vec<LogLine>>,
     next_id: u32,
@@ -87,6 +89,12 @@ impl FakeRuntime {
     /// Makes pulls of `reference` fail with `ImageNotFound`.
     pub fn make_missing(&self, reference: &str) {
         self.state.lock().expect("fake runtime").missing.push(reference.to_owned());
+    }
+
+    /// Marks host `port` as held by another process: starting a container that publishes it fails with
+    /// `PortUnavailable`, as with the real engine.
+    pub fn take_host_port(&self, port: u16) {
+        self.state.lock().expect("fake runtime").taken_ports.push(port);
     }
 
     /// Makes every restart of container `id` fail as a port conflict would.
@@ -132,33 +140,20 @@ impl FakeRuntime {
 }
 
 #[async_trait]
-impl ContainerRuntime for FakeRuntime {
+impl InstanceRuntime for FakeRuntime {
     async fn ping(&self) -> Result<(), RuntimeError> {
         Ok(())
     }
 
-    async fn pull(&self, reference: &str, _: Option<&RegistryCredentials>) -> Result<PulledImage, RuntimeError> {
-        self.journal.push(format!("pull {reference}"));
-        let mut st = self.state.lock().expect("fake runtime");
-        if st.missing.iter().any(|m| m == reference) {
-            return Err(RuntimeError::ImageNotFound { image: reference.to_owned() });
-        }
-        let repo = reference.split(['@']).next().unwrap_or(reference);
-        let repo = match repo.rsplit_once(':') {
-            Some((r, tag)) if !tag.contains('/') => r,
-            _ => repo,
+    async fn start(&self, spec: &InstanceSpec) -> Result<InstanceId, RuntimeError> {
+        let InstanceSpec::Container(spec) = spec else {
+            // Pods are Podman's own API; the Docker adapter refuses them the same way.
+            return Err(RuntimeError::Rejected {
+                op: "start",
+                target: spec.name().to_owned(),
+                message: "this engine runs single containers; pods need Podman's kube play".into(),
+            });
         };
-        let digest = format!("sha256:{:064x}", reference.len() as u64 * 7919 + st.images.len() as u64);
-        let image = PulledImage { id: digest.clone(), digest: Some(format!("{repo}@{digest}")) };
-        st.images.insert(reference.to_owned(), image.clone());
-        Ok(image)
-    }
-
-    async fn local_image(&self, reference: &str) -> Result<Option<PulledImage>, RuntimeError> {
-        Ok(self.state.lock().expect("fake runtime").images.get(reference).cloned())
-    }
-
-    async fn start(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
         let mut st = self.state.lock().expect("fake runtime");
         if let Some(pos) = st.fail_start.iter().position(|i| *i == spec.image) {
             st.fail_start.remove(pos);
@@ -168,6 +163,13 @@ impl ContainerRuntime for FakeRuntime {
                 target: spec.name.clone(),
                 message: "simulated failure".into(),
             });
+        }
+        let running_ports =
+            st.containers.values().filter(|c| c.running).flat_map(|c| c.spec.ports.iter().map(|p| p.host));
+        let taken: Vec<u16> = st.taken_ports.iter().copied().chain(running_ports).collect();
+        if let Some(port) = spec.ports.iter().map(|p| p.host).find(|p| taken.contains(p)) {
+            self.journal.push(format!("start {} failed: host port {port} taken", spec.name));
+            return Err(RuntimeError::PortUnavailable { port, message: "port is already allocated".into() });
         }
         st.next_id += 1;
         let id = format!("c{}", st.next_id);
@@ -195,18 +197,21 @@ impl ContainerRuntime for FakeRuntime {
         }
     }
 
-    async fn inspect(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
+    async fn inspect(&self, id: &str) -> Result<Option<InstanceState>, RuntimeError> {
         let st = self.state.lock().expect("fake runtime");
-        Ok(st.containers.get(id).map(|c| ContainerState {
+        Ok(st.containers.get(id).map(|c| InstanceState {
             id: id.to_owned(),
             name: c.spec.name.clone(),
-            running: c.running,
-            exit_code: (!c.running).then_some(1),
-            oom_killed: false,
-            started_at: format!("t{}", c.started_at),
-            restart_count: 0,
-            ports: c.spec.ports.clone(),
             labels: c.spec.labels.clone(),
+            ports: c.spec.ports.clone(),
+            containers: vec![ContainerState {
+                name: "app".to_owned(),
+                running: c.running,
+                exit_code: (!c.running).then_some(1),
+                oom_killed: false,
+                started_at: format!("t{}", c.started_at),
+                restart_count: 0,
+            }],
         }))
     }
 
@@ -226,13 +231,13 @@ impl ContainerRuntime for FakeRuntime {
         Ok(())
     }
 
-    async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerSummary>, RuntimeError> {
+    async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<InstanceSummary>, RuntimeError> {
         let st = self.state.lock().expect("fake runtime");
         Ok(st
             .containers
             .iter()
             .filter(|(_, c)| labels.iter().all(|(k, v)| c.spec.labels.get(*k).map(String::as_str) == Some(*v)))
-            .map(|(id, c)| ContainerSummary {
+            .map(|(id, c)| InstanceSummary {
                 id: id.clone(),
                 name: c.spec.name.clone(),
                 running: c.running,
@@ -240,7 +245,40 @@ impl ContainerRuntime for FakeRuntime {
             })
             .collect())
     }
+}
 
+#[async_trait]
+impl ImageStore for FakeRuntime {
+    async fn pull(&self, reference: &str, _: Option<&RegistryCredentials>) -> Result<PulledImage, RuntimeError> {
+        self.journal.push(format!("pull {reference}"));
+        let mut st = self.state.lock().expect("fake runtime");
+        if st.missing.iter().any(|m| m == reference) {
+            return Err(RuntimeError::ImageNotFound { image: reference.to_owned() });
+        }
+        let repo = reference.split(['@']).next().unwrap_or(reference);
+        let repo = match repo.rsplit_once(':') {
+            Some((r, tag)) if !tag.contains('/') => r,
+            _ => repo,
+        };
+        let digest = format!("sha256:{:064x}", reference.len() as u64 * 7919 + st.images.len() as u64);
+        let image = PulledImage { id: digest.clone(), digest: Some(format!("{repo}@{digest}")) };
+        st.images.insert(reference.to_owned(), image.clone());
+        Ok(image)
+    }
+
+    async fn local_image(&self, reference: &str) -> Result<Option<PulledImage>, RuntimeError> {
+        Ok(self.state.lock().expect("fake runtime").images.get(reference).cloned())
+    }
+
+    async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError> {
+        self.journal.push(format!("remove image {reference}"));
+        self.state.lock().expect("fake runtime").images.remove(reference);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LogSource for FakeRuntime {
     fn logs(&self, id: &str, request: &LogRequest) -> LogStream {
         let st = self.state.lock().expect("fake runtime");
         let written = st.logs.get(id).map_or(&[][..], Vec::as_slice);
@@ -255,12 +293,6 @@ impl ContainerRuntime for FakeRuntime {
             next: wanted.get(skip).copied().unwrap_or(written.len()),
         };
         futures::stream::unfold(reader, FakeLogReader::next).boxed()
-    }
-
-    async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError> {
-        self.journal.push(format!("remove image {reference}"));
-        self.state.lock().expect("fake runtime").images.remove(reference);
-        Ok(())
     }
 }
 
@@ -405,9 +437,11 @@ impl ScriptedProbe {
 #[async_trait]
 impl HealthProbe for ScriptedProbe {
     async fn check(&self, target: &ProbeTarget) -> ProbeResult {
-        self.journal.push(format!("probe :{}{}", target.port, target.path));
+        // Scripts are per host port; upstreams are loopback `127.0.0.1:<port>` here.
+        let port: u16 = target.upstream.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        self.journal.push(format!("probe :{port}{}", target.path));
         let mut scripts = self.scripts.lock().expect("probe");
-        if let Some(q) = scripts.get_mut(&target.port) {
+        if let Some(q) = scripts.get_mut(&port) {
             if q.len() > 1 {
                 return q.pop_front().expect("non-empty");
             }

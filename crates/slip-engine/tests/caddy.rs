@@ -53,6 +53,73 @@ async fn own_server_listeners_are_realigned_when_settings_change() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_from_all_interfaces_to_loopback_on_the_same_port_moves_tcp_and_udp_listeners() {
+    // The README's move from `:443` to `127.0.0.1:443`, on a free port: Caddy binds the new address before it
+    // closes the old one, and its HTTP/3 (UDP) listener on `*:PORT` refuses `127.0.0.1:PORT` beside it.
+    // This Caddy's PKI app never installs its root into the machine's trust store.
+    let caddy = Caddy::start_with_foreign_site();
+    let a = Upstream::start("a").await;
+    let port = free_port();
+    let wanted = block(&[route("web", "web.test", &a.addr)], &[]);
+    let wide =
+        Client::new(Settings { listen: vec![format!(":{port}")], ..settings(&caddy, TlsMode::Internal) }).unwrap();
+    wide.ensure_server().await.unwrap();
+    wide.apply(&wanted).await.unwrap();
+    wait_for_certificate(port, "web.test").await;
+    assert_eq!(get_tls(port, "web.test", "/").await.unwrap(), (200, "a /".to_owned()));
+    assert_eq!(listeners("tcp", port), ["*"], "TCP before the move");
+    assert_eq!(listeners("udp", port), ["*"], "HTTP/3 before the move");
+
+    let narrow = Settings { listen: vec![format!("127.0.0.1:{port}")], ..settings(&caddy, TlsMode::Internal) };
+    let narrow = Client::new(narrow).unwrap();
+    narrow.ensure_server().await.unwrap();
+    narrow.apply(&wanted).await.unwrap();
+
+    assert_eq!(caddy.get_json("/config/apps/http/servers/slip/listen"), json!([format!("127.0.0.1:{port}")]));
+    assert_eq!(listeners("tcp", port), ["127.0.0.1"], "TCP after the move");
+    assert_eq!(listeners("udp", port), ["127.0.0.1"], "HTTP/3 after the move");
+    assert_eq!(get_tls(port, "web.test", "/").await.unwrap(), (200, "a /".to_owned()));
+    assert_eq!(get(caddy.foreign_port().unwrap(), "x.test", "/").await, (200, FOREIGN_BODY.to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_to_an_address_another_process_holds_names_it_and_keeps_the_old_listener_serving() {
+    // This Caddy's PKI app never installs its root into the machine's trust store.
+    let caddy = Caddy::start_with_foreign_site();
+    let a = Upstream::start("a").await;
+    let (old_port, new_port) = (free_port(), free_port());
+    let wanted = block(&[route("web", "web.test", &a.addr)], &[]);
+    let old = Settings { listen: vec![format!("127.0.0.1:{old_port}")], ..settings(&caddy, TlsMode::Internal) };
+    let old = Client::new(old).unwrap();
+    old.apply(&wanted).await.unwrap();
+    wait_for_certificate(old_port, "web.test").await;
+    // Another process holds only the UDP side of the new address, as a previous HTTP/3 listener would.
+    let squatter = std::net::UdpSocket::bind(("127.0.0.1", new_port)).unwrap();
+
+    let new = Settings { listen: vec![format!("127.0.0.1:{new_port}")], ..settings(&caddy, TlsMode::Internal) };
+    let new = Client::new(new).unwrap();
+    let error = new.ensure_server().await.unwrap_err();
+
+    assert!(matches!(error, ProxyError::ListenerConflict(_)), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "Caddy listener 127.0.0.1:{new_port} (UDP, for HTTP/3) is already in use by another process. \
+             Stop that process or change caddy.listen."
+        )
+    );
+    assert_eq!(caddy.get_json("/config/apps/http/servers/slip/listen"), json!([format!("127.0.0.1:{old_port}")]));
+    assert_eq!(get_tls(old_port, "web.test", "/").await.unwrap(), (200, "a /".to_owned()), "the old listener serves");
+
+    // Every attempt takes slip's server down for a moment, so the next reconcile answers with the refusal and
+    // leaves Caddy alone (until caddy::MOVE_RETRY has passed).
+    let writes = caddy.admin_writes().len();
+    assert_eq!(new.ensure_server().await.unwrap_err().to_string(), error.to_string());
+    assert_eq!(caddy.admin_writes().len(), writes, "a refused move is not retried at once");
+    drop(squatter);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_server_tls_policy_and_globals_stay_byte_for_byte_across_applies() {
     let caddy = Caddy::start_with_foreign_site();
     let foreign_paths = ["/config/apps/http/servers/foreign", "/config/apps/tls", "/config/apps/pki", "/config/admin"];
@@ -427,6 +494,23 @@ fn block(routes: &[RouteSpec], drains: &[DrainRef]) -> RouteBlock {
     RouteBlock { routes: routes.to_vec(), drains: drains.to_vec() }
 }
 
+/// The local addresses (`*`, `127.0.0.1`, ...) of the `proto` (`tcp` or `udp`) sockets listening on `port`, from
+/// `ss`, sorted.
+fn listeners(proto: &str, port: u16) -> Vec<String> {
+    let flag = if proto == "tcp" { "-Hltn" } else { "-Hlun" };
+    let output = std::process::Command::new("ss").args([flag, &format!("sport = :{port}")]).output().unwrap();
+    assert!(output.status.success(), "ss failed: {}", String::from_utf8_lossy(&output.stderr));
+    let mut addresses: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(3))
+        .filter_map(|local| local.rsplit_once(':').map(|(host, _)| host.to_owned()))
+        .map(|host| if host == "0.0.0.0" || host == "[::]" { "*".to_owned() } else { host })
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    addresses
+}
+
 /// `GET http://127.0.0.1:port/path` with `Host: host`; the status and body.
 async fn get(port: u16, host: &str, path: &str) -> (u16, String) {
     let response = reqwest::Client::builder()
@@ -441,6 +525,14 @@ async fn get(port: u16, host: &str, path: &str) -> (u16, String) {
         .unwrap_or_else(|error| panic!("GET {host}{path} through port {port} failed: {error}"));
     let status = response.status().as_u16();
     (status, response.text().await.unwrap())
+}
+
+/// Waits until Caddy's internal CA has issued `host`'s certificate and `port` answers over TLS.
+async fn wait_for_certificate(port: u16, host: &str) {
+    wait_until_async(Duration::from_secs(10), "Caddy serves the certificate", || async {
+        get_tls(port, host, "/").await.is_ok()
+    })
+    .await;
 }
 
 /// `GET https://host:port/path` against Caddy's internal CA (not verified), resolving `host` to loopback.

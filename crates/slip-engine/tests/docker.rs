@@ -16,8 +16,9 @@ use serde_json::Value;
 use slip_core::deploy::ProbeResult;
 use slip_engine::docker::{Backend, Runtime};
 use slip_engine::ports::{
-    ContainerRuntime, ContainerSpec, Follow, HealthProbe, LogLine, LogRequest, LogRotation, LogStream, MAX_LOG_LINE,
-    Mount, NetworkAttachment, OutputStream, PortMapping, ProbeTarget, RegistryCredentials, Resources, RuntimeError,
+    ContainerSpec, Follow, HealthProbe, ImageStore, InstanceRuntime, InstanceSpec, LogLine, LogRequest, LogRotation,
+    LogSource, LogStream, MAX_LOG_LINE, Mount, NetworkAttachment, OutputStream, PortMapping, ProbeTarget,
+    RegistryCredentials, Resources, RuntimeError,
 };
 use slip_engine::probe::Http;
 use slip_testenv::{
@@ -89,7 +90,12 @@ fn web_port(host: u16) -> PortMapping {
 }
 
 fn probe_target(port: u16, path: &str) -> ProbeTarget {
-    ProbeTarget { port, path: path.to_owned(), host: None, timeout: Duration::from_secs(2) }
+    ProbeTarget {
+        upstream: format!("127.0.0.1:{port}"),
+        path: path.to_owned(),
+        host: None,
+        timeout: Duration::from_secs(2),
+    }
 }
 
 /// The next line's text, or `None` at the end of the stream; panics when nothing happens within [`READY`].
@@ -111,15 +117,15 @@ async fn runtime_contract_start_inspect_list_stop_restart_remove() {
     let port = free_port();
     let spec = fx.spec(&Image::V1.build(), &[web_port(port)]);
 
-    let id = fx.runtime.start(&spec).await.expect("start");
+    let id = fx.runtime.start(&InstanceSpec::Container(spec.clone())).await.expect("start");
     let state = fx.runtime.inspect(&id).await.unwrap().expect("a started container exists");
-    assert!(state.running, "{state:?}");
+    assert!(state.running(), "{state:?}");
     assert_eq!(state.name, spec.name);
     assert_eq!(state.ports, vec![web_port(port)]);
-    assert_eq!(state.exit_code, None);
-    assert_eq!(state.restart_count, 0);
+    assert_eq!(state.containers[0].exit_code, None);
+    assert_eq!(state.containers[0].restart_count, 0);
     assert_eq!(state.labels.get("slip.test"), Some(&fx.test_id));
-    assert!(!state.started_at.is_empty());
+    assert!(!state.containers[0].started_at.is_empty());
     let bound = &docker_inspect("container", &id)["NetworkSettings"]["Ports"]["8080/tcp"];
     assert_eq!(bound.as_array().map(Vec::len), Some(1), "published once, on loopback only: {bound}");
     assert_eq!(bound[0]["HostIp"], "127.0.0.1");
@@ -141,16 +147,16 @@ async fn runtime_contract_start_inspect_list_stop_restart_remove() {
     fx.runtime.stop(&id, Duration::from_secs(5)).await.expect("stop");
     fx.runtime.stop(&id, Duration::from_secs(5)).await.expect("stopping a stopped container is ok");
     let stopped = fx.runtime.inspect(&id).await.unwrap().expect("a stopped container still exists");
-    assert!(!stopped.running);
-    assert_eq!(stopped.exit_code, Some(0), "the image exits 0 on SIGTERM: {stopped:?}");
+    assert!(!stopped.running());
+    assert_eq!(stopped.containers[0].exit_code, Some(0), "the image exits 0 on SIGTERM: {stopped:?}");
     assert_eq!(stopped.ports, vec![web_port(port)], "a stopped container reports the ports it will bind");
     assert!(!fx.runtime.list(&fx.label()).await.unwrap()[0].running, "list shows stopped containers too");
 
     fx.runtime.restart(&id).await.expect("restart");
     let restarted = fx.runtime.inspect(&id).await.unwrap().unwrap();
-    assert!(restarted.running);
+    assert!(restarted.running());
     assert_eq!(restarted.ports, vec![web_port(port)], "restart keeps the leased port");
-    assert_ne!(restarted.started_at, state.started_at);
+    assert_ne!(restarted.containers[0].started_at, state.containers[0].started_at);
     wait_healthy(port, "/health").await;
     fx.runtime.restart(&id).await.expect("starting a running container is ok");
 
@@ -166,7 +172,7 @@ async fn runtime_contract_start_inspect_list_stop_restart_remove() {
 #[tokio::test]
 async fn remove_takes_a_running_container_down() {
     let fx = Fixture::new().await;
-    let id = fx.runtime.start(&fx.spec(&Image::WORKER.build(), &[])).await.unwrap();
+    let id = fx.runtime.start(&InstanceSpec::Container(fx.spec(&Image::WORKER.build(), &[]))).await.unwrap();
     fx.runtime.remove(&id).await.expect("remove is forced");
     assert_eq!(fx.runtime.inspect(&id).await.unwrap(), None);
 }
@@ -183,7 +189,7 @@ async fn limits_network_mounts_restart_policy_and_log_rotation_reach_the_engine(
     spec.init = true;
     spec.log = LogRotation { max_size_bytes: 10 << 20, max_files: 3 };
 
-    let id = fx.runtime.start(&spec).await.expect("start");
+    let id = fx.runtime.start(&InstanceSpec::Container(spec.clone())).await.expect("start");
     let inspect = docker_inspect("container", &id);
     let host = &inspect["HostConfig"];
     assert_eq!(host["Memory"], 64 << 20);
@@ -208,7 +214,7 @@ async fn limits_network_mounts_restart_policy_and_log_rotation_reach_the_engine(
     // A second container joins the existing network instead of creating another one.
     let mut second = fx.spec(&Image::WORKER.build(), &[]);
     second.network = Some(NetworkAttachment { name: network.0.clone(), alias: None });
-    fx.runtime.start(&second).await.expect("start on the existing network");
+    fx.runtime.start(&InstanceSpec::Container(second.clone())).await.expect("start on the existing network");
     let output = Command::new("docker")
         .args(["network", "ls", "--quiet", "--filter", &format!("name=^{}$", network.0)])
         .output()
@@ -216,15 +222,66 @@ async fn limits_network_mounts_restart_policy_and_log_rotation_reach_the_engine(
     assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 1);
 }
 
+/// Ids of the networks named exactly `name`.
+fn networks_named(name: &str) -> Vec<String> {
+    let output = Command::new("docker")
+        .args(["network", "ls", "--quiet", "--no-trunc", "--filter", &format!("name=^{name}$")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn a_duplicated_network_name_joins_the_oldest_and_removes_slips_empty_duplicate() {
+    // Docker 20.10 accepts two networks of one name, which is what two processes creating a missing network at
+    // once leave behind; a create that names the network then fails as ambiguous.
+    let network = NetworkGuard(format!("slip-test-{}", unique_id()));
+    let fx = Fixture::new().await;
+    // The docker CLI asks the engine to refuse duplicates; the API does not by default.
+    let docker = bollard::Docker::connect_with_unix(DOCKER_SOCKET, 30, bollard::API_DEFAULT_VERSION)
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+    let create = async |labels: &[&str]| {
+        let request = bollard::models::NetworkCreateRequest {
+            name: network.0.clone(),
+            driver: Some("bridge".into()),
+            labels: Some(
+                labels.iter().map(|l| l.split_once('=').unwrap()).map(|(k, v)| (k.into(), v.into())).collect(),
+            ),
+            ..Default::default()
+        };
+        docker.create_network(request).await.expect("creating a network").id
+    };
+    let oldest = create(&["slip.managed=true"]).await;
+    let duplicate = create(&["slip.managed=true"]).await;
+    assert_eq!(networks_named(&network.0).len(), 2, "the engine should accept the duplicate name");
+
+    let mut spec = fx.spec(&Image::WORKER.build(), &[]);
+    spec.network = Some(NetworkAttachment { name: network.0.clone(), alias: Some("worker".to_owned()) });
+    let id = fx
+        .runtime
+        .start(&InstanceSpec::Container(spec.clone()))
+        .await
+        .expect("start despite the duplicated network name");
+
+    let inspect = docker_inspect("container", &id);
+    let joined = &inspect["NetworkSettings"]["Networks"];
+    let joined_id = joined.as_object().unwrap().values().next().unwrap()["NetworkID"].as_str().unwrap().to_owned();
+    assert_eq!(joined_id, oldest, "joined {joined}, duplicate was {duplicate}");
+    assert_eq!(networks_named(&network.0), [oldest], "slip's empty duplicate is removed");
+}
+
 #[tokio::test]
 async fn a_taken_port_is_port_unavailable_and_leaves_nothing_behind() {
     let fx = Fixture::new().await;
     let port = free_port();
     let image = Image::V1.build();
-    let first = fx.runtime.start(&fx.spec(&image, &[web_port(port)])).await.unwrap();
+    let first = fx.runtime.start(&InstanceSpec::Container(fx.spec(&image, &[web_port(port)]))).await.unwrap();
 
     let second = fx.spec(&image, &[web_port(free_port()), web_port(port)]);
-    match fx.runtime.start(&second).await {
+    match fx.runtime.start(&InstanceSpec::Container(second.clone())).await {
         Err(RuntimeError::PortUnavailable { port: reported, message }) => {
             assert_eq!(reported, port, "{message}");
             assert!(!message.contains("do-not-leak-me"));
@@ -239,7 +296,7 @@ async fn a_taken_port_is_port_unavailable_and_leaves_nothing_behind() {
 async fn starting_an_image_that_is_not_local_is_image_not_found() {
     let fx = Fixture::new().await;
     let image = format!("127.0.0.1:1/slip-test-{}:v1", unique_id());
-    let result = fx.runtime.start(&fx.spec(&image, &[])).await;
+    let result = fx.runtime.start(&InstanceSpec::Container(fx.spec(&image, &[]))).await;
     assert!(matches!(&result, Err(RuntimeError::ImageNotFound { image: i }) if *i == image), "{result:?}");
     assert!(fx.runtime.list(&fx.label()).await.unwrap().is_empty());
 }
@@ -307,15 +364,15 @@ async fn a_private_registry_needs_the_right_credentials() {
 #[tokio::test]
 async fn a_crashing_container_shows_its_exit_code_restarts_and_logs() {
     let fx = Fixture::new().await;
-    let id = fx.runtime.start(&fx.spec(&Image::CRASHING.build(), &[])).await.expect("start");
+    let id = fx.runtime.start(&InstanceSpec::Container(fx.spec(&Image::CRASHING.build(), &[]))).await.expect("start");
 
     let seen_exited = Cell::new(false);
     wait_until_async(READY, "the engine restarted the crashing container twice", || async {
         let state = fx.runtime.inspect(&id).await.unwrap().expect("the container exists");
-        if !state.running && state.exit_code == Some(1) {
+        if !state.running() && state.containers[0].exit_code == Some(1) {
             seen_exited.set(true);
         }
-        state.restart_count >= 2
+        state.containers[0].restart_count >= 2
     })
     .await;
     assert!(seen_exited.get(), "inspect showed the container as exited with status 1 between restarts");
@@ -327,7 +384,11 @@ async fn a_crashing_container_shows_its_exit_code_restarts_and_logs() {
 async fn logs_filter_since_exactly_follow_new_lines_and_end_when_the_container_stops() {
     let fx = Fixture::new().await;
     let port = free_port();
-    let id = fx.runtime.start(&fx.spec(&Image::V1.build(), &[web_port(port)])).await.expect("start");
+    let id = fx
+        .runtime
+        .start(&InstanceSpec::Container(fx.spec(&Image::V1.build(), &[web_port(port)])))
+        .await
+        .expect("start");
     wait_healthy(port, "/health").await;
     let say = |text: &str| {
         let url = format!("http://127.0.0.1:{port}/cgi-bin/say?{text}");
@@ -413,8 +474,11 @@ async fn long_lines_come_in_pieces_of_the_cap_and_a_letter_across_engine_message
 async fn http_probe_against_real_containers() {
     let fx = Fixture::new().await;
     let (healthy_port, unhealthy_port) = (free_port(), free_port());
-    fx.runtime.start(&fx.spec(&Image::V1.build(), &[web_port(healthy_port)])).await.unwrap();
-    fx.runtime.start(&fx.spec(&Image::UNHEALTHY.build(), &[web_port(unhealthy_port)])).await.unwrap();
+    fx.runtime.start(&InstanceSpec::Container(fx.spec(&Image::V1.build(), &[web_port(healthy_port)]))).await.unwrap();
+    fx.runtime
+        .start(&InstanceSpec::Container(fx.spec(&Image::UNHEALTHY.build(), &[web_port(unhealthy_port)])))
+        .await
+        .unwrap();
     let probe = Http::new();
 
     wait_healthy(healthy_port, "/health").await;

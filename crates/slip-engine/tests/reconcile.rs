@@ -14,12 +14,13 @@ use std::time::Duration;
 
 use slip_core::names::AppName;
 use slip_engine::caddy::{Client, Settings, TlsMode};
-use slip_engine::docker::Runtime;
+use slip_engine::clock::unix_ms;
 use slip_engine::images::ImagePolicy;
-use slip_engine::ports::LogRotation;
+use slip_engine::ports::{LogRotation, loopback_upstream};
 use slip_engine::reconcile::{PortChange, refresh_ports};
 use slip_engine::routes::{RouteTable, RouteTemplate, app_routes};
-use slip_engine::run::{Engine, unix_ms};
+use slip_engine::run::Engine;
+use slip_engine::runtime::{self, Backend};
 use slip_engine::store::{InstanceRole, InstanceRow, NewDeploy, Store, Trigger};
 use slip_testenv::caddy::Caddy;
 use slip_testenv::{ContainerGuard, DOCKER_SOCKET, Image, unique_id, wait_until_async};
@@ -39,8 +40,11 @@ async fn routes_follow_a_host_port_the_engine_reassigned() {
         tls: TlsMode::Off,
         ..Settings::default()
     };
+    let runtime = runtime::connect(Backend::Docker, Some(DOCKER_SOCKET)).await.expect("connecting to Docker");
     let engine = Engine {
-        runtime: Arc::new(Runtime::connect(Some(DOCKER_SOCKET)).await.expect("connecting to Docker")),
+        instances: runtime.instances,
+        image_store: runtime.images,
+        logs: runtime.logs,
         probe: Arc::new(slip_engine::probe::Http::new()),
         routes: RouteTable::new(Arc::new(Client::new(settings).unwrap())),
         instance_id: store.instance_id().to_owned(),
@@ -108,8 +112,9 @@ async fn routes_follow_a_host_port_the_engine_reassigned() {
         container_port: 8080,
         hold_timeout: Duration::from_secs(1),
     };
-    let entry = app_routes(app.as_str(), std::slice::from_ref(&template), &BTreeMap::from([(8080, first)]));
-    engine.routes.update(app.as_str(), entry).await.unwrap();
+    let entry =
+        app_routes(app.as_str(), std::slice::from_ref(&template), &BTreeMap::from([(8080, first)]), &loopback_upstream);
+    engine.routes.update(&slip_core::names::Target::production(app.clone()), entry).await.unwrap();
     let host = format!("{app}.test");
     wait_until_async(Duration::from_secs(15), "Caddy serves v1 on the first port", || serves(&caddy, &host)).await;
     assert!(refresh_ports(&engine).await.unwrap().is_empty(), "nothing changed yet");
@@ -145,7 +150,7 @@ fn docker(args: &[&str]) -> String {
 
 /// The host port bound to container port 8080 now.
 async fn host_port(engine: &Engine, container: &str) -> u16 {
-    let state = engine.runtime.inspect(container).await.unwrap().expect("container exists");
+    let state = engine.instances.inspect(container).await.unwrap().expect("container exists");
     state.ports.iter().find(|p| p.container == 8080).map(|p| p.host).expect("8080 is published")
 }
 

@@ -6,7 +6,9 @@ mod support;
 
 mod apps;
 mod deploy;
+mod everyday;
 mod init;
 mod logs;
+mod readme;
 mod secrets;
 mod validate;

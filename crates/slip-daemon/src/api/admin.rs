@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use axum::http::{HeaderMap, Method, Uri};
 use slip_core::config::Config;
 use slip_core::names::AppName;
-use slip_engine::run::unix_ms;
+use slip_engine::clock::unix_ms;
 use slip_engine::store::{AuditEntry, StoreError};
 
 use crate::api::read::{Caller, caller};
@@ -71,8 +71,11 @@ pub(crate) async fn require(
 
 /// The app `name` names, or 404 `app_not_found` when `config` has no such app.
 pub(crate) fn existing_app(config: &Config, name: &str) -> Result<AppName, ApiError> {
-    name.parse::<AppName>().ok().filter(|app| config.apps.contains_key(app)).ok_or_else(|| {
-        let shown: String = name.chars().take(64).collect();
-        ApiError::not_found("app_not_found", format!("no app {shown:?} in the server config (apps/<name>.toml)"))
-    })
+    name.parse::<AppName>().ok().filter(|app| config.apps.contains_key(app)).ok_or_else(|| app_not_found(name))
+}
+
+/// 404 `app_not_found` for `name`, worded the same by every endpoint.
+pub(crate) fn app_not_found(name: &str) -> ApiError {
+    let shown: String = name.chars().take(64).collect();
+    ApiError::not_found("app_not_found", format!("no app {shown:?} in the server config (apps/{shown}.toml)"))
 }

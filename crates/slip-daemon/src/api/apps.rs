@@ -31,7 +31,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value as Json_, json};
 use slip_core::config::{APP_SECTIONS, Config, SourceFile, Sources, parse};
-use slip_core::names::AppName;
+use slip_core::names::{AppName, Target};
+use slip_engine::labels;
 use slip_engine::routes::app_routes;
 use slip_engine::secrets::SecretStore;
 use slip_engine::store::DeployStatus;
@@ -233,7 +234,7 @@ async fn delete(state: AppState, app: AppName, q: DeleteQuery, who: admin::Admin
         let (config, sources) = validate(&state, &app, None)?.map_err(|_| config_invalid_without(&app))?;
         let dir = apps_dir(&state)?;
         let trashed = trash(&dir, &old.storage.path, &app)?;
-        let forgotten = match state.store.forget_app(&app, slip_engine::run::unix_ms()) {
+        let forgotten = match state.store.forget_app(&app, slip_engine::clock::unix_ms()) {
             Ok(forgotten) => forgotten,
             Err(e) => {
                 if let Err(undo) = std::fs::rename(&trashed, dir.join(format!("{app}.toml"))) {
@@ -255,9 +256,10 @@ async fn delete(state: AppState, app: AppName, q: DeleteQuery, who: admin::Admin
         tracing::error!(app = %app, error = %e, "deleting the app's secrets");
         left.push(format!("secrets of {app} in {}: {e}", old.storage.path.display()));
     }
-    if let Err(e) = state.engine.routes.update(app.as_str(), None).await {
+    let target = Target::production(app.clone());
+    if let Err(e) = state.engine.routes.update(&target, None).await {
         // The table must not keep the app: the monitor then retries the removal, not the routes.
-        state.engine.routes.set_quietly(app.as_str(), None);
+        state.engine.routes.set_quietly(&target, None);
         tracing::warn!(app = %app, error = %e, "removing the app's routes from Caddy failed; the monitor retries");
     }
     left.extend(remove_containers(&state, &app, app_config.deploy.stop_grace).await);
@@ -290,8 +292,8 @@ fn existing_config(state: &AppState, app: &AppName) -> Result<slip_core::config:
 /// Stops and removes every container of `app` that this slipd made, going on past errors. Answers what it could
 /// not remove (boot reconciliation removes those later: no live instance row owns them).
 async fn remove_containers(state: &AppState, app: &AppName, grace: Duration) -> Vec<String> {
-    let labels = [("slip.app", app.as_str()), ("slip.instance", state.engine.instance_id.as_str())];
-    let containers = match state.engine.runtime.list(&labels).await {
+    let labels = [(labels::APP, app.as_str()), (labels::OWNER, state.engine.instance_id.as_str())];
+    let containers = match state.engine.instances.list(&labels).await {
         Ok(containers) => containers,
         Err(e) => {
             tracing::error!(app = %app, error = %e, "listing the app's containers");
@@ -301,11 +303,11 @@ async fn remove_containers(state: &AppState, app: &AppName, grace: Duration) -> 
     let mut left = Vec::new();
     for c in containers {
         if c.running
-            && let Err(e) = state.engine.runtime.stop(&c.id, grace).await
+            && let Err(e) = state.engine.instances.stop(&c.id, grace).await
         {
             tracing::warn!(container = c.name, error = %e, "stopping a deleted app's container");
         }
-        if let Err(e) = state.engine.runtime.remove(&c.id).await {
+        if let Err(e) = state.engine.instances.remove(&c.id).await {
             tracing::error!(container = c.name, error = %e, "removing a deleted app's container");
             left.push(format!("container {}: {e}", c.name));
         }
@@ -503,7 +505,8 @@ pub(crate) async fn follow_routes(state: &AppState, old: &Config, new: &Config, 
     if before == after {
         return;
     }
-    let Some(current) = state.engine.routes.get(app.as_str()) else { return };
+    let target = Target::production(app.clone());
+    let Some(current) = state.engine.routes.get(&target) else { return };
     if !current.drains.is_empty() || current.routes.len() != before.len() {
         tracing::info!(app = %app, "routing changed while a switch is in progress; it applies at the next deploy");
         return;
@@ -517,8 +520,9 @@ pub(crate) async fn follow_routes(state: &AppState, old: &Config, new: &Config, 
         tracing::info!(app = %app, "routing now uses a container port the release does not expose; it applies at the next deploy");
         return;
     }
-    let entry = app_routes(app.as_str(), &after, &ports);
-    if let Err(e) = state.engine.routes.update(app.as_str(), entry).await {
+    let upstream = |p| state.engine.instances.upstream(p);
+    let entry = app_routes(app.as_str(), &after, &ports, &upstream);
+    if let Err(e) = state.engine.routes.update(&target, entry).await {
         tracing::warn!(app = %app, error = %e, "writing the app's new routes to Caddy failed; the reconciler retries");
     }
 }

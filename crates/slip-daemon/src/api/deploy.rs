@@ -16,7 +16,7 @@ use serde_json::json;
 use slip_api::DeployAccepted;
 use slip_core::names::{AppName, ImageRepo, Tag};
 use slip_core::signature::{self, Signed};
-use slip_engine::run::unix_ms;
+use slip_engine::clock::unix_ms;
 use slip_engine::store::{NewDeploy, Replayed, Trigger};
 
 use crate::auth::{bearer, check_admin, check_skew, client_ip, invalid_signature, signature_headers};

@@ -17,7 +17,8 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
-use slip_engine::ports::{ContainerSummary, Follow, LogRequest};
+use slip_engine::labels;
+use slip_engine::ports::{Follow, InstanceSummary, LogRequest};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -62,11 +63,11 @@ pub async fn logs(
     let request = log_request(&q, SystemTime::now())?;
     let mut containers = state
         .engine
-        .runtime
-        .list(&[("slip.app", app.as_str()), ("slip.role", "app"), ("slip.instance", state.engine.instance_id.as_str())])
+        .instances
+        .list(&labels::releases_of(&app, &state.engine.instance_id))
         .await
         .map_err(|e| anyhow::Error::new(e).context("listing the app's containers"))?;
-    containers.retain(|c| c.running && !c.labels.contains_key("slip.preview"));
+    containers.retain(|c| c.running && !c.labels.contains_key(labels::PREVIEW));
     containers.sort_by(|a, b| a.name.cmp(&b.name));
     if let Some(wanted) = &q.container {
         containers = select(containers, wanted, &app)?;
@@ -74,7 +75,7 @@ pub async fn logs(
     let format = if accepts_ndjson(&headers) { Format::Ndjson } else { Format::Text };
     let sources = containers
         .iter()
-        .map(|c| Source { container: c.name.clone(), lines: state.engine.runtime.logs(&c.id, &request) })
+        .map(|c| Source { container: c.name.clone(), lines: state.engine.logs.logs(&c.id, &request) })
         .collect();
     let relay = Relay {
         follow: request.follow,
@@ -140,12 +141,12 @@ fn since(text: &str, now: SystemTime) -> Result<SystemTime, ApiError> {
 
 /// The one container `wanted` names (its name, or a prefix of its id of at least 12 characters).
 fn select(
-    containers: Vec<ContainerSummary>,
+    containers: Vec<InstanceSummary>,
     wanted: &str,
     app: &slip_core::names::AppName,
-) -> Result<Vec<ContainerSummary>, ApiError> {
+) -> Result<Vec<InstanceSummary>, ApiError> {
     let names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
-    let chosen: Vec<ContainerSummary> = containers
+    let chosen: Vec<InstanceSummary> = containers
         .into_iter()
         .filter(|c| c.name == wanted || (wanted.len() >= 12 && c.id.starts_with(wanted)))
         .take(1)

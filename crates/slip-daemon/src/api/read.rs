@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use serde_json::json;
 use slip_api::{AppStatus, Deploy, DeployDetail, DeployEvent, DeployList, DeployStep, LastDeploy, ReleaseRef, Status};
 use slip_core::signature::Signed;
-use slip_engine::run::unix_ms;
+use slip_engine::clock::unix_ms;
 use slip_engine::store::{
     AppStatus as StoredStatus, DeployFilter, DeployRow, DeployStatus, EventKind, EventRow, InstanceRole,
 };
@@ -91,6 +91,7 @@ pub async fn status(
         version: full.then(|| env!("CARGO_PKG_VERSION").to_owned()),
         uptime_seconds: state.started.elapsed().as_secs(),
         caddy: ok_or_error(health.caddy),
+        caddy_error: if full { health.caddy_error } else { None },
         runtime: ok_or_error(health.runtime),
         backend: state.backend.into(),
         apps,

@@ -18,7 +18,7 @@ use serde_json::json;
 use slip_api::DeployAccepted;
 use slip_core::names::{AppName, DeployId};
 use slip_core::signature::Signed;
-use slip_engine::run::unix_ms;
+use slip_engine::clock::unix_ms;
 use slip_engine::store::AuditEntry;
 
 use crate::api::deploy::{check_content_type, new_deploy_id};
@@ -83,6 +83,9 @@ pub async fn rollback(
         RollbackError::ReleaseNotFound(message) => ApiError::not_found("release_not_found", message),
         e @ RollbackError::NoPreviousRelease(_) => {
             ApiError::Conflict { code: "no_previous_release", message: e.to_string(), extra: json!({}) }
+        }
+        e @ RollbackError::AlreadyCurrent { .. } => {
+            ApiError::Conflict { code: "already_current", message: e.to_string(), extra: json!({}) }
         }
         RollbackError::Store(e) => ApiError::Internal(e.into()),
     })?;
@@ -162,5 +165,5 @@ fn authorize(
 }
 
 fn app_not_found(name: &str) -> ApiError {
-    ApiError::not_found("app_not_found", format!("no app named {name}"))
+    crate::api::admin::app_not_found(name)
 }

@@ -20,7 +20,7 @@ use slip_api::{
     SecretPut, SecretSet,
 };
 use slip_core::names::AppName;
-use slip_engine::run::unix_ms;
+use slip_engine::clock::unix_ms;
 use slip_engine::secrets::{Scope, SecretError, SecretKey, SecretMeta, SecretStore, check_settable};
 
 use crate::api::admin::{self, Admin, existing_app};
@@ -91,6 +91,7 @@ pub async fn put(
     check_value(&key, &value)?;
     let written = store(&state).set(&app, scope, &key, &value).map_err(secret_error)?;
     changed(&state, &who, &app, scope, &key, "set");
+    warn_if_short_webhook_key(&app, &key, &value);
     Ok(Json(SecretSet {
         app: app.to_string(),
         key: key.to_string(),
@@ -193,9 +194,23 @@ pub async fn legacy_put(
     for (key, value) in pairs {
         store.set(&app, Scope::App, &key, value).map_err(secret_error)?;
         changed(&state, &who, &app, Scope::App, &key, "set");
+        warn_if_short_webhook_key(&app, &key, value);
         set.push(key.to_string());
     }
     Ok(Json(LegacySecretsSet { set }))
+}
+
+/// Logs the warning `slipd --check` gives a short `auth.secret` when a webhook key is set that short.
+fn warn_if_short_webhook_key(app: &AppName, key: &SecretKey, value: &str) {
+    if key.is_webhook_key() && value.len() < slip_core::defaults::MIN_KEY_LENGTH {
+        tracing::warn!(
+            app = %app,
+            key = %key,
+            hint = "`slip gen-secret` prints a 64-character random key",
+            "webhook key is shorter than {} characters",
+            slip_core::defaults::MIN_KEY_LENGTH
+        );
+    }
 }
 
 /// Legacy `DELETE /v1/apps/{name}/secrets/{key}` (app scope).

@@ -9,7 +9,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use slip_core::signature::{self, Signed};
-use slip_engine::run::unix_ms;
+use slip_engine::clock::unix_ms;
 use slip_engine::store::{DeployStatus, NewDeploy, NoteKind, Trigger};
 use tower::ServiceExt;
 

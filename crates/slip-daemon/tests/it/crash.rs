@@ -1,6 +1,7 @@
 //! Crash safety with the real `slipd` binary (SPEC §18): slipd aborts (as `kill -9` would, through the
 //! test-only `SLIP_FAULT_*` switch) at every step of a blue-green and a recreate deploy, both right after the
-//! step is recorded and right after its first action, and is started again without the fault. Every case must
+//! step is recorded and right after its first action (and, for the switch, right after its commit), and is started
+//! again without the fault. Every case must
 //! converge: the new release serves through Caddy, exactly one container of the app exists, and the deploy's
 //! record is `completed`, says what happened, and shows whether it was finished forward (attempt 1) or rolled
 //! back and run again (attempt 2). Graceful shutdown (SIGTERM) is checked the same way, and so is a current
@@ -69,7 +70,8 @@ async fn matrix(strategy: &'static str, steps: &[&'static str]) {
     let limit = Arc::new(Semaphore::new(CONCURRENCY));
     let mut runs = tokio::task::JoinSet::new();
     for step in steps {
-        for point in ["", ":acted"] {
+        let points: &[&str] = if *step == "switching" { &["", ":acted", ":committed"] } else { &["", ":acted"] };
+        for point in points {
             let fault = format!("{step}{point}");
             let (registry, limit) = (registry.clone(), limit.clone());
             runs.spawn(async move {
@@ -95,14 +97,15 @@ async fn matrix(strategy: &'static str, steps: &[&'static str]) {
         failures.len() + passed,
         failures.join("\n\n")
     );
-    assert_eq!(passed, steps.len() * 2);
+    // Two points per step, and the switch's commit.
+    assert_eq!(passed, steps.len() * 2 + 1);
 }
 
 /// Whether reconciliation must finish this case forward (the switch had committed when slipd died).
 fn committed_before_the_crash(strategy: &str, fault: &str) -> bool {
     match strategy {
-        "blue-green" => matches!(fault, "switching:acted" | "draining" | "draining:acted"),
-        _ => fault == "switching:acted",
+        "blue-green" => matches!(fault, "switching:committed" | "draining" | "draining:acted"),
+        _ => fault == "switching:committed",
     }
 }
 

@@ -1,4 +1,5 @@
-//! `slipd --gen-key PATH` (SPEC §11.2): a new key file, mode 0600, never overwritten.
+//! The `slipd` binary's own command line: `--gen-key PATH` (SPEC §11.2) writes a new key file, mode 0600, never
+//! overwritten; at start-up slipd logs the engine it picked and the warnings `--check` prints.
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
@@ -24,4 +25,18 @@ fn gen_key_writes_a_private_key_file_and_never_overwrites_it() {
     assert!(!again.status.success());
     assert!(stderr.contains("already exists; slipd --gen-key never overwrites a key"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), key, "left as it was");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_start_up_slipd_logs_the_engine_it_picked_and_the_check_warnings() {
+    let app = crate::support::app_name("startlog");
+    let worker = format!("[app]\nname = \"{app}\"\nimage = \"127.0.0.1:9/{app}\"\nsecret = \"too-short-app-key\"\n");
+    let mut slipd = crate::support::SlipdProcess::new(vec![(app.clone(), worker)], Default::default());
+    slipd.start(&[]).await;
+    let log = slipd.log();
+    assert!(log.contains("app.secret is shorter than 32 characters"), "{log}");
+    let engine = log.lines().find(|l| l.contains("container engine connected")).unwrap_or_default();
+    assert!(engine.contains("backend") && engine.contains("\"docker\""), "{log}");
+    assert!(!log.contains("too-short-app-key"), "the warning names the key, never its value: {log}");
+    assert!(slipd.terminate(std::time::Duration::from_secs(60)).await.success());
 }

@@ -85,6 +85,47 @@ async fn a_moved_tag_does_not_change_what_a_rollback_runs() {
     assert_eq!(d.through_caddy(&host, "/version").await, (200, "moved".to_owned()), "the tag really moved");
 }
 
+/// A rollback answers with the release it restores, and one to the release the app already runs is refused
+/// (409 `already_current`) without making a deploy.
+#[tokio::test(flavor = "multi_thread")]
+async fn rollback_names_its_target_and_refuses_the_running_release() {
+    let app = app_name("target");
+    let a = app.clone();
+    let d = TestDaemon::start(|reg| vec![(a.clone(), web_app(&a, reg, ""))], "").await;
+    d.push(&Image::V1, &app, "v1");
+    d.push(&Image::V2, &app, "v2");
+    let v1 = d.deploy_and_wait(&app, "v1").await;
+    let v2 = d.deploy_and_wait(&app, "v2").await;
+    assert_eq!(v2.status, "completed");
+
+    for to in [r#"{"to":"v2"}"#.to_owned(), format!(r#"{{"to":"{}"}}"#, v2.deploy_id)] {
+        let (status, body) = rollback_admin(&d, &app, &to).await;
+        assert_eq!((status, body["code"].as_str()), (409, Some("already_current")), "{to}: {body}");
+        assert_eq!(
+            body["error"],
+            format!("app {app} already runs release v2 ({}); there is nothing to roll back to", v2.deploy_id)
+        );
+    }
+    let list: serde_json::Value = d
+        .http
+        .get(d.url(&format!("/v1/deploys?app={app}")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["deploys"].as_array().unwrap().len(), 2, "no deploy was made: {list}");
+
+    let (status, body) = rollback_admin(&d, &app, "").await;
+    assert_eq!((status, body["tag"].as_str()), (202, Some("v1")), "{body}");
+    let done = d.wait_deploy(body["deploy_id"].as_str().unwrap(), Duration::from_secs(120)).await;
+    assert_eq!(done.detail.clone().unwrap().rollback_of.as_deref(), Some(v1.deploy_id.as_str()));
+    let (status, body) = rollback_admin(&d, &app, r#"{"to":"v1"}"#).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("already_current")), "v1 runs again now: {body}");
+}
+
 /// The rollback endpoint's refusals, each with its code (SPEC §6.3).
 #[tokio::test(flavor = "multi_thread")]
 async fn rollback_refusals_name_what_is_missing() {
@@ -144,6 +185,45 @@ async fn only_the_last_three_releases_keep_their_images() {
         assert!(!docker_images(&built).is_empty(), "the test's own image {built} is not slip's to prune");
     }
     assert_eq!(d.through_caddy(&format!("{app}.test"), "/version").await, (200, "v5".to_owned()));
+}
+
+/// An image the host had before slip pulled it (built on the server and pushed from there) is never pruned, even
+/// once it is far outside the retained releases; the releases slip pulled itself still are.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_built_on_the_host_is_never_pruned() {
+    let app = app_name("built");
+    let a = app.clone();
+    let d = TestDaemon::start(|reg| vec![(a.clone(), web_app(&a, reg, ""))], "").await;
+    let repo = format!("{}/{app}", d.registry.host());
+    let built = format!("{repo}:built");
+    let docker = |args: &[&str]| {
+        let out = std::process::Command::new("docker").args(args).output().unwrap();
+        assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    docker(&["tag", &Image::UNHEALTHY.build(), &built]);
+    let _untag = UntagOnDrop(built.clone());
+    docker(&["push", &built]);
+    let id = docker(&["image", "inspect", "--format", "{{.Id}}", &built]);
+
+    assert_eq!(d.deploy_and_wait(&app, "built").await.status, "failed", "the built release is unhealthy");
+    let versions = ["v1", "v2", "v3", "v4"];
+    for v in versions {
+        d.push(&Image::release(v), &app, v);
+        assert_eq!(d.deploy_and_wait(&app, v).await.status, "completed", "{v}");
+    }
+
+    assert_eq!(docker_images(&repo), ["built", "v2", "v3", "v4"], "local images of {repo}");
+    assert_eq!(docker(&["image", "inspect", "--format", "{{.Id}}", &built]), id);
+}
+
+/// Removes a local tag when the test ends, however it ends.
+struct UntagOnDrop(String);
+
+impl Drop for UntagOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker").args(["image", "rm", &self.0]).output();
+    }
 }
 
 /// Below `runtime.min_free_disk`, a deploy fails with `disk_full` before anything starts, and the running

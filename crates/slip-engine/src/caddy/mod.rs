@@ -36,6 +36,9 @@ pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many times a write is retried after Caddy answers `412 Precondition Failed` (SPEC §9.2).
 pub const MAX_RETRIES: u32 = 5;
 
+/// How long a listener move Caddy refused is not tried again.
+pub const MOVE_RETRY: Duration = Duration::from_secs(60);
+
 /// Pause before the first retry; doubled for each further one.
 pub const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -128,7 +131,14 @@ pub struct Client {
     admin: Admin,
     /// Held for the whole of every read-compare-write, so slipd never races itself (SPEC §9.2).
     writer: tokio::sync::Mutex<()>,
+    /// The last listener move Caddy refused.
+    failed_move: FailedMove,
 }
+
+/// A listener move Caddy refused, and when. Each attempt takes slip's server down for a moment, so a refused
+/// move is tried again only after [`MOVE_RETRY`]; meanwhile the refusal is the answer.
+#[derive(Debug, Default)]
+struct FailedMove(std::sync::Mutex<Option<(tokio::time::Instant, ProxyError)>>);
 
 /// What one attempt of a read-compare-write loop achieved.
 enum Step {
@@ -181,7 +191,13 @@ impl Client {
             return Err(SettingsError::Server(settings.server.clone()));
         }
         let admin = Admin::new(endpoint, &settings.admin_api, ADMIN_TIMEOUT);
-        Ok(Client { settings, previews: None, admin, writer: tokio::sync::Mutex::new(()) })
+        Ok(Client {
+            settings,
+            previews: None,
+            admin,
+            writer: tokio::sync::Mutex::new(()),
+            failed_move: FailedMove::default(),
+        })
     }
 
     /// Serves previews under `previews.domains` through one wildcard route and certificate per domain
@@ -221,7 +237,18 @@ impl Client {
                         .map(|()| Step::Done)
                 }
                 Some(server) if render::object_id(&server) == Some(render::SERVER_ID) => {
-                    self.align_own_server(&path, &server, current.etag.as_deref()).await
+                    let moving = server.get("listen") != Some(&json!(render::listen(&self.settings)));
+                    if let Some(error) = moving.then(|| self.failed_move.recent()).flatten() {
+                        return Err(error);
+                    }
+                    match self.align_own_server(&path, &server, current.etag.as_deref()).await {
+                        Err(error @ AdminError::Status { .. }) if moving => {
+                            let error = self.error("moving slip's server to caddy.listen", error);
+                            self.failed_move.remember(&error);
+                            return Err(error);
+                        }
+                        step => step,
+                    }
                 }
                 // A server slip did not create: only slip's route block inside it is managed.
                 Some(_) => Ok(Step::Done),
@@ -235,22 +262,47 @@ impl Client {
         Err(ProxyError::Conflict { op: op.to_owned() })
     }
 
-    /// Rewrites `listen` or `automatic_https` of slip's own server when it differs from the settings.
-    /// One field per call, then [`Step::Again`]: the next attempt re-reads, so each write carries a
-    /// fresh ETag.
+    /// Moves slip's own server to the configured listeners, or rewrites its `automatic_https`, when either
+    /// differs from the settings. One change per call, then [`Step::Again`]: the next attempt re-reads, so
+    /// each write carries a fresh ETag.
     async fn align_own_server(&self, path: &str, server: &Value, etag: Option<&str>) -> Result<Step, AdminError> {
         let listen = json!(render::listen(&self.settings));
         let automatic_https = render::automatic_https(&self.settings.tls, &self.settings.listen);
-        for (field, wanted) in [("listen", listen), ("automatic_https", automatic_https)] {
-            let method = match server.get(field) {
-                Some(current) if *current == wanted => continue,
-                Some(_) => Method::PATCH,
-                None => Method::PUT,
-            };
-            self.admin.write(method, &format!("{path}/{field}"), Some(&wanted), etag).await?;
+        if server.get("listen") != Some(&listen) {
+            let mut moved = server.clone();
+            moved["listen"] = listen;
+            moved["automatic_https"] = automatic_https;
+            self.move_listeners(path, server, &moved, etag).await?;
             return Ok(Step::Again);
         }
-        Ok(Step::Done)
+        let method = match server.get("automatic_https") {
+            Some(current) if *current == automatic_https => return Ok(Step::Done),
+            Some(_) => Method::PATCH,
+            None => Method::PUT,
+        };
+        self.admin.write(method, &format!("{path}/automatic_https"), Some(&automatic_https), etag).await?;
+        Ok(Step::Again)
+    }
+
+    /// Replaces slip's own server `current` with `moved` (the same server on other listeners) in two config
+    /// loads: first without the server, so Caddy closes its old TCP and UDP (HTTP/3) sockets, then with it.
+    /// In one load Caddy binds the new addresses while the old ones are still open, and `127.0.0.1:443`
+    /// cannot be bound beside `*:443`. When the new listeners cannot be bound, `current` is put back, so
+    /// slip's routes keep serving on the old ones, and the error is the one the new listeners caused.
+    async fn move_listeners(
+        &self,
+        path: &str,
+        current: &Value,
+        moved: &Value,
+        etag: Option<&str>,
+    ) -> Result<(), AdminError> {
+        self.admin.write(Method::DELETE, path, None, etag).await?;
+        let Err(error) = self.admin.write(Method::PUT, path, Some(moved), None).await else { return Ok(()) };
+        // If restoring fails too, the server stays absent and the next reconcile bootstraps it again.
+        if let Err(restore) = self.admin.write(Method::PUT, path, Some(current), None).await {
+            tracing::warn!(error = ?restore, "putting slip's server back on its old listeners");
+        }
+        Err(error)
     }
 
     /// Makes the route block current. Returns whether anything was written.
@@ -391,7 +443,7 @@ impl Client {
             AdminError::Unreachable { url, message } => ProxyError::Unreachable { url, message },
             AdminError::PreconditionFailed => ProxyError::Conflict { op: op.to_owned() },
             AdminError::Status { method, url, status, message } => {
-                if let Some(conflict) = listener_conflict(&message, &self.settings.server) {
+                if let Some(conflict) = listener_conflict(&message, &self.settings.server, &self.settings.listen) {
                     return ProxyError::ListenerConflict(conflict);
                 }
                 let hint = if message.contains("unknown field \"stream_close_delay\"") {
@@ -445,6 +497,30 @@ impl Proxy for Client {
     }
 }
 
+impl FailedMove {
+    /// The refusal, while it is more recent than [`MOVE_RETRY`].
+    fn recent(&self) -> Option<ProxyError> {
+        let failed = self.0.lock().expect("failed move lock");
+        failed.as_ref().filter(|(at, _)| at.elapsed() < MOVE_RETRY).map(|(_, error)| copy(error))
+    }
+
+    fn remember(&self, error: &ProxyError) {
+        *self.0.lock().expect("failed move lock") = Some((tokio::time::Instant::now(), copy(error)));
+    }
+}
+
+/// A copy of `error` (the trait's error type is not `Clone`).
+fn copy(error: &ProxyError) -> ProxyError {
+    match error {
+        ProxyError::Unreachable { url, message } => {
+            ProxyError::Unreachable { url: url.clone(), message: message.clone() }
+        }
+        ProxyError::Rejected { op, message } => ProxyError::Rejected { op: op.clone(), message: message.clone() },
+        ProxyError::ListenerConflict(message) => ProxyError::ListenerConflict(message.clone()),
+        ProxyError::Conflict { op } => ProxyError::Conflict { op: op.clone() },
+    }
+}
+
 /// Waits before retry `attempt` (none before the first try).
 async fn backoff(attempt: u32) {
     if attempt > 0 {
@@ -465,16 +541,16 @@ fn foreign_subjects(policies: Option<&Value>) -> BTreeSet<String> {
         .collect()
 }
 
-/// The SPEC §9.3 sentence for a listener Caddy could not give slip's server, or `None` when the error
-/// is about something else.
-fn listener_conflict(message: &str, own_server: &str) -> Option<String> {
+/// The SPEC §9.3 sentence for a listener Caddy could not give slip's server, naming its address (or, when
+/// Caddy's message names none, every configured one), or `None` when the error is about something else.
+fn listener_conflict(message: &str, own_server: &str, listen: &[String]) -> Option<String> {
     if let Some((before, after)) = message.split_once("already claimed by server '") {
         let claimant = after.split('\'').next().unwrap_or_default();
         let listener = before
             .rsplit_once("listener address repeated: ")
             .map(|(_, rest)| rest.trim().trim_end_matches('(').trim())
-            .map(|address| address.split_once('/').map_or(address, |(_, bare)| bare))
-            .unwrap_or("?");
+            .map(|address| address.split_once('/').map_or(address, |(_, bare)| bare).to_owned())
+            .unwrap_or_else(|| format!("({})", listen.join(", ")));
         let claimant_is_us = claimant == own_server;
         let other = if claimant_is_us { server_named_before(before).unwrap_or(claimant) } else { claimant };
         return Some(format!(
@@ -482,13 +558,23 @@ fn listener_conflict(message: &str, own_server: &str) -> Option<String> {
         ));
     }
     if message.contains("address already in use") {
-        let listener = message
-            .split_once("listening on ")
-            .and_then(|(_, rest)| rest.split_once(": "))
-            .map_or("?", |(address, _)| address);
+        let (listener, what) = in_use_address(message).unwrap_or_else(|| (format!("({})", listen.join(", ")), ""));
         return Some(format!(
-            "Caddy listener {listener} is already in use by another process. Stop that process or change caddy.listen."
+            "Caddy listener {listener}{what} is already in use by another process. Stop that process or change caddy.listen."
         ));
+    }
+    None
+}
+
+/// In Go's "listen tcp ADDR: bind: …" or "listen udp ADDR: …" (else "listening on ADDR: …"), the address and,
+/// for UDP, what the socket is for.
+fn in_use_address(message: &str) -> Option<(String, &'static str)> {
+    for (marker, what) in [("listen udp ", " (UDP, for HTTP/3)"), ("listen tcp ", ""), ("listening on ", "")] {
+        if let Some((_, rest)) = message.rsplit_once(marker)
+            && let Some((address, _)) = rest.split_once(": ")
+        {
+            return Some((address.to_owned(), what));
+        }
     }
     None
 }
@@ -519,22 +605,33 @@ mod tests {
         let claimed = "loading new config: loading http app module: http: invalid configuration: server slip: \
                        listener address repeated: tcp/:443 (already claimed by server 'srv0')";
         assert_eq!(
-            listener_conflict(claimed, "slip").unwrap(),
+            listener_conflict(claimed, "slip", &[]).unwrap(),
             "Caddy listener :443 is already claimed by server 'srv0'. Move that site, change caddy.listen, or set caddy.server = \"srv0\" to share it."
         );
         let claimed_by_us = "http: invalid configuration: server srv0: listener address repeated: \
                              tcp/127.0.0.1:8080 (already claimed by server 'slip')";
         assert_eq!(
-            listener_conflict(claimed_by_us, "slip").unwrap(),
+            listener_conflict(claimed_by_us, "slip", &[]).unwrap(),
             "Caddy listener 127.0.0.1:8080 is already claimed by server 'srv0'. Move that site, change caddy.listen, or set caddy.server = \"srv0\" to share it."
         );
         let in_use = "loading new config: http app module: start: listening on 127.0.0.1:32090: listen tcp \
                       127.0.0.1:32090: bind: address already in use";
         assert_eq!(
-            listener_conflict(in_use, "slip").unwrap(),
+            listener_conflict(in_use, "slip", &[]).unwrap(),
             "Caddy listener 127.0.0.1:32090 is already in use by another process. Stop that process or change caddy.listen."
         );
-        assert_eq!(listener_conflict("unknown field \"x\"", "slip"), None);
+        let udp = "loading new config: http app module: start: listen udp 127.0.0.1:443: bind: address already in use";
+        assert_eq!(
+            listener_conflict(udp, "slip", &[]).unwrap(),
+            "Caddy listener 127.0.0.1:443 (UDP, for HTTP/3) is already in use by another process. Stop that process or change caddy.listen."
+        );
+        let unnamed = "start: bind: address already in use";
+        let listen = ["127.0.0.1:443".to_owned(), "127.0.0.1:80".to_owned()];
+        assert_eq!(
+            listener_conflict(unnamed, "slip", &listen).unwrap(),
+            "Caddy listener (127.0.0.1:443, 127.0.0.1:80) is already in use by another process. Stop that process or change caddy.listen."
+        );
+        assert_eq!(listener_conflict("unknown field \"x\"", "slip", &[]), None);
     }
 
     #[test]

@@ -76,6 +76,19 @@ pub(crate) fn container_body(spec: &ContainerSpec, backend: Backend) -> Containe
     }
 }
 
+/// Points the network attachment of `body` (made for network `name`) at the network with engine id `id`, so a
+/// duplicate network name (Docker accepts those) cannot make the create ambiguous.
+pub(super) fn attach_by_id(body: &mut ContainerCreateBody, name: &str, id: &str) {
+    if let Some(host) = body.host_config.as_mut() {
+        host.network_mode = Some(id.to_owned());
+    }
+    if let Some(endpoints) = body.networking_config.as_mut().and_then(|n| n.endpoints_config.as_mut())
+        && let Some(settings) = endpoints.remove(name)
+    {
+        endpoints.insert(id.to_owned(), settings);
+    }
+}
+
 /// Log rotation for the engine's file driver.
 ///
 /// Docker's `json-file` takes `max-size` and `max-file`. Podman's `k8s-file` rotates by size only (it keeps one

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::ops::RangeInclusive;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use slip_core::names::{AppName, DeployId, PreviewId};
+use slip_core::names::{AppName, DeployId, PreviewId, Target};
 
 use super::{InstanceRole, Store, StoreError, UnixMillis, parsed, parsed_opt};
 
@@ -39,6 +39,13 @@ pub struct InstanceRow {
     pub created_at: UnixMillis,
     /// When it was retired; `None` while live.
     pub retired_at: Option<UnixMillis>,
+}
+
+impl InstanceRow {
+    /// The target the instance serves.
+    pub fn target(&self) -> Target {
+        Target { app: self.app.clone(), preview: self.preview_id.clone() }
+    }
 }
 
 impl Store {

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use slip_engine::ports::{ContainerRuntime, ContainerSpec, LogLine, LogRotation, OutputStream, Resources};
+use slip_engine::ports::{ContainerSpec, InstanceRuntime, InstanceSpec, LogLine, LogRotation, OutputStream, Resources};
 use slip_engine::secrets::{Scope, SecretStore};
 use slip_engine::testing::FakeRuntime;
 use tower::ServiceExt;
@@ -93,8 +93,8 @@ async fn two_containers() -> (AppState, Arc<FakeRuntime>, [String; 2]) {
     (state, runtime, [a, b])
 }
 
-fn spec(name: &str, instance: &str) -> ContainerSpec {
-    ContainerSpec {
+fn spec(name: &str, instance: &str) -> InstanceSpec {
+    InstanceSpec::Container(ContainerSpec {
         name: name.to_owned(),
         image: "registry.test/web@sha256:00".into(),
         labels: BTreeMap::from([
@@ -109,7 +109,7 @@ fn spec(name: &str, instance: &str) -> ContainerSpec {
         mounts: Vec::new(),
         init: false,
         log: LogRotation { max_size_bytes: 1 << 20, max_files: 1 },
-    }
+    })
 }
 
 fn line(stream: OutputStream, text: &str) -> LogLine {

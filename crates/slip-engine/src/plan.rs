@@ -1,0 +1,78 @@
+//! What a candidate instance looks like, decided before anything is created: its id and name, the container
+//! ports it publishes, and the whole spec, as pure functions of the release, the candidate's identity and its
+//! leased host ports. The driver only executes what these return.
+
+use std::collections::BTreeMap;
+
+use slip_core::names::AppName;
+
+use crate::labels::{self, Identity};
+use crate::ports::{ContainerSpec, InstanceSpec, LogRotation, PortMapping};
+use crate::release::Release;
+
+/// The longest container name the engines accept without trouble (DNS label length).
+const MAX_NAME: usize = 63;
+
+/// A candidate's store id and runtime name, from a random `suffix` (8 hex digits).
+pub fn identity(app: &AppName, suffix: &str) -> (String, String) {
+    let mut name = format!("slip-{app}-{suffix}");
+    name.truncate(MAX_NAME);
+    (format!("ins_{suffix}"), name)
+}
+
+/// The container port probed over HTTP: the configured one, else the first route's.
+pub fn health_container_port(release: &Release) -> Option<u16> {
+    release.health_port.or_else(|| release.routes.first().map(|r| r.container_port))
+}
+
+/// Every container port that needs a host port: each route's, and the health port when probed over HTTP.
+pub fn container_ports(release: &Release) -> Vec<u16> {
+    let mut ports: Vec<u16> = release.routes.iter().map(|r| r.container_port).collect();
+    if let (Some(_), Some(p)) = (&release.plan.health.path, health_container_port(release)) {
+        ports.push(p);
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// The candidate of one release, identified and with its host ports leased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate<'a> {
+    /// The store's instance id.
+    pub instance_id: &'a str,
+    /// The runtime name.
+    pub name: &'a str,
+    /// Container port → leased host port.
+    pub ports: &'a BTreeMap<u16, u16>,
+}
+
+/// The spec that creates `candidate` for `release`: running `image` (the pulled digest), labelled for the
+/// slipd `owner`.
+pub fn instance_spec(
+    release: &Release,
+    candidate: &Candidate<'_>,
+    owner: &str,
+    image: &str,
+    log: LogRotation,
+) -> InstanceSpec {
+    let identity = Identity {
+        app: release.app.clone(),
+        deploy: release.deploy_id.clone(),
+        tag: release.tag.clone(),
+        owner: owner.to_owned(),
+        instance_id: candidate.instance_id.to_owned(),
+    };
+    InstanceSpec::Container(ContainerSpec {
+        name: candidate.name.to_owned(),
+        image: image.to_owned(),
+        labels: labels::write(&identity),
+        env: release.env.clone(),
+        ports: candidate.ports.iter().map(|(c, h)| PortMapping { host: *h, container: *c }).collect(),
+        network: release.network.clone(),
+        resources: release.resources,
+        mounts: release.mounts.clone(),
+        init: release.init,
+        log,
+    })
+}

@@ -1,0 +1,59 @@
+//! A release resolved for one deploy: what to pull and how to run it.
+
+use slip_core::deploy::Plan;
+use slip_core::names::{AppName, DeployId, ImageRepo, PreviewId, Tag, Target};
+use tokio_util::sync::CancellationToken;
+
+use crate::ports::{Mount, NetworkAttachment, RegistryCredentials, Resources};
+use crate::routes::RouteTemplate;
+
+/// A fully resolved release of an app: what to pull and how to run it.
+#[derive(Debug, Clone)]
+pub struct Release {
+    /// The deploy putting this release in place.
+    pub deploy_id: DeployId,
+    /// The app.
+    pub app: AppName,
+    /// The preview the release is for, or `None` for production.
+    pub preview: Option<PreviewId>,
+    /// What the webhook asked for.
+    pub tag: Tag,
+    /// The app's image repository.
+    pub repository: ImageRepo,
+    /// Reference to pull: `repo:tag` or `repo@sha256:…`.
+    pub image: String,
+    /// Credentials for the image's registry host only.
+    pub credentials: Option<RegistryCredentials>,
+    /// `web` or `worker`.
+    pub kind: &'static str,
+    /// Routes (empty for workers).
+    pub routes: Vec<RouteTemplate>,
+    /// Container port probed over HTTP when the plan has a path (defaults to the first route's port).
+    pub health_port: Option<u16>,
+    /// `Host` header for probes.
+    pub health_host: Option<String>,
+    /// Container environment in precedence order. Holds secret values.
+    pub env: Vec<(String, String)>,
+    /// Limits.
+    pub resources: Resources,
+    /// Bind mounts (host directories already exist).
+    pub mounts: Vec<Mount>,
+    /// Network to join.
+    pub network: Option<NetworkAttachment>,
+    /// Run an init process.
+    pub init: bool,
+    /// The deploy machine's plan; its `old` is filled in by the driver from the store.
+    pub plan: Plan,
+    /// Replaces this app's secret values in every note and error the driver records (SPEC §11.4).
+    pub redactor: crate::redact::Redactor,
+    /// Cancelled to abandon this deploy (the app is being deleted): before its switch it stops at the next step,
+    /// unwinds like a failure and ends `failed` with code `cancelled`; after its switch it runs to its end.
+    pub cancel: CancellationToken,
+}
+
+impl Release {
+    /// Where the release goes: the app's production or one of its previews.
+    pub fn target(&self) -> Target {
+        Target { app: self.app.clone(), preview: self.preview.clone() }
+    }
+}
