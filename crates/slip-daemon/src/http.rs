@@ -174,14 +174,44 @@ async fn handle(
         Ok(response) => response,
         Err(never) => match never {},
     };
-    // The connection counts as busy until the response body is finished or dropped (an event stream may last).
-    let done = Done(entry);
-    Ok(response.map(move |body| {
-        Body::new(body.map_frame(move |frame| {
-            let _busy = &done;
-            frame
-        }))
+    // The connection counts as busy until the response body has ended (an event stream may last): hyper may keep
+    // a finished body until the next request, so its end is taken from the body, not from when it is dropped.
+    Ok(response.map(|body| {
+        // An empty body may never be polled.
+        let done = (!http_body::Body::is_end_stream(&body)).then(|| Done(entry.clone()));
+        entry.set(if done.is_some() { Phase::Handling } else { Phase::Waiting });
+        Body::new(Tracked { inner: body, done })
     }))
+}
+
+/// A response body that marks its connection waiting again once it has ended (or is dropped).
+struct Tracked {
+    inner: Body,
+    done: Option<Done>,
+}
+
+impl http_body::Body for Tracked {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) || http_body::Body::is_end_stream(&self.inner) {
+            self.done = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        http_body::Body::is_end_stream(&self.inner)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::Body::size_hint(&self.inner)
+    }
 }
 
 /// `response` with `Connection: close`: the rest of that request's body is not read.
