@@ -4,7 +4,8 @@
 #   sudo scripts/setup.sh                 a server: Docker, Caddy (admin API on localhost:2019), curl
 #   sudo scripts/setup.sh --dev           also what building and testing slip needs: Podman (+ API socket),
 #                                         docker-registry, busybox-static, sqlite3, htpasswd, wrk, jq, a C toolchain,
-#                                         debootstrap (installer tests) and cargo-deb (scripts/release.sh)
+#                                         debootstrap (installer tests) cargo-deb (scripts/release.sh),
+#                                         a nightly Rust toolchain and cargo-fuzz (scripts/fuzz.sh)
 #   sudo scripts/setup.sh --dev --ci-sandbox
 #                                         also the Podman settings that CI sandboxes need (never on a user's machine)
 #
@@ -23,7 +24,7 @@ dev=0
 ci_sandbox=0
 
 usage() {
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -242,10 +243,31 @@ check_rust() {
         say "installing cargo-deb (scripts/release.sh builds the Debian package with it)"
         "$cargo" install cargo-deb --locked --quiet
     fi
+    found_cargo=$cargo
     if ! "$cargo" nextest --version >/dev/null 2>&1; then
         say "note: cargo-nextest is not installed; scripts/test.sh falls back to cargo test"
         say "      (optional: cargo install cargo-nextest --locked)"
     fi
+}
+
+# scripts/fuzz.sh needs a nightly toolchain and cargo-fuzz, installed for whoever owns the toolchain found.
+setup_fuzzing() {
+    local cargo=$1 as_user=()
+    [[ -n ${SUDO_USER:-} && $cargo != /root/* ]] && as_user=(sudo -u "$SUDO_USER" -H)
+    local rustup
+    rustup="$(dirname "$cargo")/rustup"
+    if ! "${as_user[@]}" "$cargo" +nightly --version >/dev/null 2>&1; then
+        [[ -x $rustup ]] || die "scripts/fuzz.sh needs a nightly toolchain and rustup was not found beside $cargo" \
+            "install rustup, then: rustup toolchain install nightly --profile minimal"
+        say "installing the nightly toolchain (for cargo-fuzz)"
+        "${as_user[@]}" "$rustup" toolchain install nightly --profile minimal
+    fi
+    if "${as_user[@]}" "$cargo" +nightly fuzz --version >/dev/null 2>&1; then
+        say "cargo-fuzz present"
+        return
+    fi
+    say "installing cargo-fuzz"
+    "${as_user[@]}" "$cargo" install cargo-fuzz --locked
 }
 
 install_packages "${SERVER_PACKAGES[@]}"
@@ -262,6 +284,7 @@ if [[ $dev -eq 1 ]]; then
         die "building and testing slip needs Rust 1.$MIN_RUST_MINOR or newer" \
             "install rustup as your user (https://rustup.rs), then: rustup toolchain install stable"
     fi
+    setup_fuzzing "$found_cargo"
 else
     [[ $ci_sandbox -eq 1 ]] && configure_podman_sandbox
     start_caddy_for_server

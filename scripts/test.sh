@@ -60,6 +60,9 @@ if cargo nextest --version >/dev/null 2>&1; then
         # Tests that restart the Docker engine cannot share the machine; they are #[ignore]d above and run alone.
         step "cargo nextest run -p slip-daemon --test it --run-ignored only (alone: restarts the Docker engine)"
         cargo nextest run -p slip-daemon --test it --run-ignored only || status=$?
+        # A short run of every fuzz target (about a minute after the build); long runs are scripts/fuzz.sh --long.
+        step "scripts/fuzz.sh (${SLIP_FUZZ_SECONDS:-6}s per target)"
+        bash scripts/fuzz.sh || status=$?
     fi
     exit "$status"
 else
@@ -71,6 +74,8 @@ else
     if [[ $whole_workspace -eq 1 ]]; then
         # Tests that restart the Docker engine cannot share the machine; they are #[ignore]d above and run alone.
         cargo test -p slip-daemon --test it -- --ignored 2>&1 | tee -a "$log" || status=$?
+        step "scripts/fuzz.sh (${SLIP_FUZZ_SECONDS:-6}s per target)"
+        bash scripts/fuzz.sh || status=$?
     fi
     # cargo test prints one result line per test binary; add them up into one closing line.
     awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }

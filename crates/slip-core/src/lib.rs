@@ -5,6 +5,8 @@
 //!
 //! # Layout
 //! - [`names`]: validated newtypes (`AppName`, `ImageRef`, `Tag`, `DeployId`, ...).
+//! - [`env_file`]: the env-file (dotenv) text format, without `$` expansion.
+//! - [`env_value`]: which texts may be a container environment value (no control characters).
 //! - [`duration`] and [`size`]: the one parser and canonical printer for durations and sizes.
 //! - [`config`]: server config (`slip.toml`, `apps/*.toml`): raw parse, interpolation, validation, problems.
 //! - [`repo_config`]: the repo config (`/slip/slip.toml` in the image), read verbatim from memory.
@@ -17,6 +19,8 @@ pub mod config;
 pub mod defaults;
 pub mod deploy;
 pub mod duration;
+pub mod env_file;
+pub mod env_value;
 pub mod error_chain;
 pub mod names;
 pub mod pod_manifest;

@@ -295,7 +295,10 @@ pub fn is_hostname(s: &str, allow_wildcard: bool) -> bool {
         Some(_) => return false,
         None => s,
     };
-    !body.is_empty() && s.len() <= 253 && body.split('.').all(is_dns_label)
+    // A name whose last label is all digits is an IP address (no top-level domain is numeric): Caddy would match
+    // it as a name nobody can have a certificate for, so it is not a hostname here.
+    let numeric_tld = body.rsplit('.').next().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    !body.is_empty() && s.len() <= 253 && body.split('.').all(is_dns_label) && !numeric_tld
 }
 
 #[cfg(test)]

@@ -68,6 +68,21 @@ pub fn parse_header(value: &str) -> Result<[u8; 32], MalformedSignature> {
     Ok(out)
 }
 
+/// `X-Slip-Timestamp` is not an integer number of seconds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("X-Slip-Timestamp must be an integer number of seconds since the Unix epoch")]
+pub struct MalformedTimestamp;
+
+/// Parses `X-Slip-Timestamp` (surrounding whitespace allowed): ASCII digits only, no sign, within `i64`. Returns the
+/// text as it goes into the MAC (trimmed) and its value.
+pub fn parse_timestamp(value: &str) -> Result<(&str, i64), MalformedTimestamp> {
+    let text = value.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(MalformedTimestamp);
+    }
+    text.parse::<i64>().map(|v| (text, v)).map_err(|_| MalformedTimestamp)
+}
+
 /// HMAC-SHA256 of `message` under `key`.
 pub fn sign(key: &[u8], message: &[u8]) -> [u8; 32] {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");

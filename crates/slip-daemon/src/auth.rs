@@ -1,21 +1,20 @@
 //! Request authentication (SPEC §6.2): admin bearer tokens, app-key signatures, the client address
-//! behind trusted proxies, and per-address failure limiting.
+//! behind trusted proxies; failure limiting is in `crate::limiter`.
 //!
 //! The MAC arithmetic lives in `slip_core::signature`; this module reads headers, picks key sets and
 //! keeps the failure counters. A bad signature always gets the same fixed answer, whether the app
 //! exists or not, and unknown apps are verified against a random per-process key so the timing
 //! matches too.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::HeaderMap;
 use ipnet::IpNet;
 use slip_core::signature;
 
 use crate::error::ApiError;
+pub use crate::limiter::FailureLimiter;
 
 /// Header carrying `sha256=<hex>`.
 pub const SIGNATURE_HEADER: &str = "x-slip-signature";
@@ -50,16 +49,9 @@ pub fn signature_headers(headers: &HeaderMap, require_timestamp: bool) -> Result
     let timestamp = match headers.get(TIMESTAMP_HEADER) {
         None => None,
         Some(v) => {
-            let text = v.to_str().unwrap_or_default().trim().to_owned();
-            let value =
-                text.parse::<i64>().ok().filter(|_| text.bytes().all(|b| b.is_ascii_digit())).ok_or_else(|| {
-                    ApiError::field(
-                        "invalid_timestamp",
-                        "X-Slip-Timestamp",
-                        "X-Slip-Timestamp must be an integer number of seconds since the Unix epoch",
-                    )
-                })?;
-            Some((text, value))
+            let (text, value) = signature::parse_timestamp(v.to_str().unwrap_or_default())
+                .map_err(|e| ApiError::field("invalid_timestamp", "X-Slip-Timestamp", e.to_string()))?;
+            Some((text.to_owned(), value))
         }
     };
     if require_timestamp && timestamp.is_none() {
@@ -118,50 +110,6 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
     forwarded.into_iter().rev().find(|ip| !trusted.iter().any(|n| n.contains(ip))).unwrap_or(peer_ip)
 }
 
-/// Counts failed authentications per client address over a sliding window.
-#[derive(Debug)]
-pub struct FailureLimiter {
-    max: u32,
-    window: Duration,
-    failures: Mutex<HashMap<IpAddr, Vec<Instant>>>,
-}
-
-impl FailureLimiter {
-    /// At most `max` failures per `window` per address.
-    pub fn new(max: u32, window: Duration) -> FailureLimiter {
-        FailureLimiter { max, window, failures: Mutex::default() }
-    }
-
-    /// `Err(429)` when `ip` is blocked now. Direct loopback clients are never blocked.
-    pub fn check(&self, ip: IpAddr, direct_loopback: bool, now: Instant) -> Result<(), ApiError> {
-        if direct_loopback {
-            return Ok(());
-        }
-        let mut map = self.failures.lock().expect("limiter lock");
-        let Some(times) = map.get_mut(&ip) else { return Ok(()) };
-        times.retain(|t| now.duration_since(*t) < self.window);
-        if times.len() as u32 >= self.max {
-            let oldest = times.first().copied().unwrap_or(now);
-            let retry = self.window.saturating_sub(now.duration_since(oldest)).as_secs().max(1);
-            return Err(ApiError::RateLimited { retry_after: retry });
-        }
-        Ok(())
-    }
-
-    /// Records one failure of `ip`.
-    pub fn record(&self, ip: IpAddr, now: Instant) {
-        let mut map = self.failures.lock().expect("limiter lock");
-        let times = map.entry(ip).or_default();
-        times.retain(|t| now.duration_since(*t) < self.window);
-        times.push(now);
-        if map.len() > 10_000 {
-            // Bound memory under a spray of addresses: forget the quiet ones.
-            let window = self.window;
-            map.retain(|_, t| t.iter().any(|t| now.duration_since(*t) < window));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,19 +154,6 @@ mod tests {
         let outside: SocketAddr = "198.51.100.7:5000".parse().unwrap();
         assert_eq!(client_ip(loopback, &h, &trusted), "10.0.0.1".parse::<IpAddr>().unwrap());
         assert_eq!(client_ip(outside, &h, &trusted), outside.ip());
-    }
-
-    #[test]
-    fn failures_block_until_the_window_passes() {
-        let limiter = FailureLimiter::new(2, Duration::from_secs(60));
-        let ip: IpAddr = "198.51.100.7".parse().unwrap();
-        let t0 = Instant::now();
-        limiter.record(ip, t0);
-        assert!(limiter.check(ip, false, t0).is_ok());
-        limiter.record(ip, t0);
-        assert_eq!(limiter.check(ip, false, t0).unwrap_err().code(), "rate_limited");
-        assert!(limiter.check(ip, true, t0).is_ok(), "direct loopback clients are exempt");
-        assert!(limiter.check(ip, false, t0 + Duration::from_secs(61)).is_ok());
     }
 
     #[test]

@@ -59,6 +59,7 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
     let lock = single_instance_lock(&storage.join("slipd.lock"))?;
     arm_fault_injection()?;
     let secrets = secret_store_at_boot(&config, &storage)?;
+    crate::logging::refresh(&config, &secrets);
     let store = Store::open(&storage.join("slip.db"))
         .with_context(|| format!("opening the database {}", storage.join("slip.db").display()))?;
     let instance_id = store.instance_id().to_owned();

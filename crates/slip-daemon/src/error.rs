@@ -22,6 +22,8 @@ pub enum ApiError {
     TooLarge,
     /// 415.
     UnsupportedMediaType,
+    /// 408: the body did not arrive within this many seconds.
+    RequestTimeout { seconds: u64 },
     /// 429 with the seconds to wait.
     RateLimited { retry_after: u64 },
     /// 503 with a code.
@@ -65,9 +67,25 @@ impl ApiError {
             | ApiError::Unavailable { code, .. } => code,
             ApiError::TooLarge => "body_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::RequestTimeout { .. } => "request_timeout",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Internal(_) => "internal",
         }
+    }
+}
+
+impl ApiError {
+    /// A store failure: 503 `storage_unavailable` when the database cannot take writes now (a full disk, say),
+    /// otherwise 500. A failed store write is one rolled-back transaction, so nothing half-done remains.
+    pub fn store(e: slip_engine::store::StoreError) -> ApiError {
+        if e.is_storage_unavailable() {
+            tracing::error!(error = format!("{:#}", anyhow::Error::from(e)), "the database cannot take writes");
+            return ApiError::Unavailable {
+                code: "storage_unavailable",
+                message: "slipd cannot write its database right now (is the disk full?); try again later".into(),
+            };
+        }
+        ApiError::Internal(e.into())
     }
 }
 
@@ -105,6 +123,10 @@ impl IntoResponse for ApiError {
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json!({"error": "send the body as Content-Type: application/json", "code": code}),
+            ),
+            ApiError::RequestTimeout { seconds } => (
+                StatusCode::REQUEST_TIMEOUT,
+                json!({"error": format!("the request body did not arrive within {seconds}s"), "code": code}),
             ),
             ApiError::RateLimited { retry_after } => {
                 let mut resp = (

@@ -3,10 +3,13 @@
 //! # Layout
 //! - [`run`]: boots slipd on a bound listener until a shutdown future resolves.
 //! - [`router`]: the axum router, testable with `oneshot` and no socket.
-//! - [`api`]: request handlers; [`auth`]: signatures, tokens, failure limiting; [`error`]: the error shape.
+//! - [`guard`]: `Host` and `Content-Type` checks before routing.
+//! - [`http`]: the server: header and body deadlines, the connection cap.
+//! - [`api`]: request handlers; [`auth`]: signatures and tokens; [`limiter`]: failure limiting; [`error`]: the error shape.
 //! - [`events`]: the live event bus behind `/v1/events`; [`redaction`]: what an app's redactor hides.
 //! - [`log_relay`]: container output to an HTTP body, redacted, plain or NDJSON, ending at shutdown.
 //! - [`queue`]: the per-app deploy queue; [`release`]: turns a queued deploy and the config into a release.
+//! - [`replay`]: legacy webhooks seen before are refused unless their tag runs now.
 //! - [`rollback`]: which release a rollback restores, pinned by digest.
 //! - [`monitor`]: background health and the periodic Caddy reconcile.
 //! - [`boot`]: opening the store, connecting adapters, reconciling before the first request.
@@ -23,9 +26,12 @@ pub mod cli;
 pub mod error;
 pub mod events;
 pub mod github;
+pub mod guard;
 pub mod heal;
 pub mod health;
+pub mod http;
 pub mod ids;
+pub mod limiter;
 pub mod log_relay;
 pub mod logging;
 pub mod monitor;
@@ -35,6 +41,7 @@ pub mod queue;
 pub mod redaction;
 pub mod release;
 pub mod reload;
+pub mod replay;
 pub mod rollback;
 pub mod routing;
 pub mod state;
@@ -46,7 +53,6 @@ pub mod teardown;
 mod tests;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -88,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(api::read::healthz))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::requests))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(reject_large_bodies))
         .layer(middleware::from_fn(request_id))
@@ -147,7 +154,6 @@ async fn serve(
         tokio::spawn(reload::on_sighup(state.clone(), booted.closing.clone()));
     }
     tokio::spawn(notify::run(state.clone()));
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let listen = listener.local_addr()?;
     tracing::info!(listen = %listen, "slipd ready");
     systemd::ready(listen);
@@ -157,13 +163,12 @@ async fn serve(
     );
 
     let closing = booted.closing.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            systemd::stopping();
-            closing.cancel();
-        })
-        .await?;
+    http::serve(listener, router(state.clone()), http::Limits::default(), async move {
+        shutdown.await;
+        systemd::stopping();
+        closing.cancel();
+    })
+    .await?;
 
     tracing::info!("shutting down: waiting for running deploys");
     booted.tracker.close();

@@ -12,6 +12,20 @@ use slip_engine::secrets::{Scope, SecretStore};
 /// The redactor for `app` under `config`. A store that cannot be read is logged (without values) and the
 /// config secrets are still covered.
 pub fn for_app(config: &Config, store: &SecretStore, app: &AppName) -> Redactor {
+    let mut pairs = app_secrets(config, store, app);
+    pairs.extend(config_secrets(config));
+    Redactor::new(pairs)
+}
+
+/// The redactor for slipd's own log lines: every app's secrets and the config's.
+pub fn for_server(config: &Config, store: &SecretStore) -> Redactor {
+    let mut pairs: Vec<(String, String)> = config.apps.keys().flat_map(|app| app_secrets(config, store, app)).collect();
+    pairs.extend(config_secrets(config));
+    Redactor::new(pairs)
+}
+
+/// The secrets of `app`, both scopes, and its `[app].secret`, labelled by key.
+fn app_secrets(config: &Config, store: &SecretStore, app: &AppName) -> Vec<(String, String)> {
     let mut pairs: Vec<(String, String)> = Vec::new();
     for scope in [Scope::App, Scope::Preview] {
         match store.values(app, scope) {
@@ -24,8 +38,7 @@ pub fn for_app(config: &Config, store: &SecretStore, app: &AppName) -> Redactor 
     if let Some(secret) = config.apps.get(app).and_then(|a| a.secret.as_ref()) {
         pairs.push(("app.secret".into(), secret.expose().to_owned()));
     }
-    pairs.extend(config_secrets(config));
-    Redactor::new(pairs)
+    pairs
 }
 
 /// The secrets of the server config itself, labelled by key.

@@ -115,6 +115,7 @@ pub(crate) static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new
 pub(crate) fn swap(state: &AppState, config: Config, sources: slip_core::config::Sources) {
     // Both under the sources lock, so the apps API never sees one without the other.
     let mut held = state.sources.lock().expect("sources lock");
+    crate::logging::refresh(&config, &state.secrets);
     *state.config.write().expect("config lock") = Arc::new(config);
     *held = Some(sources);
 }

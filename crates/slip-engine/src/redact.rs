@@ -56,11 +56,15 @@ impl Redactor {
             // The whitespace around a line goes: an app that prints a JSON key file may indent it differently.
             let lines = value.contains('\n').then(|| value.split('\n').map(str::trim));
             for part in std::iter::once(value).chain(lines.into_iter().flatten()) {
-                if part.len() < MIN_REDACTABLE_LEN || values.iter().any(|v| v == part) {
-                    continue;
+                // An engine or a log line may quote the value with its control characters, quotes and backslashes
+                // escaped (Go's %q, JSON, Rust's Debug), so those spellings are values too.
+                for form in std::iter::once(part.to_owned()).chain(escaped_forms(part)) {
+                    if form.len() < MIN_REDACTABLE_LEN || values.contains(&form) {
+                        continue;
+                    }
+                    values.push(form);
+                    replacements.push(format!("[redacted:{}]", label.as_ref()));
                 }
-                values.push(part.to_owned());
-                replacements.push(format!("[redacted:{}]", label.as_ref()));
             }
         }
         if values.is_empty() {
@@ -145,6 +149,71 @@ impl Redactor {
     }
 }
 
+/// The spellings of `value` inside a quoted string where it differs from the value itself: Go's `%q` (what Docker and
+/// Podman print), JSON, and Rust's `Debug`, each also quoted once more as a JSON string. None when the value has
+/// nothing to escape.
+fn escaped_forms(value: &str) -> Vec<String> {
+    if !value.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+        return Vec::new();
+    }
+    let mut go = String::new();
+    let mut json = String::new();
+    for c in value.chars() {
+        match c {
+            '"' | '\\' => {
+                go.extend(['\\', c]);
+                json.extend(['\\', c]);
+            }
+            '\n' | '\r' | '\t' => {
+                let short = match c {
+                    '\n' => "\\n",
+                    '\r' => "\\r",
+                    _ => "\\t",
+                };
+                go.push_str(short);
+                json.push_str(short);
+            }
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let short = match c {
+                    '\u{7}' => Some("\\a"),
+                    '\u{8}' => Some("\\b"),
+                    '\u{b}' => Some("\\v"),
+                    '\u{c}' => Some("\\f"),
+                    _ => None,
+                };
+                match short {
+                    Some(s) => go.push_str(s),
+                    None => go.push_str(&format!("\\x{:02x}", c as u32)),
+                }
+                match c {
+                    '\u{8}' => json.push_str("\\b"),
+                    '\u{c}' => json.push_str("\\f"),
+                    '\u{7f}' => json.push(c),
+                    _ => json.push_str(&format!("\\u{:04x}", c as u32)),
+                }
+            }
+            c if c.is_control() => {
+                go.push_str(&format!("\\u{:04x}", c as u32));
+                json.push(c);
+            }
+            c => {
+                go.push(c);
+                json.push(c);
+            }
+        }
+    }
+    let debug = value.escape_debug().to_string();
+    // Any of these may be quoted once more inside a JSON string (slipd's JSON log lines, an error in JSON).
+    let again: Vec<String> =
+        [&go, &json, &debug].iter().map(|f| f.replace('\\', "\\\\").replace('"', "\\\"")).collect();
+    let mut forms = vec![go, json, debug];
+    forms.extend(again);
+    forms.sort();
+    forms.dedup();
+    forms.retain(|f| f != value);
+    forms
+}
+
 impl fmt::Debug for Redactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let labels: Vec<&str> =
@@ -193,6 +262,27 @@ mod tests {
             "connect [redacted:DATABASE_URL] failed; token [redacted:API_TOKEN] and [redacted:API_TOKEN]"
         );
         assert!(matches!(r.redact("nothing here"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn escaped_spellings_of_a_value_are_redacted_too() {
+        let r = Redactor::new([("NULV", "abc\u{0}defghij")]);
+        // Docker's error for such a value, as slipd recorded it: Go's %q of the variable.
+        let engine = r#"container engine rejected start: invalid env "NULV=abc\x00defghij": nul byte"#;
+        assert_eq!(
+            r.redact(engine),
+            r#"container engine rejected start: invalid env "NULV=[redacted:NULV]": nul byte"#
+        );
+        assert_eq!(r.redact(r#"{"error":"abc\u0000defghij"}"#), r#"{"error":"[redacted:NULV]"}"#, "JSON");
+        assert_eq!(r.redact(r#"Err("abc\0defghij")"#), r#"Err("[redacted:NULV]")"#, "Rust Debug");
+        let quoted = Redactor::new([("PW", "pa\"ss\\word")]);
+        assert_eq!(quoted.redact(r#"password "pa\"ss\\word" refused"#), r#"password "[redacted:PW]" refused"#);
+        let pem = Redactor::new([("KEY", "line-one\nline-two")]);
+        assert_eq!(
+            pem.redact(r#"{"v":"line-one\nline-two"}"#),
+            r#"{"v":"[redacted:KEY]"}"#,
+            "a JSON-escaped line break"
+        );
     }
 
     #[test]

@@ -200,6 +200,23 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
 }
 
+impl StoreError {
+    /// True when the database cannot take writes right now (full disk, read-only or failing storage, a lock held
+    /// too long): the request may succeed later, so the API answers 503 `storage_unavailable`, not 500.
+    pub fn is_storage_unavailable(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        let sqlite = match self {
+            StoreError::Sqlite(e) | StoreError::Open { source: e, .. } => e,
+            StoreError::Io { .. } => return true,
+            _ => return false,
+        };
+        matches!(
+            sqlite.sqlite_error_code(),
+            Some(C::DiskFull | C::ReadOnly | C::SystemIoFailure | C::CannotOpen | C::DatabaseBusy | C::DatabaseLocked)
+        )
+    }
+}
+
 /// A handle to the database. Clones share the same connections.
 #[derive(Clone)]
 pub struct Store {

@@ -187,7 +187,16 @@ impl<'a> Reader<'a> {
 
     /// Parses the document; a syntax error becomes a problem and `None`.
     pub(crate) fn parse(&mut self) -> Option<toml_edit::Document<&'a str>> {
-        match toml_edit::Document::parse(self.file.text.as_str()) {
+        // toml_edit 0.23.10 panics ("all items have spans", parser/document.rs) on some invalid documents that
+        // redefine a key, such as "==\r[.o"; found by fuzzing (fuzz/ app_config, repo_config, server_config). The
+        // text may come from an image, so a panic is caught and reported as invalid TOML.
+        let text = self.file.text.as_str();
+        let parsed = std::panic::catch_unwind(|| toml_edit::Document::parse(text));
+        let Ok(parsed) = parsed else {
+            self.problem(None, "invalid TOML: the parser could not read this file (a key defined twice?)".into(), None);
+            return None;
+        };
+        match parsed {
             Ok(doc) => Some(doc),
             Err(e) => {
                 let at = e.span().map(|s| s.start);

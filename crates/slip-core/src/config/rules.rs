@@ -57,6 +57,8 @@ pub(crate) fn across_apps(daemon: &Daemon, drafts: &[Draft], problems: &mut Vec<
         }
     }
 
+    wildcard_overlaps(&by_file, problems);
+
     // Caddy ids.
     let mut ids: BTreeMap<String, (&Draft, usize, At)> = BTreeMap::new();
     for d in &by_file {
@@ -154,6 +156,52 @@ pub(crate) fn warnings(daemon: &Daemon, drafts: &[Draft], warnings: &mut Vec<Pro
 
 fn gen_hint() -> String {
     "`slip gen-secret` prints a 64-character random key".into()
+}
+
+/// A wildcard `*.example.com` of one app and a name one label below it (`myapp.example.com`) of another, with the
+/// same path prefix, would both match that name: which one serves would depend on route order. Reported at the
+/// route in the later file, like a duplicate.
+fn wildcard_overlaps(by_file: &[&Draft], problems: &mut Vec<Problem>) {
+    let routes: Vec<(usize, &Draft, &super::app::Route, At, &String)> = by_file
+        .iter()
+        .enumerate()
+        .flat_map(|(n, d)| {
+            d.config
+                .routes
+                .iter()
+                .zip(&d.route_at)
+                .zip(&d.route_shown)
+                .map(move |((r, at), shown)| (n, *d, r, *at, shown))
+        })
+        .collect();
+    for (n, d, route, at, shown) in &routes {
+        for (m, other, other_route, other_at, _) in &routes {
+            if m >= n || other.config.name == d.config.name || other_route.path_prefix != route.path_prefix {
+                continue;
+            }
+            let (wild, name) = match (route.hostname.strip_prefix("*."), other_route.hostname.strip_prefix("*.")) {
+                (Some(domain), None) => (domain, other_route.hostname.as_str()),
+                (None, Some(domain)) => (domain, route.hostname.as_str()),
+                _ => continue,
+            };
+            let covered = name.strip_suffix(wild).and_then(|l| l.strip_suffix('.')).is_some_and(|l| !l.contains('.'));
+            if covered {
+                problems.push(problem(
+                    d,
+                    *at,
+                    format!(
+                        "routing: hostname {shown} is already routed by app {:?} ({}): *.{wild} and {name} overlap",
+                        other.config.name.as_str(),
+                        cite(other, *other_at)
+                    ),
+                    Some(
+                        "a wildcard matches every name one label below it; give one of the apps another hostname"
+                            .into(),
+                    ),
+                ));
+            }
+        }
+    }
 }
 
 fn problem(d: &Draft, at: At, message: String, hint: Option<String>) -> Problem {

@@ -1477,3 +1477,75 @@ fn health_resolves_field_by_field() {
     assert_eq!(merged.interval, Duration::from_secs(9));
     assert_eq!(merged.timeout, crate::defaults::HEALTH_TIMEOUT);
 }
+
+#[test]
+fn env_values_with_control_characters_are_refused_by_key_without_the_value() {
+    let text =
+        "[app]\nname = \"web\"\nimage = \"ghcr.io/acme/web\"\n[env]\nGOOD = \"fine\"\nBAD = \"abc\\u0000defghij\"\n";
+    let problems = parse(&sources(None, &[("web", text)])).expect_err("a control character is a problem");
+    let shown = render(&problems);
+    assert!(shown.contains("env.BAD") && shown.contains("U+0000"), "{shown}");
+    assert!(!shown.contains("defghij"), "the value is never printed: {shown}");
+}
+
+#[test]
+fn the_packaged_daemon_config_loads_and_requires_timestamps() {
+    let loaded = load(Some(include_str!("../../../../packaging/slip.toml")), &[]);
+    assert!(loaded.config.auth.require_timestamp, "new installs refuse untimestamped (replayable) webhooks");
+    let warnings = render(&loaded.warnings);
+    assert!(!warnings.contains("require_timestamp"), "{warnings}");
+}
+
+#[test]
+fn a_wildcard_over_another_apps_name_and_ip_literals_are_refused() {
+    let web = |name: &str, domain: &str| {
+        format!(
+            "[app]\nname = \"{name}\"\nimage = \"ghcr.io/acme/{name}\"\n[routing]\ndomain = \"{domain}\"\nport = 8080\n"
+        )
+    };
+    check_problems(
+        None,
+        &[("star", &web("star", "*.example.com")), ("myapp", &web("myapp", "myapp.example.com"))],
+        expect![[r#"
+            apps/star.toml:5:10: routing: hostname *.example.com is already routed by app "myapp" (apps/myapp.toml:5): *.example.com and myapp.example.com overlap
+              hint: a wildcard matches every name one label below it; give one of the apps another hostname
+        "#]],
+    );
+    // One label below only, as Caddy matches: a deeper name and the bare domain do not overlap.
+    load(
+        None,
+        &[
+            ("star", &web("star", "*.example.com")),
+            ("deep", &web("deep", "a.b.example.com")),
+            ("bare", &web("bare", "example.com")),
+        ],
+    );
+    check_problems(
+        None,
+        &[("vfour", &web("vfour", "127.0.0.1")), ("vsix", &web("vsix", "::1")), ("num", &web("num", "10.0.0.300"))],
+        expect![[r#"
+            apps/num.toml:5:10: routing.domain: "10.0.0.300" is an IP address, not a hostname: Caddy routes by name; use a DNS name such as app.example.com
+            apps/vfour.toml:5:10: routing.domain: "127.0.0.1" is an IP address, not a hostname: Caddy routes by name; use a DNS name such as app.example.com
+            apps/vsix.toml:5:10: routing.domain: "::1" is an IP address, not a hostname: Caddy routes by name; use a DNS name such as app.example.com
+        "#]],
+    );
+}
+
+/// Inputs on which toml_edit 0.23.10 panics, found by `scripts/fuzz.sh` (fuzz/ server_config, app_config,
+/// repo_config): each is a problem, never a panic.
+const TOML_PANICS: [&str; 3] = ["\n===.\n\n.=?", "==-_[\n=\n[.[=[\n", "==\r[.o"];
+
+#[test]
+fn toml_that_panics_the_parser_is_an_invalid_toml_problem() {
+    for text in TOML_PANICS {
+        let shown = render(&parse(&sources(Some(text), &[])).expect_err("slip.toml"));
+        assert!(shown.contains("invalid TOML"), "{text:?}: {shown}");
+        let shown = render(&parse(&sources(None, &[("myapp", text)])).expect_err("an app file"));
+        assert!(shown.contains("invalid TOML"), "{text:?}: {shown}");
+        let repo = crate::repo_config::read(
+            &SourceFile { path: "slip/slip.toml".into(), text: text.to_owned() },
+            UnknownKeys::Warning,
+        );
+        assert!(repo.problems.iter().any(|p| p.message.contains("invalid TOML")), "{text:?}");
+    }
+}

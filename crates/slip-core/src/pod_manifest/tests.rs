@@ -514,6 +514,35 @@ fn aliases_count_at_the_depth_they_expand_to() {
 }
 
 #[test]
+fn aliases_that_multiply_past_the_node_limit_are_a_problem_not_a_memory_bomb() {
+    // The "billion laughs": nine levels of nine aliases each expand to 9^9 nodes from a few hundred bytes.
+    let laughs: String = std::iter::once("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n".to_owned())
+        .chain((1..=9).map(|i| {
+            let p = i - 1;
+            format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n")
+        }))
+        .collect();
+    check_deep(
+        laughs,
+        expect![[r#"
+            slip/pod.yaml:6:10: this alias makes the document more than 100000 nodes once expanded; slip reads at most 100000 (aliases to aliases multiply)
+        "#]],
+    );
+    // A few aliases of a small anchor are fine.
+    let reused = "a: &a [1, 2, 3]\nb: [*a, *a, *a]\n";
+    check_deep(
+        reused.to_owned(),
+        expect![[r#"
+        slip/pod.yaml:1:1: missing apiVersion: a Pod is apiVersion: v1
+        slip/pod.yaml:1:1: missing kind: slip runs one kind: Pod
+        slip/pod.yaml:1:1: missing spec: a Pod needs spec.containers
+        ⚠ slip/pod.yaml:1:1: unknown key "a" at the top level: Podman ignores it
+        ⚠ slip/pod.yaml:2:1: unknown key "b" at the top level: Podman ignores it
+    "#]],
+    );
+}
+
+#[test]
 fn nesting_up_to_the_depth_limit_is_read() {
     // The root mapping is level 1 and metadata level 2, so MAX_DEPTH - 1 flow mappings reach the limit.
     let deepest = format!("{}1{}", "{a: ".repeat(MAX_DEPTH - 1), "}".repeat(MAX_DEPTH - 1));

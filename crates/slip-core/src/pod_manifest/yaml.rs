@@ -2,7 +2,8 @@
 //! key, the position of every node, and the problems and warnings found so far.
 //!
 //! [`load`] first checks that nothing nests deeper than [`MAX_DEPTH`], because saphyr's loader recurses once
-//! per level and the manifest may come from an untrusted image. It knows YAML types and nothing about Pods.
+//! per level and the manifest may come from an untrusted image, and that aliases do not expand it past
+//! [`MAX_NODES`] nodes. It knows YAML types and nothing about Pods.
 //! A `null` value (`ports:` with nothing after it) counts as absent, as it does for Kubernetes.
 
 use std::collections::BTreeMap;
@@ -47,6 +48,16 @@ pub(crate) fn load<'i>(w: &mut Walker, text: &'i str) -> Option<Vec<Node<'i>>> {
     match unloadable {
         Unloadable::Invalid(e) => {
             w.problem(marked(e.marker()), format!("invalid YAML: {}", e.info()), None);
+        }
+        Unloadable::TooMany { at } => {
+            w.problem(
+                marked(&at),
+                format!(
+                    "this alias makes the document more than {MAX_NODES} nodes once expanded; slip reads at most \
+                     {MAX_NODES} (aliases to aliases multiply)"
+                ),
+                None,
+            );
         }
         Unloadable::TooDeep { at, alias } => {
             let what = if alias { "this alias expands to collections" } else { "collections" };
@@ -181,7 +192,13 @@ enum Unloadable {
     Invalid(ScanError),
     /// A collection starting at `at`, or what the alias at `at` expands to, nests deeper than [`MAX_DEPTH`].
     TooDeep { at: Marker, alias: bool },
+    /// The alias at `at` brings the document, expanded, past [`MAX_NODES`] nodes.
+    TooMany { at: Marker },
 }
+
+/// Nodes a manifest may have once its aliases are expanded (saphyr clones an anchored node at each alias, so
+/// aliases of aliases grow exponentially: the "billion laughs").
+pub const MAX_NODES: usize = 100_000;
 
 /// Checks that no collection in `text` nests deeper than [`MAX_DEPTH`], counting the depth that aliases
 /// expand to (saphyr clones the anchored node, so `&a [*z]`, `&b [*a]`, … nests one level more per line).
@@ -192,39 +209,51 @@ enum Unloadable {
 /// `Parser::load`, never recurses, in block or flow style), so it is safe at any depth.
 fn check_depth(text: &str) -> Result<(), Unloadable> {
     let mut parser = Parser::new_from_str(text);
-    // Per open collection: its anchor id (0 for none) and the height of its tallest child so far.
-    let mut open: Vec<(usize, usize)> = Vec::new();
-    // Per anchored collection: its height, which is how deep an alias to it nests.
-    let mut heights: BTreeMap<usize, usize> = BTreeMap::new();
+    // Per open collection: its anchor id (0 for none), the height of its tallest child so far and its nodes so far.
+    let mut open: Vec<(usize, usize, usize)> = Vec::new();
+    // Per anchored collection: its height, which is how deep an alias to it nests, and its nodes.
+    let mut heights: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
+    // Nodes of the document with every alias expanded.
+    let mut total: usize = 0;
     while let Some(next) = parser.next_event() {
         let (event, span) = next.map_err(Unloadable::Invalid)?;
-        let height = match event {
+        let (height, nodes) = match event {
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
                 if open.len() >= MAX_DEPTH {
                     return Err(Unloadable::TooDeep { at: span.start, alias: false });
                 }
-                open.push((anchor, 0));
+                open.push((anchor, 0, 1));
+                total += 1;
                 continue;
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                let Some((anchor, tallest)) = open.pop() else { continue };
+                let Some((anchor, tallest, nodes)) = open.pop() else { continue };
                 if anchor != 0 {
-                    heights.insert(anchor, tallest + 1);
+                    heights.insert(anchor, (tallest + 1, nodes));
                 }
-                tallest + 1
+                (tallest + 1, nodes)
             }
             Event::Alias(anchor) => {
-                let height = heights.get(&anchor).copied().unwrap_or(0);
+                let (height, nodes) = heights.get(&anchor).copied().unwrap_or((0, 1));
                 if open.len() + height > MAX_DEPTH {
                     return Err(Unloadable::TooDeep { at: span.start, alias: true });
                 }
-                height
+                total = total.saturating_add(nodes);
+                if total > MAX_NODES {
+                    return Err(Unloadable::TooMany { at: span.start });
+                }
+                (height, nodes)
             }
-            // Scalars have height 0 and documents start with nothing open.
+            Event::Scalar(..) => {
+                total += 1;
+                (0, 1)
+            }
+            // Documents start with nothing open.
             _ => continue,
         };
         if let Some(parent) = open.last_mut() {
             parent.1 = parent.1.max(height);
+            parent.2 = parent.2.saturating_add(nodes);
         }
     }
     Ok(())

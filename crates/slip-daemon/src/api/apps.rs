@@ -18,7 +18,7 @@
 //! current/previous deploy ids are given).
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -387,7 +387,7 @@ fn write_atomically(dir: &FsPath, app: &AppName, text: &str) -> Result<(), ApiEr
     let target = dir.join(format!("{app}.toml"));
     let staged = dir.join(format!(".{app}.toml.{}.tmp", ulid::Ulid::new()));
     let write = || -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o640).open(&staged)?;
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&staged)?;
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
         std::fs::rename(&staged, &target)?;
@@ -408,9 +408,14 @@ fn trash(dir: &FsPath, storage: &FsPath, app: &AppName) -> Result<PathBuf, ApiEr
     let to = trash.join(format!("{app}.toml.{ms}"));
     let moved = || -> std::io::Result<()> {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&trash)?;
-        if std::fs::rename(&from, &to).is_err() {
-            // Another filesystem: copy, then remove.
-            std::fs::copy(&from, &to)?;
+        // An app file may hold `app.secret`: the trash copy is 0600 whatever the file's mode was.
+        if std::fs::rename(&from, &to).is_ok() {
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))?;
+        } else {
+            // Another filesystem: copy into a new 0600 file, then remove.
+            let mut copy = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&to)?;
+            std::io::copy(&mut std::fs::File::open(&from)?, &mut copy)?;
+            copy.sync_all()?;
             std::fs::remove_file(&from)?;
         }
         std::fs::File::open(dir)?.sync_all()

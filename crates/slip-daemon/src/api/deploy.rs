@@ -44,9 +44,11 @@ pub async fn deploy(
     let (request, actor, mac) = match result {
         Ok(ok) => ok,
         Err(e) => {
-            if e.code() != "invalid_json" && matches!(e, ApiError::Unauthorized { .. }) {
-                state.limiter.record(ip, now);
-                tracing::info!(code = e.code(), client_ip = %ip, "webhook rejected");
+            if e.code() != "invalid_json"
+                && matches!(e, ApiError::Unauthorized { .. })
+                && let Some(held_back) = state.limiter.record(ip, now)
+            {
+                tracing::info!(code = e.code(), client_ip = %ip, held_back, "webhook rejected");
             }
             return Err(e);
         }
@@ -56,11 +58,10 @@ pub async fn deploy(
     let app_config = config.apps.get(&app).ok_or_else(invalid_signature)?;
     let deploy_id: slip_core::names::DeployId = crate::ids::new_deploy_id().parse().expect("generated ids are valid");
 
-    // Replay protection for timestamped deliveries: each signature is accepted once.
-    if let Some(mac) = mac {
+    // Replay protection: each timestamped signature is accepted once; a legacy one again only for the current tag.
+    // (A legacy one is checked once the body is known to be valid, so a refused body does not use it up.)
+    if let Some((mac, true)) = mac {
         accept_once(&state, &config, &mac, &app, &deploy_id)?;
-    } else {
-        tracing::info!(app = %app, "legacy untimestamped signature accepted");
     }
 
     let tag: Tag = request
@@ -121,11 +122,12 @@ pub async fn deploy(
         source_ip: Some(ip.to_string()),
         created_at: unix_ms(),
     };
-    let enqueued = state
-        .scheduler
-        .enqueue(&new)
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .ok_or_else(|| ApiError::app_deleting(&app))?;
+    if let Some((mac, false)) = mac {
+        crate::replay::accept_legacy(&state.store, &mac, &app, tag.as_str(), &deploy_id)?;
+        tracing::info!(app = %app, "legacy untimestamped signature accepted");
+    }
+    let enqueued =
+        state.scheduler.enqueue(&new).map_err(ApiError::store)?.ok_or_else(|| ApiError::app_deleting(&app))?;
     tracing::info!(app = %app, deploy_id = %deploy_id, tag = %tag, status = enqueued.status.as_str(), actor, "webhook accepted");
 
     let answer = DeployAccepted {
@@ -152,13 +154,13 @@ struct Body {
 }
 
 /// Steps 3-7 of SPEC §6.2: admin token or signature, body shape, key set, skew. Returns the body, the
-/// actor and (for timestamped requests) the MAC for the replay cache.
+/// actor and (for signed requests) the MAC for the replay cache, with whether it was timestamped.
 async fn authorize_and_parse(
     state: &AppState,
     config: &slip_core::config::Config,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(Body, String, Option<[u8; 32]>), ApiError> {
+) -> Result<(Body, String, Option<([u8; 32], bool)>), ApiError> {
     if let Some(token) = bearer(headers) {
         check_admin(state.admin_token(config).as_deref(), &token)?;
         let request = parse_body(body)?;
@@ -178,7 +180,7 @@ async fn authorize_and_parse(
         check_skew(ts, unix_ms() / 1000, config.auth.max_skew)?;
     }
     let actor = format!("app:{}", request.app);
-    Ok((request, actor, sig.timestamp.map(|_| sig.mac)))
+    Ok((request, actor, Some((sig.mac, sig.timestamp.is_some()))))
 }
 
 /// Records a signed delivery (its MAC) as used, or refuses it with 409 `replayed` naming the deploy it made the
@@ -192,10 +194,8 @@ pub(crate) fn accept_once(
 ) -> Result<(), ApiError> {
     let hash = signature::delivery_hash(mac);
     let expires = unix_ms() + 2 * config.auth.max_skew.as_millis() as i64;
-    let recorded = state
-        .store
-        .record_delivery(hash, app, Some(deploy_id), unix_ms(), expires)
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let recorded =
+        state.store.record_delivery(hash, app, Some(deploy_id), unix_ms(), expires).map_err(ApiError::store)?;
     match recorded {
         Ok(_) => Ok(()),
         Err(Replayed { deploy_id: original }) => Err(ApiError::Conflict {

@@ -127,9 +127,17 @@ pub fn deploy_object(state: &AppState, row: DeployRow, full: bool) -> Result<Dep
         status: row.status.as_str().to_owned(),
         started_at: rfc3339(row.created_at),
         finished_at: row.finished_at.map(rfc3339),
-        error: row.error,
+        error: if full { row.error } else { public_error(&row) },
         detail,
     })
+}
+
+/// The `error` an unauthenticated reader sees: which step failed, from slip's own vocabulary, never the recorded
+/// text (an engine's or a registry's message may quote configuration, paths or values).
+fn public_error(row: &DeployRow) -> Option<String> {
+    row.error.as_ref()?;
+    let code = row.error_code.as_deref().unwrap_or("failed");
+    Some(format!("deploy {} ({code}); the app's key or the admin token shows the details", row.status.as_str()))
 }
 
 fn detail(row: &DeployRow, events: &[EventRow]) -> DeployDetail {

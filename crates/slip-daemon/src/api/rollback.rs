@@ -98,11 +98,8 @@ pub async fn rollback(
         Some(ip.to_string()),
         unix_ms(),
     );
-    let enqueued = state
-        .scheduler
-        .enqueue(&new)
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .ok_or_else(|| ApiError::app_deleting(&app))?;
+    let enqueued =
+        state.scheduler.enqueue(&new).map_err(ApiError::store)?.ok_or_else(|| ApiError::app_deleting(&app))?;
     let audit = state.store.append_audit(AuditEntry {
         at: unix_ms(),
         actor: actor.name.clone(),

@@ -84,6 +84,7 @@ pub async fn put(
     };
     let scope = scope.as_deref().map(parse_scope).transpose()?.unwrap_or(Scope::App);
     check_settable(&key, scope).map_err(secret_error)?;
+    check_value(&key, &value)?;
     let written = store(&state).set(&app, scope, &key, &value).map_err(secret_error)?;
     changed(&state, &who, &app, scope, &key, "set");
     warn_if_short_webhook_key(&app, &key, &value);
@@ -166,6 +167,7 @@ pub async fn legacy_put(
         if value.strip_suffix('\n').unwrap_or(value).is_empty() {
             return Err(secret_error(SecretError::EmptyValue { key }));
         }
+        check_value(&key, value)?;
         pairs.push((key, value));
     }
     let store = store(&state);
@@ -209,6 +211,13 @@ fn parse_key(key: &str) -> Result<SecretKey, ApiError> {
     key.parse::<SecretKey>().map_err(|e| ApiError::field("invalid_key", "key", e.to_string()))
 }
 
+/// 400 `invalid_request` (field `value`) for a value with control characters (it could never reach a container intact, and engines
+/// echo such values back escaped in their errors). The answer says where, never what.
+fn check_value(key: &SecretKey, value: &str) -> Result<(), ApiError> {
+    slip_core::env_value::check(value)
+        .map_err(|e| ApiError::field("invalid_request", "value", format!("the value of {key} {e}")))
+}
+
 fn parse_scope(scope: &str) -> Result<Scope, ApiError> {
     scope.parse::<Scope>().map_err(|e| ApiError::field("invalid_request", "scope", e.to_string()))
 }
@@ -247,6 +256,7 @@ fn info(meta: SecretMeta) -> SecretInfo {
 /// Logs, audits and announces a change: the key and scope only.
 fn changed(state: &AppState, who: &Admin, app: &AppName, scope: Scope, key: &SecretKey, action: &str) {
     tracing::info!(app = %app, key = %key, scope = scope.as_str(), action, "secret changed");
+    crate::logging::refresh(&state.config(), &state.secrets);
     let audit = who.audit(state, format!("secret.{action}"), format!("{app}/{key}"), Some(format!("scope={scope}")));
     if let Err(e) = audit {
         tracing::error!(error = %e, "recording a secret change in the audit log");

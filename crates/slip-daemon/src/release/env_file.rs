@@ -10,9 +10,14 @@
 //! Errors name the file and the line, never the line's text: an env file usually holds credentials, and the
 //! error ends up in the deploy's history.
 //!
+//! The parsing itself is pure and lives in `slip_core::env_file` (where it is fuzzed); this module reads the file
+//! and words the errors.
+//!
 //! It does not decide precedence against `[env]` or secrets (that is `environment` in the parent module).
 
 use std::path::{Path, PathBuf};
+
+pub(crate) use slip_core::env_file::parse;
 
 /// Why an env file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -38,111 +43,31 @@ pub(crate) enum EnvFileError {
         /// 1-based line, when it could be found.
         line: Option<usize>,
     },
+    /// A value holds a control character.
+    #[error("env_file {}: the value of {key} {problem}", .path.display())]
+    ControlCharacter {
+        /// The file.
+        path: PathBuf,
+        /// The variable.
+        key: String,
+        /// Where.
+        problem: slip_core::env_value::ControlCharacter,
+    },
 }
 
 /// The variables of the env file at `path`, in file order (a later duplicate key wins when applied).
 pub(crate) fn read(path: &Path) -> Result<Vec<(String, String)>, EnvFileError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| EnvFileError::Unreadable { path: path.to_path_buf(), source })?;
-    parse(&text).map_err(|line| EnvFileError::Invalid { path: path.to_path_buf(), line })
-}
-
-/// Parses dotenv text without any `$` expansion; `Err` carries the line of the problem when known.
-pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>, Option<usize>> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let literal = literal_dollars(text);
-    let mut vars = Vec::new();
-    for item in dotenvy::from_read_iter(literal.as_bytes()) {
-        match item {
-            Ok(pair) => vars.push(pair),
-            Err(dotenvy::Error::LineParse(fragment, _)) => return Err(line_of(&literal, &fragment)),
-            Err(_) => return Err(None),
-        }
+    let vars = parse(&text).map_err(|line| EnvFileError::Invalid { path: path.to_path_buf(), line })?;
+    for (key, value) in &vars {
+        slip_core::env_value::check(value).map_err(|problem| EnvFileError::ControlCharacter {
+            path: path.to_path_buf(),
+            key: key.clone(),
+            problem,
+        })?;
     }
     Ok(vars)
-}
-
-/// `text` with a backslash before every `$` that dotenvy would treat as the start of a substitution: outside
-/// single quotes, not already escaped, not in a comment. Newlines are kept, so line numbers do not move.
-fn literal_dollars(text: &str) -> String {
-    #[derive(PartialEq)]
-    enum Quote {
-        None,
-        Weak,
-        Strong,
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    let mut quote = Quote::None;
-    let mut escaped = false;
-    let mut comment = false;
-    // Where a `#` starts a comment: at the start of a line, right after the `=` (dotenvy then reads an empty
-    // value), or after whitespace that ends an unquoted value.
-    let mut blank_so_far = true;
-    let mut seen_equals = false;
-    let mut value_start = false;
-    let mut after_space = false;
-    for c in text.chars() {
-        if c == '\n' {
-            comment = false;
-            after_space = false;
-            if quote == Quote::None {
-                escaped = false;
-                blank_so_far = true;
-                seen_equals = false;
-                value_start = false;
-            }
-            out.push(c);
-            continue;
-        }
-        if comment {
-            out.push(c);
-            continue;
-        }
-        if escaped {
-            escaped = false;
-            out.push(c);
-            continue;
-        }
-        let space = c.is_whitespace();
-        match quote {
-            Quote::Strong => {
-                if c == '\'' {
-                    quote = Quote::None;
-                }
-            }
-            Quote::Weak => match c {
-                '\\' => escaped = true,
-                '"' => quote = Quote::None,
-                '$' => out.push('\\'),
-                _ => {}
-            },
-            Quote::None => match c {
-                '#' if blank_so_far || value_start || after_space => comment = true,
-                '=' if !seen_equals => {
-                    seen_equals = true;
-                    value_start = true;
-                    out.push(c);
-                    continue;
-                }
-                '\\' => escaped = true,
-                '\'' => quote = Quote::Strong,
-                '"' => quote = Quote::Weak,
-                '$' => out.push('\\'),
-                _ => {}
-            },
-        }
-        blank_so_far &= space;
-        value_start &= space;
-        after_space = space && quote == Quote::None;
-        out.push(c);
-    }
-    out
-}
-
-/// The 1-based line of `text` where the text dotenvy complained about starts.
-fn line_of(text: &str, fragment: &str) -> Option<usize> {
-    let first = fragment.lines().map(str::trim).find(|l| !l.is_empty())?;
-    text.lines().position(|line| line.contains(first)).map(|i| i + 1)
 }
 
 #[cfg(test)]
@@ -201,6 +126,16 @@ mod tests {
         assert_eq!(get(&vars, "ALSO_EMPTY"), Some(""));
         assert_eq!(get(&vars, "LAST"), Some("$HOME"), "an apostrophe in a comment opens no quote");
         assert_eq!(vars.len(), 8, "{vars:?}");
+    }
+
+    #[test]
+    fn a_value_with_a_control_character_is_refused_by_key_without_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.env");
+        std::fs::write(&path, "GOOD=1\nBAD=\"abc\u{1b}defghij\"\n").unwrap();
+        let message = read(&path).unwrap_err().to_string();
+        assert!(message.contains("BAD") && message.contains("U+001B"), "{message}");
+        assert!(!message.contains("defghij"), "{message}");
     }
 
     #[test]

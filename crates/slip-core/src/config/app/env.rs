@@ -39,6 +39,10 @@ pub(super) fn env_map(r: &mut Reader<'_>, t: &Tbl<'_>, key: &str) -> EnvMap {
             r.problem(k.at, format!("{}: not a valid environment variable name", k.key), None);
             continue;
         }
+        if let Err(e) = crate::env_value::check(&v.v) {
+            r.problem(v.at, format!("{}: the value {e}", k.key), Some("write the character out, or remove it".into()));
+            continue;
+        }
         map.insert(k.v, v.v);
     }
     EnvMap(map)

@@ -19,6 +19,16 @@ pub(crate) fn check_hostname(r: &mut Reader<'_>, v: Val<String>, allow_wildcard:
     if is_hostname(&lower, allow_wildcard) {
         return Some(v.map(|_| lower));
     }
+    if lower.parse::<std::net::IpAddr>().is_ok()
+        || lower.rsplit('.').next().is_some_and(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        r.invalid(
+            &v,
+            "is an IP address, not a hostname: Caddy routes by name; use a DNS name such as app.example.com",
+            None,
+        );
+        return None;
+    }
     let rule = if allow_wildcard {
         "is not a hostname: use a DNS name such as app.example.com (a leading *. is allowed), without scheme, port or path"
     } else {
