@@ -1,7 +1,8 @@
 //! The per-target deploy queue (SPEC §7.1).
 //!
 //! Queued deploys live in SQLite (the webhook handler commits them before answering 202); this module
-//! only decides which one runs. Each target (an app) has at most one runner task; the runner takes
+//! only decides which one runs. Each target (an app's production, or one of its previews) has at most one runner
+//! task; the runner takes
 //! the oldest waiting deploy of its target, waits for a global slot, runs it, and repeats until the
 //! target has nothing waiting. A newer webhook supersedes the queued one in the store, so the runner
 //! never sees it.
@@ -14,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use slip_core::deploy::{ErrorCode, Outcome};
-use slip_core::names::AppName;
+use slip_core::names::{AppName, Target};
 use slip_engine::clock::unix_ms;
 use slip_engine::run::{Engine, run_deploy};
 use slip_engine::store::{DeployRow, DeployStatus, Enqueued, NewDeploy, StoreError};
@@ -34,9 +35,9 @@ struct Inner {
     engine: Engine,
     resolver: Resolver,
     /// Targets that have a runner task right now.
-    active: Mutex<HashSet<String>>,
+    active: Mutex<HashSet<Target>>,
     /// The cancel token of each target's running deploy.
-    running: Mutex<HashMap<String, CancellationToken>>,
+    running: Mutex<HashMap<Target, CancellationToken>>,
     /// Apps being deleted: no runner starts for them and their runner takes no further deploy. Locked after
     /// `active` when both are needed.
     deleting: Mutex<HashSet<String>>,
@@ -70,16 +71,16 @@ impl Scheduler {
         }
     }
 
-    /// Makes sure `app` has a runner if anything of it is waiting. Call after committing a deploy.
-    pub fn kick(&self, app: &str) {
+    /// Makes sure `target` has a runner if anything of it is waiting. Call after committing a deploy.
+    pub fn kick(&self, target: &Target) {
         let mut active = self.inner.active.lock().expect("scheduler lock");
-        if self.is_deleting(app) {
+        if self.is_deleting(target.app.as_str()) {
             return;
         }
-        if active.insert(app.to_owned()) {
+        if active.insert(target.clone()) {
             let this = self.clone();
-            let app = app.to_owned();
-            self.inner.tracker.spawn(async move { this.runner(app).await });
+            let target = target.clone();
+            self.inner.tracker.spawn(async move { this.runner(target).await });
         }
     }
 
@@ -89,9 +90,10 @@ impl Scheduler {
         match self.inner.engine.store.unfinished() {
             Ok(deploys) => deploys
                 .iter()
+                // Previews are not deployed yet (a webhook asking for one is refused), so no preview runner starts.
                 .filter(|d| d.preview_id.is_none())
                 .filter(|d| matches!(d.status, DeployStatus::Queued | DeployStatus::Accepted))
-                .for_each(|d| self.kick(d.app.as_str())),
+                .for_each(|d| self.kick(&Target { app: d.app.clone(), preview: d.preview_id.clone() })),
             Err(e) => tracing::error!(error = %e, "listing waiting deploys"),
         }
     }
@@ -105,19 +107,18 @@ impl Scheduler {
         fresh.then(|| DeleteGuard { scheduler: self.clone(), app: app.to_owned() })
     }
 
-    /// Commits `new` to the queue and kicks its app, unless the app is being deleted (`Ok(None)`). The check and
-    /// the insert happen under the delete mark's lock, so a delete either sees the deploy (and fails it) or the
+    /// Commits `new` to the queue and kicks its target, unless the app is being deleted (`Ok(None)`). The check
+    /// and the insert happen under the delete mark's lock, so a delete either sees the deploy (and fails it) or the
     /// deploy is refused.
     pub fn enqueue(&self, new: &NewDeploy) -> Result<Option<Enqueued>, StoreError> {
-        let app = new.app.as_str();
         let enqueued = {
             let deleting = self.inner.deleting.lock().expect("scheduler lock");
-            if deleting.contains(app) {
+            if deleting.contains(new.app.as_str()) {
                 return Ok(None);
             }
             self.inner.engine.store.enqueue(new, unix_ms())?
         };
-        self.kick(app);
+        self.kick(&Target { app: new.app.clone(), preview: new.preview_id.clone() });
         Ok(Some(enqueued))
     }
 
@@ -126,18 +127,20 @@ impl Scheduler {
         self.inner.deleting.lock().expect("scheduler lock").contains(app)
     }
 
-    /// Cancels `app`'s running deploy (before its switch it unwinds and ends `cancelled`; after it, it finishes)
-    /// and waits up to `bound` for the app's runner to end. Call with the app marked by
+    /// Cancels the running deploys of every target of `app` (before its switch a deploy unwinds and ends
+    /// `cancelled`; after it, it finishes) and waits up to `bound` for the app's runners to end. Call with the app marked by
     /// [`Scheduler::begin_delete`], so the runner takes no other deploy. A deploy that registers its token while
     /// this waits (it was still waiting for a slot, or being resolved) is cancelled too. Answers whether the
     /// runner ended in time.
     pub async fn cancel_and_wait(&self, app: &str, bound: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + bound;
         loop {
-            if let Some(token) = self.inner.running.lock().expect("scheduler lock").get(app) {
-                token.cancel();
+            for (target, token) in self.inner.running.lock().expect("scheduler lock").iter() {
+                if target.app.as_str() == app {
+                    token.cancel();
+                }
             }
-            if !self.inner.active.lock().expect("scheduler lock").contains(app) {
+            if !self.inner.active.lock().expect("scheduler lock").iter().any(|t| t.app.as_str() == app) {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -147,62 +150,59 @@ impl Scheduler {
         }
     }
 
-    /// The next deploy of `app`: one already holding the slot (`accepted`), else the queued one, which is
+    /// The next deploy of `target`: one already holding the slot (`accepted`), else the queued one, which is
     /// promoted to `accepted` in the same transaction.
-    fn next(&self, app: &AppName) -> Result<Option<DeployRow>, slip_engine::store::StoreError> {
+    fn next(&self, target: &Target) -> Result<Option<DeployRow>, slip_engine::store::StoreError> {
         let store = &self.inner.engine.store;
         let accepted = store
             .unfinished()?
             .into_iter()
-            .filter(|d| d.app == *app && d.preview_id.is_none() && d.status == DeployStatus::Accepted)
+            .filter(|d| d.app == target.app && d.preview_id == target.preview && d.status == DeployStatus::Accepted)
             .min_by(|a, b| a.id.cmp(&b.id));
         match accepted {
             Some(row) => Ok(Some(row)),
-            None => store.promote_queued(app, None, unix_ms()),
+            None => store.promote_queued(&target.app, target.preview.as_ref(), unix_ms()),
         }
     }
 
-    async fn runner(self, app: String) {
-        let Ok(name) = app.parse::<AppName>() else {
-            self.inner.active.lock().expect("scheduler lock").remove(&app);
-            return;
-        };
+    async fn runner(self, target: Target) {
+        let app = target.app.as_str().to_owned();
         loop {
             if self.inner.closing.is_cancelled() {
                 // Checked before `next`, which would promote a queued deploy: queued deploys stay queued and
                 // the next slipd runs them.
-                self.inner.active.lock().expect("scheduler lock").remove(&app);
+                self.inner.active.lock().expect("scheduler lock").remove(&target);
                 return;
             }
             let next = {
                 let mut active = self.inner.active.lock().expect("scheduler lock");
                 if self.is_deleting(&app) {
                     // What is still waiting fails with the delete (`Store::forget_app`).
-                    active.remove(&app);
+                    active.remove(&target);
                     return;
                 }
-                match self.next(&name) {
+                match self.next(&target) {
                     Ok(Some(row)) => row,
                     Ok(None) => {
-                        active.remove(&app);
+                        active.remove(&target);
                         return;
                     }
                     Err(e) => {
-                        tracing::error!(app, error = %e, "reading the deploy queue");
-                        active.remove(&app);
+                        tracing::error!(target = %target, error = %e, "reading the deploy queue");
+                        active.remove(&target);
                         return;
                     }
                 }
             };
             if self.inner.closing.is_cancelled() {
                 // Queued deploys stay queued; the next slipd runs them.
-                self.inner.active.lock().expect("scheduler lock").remove(&app);
+                self.inner.active.lock().expect("scheduler lock").remove(&target);
                 return;
             }
             let permit = tokio::select! {
                 permit = self.inner.slots.acquire() => permit.expect("semaphore never closed"),
                 _ = self.inner.closing.cancelled() => {
-                    self.inner.active.lock().expect("scheduler lock").remove(&app);
+                    self.inner.active.lock().expect("scheduler lock").remove(&target);
                     return;
                 }
             };
@@ -210,7 +210,7 @@ impl Scheduler {
                 // The app is being deleted while this deploy waited for a slot: leave it to the delete, which
                 // fails it with `app_deleted`.
                 drop(permit);
-                self.inner.active.lock().expect("scheduler lock").remove(&app);
+                self.inner.active.lock().expect("scheduler lock").remove(&target);
                 return;
             }
             self.run_one(next).await;
@@ -221,15 +221,17 @@ impl Scheduler {
     async fn run_one(&self, row: DeployRow) {
         let store = &self.inner.engine.store;
         if let Some(expired) = self.inner.resolver.expired(&row) {
-            let _ = store.finish(&row.id, DeployStatus::Failed, Some(&expired), Some("expired"), unix_ms());
+            if let Err(e) = store.finish(&row.id, DeployStatus::Failed, Some(&expired), Some("expired"), unix_ms()) {
+                tracing::error!(deploy_id = %row.id, error = %e, "recording an expired deploy");
+            }
             return;
         }
         match self.inner.resolver.resolve(&row) {
             Ok(release) => {
-                let app = row.app.to_string();
-                self.inner.running.lock().expect("scheduler lock").insert(app.clone(), release.cancel.clone());
+                let target = release.target();
+                self.inner.running.lock().expect("scheduler lock").insert(target.clone(), release.cancel.clone());
                 let outcome = run_deploy(&self.inner.engine, release).await;
-                self.inner.running.lock().expect("scheduler lock").remove(&app);
+                self.inner.running.lock().expect("scheduler lock").remove(&target);
                 if let Outcome::Completed { .. } = outcome {
                     tracing::debug!(deploy_id = %row.id, "completed");
                     // SPEC §7.3 `completed`, §12: keep the last releases' images, prune the rest.
@@ -239,20 +241,23 @@ impl Scheduler {
             Err(failure) => {
                 let code = failure.code;
                 tracing::warn!(deploy_id = %row.id, error = %failure.message, "deploy could not start");
-                let _ = store.finish(
+                let recorded = store.finish(
                     &row.id,
                     DeployStatus::Failed,
                     Some(&failure.message),
                     Some(code_str(code)),
                     unix_ms(),
                 );
+                if let Err(e) = recorded {
+                    tracing::error!(deploy_id = %row.id, error = %e, "recording a deploy that could not start");
+                }
             }
         }
     }
 }
 
-/// Clears an app's "being deleted" mark when dropped (the delete finished or gave up), then gives the app a
-/// runner again in case the delete gave up with deploys still waiting.
+/// Clears an app's "being deleted" mark when dropped (the delete finished or gave up), then gives the app's
+/// production target a runner again in case the delete gave up with deploys still waiting.
 pub struct DeleteGuard {
     scheduler: Scheduler,
     app: String,
@@ -264,7 +269,9 @@ impl Drop for DeleteGuard {
             let _active = self.scheduler.inner.active.lock().expect("scheduler lock");
             self.scheduler.inner.deleting.lock().expect("scheduler lock").remove(&self.app);
         }
-        self.scheduler.kick(&self.app);
+        if let Ok(app) = self.app.parse::<AppName>() {
+            self.scheduler.kick(&Target::production(app));
+        }
     }
 }
 

@@ -55,6 +55,14 @@ impl Resolver {
         let app = config.apps.get(&row.app).ok_or_else(|| {
             StepFailure::new(ErrorCode::AppDeleted, format!("app {} no longer exists in the server config", row.app))
         })?;
+        if let Some(preview) = &row.preview_id {
+            // Previews are not deployed yet (the webhook refuses them); a stray row must never run on production's
+            // routes.
+            return Err(StepFailure::new(
+                ErrorCode::Cancelled,
+                format!("preview {preview} of {}: previews are not supported by this slipd yet", row.app),
+            ));
+        }
         let mut release = resolve_app(&config, &self.secrets, app, &row.app, row.id.clone(), row.tag.clone())?;
         // Rollbacks run the digest of the release they restore, never what the tag names now (SPEC §7.6).
         if let Some(pinned) = crate::rollback::pinned_image(row) {

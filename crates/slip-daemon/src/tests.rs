@@ -195,3 +195,36 @@ async fn deploy_list_needs_the_admin_token_and_public_reads_are_reduced() {
     assert_eq!(s, StatusCode::OK);
     assert!(status.get("apps").is_none() && status.get("version").is_none(), "{status}");
 }
+
+#[tokio::test]
+async fn a_preview_deploy_is_its_own_target_and_never_runs_on_production() {
+    use slip_engine::store::{NewDeploy, Trigger};
+    let state = state();
+    let app: slip_core::names::AppName = "web".parse().unwrap();
+    let preview = NewDeploy {
+        id: "dep_01jz0000000000000000000077".parse().unwrap(),
+        app: app.clone(),
+        preview_id: Some("pr-7".parse().unwrap()),
+        trigger: Trigger::Webhook,
+        tag: "v1".parse().unwrap(),
+        images: "{}".into(),
+        kind: Some("web".into()),
+        strategy: Some("blue-green".into()),
+        rollback_of: None,
+        meta: None,
+        actor: None,
+        source_ip: None,
+        created_at: slip_engine::clock::unix_ms(),
+    };
+    // A preview deploy gets a runner of its own (production's queue does not see it), and the resolver refuses it
+    // rather than run it on production's routes.
+    state.scheduler.enqueue(&preview).unwrap().expect("queued");
+    slip_testenv::wait_until_async(std::time::Duration::from_secs(10), "the preview deploy ends", || async {
+        state.store.deploy(&preview.id).unwrap().is_some_and(|d| d.status.is_terminal())
+    })
+    .await;
+    let row = state.store.deploy(&preview.id).unwrap().unwrap();
+    assert_eq!(row.error_code.as_deref(), Some("cancelled"), "{row:?}");
+    assert!(row.error.unwrap().contains("previews are not supported"));
+    assert!(state.store.instances(&app, None).unwrap().is_empty(), "nothing of production was touched");
+}
