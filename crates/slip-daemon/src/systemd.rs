@@ -95,8 +95,11 @@ async fn check(liveness: &Liveness, timeout: Duration) -> Result<(), String> {
 
 /// One `GET /healthz` over a fresh connection to slipd's own listener; Ok on a 200.
 async fn healthz(listen: SocketAddr) -> std::io::Result<()> {
-    let mut stream = tokio::net::TcpStream::connect(dial_address(listen)).await?;
-    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: slipd\r\nConnection: close\r\n\r\n").await?;
+    let address = dial_address(listen);
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    // The Host is the address dialled: slipd answers an unauthenticated request only for a host it is reached at.
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
     let mut head = [0u8; 13];
     stream.read_exact(&mut head).await?;
     if status_is_ok(&head) {
