@@ -47,6 +47,14 @@ if [[ $whole_workspace -eq 1 ]]; then
     bash scripts/release.sh --dev-build --out "${CARGO_TARGET_DIR:-target}/dist"
 fi
 
+# A short run of every fuzz target (about a minute after the build; long runs are scripts/fuzz.sh --long), before the
+# tests, so the test runner's summary stays the last word.
+fuzz_status=0
+if [[ $whole_workspace -eq 1 ]]; then
+    step "scripts/fuzz.sh (${SLIP_FUZZ_SECONDS:-6}s per target)"
+    bash scripts/fuzz.sh || fuzz_status=$?
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
     # nextest does not run doc tests, so they run first; the nextest summary stays the last word.
     if [[ $whole_workspace -eq 1 ]]; then
@@ -54,28 +62,23 @@ if cargo nextest --version >/dev/null 2>&1; then
         cargo test --workspace --doc
     fi
     step "cargo nextest run $*"
-    status=0
+    status=$fuzz_status
     cargo nextest run "$@" || status=$?
     if [[ $whole_workspace -eq 1 ]]; then
         # Tests that restart the Docker engine cannot share the machine; they are #[ignore]d above and run alone.
         step "cargo nextest run -p slip-daemon --test it --run-ignored only (alone: restarts the Docker engine)"
         cargo nextest run -p slip-daemon --test it --run-ignored only || status=$?
-        # A short run of every fuzz target (about a minute after the build); long runs are scripts/fuzz.sh --long.
-        step "scripts/fuzz.sh (${SLIP_FUZZ_SECONDS:-6}s per target)"
-        bash scripts/fuzz.sh || status=$?
     fi
     exit "$status"
 else
     step "cargo test --no-fail-fast $* (cargo-nextest not installed)"
     log=$(mktemp)
     trap 'rm -f "$log"' EXIT
-    status=0
+    status=$fuzz_status
     cargo test --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
     if [[ $whole_workspace -eq 1 ]]; then
         # Tests that restart the Docker engine cannot share the machine; they are #[ignore]d above and run alone.
         cargo test -p slip-daemon --test it -- --ignored 2>&1 | tee -a "$log" || status=$?
-        step "scripts/fuzz.sh (${SLIP_FUZZ_SECONDS:-6}s per target)"
-        bash scripts/fuzz.sh || status=$?
     fi
     # cargo test prints one result line per test binary; add them up into one closing line.
     awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
