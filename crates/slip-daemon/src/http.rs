@@ -235,8 +235,9 @@ enum Phase {
 #[derive(Debug)]
 struct Entry {
     phase: AtomicU8,
-    /// When the current phase began, in milliseconds since the table's start.
-    since_ms: AtomicU64,
+    /// When the current phase began, in nanoseconds since the table's start (milliseconds made ties of
+    /// connections served in one millisecond, which the cap then broke at random).
+    since_ns: AtomicU64,
     base: Instant,
     /// Cancelled to close the connection.
     evict: CancellationToken,
@@ -244,7 +245,7 @@ struct Entry {
 
 impl Entry {
     fn set(&self, phase: Phase) {
-        self.since_ms.store(self.base.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.since_ns.store(nanos_since(self.base), Ordering::Relaxed);
         self.phase.store(phase as u8, Ordering::Relaxed);
     }
 }
@@ -277,7 +278,7 @@ impl Table {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let entry = Arc::new(Entry {
             phase: AtomicU8::new(Phase::Waiting as u8),
-            since_ms: AtomicU64::new(self.base.elapsed().as_millis() as u64),
+            since_ns: AtomicU64::new(nanos_since(self.base)),
             base: self.base,
             evict: CancellationToken::new(),
         });
@@ -293,12 +294,19 @@ impl Table {
     /// has a request being handled.
     fn evict_longest_waiting(&self) {
         let entries = self.entries.lock().expect("connection table lock");
+        // Ties (same instant) go to the connection opened first.
         let oldest = entries
-            .values()
-            .filter(|e| !e.evict.is_cancelled() && e.phase.load(Ordering::Relaxed) != Phase::Handling as u8)
-            .min_by_key(|e| e.since_ms.load(Ordering::Relaxed));
+            .iter()
+            .filter(|(_, e)| !e.evict.is_cancelled() && e.phase.load(Ordering::Relaxed) != Phase::Handling as u8)
+            .min_by_key(|(id, e)| (e.since_ns.load(Ordering::Relaxed), **id))
+            .map(|(_, e)| e);
         if let Some(entry) = oldest {
             entry.evict.cancel();
         }
     }
+}
+
+/// Nanoseconds from `base` to now (saturating; u64 nanoseconds last centuries).
+fn nanos_since(base: Instant) -> u64 {
+    u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }

@@ -2,8 +2,10 @@
 //! with a per-request timeout, the ETag read from a header (Caddy ≥ 2.8) or a trailer (2.6–2.7), and
 //! Caddy's three spellings of "absent" folded into `None`.
 //!
-//! It knows nothing about slip's routes or ownership rules, and it never retries: the client in
-//! [`super`] decides what to read and write and what to do on a `412`.
+//! It knows nothing about slip's routes or ownership rules. It retries nothing but a read whose connection
+//! Caddy closed before answering (its admin listener restarts on config loads, and a connection caught in
+//! that moment is reset); a write cut off that way is [`AdminError::Interrupted`], and the client in
+//! [`super`] re-reads and decides again, as it does on a `412`.
 //!
 //! One connection per request, never pooled: Caddy restarts its admin listener on config loads and
 //! answers writes with `Connection: close`, so a pooled connection would often be dead on reuse.
@@ -55,6 +57,9 @@ pub(super) enum AdminError {
     Unreachable { url: String, message: String },
     /// `If-Match` named a hash that is no longer current (HTTP 412).
     PreconditionFailed,
+    /// The connection closed before Caddy answered (its admin listener restarted meanwhile): whether a write
+    /// was applied is unknown, so the caller re-reads before writing again.
+    Interrupted { url: String, message: String },
     /// Any other non-2xx answer, with Caddy's own error text.
     Status { method: Method, url: String, status: StatusCode, message: String },
 }
@@ -108,7 +113,17 @@ impl Admin {
 
     /// Reads the JSON at `path`. `200 null`, `404` and `400 invalid traversal` all mean absent.
     pub(super) async fn get(&self, path: &str) -> Result<Fetched, AdminError> {
-        let reply = self.exchange(Method::GET, path, None, None).await?;
+        let mut attempt = 0;
+        let reply = loop {
+            match self.exchange(Method::GET, path, None, None).await {
+                // A read changes nothing: ask again once Caddy's admin listener is back.
+                Err(AdminError::Interrupted { .. }) if attempt < READ_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(READ_RETRY_PAUSE).await;
+                }
+                result => break result?,
+            }
+        };
         let absent_traversal =
             reply.status == StatusCode::BAD_REQUEST && caddy_message(&reply.body).contains("invalid traversal");
         if reply.status == StatusCode::NOT_FOUND || absent_traversal {
@@ -151,6 +166,10 @@ impl Admin {
         if_match: Option<&str>,
     ) -> Result<Reply, AdminError> {
         let unreachable = |message: String| AdminError::Unreachable { url: self.url(path), message };
+        let failed = |failure: SendFailure| match failure {
+            SendFailure::Unreachable(message) => unreachable(message),
+            SendFailure::Interrupted(message) => AdminError::Interrupted { url: self.url(path), message },
+        };
         let mut request = Request::builder()
             .method(method)
             .uri(path)
@@ -173,7 +192,7 @@ impl Admin {
             }
         };
         match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(result) => result.map_err(unreachable),
+            Ok(result) => result.map_err(failed),
             Err(_) => Err(unreachable(format!("no answer within {:?}", self.timeout))),
         }
     }
@@ -183,23 +202,37 @@ impl Admin {
     }
 }
 
+/// Reads retried when Caddy closed the connection before answering, and the pause before each.
+const READ_RETRIES: u32 = 3;
+const READ_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// Why one exchange failed.
+enum SendFailure {
+    /// No connection, or a broken answer.
+    Unreachable(String),
+    /// The connection closed (or was reset) after it was made and before any answer arrived.
+    Interrupted(String),
+}
+
 /// Sends `request` on a fresh connection and collects the whole answer, trailers included.
-async fn send<S>(stream: std::io::Result<S>, request: Request<Full<Bytes>>) -> Result<Reply, String>
+async fn send<S>(stream: std::io::Result<S>, request: Request<Full<Bytes>>) -> Result<Reply, SendFailure>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let stream = stream.map_err(|error| format!("cannot connect: {error}"))?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|error| error_chain(&error))?;
+    let stream = stream.map_err(|error| SendFailure::Unreachable(format!("cannot connect: {error}")))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|error| SendFailure::Interrupted(error_chain(&error)))?;
     let exchange = async move {
-        let response = sender.send_request(request).await?;
+        let response =
+            sender.send_request(request).await.map_err(|error| SendFailure::Interrupted(error_chain(&error)))?;
         let (parts, body) = response.into_parts();
-        let collected = body.collect().await?;
-        Ok::<_, hyper::Error>((parts, collected))
+        let collected = body.collect().await.map_err(|error| SendFailure::Unreachable(error_chain(&error)))?;
+        Ok::<_, SendFailure>((parts, collected))
     };
     // The connection future ends once the answer is read and the request side is dropped.
     let (result, _) = tokio::join!(exchange, connection);
-    let (parts, collected) = result.map_err(|error| error_chain(&error))?;
+    let (parts, collected) = result?;
     let etag = etag(&parts.headers).or_else(|| collected.trailers().and_then(etag));
     Ok(Reply { status: parts.status, body: collected.to_bytes(), etag })
 }
@@ -250,5 +283,43 @@ mod tests {
             "invalid traversal path at: config/apps"
         );
         assert_eq!(caddy_message(b"plain text\n"), "plain text");
+    }
+
+    /// A loopback server that closes its first `drops` connections as soon as the request arrives, without an
+    /// answer, then answers every request with `answer`.
+    async fn flaky_admin(drops: usize, answer: &'static str) -> (Admin, tokio::task::JoinHandle<()>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            for n in 0.. {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                if n >= drops {
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                }
+            }
+        });
+        let endpoint = Endpoint::Tcp { host: "127.0.0.1".into(), port };
+        (Admin::new(endpoint, &format!("http://127.0.0.1:{port}"), Duration::from_secs(5)), server)
+    }
+
+    #[tokio::test]
+    async fn a_read_cut_off_by_an_admin_listener_restart_is_asked_again() {
+        let (admin, server) = flaky_admin(2, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnull").await;
+        let fetched = admin.get("/config/apps").await.expect("the third read is answered");
+        assert_eq!(fetched.value, None);
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_write_cut_off_before_an_answer_is_interrupted_not_unreachable() {
+        let (admin, server) = flaky_admin(1, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await;
+        let body = serde_json::json!([]);
+        let first = admin.write(Method::PATCH, "/config/apps/http/servers/slip/routes", Some(&body), None).await;
+        assert!(matches!(first, Err(AdminError::Interrupted { .. })), "{first:?}");
+        admin.write(Method::PATCH, "/config/apps/http/servers/slip/routes", Some(&body), None).await.expect("answered");
+        server.abort();
     }
 }

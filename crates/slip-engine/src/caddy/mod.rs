@@ -255,7 +255,7 @@ impl Client {
             };
             match step {
                 Ok(Step::Done) => return Ok(()),
-                Ok(Step::Again) | Err(AdminError::PreconditionFailed) => continue,
+                Ok(Step::Again) | Err(AdminError::PreconditionFailed | AdminError::Interrupted { .. }) => continue,
                 Err(error) => return Err(self.error(op, error)),
             }
         }
@@ -343,7 +343,8 @@ impl Client {
             let body = Value::Array(body);
             match self.admin.write(method, &path, Some(&body), current.etag.as_deref()).await {
                 Ok(()) => {}
-                Err(AdminError::PreconditionFailed) => continue,
+                // An interrupted write may or may not have landed: the next attempt re-reads first.
+                Err(AdminError::PreconditionFailed | AdminError::Interrupted { .. }) => continue,
                 Err(error) => return Err(self.error(op, error)),
             }
             let written = self.admin.get(&path).await.map_err(|e| self.error(op, e))?;
@@ -370,7 +371,7 @@ impl Client {
                         done = true;
                         break;
                     }
-                    Err(AdminError::PreconditionFailed) => continue,
+                    Err(AdminError::PreconditionFailed | AdminError::Interrupted { .. }) => continue,
                     Err(error) => return Err(self.error(&op, error)),
                 }
             }
@@ -441,6 +442,10 @@ impl Client {
     fn error(&self, op: &str, error: AdminError) -> ProxyError {
         match error {
             AdminError::Unreachable { url, message } => ProxyError::Unreachable { url, message },
+            AdminError::Interrupted { url, message } => ProxyError::Unreachable {
+                url,
+                message: format!("Caddy closed the connection before it answered: {message}"),
+            },
             AdminError::PreconditionFailed => ProxyError::Conflict { op: op.to_owned() },
             AdminError::Status { method, url, status, message } => {
                 if let Some(conflict) = listener_conflict(&message, &self.settings.server, &self.settings.listen) {
