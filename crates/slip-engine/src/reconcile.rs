@@ -26,6 +26,7 @@ use std::time::Duration;
 use crate::clock::unix_ms;
 use crate::engine::Engine;
 use crate::labels;
+use crate::ports::PortMapping;
 use crate::routes::{RouteTemplate, app_routes};
 use crate::store::{AppStatus, DeployRow, DeployStatus, InstanceRole, InstanceRow, NoteKind, Requeued, StoreError};
 
@@ -173,8 +174,13 @@ pub async fn refresh_ports(engine: &Engine) -> Result<Vec<PortChange>, StoreErro
             continue;
         }
         engine.store.set_instance_ports(&current.id, &bound)?;
-        let rebinds: Vec<(String, String)> =
-            moved.iter().map(|c| (format!("127.0.0.1:{}", c.from), format!("127.0.0.1:{}", c.to))).collect();
+        let rebinds: Vec<(String, String)> = moved
+            .iter()
+            .map(|c| {
+                let at = |host| engine.instances.upstream(PortMapping { host, container: c.container });
+                (at(c.from), at(c.to))
+            })
+            .collect();
         match engine.routes.rebind(&current.target(), &rebinds).await {
             Ok(_) => tracing::info!(app = %current.app, moved = ?rebinds, "routes follow re-assigned host ports"),
             // The table already holds the new upstream; the next sync retries the write.
