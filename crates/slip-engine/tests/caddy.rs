@@ -9,9 +9,11 @@
 
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use serde_json::{Value, json};
 use slip_engine::caddy::{Client, PreviewWildcard, Settings, TlsMode, render};
 use slip_engine::ports::{Applied, DrainRef, Proxy, ProxyError, RouteBlock, RouteSpec};
+use slip_engine::testing::proxy_contract::{Routed, proxy_contract};
 use slip_testenv::caddy::{Build, Caddy, FOREIGN_BODY, FOREIGN_SERVER, FOREIGN_TLS_SUBJECT};
 use slip_testenv::{free_port, wait_until_async};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,6 +39,7 @@ macro_rules! on_every_caddy {
 }
 
 on_every_caddy!(
+    the_caddy_adapter_honours_the_proxy_contract,
     bootstrap_on_a_fresh_caddy_creates_slips_server_once,
     own_server_listeners_are_realigned_when_settings_change,
     moving_from_all_interfaces_to_loopback_on_the_same_port_moves_tcp_and_udp_listeners,
@@ -59,6 +62,32 @@ on_every_caddy!(
 
 /// Longest any single request through Caddy may take in these tests.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+async fn the_caddy_adapter_honours_the_proxy_contract(build: Build) {
+    let caddy = Caddy::start_build(build);
+    let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
+    let routed = ThroughCaddy { port: caddy.http_port(), upstreams: [("a", a.addr.clone()), ("b", b.addr.clone())] };
+
+    proxy_contract(&client(&caddy, TlsMode::Off), &routed, &a.addr, &b.addr).await;
+}
+
+/// Where Caddy sends a hostname's requests: a real request through it, answered by an [`Upstream`] with its name.
+struct ThroughCaddy {
+    port: u16,
+    upstreams: [(&'static str, String); 2],
+}
+
+#[async_trait]
+impl Routed for ThroughCaddy {
+    async fn reaches(&self, host: &str) -> Option<String> {
+        let (status, body) = get(self.port, host, "/").await;
+        assert_eq!(status, 200, "{host}: {body}");
+        // An unrouted host gets Caddy's empty 200.
+        let name = body.strip_suffix(" /")?;
+        let found = self.upstreams.iter().find(|(known, _)| *known == name);
+        Some(found.unwrap_or_else(|| panic!("{host} answered {body:?}")).1.clone())
+    }
+}
 
 async fn bootstrap_on_a_fresh_caddy_creates_slips_server_once(build: Build) {
     let caddy = Caddy::start_build(build);
