@@ -39,6 +39,9 @@ macro_rules! on_every_caddy {
 }
 
 on_every_caddy!(
+    a_caddyfile_site_on_slips_address_is_shared_without_a_setting_and_survives_caddy_reload,
+    several_servers_on_slips_address_are_ambiguous_and_named_in_the_refusal,
+    plain_http_never_shares_a_server_whose_automatic_https_would_take_over_its_listener,
     the_caddy_adapter_honours_the_proxy_contract,
     bootstrap_on_a_fresh_caddy_creates_slips_server_once,
     own_server_listeners_are_realigned_when_settings_change,
@@ -46,7 +49,7 @@ on_every_caddy!(
     a_move_to_an_address_another_process_holds_names_it_and_keeps_the_old_listener_serving,
     foreign_server_tls_policy_and_globals_stay_byte_for_byte_across_applies,
     shared_foreign_server_keeps_its_routes_listen_and_https_settings,
-    listener_taken_by_a_foreign_server_is_reported_with_its_name,
+    listener_taken_by_a_foreign_server_is_reported_with_its_name_when_caddy_server_is_set,
     switching_moves_traffic_between_upstreams,
     applying_the_current_block_writes_nothing,
     a_concurrent_change_fails_if_match_and_the_write_is_retried_keeping_it,
@@ -87,6 +90,101 @@ impl Routed for ThroughCaddy {
         let found = self.upstreams.iter().find(|(known, _)| *known == name);
         Some(found.unwrap_or_else(|| panic!("{host} answered {body:?}")).1.clone())
     }
+}
+
+/// A user's plain-HTTP Caddyfile site on the port slip is told to listen on, which the global options make Caddy's
+/// HTTP port (as port 80 is by default), so Caddy's automatic HTTPS leaves the server on plain HTTP.
+const USER_SITE: &str = "http://site.test:{PORT} {\n\trespond \"user site\"\n}";
+
+/// A Caddyfile's global options for [`USER_SITE`].
+const USER_OPTIONS: &str = "http_port {PORT}";
+
+async fn a_caddyfile_site_on_slips_address_is_shared_without_a_setting_and_survives_caddy_reload(build: Build) {
+    let caddy = Caddy::start_with_caddyfile(build, USER_OPTIONS, USER_SITE);
+    let port = caddy.http_port();
+    let user_server = caddy.get_json("/config/apps/http/servers/srv0");
+    assert_eq!(user_server["listen"], json!([format!(":{port}")]), "the Caddyfile's server: {user_server}");
+    let a = Upstream::start("a").await;
+    let client = client(&caddy, TlsMode::Off);
+    assert!(client.settings().share_existing, "caddy.server unset is the default");
+    let wanted = block(&[route("web", "web.test", &a.addr)], &[]);
+
+    client.ensure_server().await.unwrap();
+    assert_eq!(client.apply(&wanted).await.unwrap(), Applied::Written);
+
+    let servers = caddy.get_json("/config/apps/http/servers");
+    assert_eq!(servers.as_object().unwrap().keys().collect::<Vec<_>>(), ["srv0"], "no server of slip's own");
+    let shared = &servers["srv0"];
+    let ids: Vec<&Value> = shared["routes"].as_array().unwrap().iter().map(|route| &route["@id"]).collect();
+    assert_eq!(ids, [&json!("slip-web"), &Value::Null], "slip's block first, the user's route after it");
+    assert_eq!(shared["routes"][1], user_server["routes"][0], "the user's route is unchanged");
+    let without_routes = |server: &Value| {
+        let mut server = server.clone();
+        server.as_object_mut().unwrap().remove("routes");
+        server
+    };
+    assert_eq!(without_routes(shared), without_routes(&user_server), "nothing else of the user's server changes");
+    assert_eq!(get(port, "web.test", "/").await, (200, "a /".to_owned()));
+    assert_eq!(get(port, "site.test", "/").await, (200, "user site".to_owned()));
+
+    // `caddy reload` of the Caddyfile replaces the whole config, slip's routes included; the next apply (slipd's
+    // reconcile) puts them back, still inside the user's server.
+    caddy.reload_caddyfile(USER_OPTIONS, USER_SITE);
+    assert_eq!(get(port, "web.test", "/").await, (200, String::new()), "the reload dropped slip's route");
+    client.ensure_server().await.unwrap();
+    assert_eq!(client.apply(&wanted).await.unwrap(), Applied::Written);
+    assert_eq!(get(port, "web.test", "/").await, (200, "a /".to_owned()));
+    assert_eq!(get(port, "site.test", "/").await, (200, "user site".to_owned()));
+    let servers = caddy.get_json("/config/apps/http/servers");
+    assert_eq!(servers.as_object().unwrap().keys().collect::<Vec<_>>(), ["srv0"]);
+
+    // With the site gone from the Caddyfile, slip's routes move to a server of its own on the same address.
+    caddy.reload_caddyfile(USER_OPTIONS, "");
+    client.ensure_server().await.unwrap();
+    assert_eq!(client.apply(&wanted).await.unwrap(), Applied::Written);
+    assert_eq!(caddy.get_json("/config/apps/http/servers/slip/@id"), json!(render::SERVER_ID));
+    assert_eq!(get(port, "web.test", "/").await, (200, "a /".to_owned()));
+}
+
+async fn several_servers_on_slips_address_are_ambiguous_and_named_in_the_refusal(build: Build) {
+    let caddy = Caddy::start_build(build);
+    let port = free_port();
+    for (name, host) in [("one", "127.0.0.1"), ("two", "127.0.0.2")] {
+        let server = json!({"listen": [format!("{host}:{port}")], "routes": [], "automatic_https": {"disable": true}});
+        let answer = caddy.admin("PUT", &format!("/config/apps/http/servers/{name}"), Some(&server));
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    let settings = Settings { listen: vec![format!(":{port}")], ..settings(&caddy, TlsMode::Off) };
+
+    let error = Client::new(settings).unwrap().ensure_server().await.unwrap_err();
+
+    assert!(matches!(error, ProxyError::ListenerConflict(_)), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "Caddy servers 'one' and 'two' already listen on caddy.listen (:{port}). Set caddy.server to the one slip \
+             should share, or change caddy.listen."
+        )
+    );
+    let names: Vec<String> = caddy.get_json("/config/apps/http/servers").as_object().unwrap().keys().cloned().collect();
+    assert_eq!(names, ["one", "two"], "nothing was added to either");
+}
+
+async fn plain_http_never_shares_a_server_whose_automatic_https_would_take_over_its_listener(build: Build) {
+    // Without `http_port`, the site's port is not Caddy's HTTP port: a hostname slip added would get automatic
+    // HTTPS, and Caddy would turn TLS on for the whole listener, breaking the user's plain-HTTP site.
+    let caddy = Caddy::start_with_caddyfile(build, "", USER_SITE);
+    let port = caddy.http_port();
+    let before = caddy.get_raw("/config/apps");
+
+    let error = client(&caddy, TlsMode::Off).ensure_server().await.unwrap_err();
+
+    assert!(matches!(error, ProxyError::ListenerConflict(_)), "{error:?}");
+    let message = error.to_string();
+    assert!(message.starts_with(&format!("Caddy server 'srv0' already listens on caddy.listen (127.0.0.1:{port})")));
+    assert!(message.contains("caddy.tls = \"off\""), "{message}");
+    assert_eq!(caddy.get_raw("/config/apps"), before, "nothing was written");
+    assert_eq!(get(port, "site.test", "/").await, (200, "user site".to_owned()));
 }
 
 async fn bootstrap_on_a_fresh_caddy_creates_slips_server_once(build: Build) {
@@ -233,10 +331,12 @@ async fn shared_foreign_server_keeps_its_routes_listen_and_https_settings(build:
     assert_eq!(get(port, "other.test", "/").await, (200, FOREIGN_BODY.to_owned()));
 }
 
-async fn listener_taken_by_a_foreign_server_is_reported_with_its_name(build: Build) {
+async fn listener_taken_by_a_foreign_server_is_reported_with_its_name_when_caddy_server_is_set(build: Build) {
     let caddy = Caddy::start_with_foreign_site_build(build);
     let mut settings = settings(&caddy, TlsMode::Off);
     settings.listen = vec![format!("127.0.0.1:{}", caddy.foreign_port().unwrap())];
+    // `caddy.server = "slip"` set explicitly: slip does not share the foreign server by itself.
+    settings.share_existing = false;
 
     let error = Client::new(settings).unwrap().ensure_server().await.unwrap_err();
 

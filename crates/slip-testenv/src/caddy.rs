@@ -160,22 +160,24 @@ impl Caddy {
     }
 
     /// Starts a Caddy the way most users run one: from a Caddyfile (`caddy run --adapter caddyfile`), with this
-    /// Caddy's admin address set in its global options. `site` is the rest of the Caddyfile (site blocks); write
-    /// `{PORT}` where a site should listen on [`Caddy::foreign_port`], a free loopback port.
+    /// Caddy's admin address set in its global options. `options` are more global options, `site` is the rest of
+    /// the Caddyfile (site blocks); write
+    /// `{PORT}` where a site should listen on [`Caddy::http_port`], so that slip, told to listen there too, meets
+    /// the site's server (`srv0`) on its address.
     #[track_caller]
-    pub fn start_with_caddyfile(build: Build, site: &str) -> Caddy {
+    pub fn start_with_caddyfile(build: Build, options: &str, site: &str) -> Caddy {
         let dir = temp_dir();
         let admin = free_port();
-        let foreign_port = free_port();
-        let caddyfile = caddyfile(admin, foreign_port, site);
+        let http_port = free_port();
+        let caddyfile = caddyfile(admin, http_port, options, site);
         write(&dir.path().join("Caddyfile"), &caddyfile);
         let process = spawn(build, dir.path(), Startup::Caddyfile);
         let caddy = Caddy {
             dir,
             build,
             admin: AdminAddress::Tcp(admin),
-            http_port: free_port(),
-            foreign_port: Some(foreign_port),
+            http_port,
+            foreign_port: None,
             process: Some(process),
             startup: Startup::Caddyfile,
         };
@@ -183,16 +185,16 @@ impl Caddy {
         caddy
     }
 
-    /// `caddy reload` of this Caddy's Caddyfile with `site` as its site blocks (as in
+    /// `caddy reload` of this Caddy's Caddyfile with `options` and `site` (as in
     /// [`Caddy::start_with_caddyfile`]): what a user does after editing it. Replaces the whole config, dropping
     /// every route added through the API. Panics when Caddy refuses it.
     #[track_caller]
-    pub fn reload_caddyfile(&self, site: &str) {
-        let (AdminAddress::Tcp(admin), Some(port)) = (&self.admin, self.foreign_port) else {
+    pub fn reload_caddyfile(&self, options: &str, site: &str) {
+        let (AdminAddress::Tcp(admin), Startup::Caddyfile) = (&self.admin, self.startup) else {
             panic!("reload_caddyfile needs a Caddy started with start_with_caddyfile")
         };
         let path = self.dir.path().join("Caddyfile");
-        write(&path, &caddyfile(*admin, port, site));
+        write(&path, &caddyfile(*admin, self.http_port, options, site));
         let output = Command::new(self.build.binary())
             .args(["reload", "--adapter", "caddyfile", "--config"])
             .arg(&path)
@@ -372,12 +374,14 @@ fn foreign_apps(port: u16) -> Value {
     })
 }
 
-/// A Caddyfile: global options with the admin address and no trust-store installs, then `site` with `{PORT}`
-/// replaced by `port`.
-fn caddyfile(admin: u16, port: u16, site: &str) -> String {
+/// A Caddyfile: global options (the admin address, no trust-store installs, then `options`), then `site`, with
+/// `{PORT}` replaced by `port` in both.
+fn caddyfile(admin: u16, port: u16, options: &str, site: &str) -> String {
+    let port = port.to_string();
     format!(
-        "{{\n\tadmin 127.0.0.1:{admin}\n\tskip_install_trust\n}}\n\n{}\n",
-        site.replace("{PORT}", &port.to_string())
+        "{{\n\tadmin 127.0.0.1:{admin}\n\tskip_install_trust\n\t{}\n}}\n\n{}\n",
+        options.replace("{PORT}", &port),
+        site.replace("{PORT}", &port)
     )
 }
 
