@@ -12,7 +12,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-readonly ALL_TARGETS=(webhook server_config app_config repo_config pod_manifest env_file duration_size image_ref)
+readonly ALL_TARGETS=(webhook server_config app_config repo_config pod_manifest env_file duration_size log_frames image_ref)
 
 long=0
 seconds=${SLIP_FUZZ_SECONDS:-6}

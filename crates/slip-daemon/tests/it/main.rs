@@ -20,4 +20,5 @@ mod notify;
 mod podman;
 mod reload;
 mod rollback;
+mod rotate_key;
 mod webhook;
