@@ -48,6 +48,9 @@ pub use crypto::{KeyFileError, MasterKey};
 use files::tighten;
 pub use names::{Scope, SecretError, SecretKey, SecretValue, WEBHOOK_KEYS, check_settable};
 
+/// What [`SecretStore::each_file`] calls with each file: its directory, app, scope, key and raw content.
+type EachFile<'a> = dyn FnMut(&OwnedFd, &AppName, Scope, &SecretKey, &str) -> Result<(), SecretError> + 'a;
+
 /// Values shorter than this cannot be redacted safely (SPEC §11.4); `slip secrets set` warns about them.
 pub const MIN_REDACTABLE_LEN: usize = crate::redact::MIN_REDACTABLE_LEN;
 
@@ -248,10 +251,7 @@ impl SecretStore {
     }
 
     /// Calls `f` with every secret file's directory, app, scope, key and raw content, apps in name order.
-    fn each_file(
-        &self,
-        f: &mut dyn FnMut(&OwnedFd, &AppName, Scope, &SecretKey, &str) -> Result<(), SecretError>,
-    ) -> Result<(), SecretError> {
+    fn each_file(&self, f: &mut EachFile<'_>) -> Result<(), SecretError> {
         let entries = match std::fs::read_dir(&self.root) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(SecretError::Io { op: "list", path: self.root.clone(), source: e }),

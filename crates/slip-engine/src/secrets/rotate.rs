@@ -141,7 +141,11 @@ pub fn rotate(storage: &Path, key_file: &Path, at: &mut dyn FnMut(Stage)) -> Res
     };
     at(Stage::NewKeyWritten);
 
-    let store = SecretStore::new(storage).with_key(new.clone()).also_reading(old.clone());
+    let mut store = SecretStore::new(storage).with_key(new.clone()).also_reading(old.clone());
+    // Run as root, the rewritten files must still belong to slipd's user: the store's owner, as local mode does.
+    if let Ok(meta) = std::fs::metadata(storage.join("secrets")) {
+        store = store.owned_by(meta.uid(), meta.gid());
+    }
     let (resealed, total) = store.reseal(&mut |done| at(Stage::Resealed(done))).map_err(RotateError::Store)?;
     // Every file must open with the new key alone before the old one goes.
     SecretStore::new(storage).with_key(new.clone()).open_all().map_err(RotateError::Store)?;

@@ -173,3 +173,28 @@ fn a_key_file_behind_a_symlink_is_replaced_where_it_lives() {
     assert_eq!(MasterKey::load(&real).unwrap().id(), rotated.new_id);
     assert_readable(&storage, &link, &expected, "through the link");
 }
+
+#[test]
+fn rewritten_files_keep_the_stores_owner() {
+    use std::os::unix::fs::MetadataExt;
+    if !rustix::process::geteuid().is_root() {
+        panic!("this test chowns files and needs root, as the rest of the suite does");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, key_file, expected) = fixture(dir.path());
+    // As after `chown -R slip:` of the store: slipd's user, not root who runs the rotation.
+    let (uid, gid) = (4242, 4343);
+    let mut pending = vec![storage.join("secrets")];
+    while let Some(path) = pending.pop() {
+        std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).unwrap();
+        if path.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    rotate(&storage, &key_file, &mut |_| {}).unwrap();
+    for (app, scope, name) in expected.keys() {
+        let dir = if *scope == Scope::Preview { format!("{app}/.preview") } else { app.clone() };
+        let meta = std::fs::metadata(storage.join("secrets").join(dir).join(name)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{app}/{name}");
+    }
+}
