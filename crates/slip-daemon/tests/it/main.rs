@@ -21,4 +21,5 @@ mod notify;
 mod podman;
 mod reload;
 mod rollback;
+mod rotate_key;
 mod webhook;
