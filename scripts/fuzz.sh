@@ -59,6 +59,7 @@ for target in "${targets[@]}"; do
     mkdir -p "$corpus" "fuzz/seeds/$target"
     printf '==> %s (%ss)\n' "$target" "$seconds"
     log=$work/$target.log
+    started=$SECONDS
     # -timeout: one input taking over 10 s is a hang; -rss_limit_mb: a parser must not need more than 1 GiB.
     if (cd fuzz && cargo +nightly fuzz run "${FLAGS[@]}" "$target" "$corpus" "seeds/$target" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 -print_final_stats=1) >"$log" 2>&1; then
@@ -68,7 +69,9 @@ for target in "${targets[@]}"; do
         printf '    %s runs, coverage %s, no crash\n' "${runs:-?}" "${cov:-?}"
     else
         status=1
-        results+=("| \`$target\` | ${seconds} s | | | **crash**: see fuzz/artifacts/$target |")
+        # A crash ends the target early: record how long it ran and how far it got.
+        runs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
+        results+=("| \`$target\` | $((SECONDS - started)) s | ${runs:-?} | | **crash**: see fuzz/artifacts/$target |")
         grep -E 'panicked|ERROR|SUMMARY|artifact' "$log" | head -5 >&2
         printf 'fuzz: %s crashed; the input is in fuzz/artifacts/%s/\n' "$target" "$target" >&2
     fi
