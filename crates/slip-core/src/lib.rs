@@ -24,6 +24,7 @@ pub mod env_value;
 pub mod error_chain;
 pub mod names;
 pub mod pod_manifest;
+pub mod preview;
 pub mod repo_config;
 pub mod signature;
 pub mod size;
