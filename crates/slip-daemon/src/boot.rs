@@ -97,7 +97,9 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         images,
     };
 
-    let report = reconcile::reconcile(&engine, &route_templates(&config), Duration::from_secs(10))
+    let mut templates = route_templates(&config);
+    templates.extend(preview_route_templates(&config, &store));
+    let report = reconcile::reconcile(&engine, &templates, Duration::from_secs(10))
         .await
         .context("reconciling containers and routes with the database")?;
     tracing::info!(
@@ -150,7 +152,17 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         sources: Default::default(),
     }));
     crate::heal::recreate_missing(&state, &report.missing);
+    let evicting = state.clone();
+    scheduler.on_preview_completed(Box::new(move |target, deploy| {
+        let state = evicting.clone();
+        let Some(id) = target.preview else { return };
+        state.scheduler.tracker().clone().spawn(async move {
+            crate::previews::evict_over_cap(&state, &target.app, &id, &deploy).await;
+        });
+    }));
     scheduler.kick_all();
+    // The reaper's first pass runs now (SPEC §13.6: at start-up), then every minute until shutdown begins.
+    tokio::spawn(crate::previews::run_reaper(state.clone(), crate::previews::REAP_INTERVAL, closing.clone()));
     // Ends when shutdown begins (`closing`), so nothing is restarted or queued while slipd winds down.
     tokio::spawn(crate::heal::run(state.clone(), config.caddy.reconcile_interval, closing.clone()));
     Ok(Booted { state, tracker, closing, monitor, lock })
@@ -234,6 +246,25 @@ pub fn route_templates(config: &Config) -> BTreeMap<String, Vec<RouteTemplate>> 
             (name.to_string(), templates)
         })
         .collect()
+}
+
+/// Each live preview's routes (its app's, on the preview's hostnames), keyed `app:preview`, for reconciliation.
+pub fn preview_route_templates(config: &Config, store: &Store) -> BTreeMap<String, Vec<RouteTemplate>> {
+    let production = route_templates(config);
+    let mut out = BTreeMap::new();
+    for p in store.live_previews(None).unwrap_or_default() {
+        let (Some(templates), Ok(placement)) =
+            (production.get(p.app.as_str()), slip_core::preview::place(config, &p.app, &p.id))
+        else {
+            continue;
+        };
+        let mut templates = templates.clone();
+        for (t, host) in templates.iter_mut().zip(&placement.hostnames) {
+            t.hostname.clone_from(host);
+        }
+        out.insert(slip_core::names::Target::preview(p.app, p.id).to_string(), templates);
+    }
+    out
 }
 
 /// Takes `<storage>/slipd.lock` or fails naming the pid that holds it.

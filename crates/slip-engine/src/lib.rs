@@ -30,6 +30,7 @@ pub mod image_policy;
 pub mod images;
 pub mod labels;
 pub mod plan;
+pub mod preview;
 pub mod ports;
 pub mod probe;
 pub mod reconcile;

@@ -115,7 +115,7 @@ async fn routes_follow_a_host_port_the_engine_reassigned() {
         hold_timeout: Duration::from_secs(1),
     };
     let entry =
-        app_routes(app.as_str(), std::slice::from_ref(&template), &BTreeMap::from([(8080, first)]), &loopback_upstream);
+        app_routes(&slip_core::names::Target::production(app.clone()), std::slice::from_ref(&template), &BTreeMap::from([(8080, first)]), &loopback_upstream);
     engine.routes.update(&slip_core::names::Target::production(app.clone()), entry).await.unwrap();
     let host = format!("{app}.test");
     wait_until_async(Duration::from_secs(15), "Caddy serves v1 on the first port", || serves(&caddy, &host)).await;

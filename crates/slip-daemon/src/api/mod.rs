@@ -7,6 +7,7 @@ pub mod deploy;
 pub mod events;
 pub mod logs;
 pub(crate) mod problems;
+pub mod previews;
 pub mod read;
 pub mod reload;
 pub mod rollback;
