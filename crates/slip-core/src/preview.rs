@@ -170,7 +170,12 @@ pub fn cap(repo: Option<u32>, app: Option<u32>, server_max_per_app: u32) -> u32 
 
 /// A preview's resources (SPEC §5): the repo's `preview.resources` where set, else what production would get,
 /// then capped by the server's `preview.max_memory` and `preview.max_cpus` (a missing limit becomes the cap).
-pub fn resources(repo: &Resources, production: &Resources, max_memory: Option<u64>, max_cpus: Option<u64>) -> Resources {
+pub fn resources(
+    repo: &Resources,
+    production: &Resources,
+    max_memory: Option<u64>,
+    max_cpus: Option<u64>,
+) -> Resources {
     let capped = |asked: Option<u64>, ceiling: Option<u64>| match (asked, ceiling) {
         (Some(a), Some(c)) => Some(a.min(c)),
         (None, c) => c,
@@ -218,7 +223,10 @@ mod tests {
         let prod = Target::production(app.clone());
         let pv = Target::preview(app, pid("pr-1"));
         assert_eq!((route_id(&prod, 0), route_id(&prod, 2)), ("slip-web".into(), "slip-web-2".into()));
-        assert_eq!((route_id(&pv, 0), route_id(&pv, 1)), ("slip-web-preview-pr-1".into(), "slip-web-preview-pr-1-1".into()));
+        assert_eq!(
+            (route_id(&pv, 0), route_id(&pv, 1)),
+            ("slip-web-preview-pr-1".into(), "slip-web-preview-pr-1-1".into())
+        );
         assert_eq!((drain_id(&prod), drain_id(&pv)), ("slipd-drain:web".into(), "slipd-drain:web:pr-1".into()));
     }
 

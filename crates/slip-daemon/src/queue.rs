@@ -50,6 +50,8 @@ struct Inner {
     closing: CancellationToken,
     /// Called when a preview deploy completed (the daemon evicts over the cap); set once at boot.
     on_preview_completed: std::sync::OnceLock<PreviewCompleted>,
+    /// Wakes the preview reaper early: a preview's `expires_at` changed.
+    reaper_wake: tokio::sync::Notify,
 }
 
 /// What runs after a preview deploy completed: its target and deploy.
@@ -76,6 +78,7 @@ impl Scheduler {
                 tracker,
                 closing,
                 on_preview_completed: std::sync::OnceLock::new(),
+                reaper_wake: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -108,6 +111,11 @@ impl Scheduler {
     /// Sets what runs after each completed preview deploy (once; later calls are ignored).
     pub fn on_preview_completed(&self, f: PreviewCompleted) {
         let _ = self.inner.on_preview_completed.set(f);
+    }
+
+    /// What the preview reaper waits on between passes; notified when a preview's expiry may have moved closer.
+    pub fn reaper_wake(&self) -> &tokio::sync::Notify {
+        &self.inner.reaper_wake
     }
 
     /// The task tracker runners and background work run on.
@@ -309,6 +317,10 @@ impl Scheduler {
                     tracing::debug!(deploy_id = %row.id, "completed");
                     // SPEC §7.3 `completed`, §12: keep the last releases' images, prune the rest.
                     slip_engine::images::prune_app(&self.inner.engine, &row.app).await;
+                    if row.preview_id.is_some() {
+                        // The switch reset the preview's expiry.
+                        self.inner.reaper_wake.notify_one();
+                    }
                     if let Some(preview) = &row.preview_id
                         && let Some(completed) = &self.inner.on_preview_completed.get()
                     {

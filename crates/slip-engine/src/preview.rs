@@ -27,13 +27,17 @@ pub struct Admitted {
 /// Reads `/slip/slip.toml` from the pulled `image` and admits the preview, or fails the deploy with the code that
 /// says why (`preview_requires_repo_config`, `repo_config_invalid`, `repo_config_name_mismatch`,
 /// `preview_disabled`, `hook_failed` for hooks this slipd cannot run yet).
-pub async fn admit(engine: &Engine, release: &Release, plan: &PreviewPlan, image: &str) -> Result<Admitted, StepFailure> {
+pub async fn admit(
+    engine: &Engine,
+    release: &Release,
+    plan: &PreviewPlan,
+    image: &str,
+) -> Result<Admitted, StepFailure> {
     let labels = labels::extract(&engine.instance_id);
-    let bytes = engine
-        .image_store
-        .read_file(image, repo_config::IMAGE_PATH, &labels, repo_config::MAX_SIZE)
-        .await
-        .map_err(|e| StepFailure::new(ErrorCode::RepoConfigInvalid, format!("reading {}: {e}", repo_config::IMAGE_PATH)))?;
+    let bytes =
+        engine.image_store.read_file(image, repo_config::IMAGE_PATH, &labels, repo_config::MAX_SIZE).await.map_err(
+            |e| StepFailure::new(ErrorCode::RepoConfigInvalid, format!("reading {}: {e}", repo_config::IMAGE_PATH)),
+        )?;
     let Some(bytes) = bytes else {
         return Err(StepFailure::new(
             ErrorCode::PreviewRequiresRepoConfig,

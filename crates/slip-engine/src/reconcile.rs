@@ -105,8 +105,10 @@ pub async fn reconcile(
 
     // (3) Finish forward: the new release serves; retire the old one.
     for deploy in &forward {
-        for old in
-            store.instances(&deploy.app, deploy.preview_id.as_ref())?.iter().filter(|i| i.role == InstanceRole::Draining)
+        for old in store
+            .instances(&deploy.app, deploy.preview_id.as_ref())?
+            .iter()
+            .filter(|i| i.role == InstanceRole::Draining)
         {
             retire(engine, old, stop_grace).await;
             report.removed.push(old.name.clone());

@@ -390,13 +390,8 @@ impl Run<'_> {
             let image = self.image_ref.clone().unwrap_or_else(|| self.release.image.clone());
             let admitted = crate::preview::admit(engine, &self.release, plan, &image).await?;
             for warning in &admitted.warnings {
-                let recorded = engine.store.record_event(
-                    &self.release.deploy_id,
-                    NoteKind::Warning,
-                    warning,
-                    None,
-                    unix_ms(),
-                );
+                let recorded =
+                    engine.store.record_event(&self.release.deploy_id, NoteKind::Warning, warning, None, unix_ms());
                 logged(recorded, "recording a repo config warning");
             }
             self.release.resources = admitted.resources;
@@ -513,8 +508,7 @@ impl Run<'_> {
         let candidate = self.candidate.as_ref().expect("candidate configured");
         // Route ids carry the target: `slip-<app>` for production, `slip-<app>-preview-<id>` for a preview.
         let upstream = |p| self.engine.instances.upstream(p);
-        let mut entry =
-            app_routes(&self.target, &self.release.routes, &candidate.ports, &upstream).unwrap_or_default();
+        let mut entry = app_routes(&self.target, &self.release.routes, &candidate.ports, &upstream).unwrap_or_default();
         if drain_old {
             let id = slip_core::preview::drain_id(&self.target);
             entry.drains =

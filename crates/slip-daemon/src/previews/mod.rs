@@ -61,7 +61,11 @@ pub fn check(config: &Config, app: &AppName, field: &serde_json::Value) -> Resul
     if let Some(sha) = &field.sha
         && (sha.len() > 64 || !sha.chars().all(|c| c.is_ascii_alphanumeric()))
     {
-        return Err(ApiError::field("invalid_request", "preview.sha", "preview.sha must be at most 64 letters or digits"));
+        return Err(ApiError::field(
+            "invalid_request",
+            "preview.sha",
+            "preview.sha must be at most 64 letters or digits",
+        ));
     }
     let ttl = match &field.ttl {
         None => None,
@@ -80,6 +84,25 @@ pub fn check(config: &Config, app: &AppName, field: &serde_json::Value) -> Resul
         Refusal::Collision(m) => ApiError::Conflict { code: "id_collision", message: m, extra: json!({}) },
     })?;
     Ok(Admission { id, placement, sha: field.sha, ttl })
+}
+
+/// A live preview of another app already served on one of `admission`'s hostnames (two apps sharing the server's
+/// preview domain, each with a `pr-42`): 409 `id_collision`.
+fn check_taken(state: &AppState, config: &Config, app: &AppName, admission: &Admission) -> Result<(), ApiError> {
+    for other in state.store.live_previews(None).map_err(ApiError::store)? {
+        if other.app == *app {
+            continue;
+        }
+        let Ok(theirs) = preview::place(config, &other.app, &other.id) else { continue };
+        if let Some(host) = admission.placement.hostnames.iter().find(|h| theirs.hostnames.contains(h)) {
+            return Err(ApiError::Conflict {
+                code: "id_collision",
+                message: format!("{host} already serves preview {} of app {}", other.id, other.app),
+                extra: json!({}),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Commits a preview deploy and its preview row, refusing a new preview once `preview.max_total` previews are live
@@ -104,11 +127,10 @@ pub fn enqueue(
         domain: admission.placement.domain.clone(),
         sha: admission.sha.clone(),
         expires_at: now + ttl.as_millis() as i64,
-        plan: Some(
-            json!({"request": {"preview_ttl": admission.ttl.map(slip_core::duration::format)}}).to_string(),
-        ),
+        plan: Some(json!({"request": {"preview_ttl": admission.ttl.map(slip_core::duration::format)}}).to_string()),
     };
     let _admitting = ADMISSION.lock().expect("preview admission lock");
+    check_taken(state, config, &new.app, admission)?;
     let live = state.store.live_previews(None).map_err(ApiError::store)?;
     let exists = live.iter().any(|p| p.app == new.app && p.id == admission.id);
     if !exists && live.len() >= config.preview.max_total as usize {
@@ -121,13 +143,12 @@ pub fn enqueue(
             extra: json!({"max_total": config.preview.max_total}),
         });
     }
-    state
-        .scheduler
-        .enqueue_preview(new, &request)
-        .map_err(ApiError::store)?
-        .ok_or_else(|| ApiError::Conflict {
-            code: "preview_tearing_down",
-            message: format!("preview {} of {} is being torn down; send the deploy again", admission.id, new.app),
-            extra: json!({}),
-        })
+    let enqueued = state.scheduler.enqueue_preview(new, &request).map_err(ApiError::store)?;
+    // A new preview has an expiry the reaper has not seen yet.
+    state.scheduler.reaper_wake().notify_one();
+    enqueued.ok_or_else(|| ApiError::Conflict {
+        code: "preview_tearing_down",
+        message: format!("preview {} of {} is being torn down; send the deploy again", admission.id, new.app),
+        extra: json!({}),
+    })
 }

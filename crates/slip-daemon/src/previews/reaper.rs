@@ -49,6 +49,7 @@ pub async fn run_reaper(state: AppState, interval: Duration, closing: Cancellati
         let pause = next_expiry.map_or(interval, |d| d.clamp(Duration::from_secs(1), interval));
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
+            _ = state.scheduler.reaper_wake().notified() => {}
             _ = closing.cancelled() => return,
         }
     }
@@ -72,7 +73,9 @@ pub async fn reap(state: &AppState) -> Reaped {
     let config = state.config();
     if let Ok(rows) = store.live_previews(None) {
         // An app gone from the config keeps no previews.
-        due.extend(rows.into_iter().filter(|p| !config.apps.contains_key(&p.app)).map(|p| (p.app, p.id, "app removed")));
+        due.extend(
+            rows.into_iter().filter(|p| !config.apps.contains_key(&p.app)).map(|p| (p.app, p.id, "app removed")),
+        );
     }
     let mut seen = HashSet::new();
     for (app, id, why) in due {
@@ -150,9 +153,7 @@ async fn orphans(state: &AppState) -> Vec<String> {
         .routes
         .targets()
         .into_iter()
-        .filter(|t| {
-            t.preview.as_ref().is_some_and(|id| !live_previews.contains(&(t.app.to_string(), id.to_string())))
-        })
+        .filter(|t| t.preview.as_ref().is_some_and(|id| !live_previews.contains(&(t.app.to_string(), id.to_string()))))
         .collect();
     if !stale.is_empty() {
         for t in &stale {

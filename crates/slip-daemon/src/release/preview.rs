@@ -76,7 +76,11 @@ fn mounts(
             VolumePreview::None => {}
             VolumePreview::Readonly => {
                 ensure_dir(&v.host_path, v.owner)?;
-                mounts.push(Mount { host_path: v.host_path.clone(), container_path: v.mount_path.clone(), read_only: true });
+                mounts.push(Mount {
+                    host_path: v.host_path.clone(),
+                    container_path: v.mount_path.clone(),
+                    read_only: true,
+                });
             }
             VolumePreview::Isolated => {
                 let dir = volume_dir(config, app_name, id).join(n.to_string());

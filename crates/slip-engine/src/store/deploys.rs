@@ -546,9 +546,7 @@ pub(super) fn enqueue_in(tx: &Connection, new: &NewDeploy, now: UnixMillis) -> R
     let (app, preview) = (new.app.as_str(), new.preview_id.as_ref().map(PreviewId::as_str));
     let holder = slot_holder(tx, app, preview)?;
     let older_queued: Vec<String> = tx
-        .prepare(
-            "SELECT id FROM deploys WHERE app = ?1 AND preview_id IS ?2 AND status = 'queued' ORDER BY id",
-        )?
+        .prepare("SELECT id FROM deploys WHERE app = ?1 AND preview_id IS ?2 AND status = 'queued' ORDER BY id")?
         .query_map(params![app, preview], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let status = if holder.is_some() { DeployStatus::Queued } else { DeployStatus::Accepted };
