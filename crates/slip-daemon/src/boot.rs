@@ -79,7 +79,10 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         Backend::Docker | Backend::Auto => "docker",
     };
     tracing::info!(backend, configured = %config.runtime.backend, "container engine connected");
-    let proxy = caddy::Client::new(caddy_settings(&config)).context("configuring the Caddy client")?;
+    let mut proxy = caddy::Client::new(caddy_settings(&config)).context("configuring the Caddy client")?;
+    if let Some(wildcard) = preview_wildcard(&config) {
+        proxy = proxy.with_preview_wildcard(wildcard);
+    }
     let routes = RouteTable::new(Arc::new(proxy));
 
     let shutdown = CancellationToken::new();
@@ -320,6 +323,44 @@ async fn connect_runtime(config: &Config) -> anyhow::Result<runtime::Runtime> {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
+    }
+}
+
+/// The wildcard preview domains (SPEC §13.5) when `preview.tls = "wildcard"`: the server's `preview.domain` and every
+/// app's, with the DNS-01 solver from `caddy.tls` in `acme` mode (internal TLS issues wildcards itself). Read at
+/// boot: a changed preview domain needs a restart to get its wildcard route.
+pub fn preview_wildcard(config: &Config) -> Option<caddy::PreviewWildcard> {
+    if config.preview.tls != config::PreviewTls::Wildcard || config.caddy.tls.mode == config::TlsMode::Off {
+        return None;
+    }
+    let mut domains: Vec<String> = config.preview.domain.iter().cloned().collect();
+    domains.extend(config.apps.values().filter_map(|a| a.preview.domain.clone()));
+    domains.sort();
+    domains.dedup();
+    if domains.is_empty() {
+        return None;
+    }
+    let tls = &config.caddy.tls;
+    let dns = match (&tls.mode, &tls.dns_provider) {
+        (config::TlsMode::Acme, Some(provider)) => Some(caddy::DnsChallenge {
+            provider: provider.clone(),
+            config: tls.dns_provider_config.iter().map(|(k, v)| (k.clone(), provider_json(v))).collect(),
+            propagation_delay: tls.propagation_delay,
+        }),
+        _ => None,
+    };
+    Some(caddy::PreviewWildcard { domains, dns })
+}
+
+fn provider_json(value: &config::ProviderValue) -> serde_json::Value {
+    use config::ProviderValue as V;
+    match value {
+        V::String(s) => s.expose().into(),
+        V::Integer(i) => (*i).into(),
+        V::Float(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number),
+        V::Bool(b) => (*b).into(),
+        V::Array(items) => items.iter().map(provider_json).collect(),
+        V::Table(t) => t.iter().map(|(k, v)| (k.clone(), provider_json(v))).collect::<serde_json::Map<_, _>>().into(),
     }
 }
 

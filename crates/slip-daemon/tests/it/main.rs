@@ -18,6 +18,7 @@ mod logs;
 mod notifications;
 mod notify;
 mod podman;
+mod preview_crash;
 mod previews;
 mod reload;
 mod rollback;

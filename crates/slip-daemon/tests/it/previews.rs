@@ -10,7 +10,7 @@ use slip_testenv::Image;
 use crate::support::{Load, SECRET, TOKEN, TestDaemon, app_name, web_app};
 
 /// The repo config that lets an image run as a preview.
-const PREVIEWS_ON: &str = "[preview]\nenabled = true\n";
+pub(crate) const PREVIEWS_ON: &str = "[preview]\nenabled = true\n";
 
 /// A web image reporting `version` that allows previews.
 fn preview_image(version: &str) -> Image {
@@ -23,12 +23,22 @@ fn now_secs() -> String {
 
 /// Sends a timestamped, signed deploy webhook for a preview; returns the status and the JSON answer.
 async fn preview_webhook(d: &TestDaemon, app: &str, tag: &str, preview: serde_json::Value) -> (u16, serde_json::Value) {
+    preview_webhook_to(&d.http, &d.url("/v1/deploy"), app, tag, preview).await
+}
+
+/// [`preview_webhook`] to the deploy endpoint at `url`.
+pub(crate) async fn preview_webhook_to(
+    http: &reqwest::Client,
+    url: &str,
+    app: &str,
+    tag: &str,
+    preview: serde_json::Value,
+) -> (u16, serde_json::Value) {
     let body = serde_json::json!({"app": app, "tag": tag, "preview": preview}).to_string();
     let ts = now_secs();
     let sig = signature::header_value(SECRET.as_bytes(), &Signed::Deploy { timestamp: &ts, body: body.as_bytes() });
-    let r = d
-        .http
-        .post(d.url("/v1/deploy"))
+    let r = http
+        .post(url)
         .header("content-type", "application/json")
         .header("x-slip-signature", sig)
         .header("x-slip-timestamp", ts)
@@ -73,13 +83,13 @@ async fn preview_object(d: &TestDaemon, app: &str, id: &str) -> serde_json::Valu
     d.http.get(url).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap()
 }
 
-/// Containers (any state) of preview `id` of `app`.
-fn preview_containers(app: &str, id: &str) -> Vec<String> {
+/// Ids of the containers (any state) of preview `id` of `app`.
+pub(crate) fn preview_containers(app: &str, id: &str) -> Vec<String> {
     docker_ps(&["-a", "--filter", &format!("label=slip.app={app}"), "--filter", &format!("label=slip.preview={id}")])
 }
 
 fn docker_ps(args: &[&str]) -> Vec<String> {
-    let out = std::process::Command::new("docker").arg("ps").args(args).args(["--format", "{{.Names}}"]).output();
+    let out = std::process::Command::new("docker").arg("ps").args(args).args(["--format", "{{.ID}}"]).output();
     String::from_utf8(out.unwrap().stdout).unwrap().lines().map(str::to_owned).collect()
 }
 
