@@ -49,14 +49,7 @@ async fn a_preview_is_deployed_listed_and_torn_down_from_the_cli() {
     let previews: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
     assert_eq!(previews[0]["status"], "torn_down", "{previews}");
     let containers = std::process::Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=slip.preview=pr-5"),
-            "--filter",
-            &format!("label=slip.app={app}"),
-        ])
+        .args(["ps", "-aq", "--filter", "label=slip.preview=pr-5", "--filter", &format!("label=slip.app={app}")])
         .output()
         .unwrap();
     assert!(containers.stdout.is_empty(), "no container of the preview is left");
