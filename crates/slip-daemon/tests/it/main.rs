@@ -23,4 +23,5 @@ mod preview_crash;
 mod previews;
 mod reload;
 mod rollback;
+mod rotate_key;
 mod webhook;

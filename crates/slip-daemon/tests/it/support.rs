@@ -412,7 +412,7 @@ pub struct ProcessConfig {
     pub shutdown_timeout: &'static str,
     /// `runtime.min_free_disk`, when set.
     pub min_free_disk: Option<String>,
-    /// More `slip.toml` text (a `[preview]` table, say).
+    /// Appended to `slip.toml` (whole tables, such as `[secrets]`).
     pub extra_slip_toml: String,
 }
 
