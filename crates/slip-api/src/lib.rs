@@ -268,3 +268,55 @@ impl std::fmt::Display for ConfigProblem {
         Ok(())
     }
 }
+
+/// A preview environment (SPEC §6.5 preview object).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Preview {
+    /// The preview id.
+    pub preview_id: String,
+    /// The app.
+    pub app: String,
+    /// `deploying`, `running`, `failed` or `torn_down`.
+    pub status: String,
+    /// The commit, when CI said.
+    pub sha: Option<String>,
+    /// The tag deployed (or being deployed first).
+    pub tag: Option<String>,
+    /// Base domain.
+    pub domain: String,
+    /// `https://<first preview hostname>`; `None` for a worker.
+    pub url: Option<String>,
+    /// The deploy serving it (or, for a failed one, the deploy that failed).
+    pub deploy_id: Option<String>,
+    /// Host port of the current instance's lowest published container port.
+    pub port: Option<u16>,
+    /// Last completed deploy.
+    pub deployed_at: Option<String>,
+    /// When the reaper tears it down.
+    pub expires_at: Option<String>,
+    /// Why its deploy failed.
+    pub error: Option<String>,
+}
+
+/// `GET /v1/previews`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreviewList {
+    /// Previews, live ones and torn-down ones kept as history.
+    pub previews: Vec<Preview>,
+}
+
+/// `DELETE /v1/previews/{app}/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreviewTornDown {
+    /// `ok`.
+    pub status: String,
+    /// Whether a live preview was torn down (false: there was none).
+    pub torn_down: bool,
+}
+
+/// `DELETE /v1/previews/{app}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreviewsTornDown {
+    /// Ids of the previews torn down.
+    pub torn_down: Vec<String>,
+}

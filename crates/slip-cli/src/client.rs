@@ -236,6 +236,21 @@ impl Client {
         self.send(request).await
     }
 
+    /// A DELETE signed with the app key when one is given, else with the admin token (preview teardown).
+    pub async fn delete_signed<T: DeserializeOwned>(&self, target: &str) -> Result<T, Failure> {
+        if self.secret.is_none() && self.token.is_none() {
+            return Err(Failure::new(
+                "no credentials: pass --secret (the app key) or --token (the admin token)",
+                None,
+                exit::AUTH,
+            ));
+        }
+        let request = self
+            .signed(self.http.delete(format!("{}{target}", self.base)), "DELETE", target)
+            .timeout(self.timeout.max(DELETE_TIMEOUT));
+        self.send(request).await
+    }
+
     /// Opens `/v1/deploys/{id}/events` (signed like [`Client::get_signed`]), for at most `limit`. `Ok(None)`
     /// when the server has no events endpoint, so the caller can poll instead.
     pub async fn events(&self, id: &str, limit: Duration) -> Result<Option<SseStream>, Failure> {

@@ -1,4 +1,4 @@
-//! `slip logs <app> [--follow] [--since DUR|TIME] [--tail N] [--container NAME]`: container logs through
+//! `slip logs <app> [--follow] [--since DUR|TIME] [--tail N] [--container NAME] [--preview ID]`: container logs through
 //! `GET /v1/apps/{app}/logs`, redacted by slipd (SPEC §15).
 //!
 //! Lines are printed as they arrive, exactly as slipd sends them: plain lines (prefixed with the container's name
@@ -30,6 +30,9 @@ pub struct LogsArgs {
     /// Only this container (its name, or at least 12 characters of its id).
     #[arg(long, value_name = "NAME")]
     container: Option<String>,
+    /// The containers of this preview instead of production's.
+    #[arg(long, value_name = "ID")]
+    preview: Option<String>,
 }
 
 /// Runs `slip logs`; returns the exit code.
@@ -86,6 +89,9 @@ fn path(args: &LogsArgs) -> String {
     if let Some(container) = &args.container {
         query.push(format!("container={}", encode(container)));
     }
+    if let Some(preview) = &args.preview {
+        query.push(format!("preview={}", encode(preview)));
+    }
     let query = if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) };
     format!("/v1/apps/{}/logs{query}", encode(&args.app))
 }
@@ -102,6 +108,7 @@ mod tests {
             since: since.map(str::to_owned),
             tail,
             container: container.map(str::to_owned),
+            preview: None,
         };
         assert_eq!(path(&args(false, None, None, None)), "/v1/apps/web/logs");
         assert_eq!(

@@ -20,6 +20,7 @@ mod client;
 mod follow;
 mod init;
 mod logs;
+mod previews;
 mod secrets;
 mod table;
 mod validate;
@@ -123,6 +124,14 @@ enum Command {
         /// Page before this deploy id.
         #[arg(long)]
         before: Option<String>,
+        /// Include preview deploys (production's only without it).
+        #[arg(long)]
+        previews: bool,
+    },
+    /// List and tear down preview environments.
+    Previews {
+        #[command(subcommand)]
+        command: previews::PreviewsCommand,
     },
     /// Follow a deploy until it ends.
     Watch {
@@ -270,14 +279,18 @@ async fn run(cli: Cli, server_given: bool) -> Result<u8, Failure> {
                     .transpose()?,
             };
             let accepted: DeployAccepted = client.deploy(&request).await?;
-            let headline = format!("deploy {} of {app}@{tag} {}", accepted.deploy_id, accepted.status);
+            let mut headline = format!("deploy {} of {app}@{tag} {}", accepted.deploy_id, accepted.status);
+            if let Some(url) = &accepted.preview_url {
+                headline.push_str(&format!("\npreview: {url}"));
+            }
             accepted_then_follow(&client, &accepted, &headline, no_wait, wait_timeout, out).await
         }
         Command::Watch { deploy_id, wait_timeout } => follow::follow(&client, &deploy_id, wait_timeout, out).await,
         Command::Status { app } => status(&client, app.as_deref(), cli.json).await,
-        Command::History { app, limit, before } => {
-            history(&client, app.as_deref(), limit, before.as_deref(), cli.json).await
+        Command::History { app, limit, before, previews } => {
+            history(&client, app.as_deref(), limit, before.as_deref(), previews, cli.json).await
         }
+        Command::Previews { command } => previews::run(&client, command, cli.json).await,
         Command::Secrets { config, command } => {
             let target = secrets::target(client, server_given, DEFAULT_SERVER, &config).await?;
             match command {
@@ -446,9 +459,13 @@ async fn history(
     app: Option<&str>,
     limit: u32,
     before: Option<&str>,
+    previews: bool,
     json: bool,
 ) -> Result<u8, Failure> {
     let mut path = format!("/v1/deploys?limit={limit}");
+    if !previews {
+        path.push_str("&production=true");
+    }
     if let Some(app) = app {
         path.push_str(&format!("&app={}", encode(app)));
     }

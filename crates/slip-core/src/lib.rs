@@ -26,6 +26,7 @@ pub mod error_chain;
 pub mod log_lines;
 pub mod names;
 pub mod pod_manifest;
+pub mod preview;
 pub mod repo_config;
 pub mod signature;
 pub mod size;

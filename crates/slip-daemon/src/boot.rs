@@ -80,7 +80,10 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         Backend::Docker | Backend::Auto => "docker",
     };
     tracing::info!(backend, configured = %config.runtime.backend, "container engine connected");
-    let proxy = caddy::Client::new(caddy_settings(&config)).context("configuring the Caddy client")?;
+    let mut proxy = caddy::Client::new(caddy_settings(&config)).context("configuring the Caddy client")?;
+    if let Some(wildcard) = preview_wildcard(&config) {
+        proxy = proxy.with_preview_wildcard(wildcard);
+    }
     let routes = RouteTable::new(Arc::new(proxy));
 
     let shutdown = CancellationToken::new();
@@ -98,7 +101,9 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         images,
     };
 
-    let report = reconcile::reconcile(&engine, &route_templates(&config), Duration::from_secs(10))
+    let mut templates = route_templates(&config);
+    templates.extend(preview_route_templates(&config, &store));
+    let report = reconcile::reconcile(&engine, &templates, Duration::from_secs(10))
         .await
         .context("reconciling containers and routes with the database")?;
     tracing::info!(
@@ -151,7 +156,17 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         sources: Default::default(),
     }));
     crate::heal::recreate_missing(&state, &report.missing);
+    let evicting = state.clone();
+    scheduler.on_preview_completed(Box::new(move |target, deploy| {
+        let state = evicting.clone();
+        let Some(id) = target.preview else { return };
+        state.scheduler.tracker().clone().spawn(async move {
+            crate::previews::evict_over_cap(&state, &target.app, &id, &deploy).await;
+        });
+    }));
     scheduler.kick_all();
+    // The reaper's first pass runs now (SPEC §13.6: at start-up), then every minute until shutdown begins.
+    tokio::spawn(crate::previews::run_reaper(state.clone(), crate::previews::REAP_INTERVAL, closing.clone()));
     // Ends when shutdown begins (`closing`), so nothing is restarted or queued while slipd winds down.
     tokio::spawn(crate::heal::run(state.clone(), config.caddy.reconcile_interval, closing.clone()));
     Ok(Booted { state, tracker, closing, monitor, lock })
@@ -244,6 +259,25 @@ pub fn route_templates(config: &Config) -> BTreeMap<String, Vec<RouteTemplate>> 
         .collect()
 }
 
+/// Each live preview's routes (its app's, on the preview's hostnames), keyed `app:preview`, for reconciliation.
+pub fn preview_route_templates(config: &Config, store: &Store) -> BTreeMap<String, Vec<RouteTemplate>> {
+    let production = route_templates(config);
+    let mut out = BTreeMap::new();
+    for p in store.live_previews(None).unwrap_or_default() {
+        let (Some(templates), Ok(placement)) =
+            (production.get(p.app.as_str()), slip_core::preview::place(config, &p.app, &p.id))
+        else {
+            continue;
+        };
+        let mut templates = templates.clone();
+        for (t, host) in templates.iter_mut().zip(&placement.hostnames) {
+            t.hostname.clone_from(host);
+        }
+        out.insert(slip_core::names::Target::preview(p.app, p.id).to_string(), templates);
+    }
+    out
+}
+
 /// Takes `<storage>/slipd.lock` or fails naming the pid that holds it (`slipd --rotate-key` takes it too).
 pub(crate) fn single_instance_lock(path: &Path) -> anyhow::Result<File> {
     let mut file = std::fs::OpenOptions::new()
@@ -297,6 +331,44 @@ async fn connect_runtime(config: &Config) -> anyhow::Result<runtime::Runtime> {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
+    }
+}
+
+/// The wildcard preview domains (SPEC §13.5) when `preview.tls = "wildcard"`: the server's `preview.domain` and every
+/// app's, with the DNS-01 solver from `caddy.tls` in `acme` mode (internal TLS issues wildcards itself). Read at
+/// boot: a changed preview domain needs a restart to get its wildcard route.
+pub fn preview_wildcard(config: &Config) -> Option<caddy::PreviewWildcard> {
+    if config.preview.tls != config::PreviewTls::Wildcard || config.caddy.tls.mode == config::TlsMode::Off {
+        return None;
+    }
+    let mut domains: Vec<String> = config.preview.domain.iter().cloned().collect();
+    domains.extend(config.apps.values().filter_map(|a| a.preview.domain.clone()));
+    domains.sort();
+    domains.dedup();
+    if domains.is_empty() {
+        return None;
+    }
+    let tls = &config.caddy.tls;
+    let dns = match (&tls.mode, &tls.dns_provider) {
+        (config::TlsMode::Acme, Some(provider)) => Some(caddy::DnsChallenge {
+            provider: provider.clone(),
+            config: tls.dns_provider_config.iter().map(|(k, v)| (k.clone(), provider_json(v))).collect(),
+            propagation_delay: tls.propagation_delay,
+        }),
+        _ => None,
+    };
+    Some(caddy::PreviewWildcard { domains, dns })
+}
+
+fn provider_json(value: &config::ProviderValue) -> serde_json::Value {
+    use config::ProviderValue as V;
+    match value {
+        V::String(s) => s.expose().into(),
+        V::Integer(i) => (*i).into(),
+        V::Float(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number),
+        V::Bool(b) => (*b).into(),
+        V::Array(items) => items.iter().map(provider_json).collect(),
+        V::Table(t) => t.iter().map(|(k, v)| (k.clone(), provider_json(v))).collect::<serde_json::Map<_, _>>().into(),
     }
 }
 

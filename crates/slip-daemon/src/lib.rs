@@ -37,6 +37,7 @@ pub mod logging;
 pub mod monitor;
 pub mod notify;
 pub mod outbound;
+pub mod previews;
 pub mod queue;
 pub mod redaction;
 pub mod release;
@@ -91,6 +92,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/apps", get(api::apps::list).post(api::apps::create))
         .route("/v1/apps/{name}", get(api::apps::show).patch(api::apps::patch).delete(api::apps::remove))
         .route("/v1/apps/{name}/logs", get(api::logs::logs))
+        .route("/v1/previews", get(api::previews::list_all))
+        .route("/v1/previews/{app}", get(api::previews::list_app).delete(api::previews::delete_all))
+        .route("/v1/previews/{app}/{id}", get(api::previews::show).delete(api::previews::delete_one))
         .route("/v1/config/reload", post(api::reload::post))
         .route("/healthz", get(api::read::healthz))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })

@@ -18,7 +18,7 @@ use slip_core::deploy::{ErrorCode, Outcome};
 use slip_core::names::{AppName, Target};
 use slip_engine::clock::unix_ms;
 use slip_engine::run::{Engine, run_deploy};
-use slip_engine::store::{DeployRow, DeployStatus, Enqueued, NewDeploy, StoreError};
+use slip_engine::store::{DeployRow, DeployStatus, Enqueued, NewDeploy, PreviewEnqueued, PreviewRequest, StoreError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -41,12 +41,21 @@ struct Inner {
     /// Apps being deleted: no runner starts for them and their runner takes no further deploy. Locked after
     /// `active` when both are needed.
     deleting: Mutex<HashSet<String>>,
+    /// Previews being torn down: like `deleting`, for one target. Locked after `active`, never with `deleting`.
+    tearing: Mutex<HashSet<Target>>,
     /// Deploys of different targets running at once (`runtime.max_concurrent_deploys`).
     slots: Semaphore,
     tracker: TaskTracker,
     /// Cancelled when shutdown begins: runners start no new deploy (queued ones stay queued).
     closing: CancellationToken,
+    /// Called when a preview deploy completed (the daemon evicts over the cap); set once at boot.
+    on_preview_completed: std::sync::OnceLock<PreviewCompleted>,
+    /// Wakes the preview reaper early: a preview's `expires_at` changed.
+    reaper_wake: tokio::sync::Notify,
 }
+
+/// What runs after a preview deploy completed: its target and deploy.
+pub type PreviewCompleted = Box<dyn Fn(Target, slip_core::names::DeployId) + Send + Sync>;
 
 impl Scheduler {
     /// A scheduler running at most `max_concurrent` deploys at once, with tasks on `tracker`.
@@ -64,9 +73,12 @@ impl Scheduler {
                 active: Mutex::default(),
                 running: Mutex::default(),
                 deleting: Mutex::default(),
+                tearing: Mutex::default(),
                 slots: Semaphore::new(max_concurrent.max(1)),
                 tracker,
                 closing,
+                on_preview_completed: std::sync::OnceLock::new(),
+                reaper_wake: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -74,7 +86,7 @@ impl Scheduler {
     /// Makes sure `target` has a runner if anything of it is waiting. Call after committing a deploy.
     pub fn kick(&self, target: &Target) {
         let mut active = self.inner.active.lock().expect("scheduler lock");
-        if self.is_deleting(target.app.as_str()) {
+        if self.is_deleting(target.app.as_str()) || self.is_tearing(target) {
             return;
         }
         if active.insert(target.clone()) {
@@ -90,12 +102,25 @@ impl Scheduler {
         match self.inner.engine.store.unfinished() {
             Ok(deploys) => deploys
                 .iter()
-                // Previews are not deployed yet (a webhook asking for one is refused), so no preview runner starts.
-                .filter(|d| d.preview_id.is_none())
                 .filter(|d| matches!(d.status, DeployStatus::Queued | DeployStatus::Accepted))
                 .for_each(|d| self.kick(&Target { app: d.app.clone(), preview: d.preview_id.clone() })),
             Err(e) => tracing::error!(error = %e, "listing waiting deploys"),
         }
+    }
+
+    /// Sets what runs after each completed preview deploy (once; later calls are ignored).
+    pub fn on_preview_completed(&self, f: PreviewCompleted) {
+        let _ = self.inner.on_preview_completed.set(f);
+    }
+
+    /// What the preview reaper waits on between passes; notified when a preview's expiry may have moved closer.
+    pub fn reaper_wake(&self) -> &tokio::sync::Notify {
+        &self.inner.reaper_wake
+    }
+
+    /// The task tracker runners and background work run on.
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.inner.tracker
     }
 
     /// Marks `app` as being deleted until the guard drops: no runner starts for it, its runner takes no further
@@ -120,6 +145,62 @@ impl Scheduler {
         };
         self.kick(&Target { app: new.app.clone(), preview: new.preview_id.clone() });
         Ok(Some(enqueued))
+    }
+
+    /// Commits preview deploy `new` with its preview row (one transaction) and kicks its target, unless the app is
+    /// being deleted or the preview torn down (`Ok(None)`); checked under the same locks as [`Scheduler::enqueue`].
+    pub fn enqueue_preview(
+        &self,
+        new: &NewDeploy,
+        request: &PreviewRequest,
+    ) -> Result<Option<PreviewEnqueued>, StoreError> {
+        let target = Target { app: new.app.clone(), preview: new.preview_id.clone() };
+        let enqueued = {
+            let deleting = self.inner.deleting.lock().expect("scheduler lock");
+            let tearing = self.inner.tearing.lock().expect("scheduler lock");
+            if deleting.contains(new.app.as_str()) || tearing.contains(&target) {
+                return Ok(None);
+            }
+            self.inner.engine.store.enqueue_preview(new, request, unix_ms())?
+        };
+        self.kick(&target);
+        Ok(Some(enqueued))
+    }
+
+    /// Marks preview `target` as being torn down until the guard drops: no runner starts for it, its runner takes
+    /// no further deploy, and no deploy of it is enqueued. `None` when a teardown of it is already under way.
+    pub fn begin_teardown(&self, target: &Target) -> Option<TeardownGuard> {
+        let _active = self.inner.active.lock().expect("scheduler lock");
+        let fresh = self.inner.tearing.lock().expect("scheduler lock").insert(target.clone());
+        fresh.then(|| TeardownGuard { scheduler: self.clone(), target: target.clone() })
+    }
+
+    /// Whether `target` is being torn down.
+    pub fn is_tearing(&self, target: &Target) -> bool {
+        self.inner.tearing.lock().expect("scheduler lock").contains(target)
+    }
+
+    /// Cancels `target`'s running deploy and waits up to `bound` for its runner to end (call with the target marked
+    /// by [`Scheduler::begin_teardown`]). Answers whether it ended in time.
+    pub async fn cancel_target_and_wait(&self, target: &Target, bound: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            if let Some(token) = self.inner.running.lock().expect("scheduler lock").get(target) {
+                token.cancel();
+            }
+            if !self.inner.active.lock().expect("scheduler lock").contains(target) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether a deploy of `target` is running or waiting for a runner here.
+    pub fn is_busy(&self, target: &Target) -> bool {
+        self.inner.active.lock().expect("scheduler lock").contains(target)
     }
 
     /// Whether `app` is being deleted.
@@ -176,7 +257,7 @@ impl Scheduler {
             }
             let next = {
                 let mut active = self.inner.active.lock().expect("scheduler lock");
-                if self.is_deleting(&app) {
+                if self.is_deleting(&app) || self.is_tearing(&target) {
                     // What is still waiting fails with the delete (`Store::forget_app`).
                     active.remove(&target);
                     return;
@@ -206,8 +287,8 @@ impl Scheduler {
                     return;
                 }
             };
-            if self.is_deleting(&app) {
-                // The app is being deleted while this deploy waited for a slot: leave it to the delete, which
+            if self.is_deleting(&app) || self.is_tearing(&target) {
+                // The app is being deleted (or the preview torn down) while this deploy waited for a slot: leave it to the delete, which
                 // fails it with `app_deleted`.
                 drop(permit);
                 self.inner.active.lock().expect("scheduler lock").remove(&target);
@@ -236,6 +317,15 @@ impl Scheduler {
                     tracing::debug!(deploy_id = %row.id, "completed");
                     // SPEC §7.3 `completed`, §12: keep the last releases' images, prune the rest.
                     slip_engine::images::prune_app(&self.inner.engine, &row.app).await;
+                    if row.preview_id.is_some() {
+                        // The switch reset the preview's expiry.
+                        self.inner.reaper_wake.notify_one();
+                    }
+                    if let Some(preview) = &row.preview_id
+                        && let Some(completed) = &self.inner.on_preview_completed.get()
+                    {
+                        completed(Target::preview(row.app.clone(), preview.clone()), row.id.clone());
+                    }
                 }
             }
             Err(failure) => {
@@ -250,6 +340,12 @@ impl Scheduler {
                 );
                 if let Err(e) = recorded {
                     tracing::error!(deploy_id = %row.id, error = %e, "recording a deploy that could not start");
+                }
+                if let Some(preview) = &row.preview_id {
+                    let recorded = store.preview_deploy_failed(&row.app, preview, &row.id, &failure.message);
+                    if let Err(e) = recorded {
+                        tracing::error!(deploy_id = %row.id, error = %e, "recording a failed preview");
+                    }
                 }
             }
         }
@@ -272,6 +368,19 @@ impl Drop for DeleteGuard {
         if let Ok(app) = self.app.parse::<AppName>() {
             self.scheduler.kick(&Target::production(app));
         }
+    }
+}
+
+/// Clears a preview's "being torn down" mark when dropped.
+pub struct TeardownGuard {
+    scheduler: Scheduler,
+    target: Target,
+}
+
+impl Drop for TeardownGuard {
+    fn drop(&mut self) {
+        let _active = self.scheduler.inner.active.lock().expect("scheduler lock");
+        self.scheduler.inner.tearing.lock().expect("scheduler lock").remove(&self.target);
     }
 }
 

@@ -20,6 +20,9 @@ use slip_engine::secrets::{Scope, SecretStore};
 use slip_engine::store::DeployRow;
 
 mod env_file;
+mod preview;
+
+pub use preview::volume_dir as preview_volume_dir;
 
 /// Resolves releases against the live config.
 #[derive(Clone)]
@@ -56,12 +59,8 @@ impl Resolver {
             StepFailure::new(ErrorCode::AppDeleted, format!("app {} no longer exists in the server config", row.app))
         })?;
         if let Some(preview) = &row.preview_id {
-            // Previews are not deployed yet (the webhook refuses them); a stray row must never run on production's
-            // routes.
-            return Err(StepFailure::new(
-                ErrorCode::Cancelled,
-                format!("preview {preview} of {}: previews are not supported by this slipd yet", row.app),
-            ));
+            // A preview runs on its own hostnames and ids, never on production's (SPEC §13).
+            return preview::resolve(&config, &self.secrets, app, row, preview);
         }
         let mut release = resolve_app(&config, &self.secrets, app, &row.app, row.id.clone(), row.tag.clone())?;
         // Rollbacks run the digest of the release they restore, never what the tag names now (SPEC §7.6).
@@ -118,7 +117,7 @@ pub fn resolve_app(
         ));
     }
 
-    let env = environment(secrets, app, app_name, deploy_id.as_str(), tag.as_str(), kind.as_str())?;
+    let env = environment(secrets, app, app_name, deploy_id.as_str(), tag.as_str(), kind.as_str(), None)?;
     let mounts = volumes(app)?;
     let plan = Plan {
         strategy: app.strategy(),
@@ -140,6 +139,7 @@ pub fn resolve_app(
         deploy_id,
         app: app_name.clone(),
         preview: None,
+        preview_plan: None,
         tag,
         image,
         repository: app.image.clone(),
@@ -163,7 +163,17 @@ pub fn resolve_app(
     })
 }
 
-/// Container environment in SPEC §4.3's order: `[env]`, `env_file`, app secrets, slip's variables.
+/// What a preview's environment differs by (SPEC §4.3, §11.3).
+pub(crate) struct PreviewEnv<'a> {
+    /// The preview id (`SLIP_PREVIEW_ID`).
+    pub id: &'a str,
+    /// Its URL (`SLIP_PREVIEW_URL`), when it has routes.
+    pub url: Option<&'a str>,
+}
+
+/// Container environment in SPEC §4.3's order: `[env]`, `env_file`, secrets, slip's variables. Production gets the
+/// app-scope secrets; a preview gets its preview-scope secrets, over the app-scope ones only with
+/// `preview.inherit_secrets`, plus `SLIP_PREVIEW_ID` and `SLIP_PREVIEW_URL`.
 fn environment(
     secrets: &SecretStore,
     app: &AppConfig,
@@ -171,6 +181,7 @@ fn environment(
     deploy_id: &str,
     tag: &str,
     kind: &str,
+    preview: Option<&PreviewEnv<'_>>,
 ) -> Result<Vec<(String, String)>, StepFailure> {
     let mut env: Vec<(String, String)> = app.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     if let Some(path) = &app.env_file {
@@ -179,13 +190,26 @@ fn environment(
             set(&mut env, k, v);
         }
     }
-    for (k, v) in read_secrets(secrets, app_name)? {
-        set(&mut env, k, v);
+    let scopes: &[Scope] = match preview {
+        None => &[Scope::App],
+        Some(_) if app.preview.inherit_secrets => &[Scope::App, Scope::Preview],
+        Some(_) => &[Scope::Preview],
+    };
+    for scope in scopes {
+        for (k, v) in read_secrets(secrets, app_name, *scope)? {
+            set(&mut env, k, v);
+        }
     }
     for (k, v) in
         [("SLIP_APP", app_name.as_str()), ("SLIP_TAG", tag), ("SLIP_DEPLOY_ID", deploy_id), ("SLIP_KIND", kind)]
     {
         set(&mut env, k.to_owned(), v.to_owned());
+    }
+    if let Some(preview) = preview {
+        set(&mut env, "SLIP_PREVIEW_ID".to_owned(), preview.id.to_owned());
+        if let Some(url) = preview.url {
+            set(&mut env, "SLIP_PREVIEW_URL".to_owned(), url.to_owned());
+        }
     }
     Ok(env)
 }
@@ -197,9 +221,9 @@ fn set(env: &mut Vec<(String, String)>, key: String, value: String) {
     }
 }
 
-/// App-scope secrets from the store, except `SLIP_*` keys (the webhook keys are never injected).
-fn read_secrets(secrets: &SecretStore, app: &AppName) -> Result<Vec<(String, String)>, StepFailure> {
-    let values = secrets.values(app, Scope::App).map_err(|e| {
+/// One scope's secrets from the store, except `SLIP_*` keys (the webhook keys are never injected).
+fn read_secrets(secrets: &SecretStore, app: &AppName, scope: Scope) -> Result<Vec<(String, String)>, StepFailure> {
+    let values = secrets.values(app, scope).map_err(|e| {
         StepFailure::new(ErrorCode::EnvFileMissing, format!("reading the secrets of {app}: {}", error_chain(&e)))
     })?;
     Ok(values
@@ -212,28 +236,9 @@ fn read_secrets(secrets: &SecretStore, app: &AppName) -> Result<Vec<(String, Str
 /// Bind mounts for `[[volumes]]`, creating missing host directories with mode 0750 (whatever the umask) and the
 /// volume's `owner`. A directory that already exists is left exactly as it is.
 fn volumes(app: &AppConfig) -> Result<Vec<Mount>, StepFailure> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let mut mounts = Vec::new();
     for v in &app.volumes {
-        if !v.host_path.exists() {
-            let failed = |what: &str, e: std::io::Error| {
-                StepFailure::new(
-                    ErrorCode::StartFailed,
-                    format!("{what} volume directory {}: {e}", v.host_path.display()),
-                )
-            };
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o750)
-                .create(&v.host_path)
-                .map_err(|e| failed("creating", e))?;
-            std::fs::set_permissions(&v.host_path, std::fs::Permissions::from_mode(0o750))
-                .map_err(|e| failed("setting mode 0750 on", e))?;
-            if let Some(owner) = v.owner {
-                std::os::unix::fs::chown(&v.host_path, Some(owner.uid), Some(owner.gid))
-                    .map_err(|e| failed(&format!("setting owner {}:{} on", owner.uid, owner.gid), e))?;
-            }
-        }
+        ensure_dir(&v.host_path, v.owner)?;
         mounts.push(Mount {
             host_path: v.host_path.clone(),
             container_path: v.mount_path.clone(),
@@ -241,4 +246,23 @@ fn volumes(app: &AppConfig) -> Result<Vec<Mount>, StepFailure> {
         });
     }
     Ok(mounts)
+}
+
+/// Creates `path` (and its parents) when missing, with mode 0750 and `owner`; an existing directory is left as it is.
+pub(crate) fn ensure_dir(path: &std::path::Path, owner: Option<slip_core::config::Owner>) -> Result<(), StepFailure> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if path.exists() {
+        return Ok(());
+    }
+    let failed = |what: &str, e: std::io::Error| {
+        StepFailure::new(ErrorCode::StartFailed, format!("{what} volume directory {}: {e}", path.display()))
+    };
+    std::fs::DirBuilder::new().recursive(true).mode(0o750).create(path).map_err(|e| failed("creating", e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o750))
+        .map_err(|e| failed("setting mode 0750 on", e))?;
+    if let Some(owner) = owner {
+        std::os::unix::fs::chown(path, Some(owner.uid), Some(owner.gid))
+            .map_err(|e| failed(&format!("setting owner {}:{} on", owner.uid, owner.gid), e))?;
+    }
+    Ok(())
 }

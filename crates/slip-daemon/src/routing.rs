@@ -33,7 +33,7 @@ pub(crate) async fn follow_routes(state: &AppState, old: &Config, new: &Config, 
         return;
     }
     let upstream = |p| state.engine.instances.upstream(p);
-    let entry = app_routes(app.as_str(), &after, &ports, &upstream);
+    let entry = app_routes(&target, &after, &ports, &upstream);
     if let Err(e) = state.engine.routes.update(&target, entry).await {
         tracing::warn!(app = %app, error = %e, "writing the app's new routes to Caddy failed; the reconciler retries");
     }

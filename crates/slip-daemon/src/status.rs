@@ -13,12 +13,17 @@ pub fn app_statuses(state: &AppState) -> Result<BTreeMap<String, AppStatus>, Sto
     let config = state.config();
     let store = &state.store;
     let mut out = BTreeMap::new();
+    let mut previews: BTreeMap<String, u32> = BTreeMap::new();
+    for p in store.live_previews(None)? {
+        *previews.entry(p.app.to_string()).or_default() += 1;
+    }
     for (app_name, app) in &config.apps {
         let name = app_name.as_str();
         let app_state = store.app_state(app_name)?;
         let (latest, _) = store.list_deploys(&DeployFilter {
             app: Some(app_name.clone()),
             limit: Some(1),
+            production_only: true,
             ..DeployFilter::default()
         })?;
         let latest = latest.into_iter().next();
@@ -64,7 +69,7 @@ pub fn app_statuses(state: &AppState) -> Result<BTreeMap<String, AppStatus>, Sto
                 last_deploy: latest
                     .as_ref()
                     .map(|d| LastDeploy { deploy_id: d.id.to_string(), status: d.status.as_str().to_owned() }),
-                previews: 0,
+                previews: previews.get(name).copied().unwrap_or(0),
                 config_drift: false,
             },
         );

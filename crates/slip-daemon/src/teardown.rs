@@ -31,6 +31,8 @@ pub async fn remove_app(
         tracing::warn!(app = %app, error = %e, "removing the app's routes from Caddy failed; the monitor retries");
     }
     left.extend(remove_containers(state, app, stop_grace).await);
+    // The containers above include the app's previews'; their routes and volume directories go too.
+    crate::previews::remove_app_previews(state, app).await;
     left
 }
 

@@ -216,15 +216,15 @@ async fn a_preview_deploy_is_its_own_target_and_never_runs_on_production() {
         source_ip: None,
         created_at: slip_engine::clock::unix_ms(),
     };
-    // A preview deploy gets a runner of its own (production's queue does not see it), and the resolver refuses it
-    // rather than run it on production's routes.
+    // A preview deploy gets a runner of its own (production's queue does not see it); this config has no preview
+    // domain, so the resolver refuses it rather than run it anywhere, least of all on production's routes.
     state.scheduler.enqueue(&preview).unwrap().expect("queued");
     slip_testenv::wait_until_async(std::time::Duration::from_secs(10), "the preview deploy ends", || async {
         state.store.deploy(&preview.id).unwrap().is_some_and(|d| d.status.is_terminal())
     })
     .await;
     let row = state.store.deploy(&preview.id).unwrap().unwrap();
-    assert_eq!(row.error_code.as_deref(), Some("cancelled"), "{row:?}");
-    assert!(row.error.unwrap().contains("previews are not supported"));
+    assert_eq!(row.error_code.as_deref(), Some("preview_disabled"), "{row:?}");
+    assert!(row.error.unwrap().contains("no preview domain"));
     assert!(state.store.instances(&app, None).unwrap().is_empty(), "nothing of production was touched");
 }

@@ -13,6 +13,7 @@
 
 mod create;
 mod errors;
+mod extract;
 mod logs;
 mod reference;
 
@@ -448,6 +449,16 @@ impl ImageStore for Runtime {
 
     async fn local_image(&self, reference: &str) -> Result<Option<PulledImage>, RuntimeError> {
         self.image(reference).await
+    }
+
+    async fn read_file(
+        &self,
+        reference: &str,
+        path: &str,
+        labels: &BTreeMap<String, String>,
+        max: usize,
+    ) -> Result<Option<Vec<u8>>, RuntimeError> {
+        self.extract_file(reference, path, labels, max).await
     }
 
     async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError> {

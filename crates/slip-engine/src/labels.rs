@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use slip_core::names::{AppName, DeployId, Tag};
+use slip_core::names::{AppName, DeployId, PreviewId, Tag};
 
 /// `true` on everything slip creates.
 pub const MANAGED: &str = "slip.managed";
@@ -18,15 +18,20 @@ pub const DEPLOY: &str = "slip.deploy";
 pub const TAG: &str = "slip.tag";
 /// The creating slipd's identity.
 pub const OWNER: &str = "slip.instance";
-/// What the instance is for: `app` for a release (other roles are transient helpers).
+/// What the instance is for: `app` for a production release, `preview` for a preview's (other roles are transient
+/// helpers, such as `extract` for reading the repo config out of an image).
 pub const ROLE: &str = "slip.role";
 /// The store's id of the instance row.
 pub const INSTANCE_ID: &str = "slip.instance-id";
 /// The preview id, on a preview's instances only.
 pub const PREVIEW: &str = "slip.preview";
 
-/// The role of a release's instance.
+/// The role of a production release's instance.
 pub const ROLE_APP: &str = "app";
+/// The role of a preview release's instance.
+pub const ROLE_PREVIEW: &str = "preview";
+/// The role of the stopped helper container that reads files out of an image.
+pub const ROLE_EXTRACT: &str = "extract";
 
 /// Who an instance belongs to and what it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,28 +46,40 @@ pub struct Identity {
     pub owner: String,
     /// The store's instance row.
     pub instance_id: String,
+    /// The preview, for a preview's instance.
+    pub preview: Option<PreviewId>,
 }
 
 /// The labels of a release's instance.
 pub fn write(identity: &Identity) -> BTreeMap<String, String> {
-    BTreeMap::from([
+    let role = if identity.preview.is_some() { ROLE_PREVIEW } else { ROLE_APP };
+    let mut labels = BTreeMap::from([
         (APP.to_owned(), identity.app.to_string()),
         (DEPLOY.to_owned(), identity.deploy.to_string()),
         (TAG.to_owned(), identity.tag.to_string()),
         (MANAGED.to_owned(), "true".to_owned()),
         (OWNER.to_owned(), identity.owner.clone()),
-        (ROLE.to_owned(), ROLE_APP.to_owned()),
+        (ROLE.to_owned(), role.to_owned()),
         (INSTANCE_ID.to_owned(), identity.instance_id.clone()),
-    ])
+    ]);
+    if let Some(preview) = &identity.preview {
+        labels.insert(PREVIEW.to_owned(), preview.to_string());
+    }
+    labels
 }
 
 /// Reads an identity back; `None` when a label is missing or malformed (not a release instance of slip's).
 pub fn read(labels: &BTreeMap<String, String>) -> Option<Identity> {
-    if labels.get(MANAGED).map(String::as_str) != Some("true") || labels.get(ROLE).map(String::as_str) != Some(ROLE_APP)
-    {
+    if labels.get(MANAGED).map(String::as_str) != Some("true") {
         return None;
     }
+    let preview = match labels.get(ROLE).map(String::as_str) {
+        Some(ROLE_APP) => None,
+        Some(ROLE_PREVIEW) => Some(labels.get(PREVIEW)?.parse().ok()?),
+        _ => return None,
+    };
     Some(Identity {
+        preview,
         app: labels.get(APP)?.parse().ok()?,
         deploy: labels.get(DEPLOY)?.parse().ok()?,
         tag: labels.get(TAG)?.parse().ok()?,
@@ -76,9 +93,29 @@ pub fn owned_by(owner: &str) -> [(&'static str, &str); 2] {
     [(MANAGED, "true"), (OWNER, owner)]
 }
 
-/// The label filter for the release instances of `app` that this slipd made.
+/// The label filter for the production release instances of `app` that this slipd made.
 pub fn releases_of<'a>(app: &'a AppName, owner: &'a str) -> [(&'static str, &'a str); 3] {
     [(APP, app.as_str()), (ROLE, ROLE_APP), (OWNER, owner)]
+}
+
+/// The label filter for the release instances of preview `id` of `app` that this slipd made.
+pub fn preview_releases_of<'a>(app: &'a AppName, id: &'a PreviewId, owner: &'a str) -> [(&'static str, &'a str); 4] {
+    [(APP, app.as_str()), (ROLE, ROLE_PREVIEW), (PREVIEW, id.as_str()), (OWNER, owner)]
+}
+
+/// The label filter for every preview instance this slipd made.
+pub fn previews_of(owner: &str) -> [(&'static str, &str); 2] {
+    [(ROLE, ROLE_PREVIEW), (OWNER, owner)]
+}
+
+/// The labels of the stopped helper container that reads files out of an image for this slipd (`owner`): managed
+/// and owned, so a crash that leaves one behind gets it removed as an orphan at the next start.
+pub fn extract(owner: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED.to_owned(), "true".to_owned()),
+        (OWNER.to_owned(), owner.to_owned()),
+        (ROLE.to_owned(), ROLE_EXTRACT.to_owned()),
+    ])
 }
 
 #[cfg(test)]
@@ -93,9 +130,14 @@ mod tests {
             tag: "v1".parse().unwrap(),
             owner: "slipd-1".into(),
             instance_id: "ins_00000001".into(),
+            preview: None,
         };
         let labels = write(&identity);
-        assert_eq!(read(&labels), Some(identity));
+        assert_eq!(read(&labels), Some(identity.clone()));
+        let preview = Identity { preview: Some("pr-1".parse().unwrap()), ..identity };
+        let preview_labels = write(&preview);
+        assert_eq!((preview_labels[ROLE].as_str(), preview_labels[PREVIEW].as_str()), (ROLE_PREVIEW, "pr-1"));
+        assert_eq!(read(&preview_labels), Some(preview));
         let mut foreign = labels.clone();
         foreign.remove(MANAGED);
         assert_eq!(read(&foreign), None, "not slip's");

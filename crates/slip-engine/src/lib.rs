@@ -31,6 +31,7 @@ pub mod images;
 pub mod labels;
 pub mod plan;
 pub mod ports;
+pub mod preview;
 pub mod probe;
 pub mod reconcile;
 pub mod redact;

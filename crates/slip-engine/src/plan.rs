@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use slip_core::names::AppName;
+use slip_core::names::Target;
 
 use crate::labels::{self, Identity};
 use crate::ports::{ContainerSpec, InstanceSpec, LogRotation, PortMapping};
@@ -13,11 +13,17 @@ use crate::release::Release;
 /// The longest container name the engines accept without trouble (DNS label length).
 const MAX_NAME: usize = 63;
 
-/// A candidate's store id and runtime name, from a random `suffix` (8 hex digits).
-pub fn identity(app: &AppName, suffix: &str) -> (String, String) {
-    let mut name = format!("slip-{app}-{suffix}");
-    name.truncate(MAX_NAME);
-    (format!("ins_{suffix}"), name)
+/// A candidate's store id and runtime name, from a random `suffix` (8 hex digits): `slip-<app>-<suffix>` for
+/// production, `slip-<app>-pv-<id>-<suffix>` for a preview. A long name is shortened before the suffix, so the
+/// suffix (what makes names unique) always survives.
+pub fn identity(target: &Target, suffix: &str) -> (String, String) {
+    let mut stem = match &target.preview {
+        None => format!("slip-{}", target.app),
+        Some(id) => format!("slip-{}-pv-{id}", target.app),
+    };
+    stem.truncate(MAX_NAME.saturating_sub(suffix.len() + 1));
+    let stem = stem.trim_end_matches('-');
+    (format!("ins_{suffix}"), format!("{stem}-{suffix}"))
 }
 
 /// The container port probed over HTTP: the configured one, else the first route's.
@@ -62,6 +68,7 @@ pub fn instance_spec(
         tag: release.tag.clone(),
         owner: owner.to_owned(),
         instance_id: candidate.instance_id.to_owned(),
+        preview: release.preview.clone(),
     };
     InstanceSpec::Container(ContainerSpec {
         name: candidate.name.to_owned(),
@@ -75,4 +82,19 @@ pub fn instance_spec(
         init: release.init,
         log,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_keep_their_suffix_and_previews_say_so() {
+        let app: slip_core::names::AppName = "web".parse().unwrap();
+        assert_eq!(identity(&Target::production(app.clone()), "0123abcd").1, "slip-web-0123abcd");
+        let long: slip_core::names::PreviewId = "a".repeat(63).parse().unwrap();
+        let (id, name) = identity(&Target::preview(app, long), "0123abcd");
+        assert_eq!(id, "ins_0123abcd");
+        assert!(name.len() <= MAX_NAME && name.starts_with("slip-web-pv-a") && name.ends_with("-0123abcd"), "{name}");
+    }
 }

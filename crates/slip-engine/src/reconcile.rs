@@ -65,8 +65,8 @@ pub struct PortChange {
     pub to: u16,
 }
 
-/// Brings the engine, the store and the route table into agreement at boot. `routes` holds each web app's
-/// configured routes; apps missing from it get no routes. `stop_grace` is used for retiring old instances.
+/// Brings the engine, the store and the route table into agreement at boot. `routes` holds each routed target's
+/// configured routes, keyed by the target as shown (`app`, `app:preview`); targets missing from it get no routes. `stop_grace` is used for retiring old instances.
 pub async fn reconcile(
     engine: &Engine,
     routes: &BTreeMap<String, Vec<RouteTemplate>>,
@@ -82,8 +82,16 @@ pub async fn reconcile(
         if matches!(deploy.status, DeployStatus::Queued | DeployStatus::Accepted) {
             continue;
         }
-        let committed = deploy.preview_id.is_none()
-            && store.app_state(&deploy.app)?.and_then(|s| s.current_deploy_id).as_ref() == Some(&deploy.id);
+        let committed = match &deploy.preview_id {
+            None => store.app_state(&deploy.app)?.and_then(|s| s.current_deploy_id).as_ref() == Some(&deploy.id),
+            Some(preview) => {
+                store.preview(&deploy.app, preview)?.and_then(|p| p.deploy_id).as_ref() == Some(&deploy.id)
+                    && store
+                        .instances(&deploy.app, Some(preview))?
+                        .iter()
+                        .any(|i| i.deploy_id == deploy.id && i.role == InstanceRole::Current)
+            }
+        };
         if committed { forward.push(deploy) } else { back.push(deploy) }
     }
 
@@ -97,7 +105,11 @@ pub async fn reconcile(
 
     // (3) Finish forward: the new release serves; retire the old one.
     for deploy in &forward {
-        for old in store.instances(&deploy.app, None)?.iter().filter(|i| i.role == InstanceRole::Draining) {
+        for old in store
+            .instances(&deploy.app, deploy.preview_id.as_ref())?
+            .iter()
+            .filter(|i| i.role == InstanceRole::Draining)
+        {
             retire(engine, old, stop_grace).await;
             report.removed.push(old.name.clone());
         }
@@ -330,8 +342,9 @@ async fn serve(
     }
     let target = current.target();
     let upstream = |p| engine.instances.upstream(p);
-    let templates = routes.get(current.app.as_str()).map(Vec::as_slice).unwrap_or(&[]);
-    let entry = app_routes(&target.to_string(), templates, &bound, &upstream);
+    // Keyed by the target as shown: `app` for production, `app:preview` for a preview.
+    let templates = routes.get(&target.to_string()).map(Vec::as_slice).unwrap_or(&[]);
+    let entry = app_routes(&target, templates, &bound, &upstream);
     engine.routes.set_quietly(&target, entry);
     Ok(())
 }
@@ -513,6 +526,7 @@ mod tests {
                 .switch(&Switch {
                     app: app(),
                     preview: None,
+                    expires_at: None,
                     deploy_id: id(n),
                     new_instance: format!("ins_{n}"),
                     old_instance: old.map(|o| o.id),
@@ -578,7 +592,7 @@ mod tests {
         let candidate =
             deploy(&w, 2, &[DeployStatus::Pulling, DeployStatus::Draining], InstanceRole::Candidate, 41001).await;
         w.runtime.stop(&old, Duration::from_secs(1)).await.unwrap();
-        let held = app_routes("web", &templates()["web"], &BTreeMap::from([(8080, 41001)]), &loopback_upstream);
+        let held = app_routes(&web(), &templates()["web"], &BTreeMap::from([(8080, 41001)]), &loopback_upstream);
         w.engine.routes.update(&web(), held).await.unwrap();
 
         let report = reconcile(&w.engine, &templates(), Duration::from_secs(1)).await.unwrap();
@@ -675,7 +689,7 @@ mod tests {
         assert!(refresh_ports(&w.engine).await.unwrap().is_empty(), "settled");
 
         // A deploy that moved the routes elsewhere meanwhile is not undone.
-        let elsewhere = app_routes("web", &templates()["web"], &BTreeMap::from([(8080, 41777)]), &loopback_upstream);
+        let elsewhere = app_routes(&web(), &templates()["web"], &BTreeMap::from([(8080, 41777)]), &loopback_upstream);
         w.engine.routes.update(&web(), elsewhere).await.unwrap();
         w.runtime.rebind(&current, vec![PortMapping { host: 41600, container: 8080 }]);
         assert_eq!(refresh_ports(&w.engine).await.unwrap().len(), 1);

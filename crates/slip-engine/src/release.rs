@@ -1,5 +1,7 @@
 //! A release resolved for one deploy: what to pull and how to run it.
 
+use std::time::Duration;
+
 use slip_core::deploy::Plan;
 use slip_core::names::{AppName, DeployId, ImageRepo, PreviewId, Tag, Target};
 use tokio_util::sync::CancellationToken;
@@ -16,6 +18,8 @@ pub struct Release {
     pub app: AppName,
     /// The preview the release is for, or `None` for production.
     pub preview: Option<PreviewId>,
+    /// What a preview's deploy decides once the image's repo config is read; `None` for production.
+    pub preview_plan: Option<PreviewPlan>,
     /// What the webhook asked for.
     pub tag: Tag,
     /// The app's image repository.
@@ -56,4 +60,27 @@ impl Release {
     pub fn target(&self) -> Target {
         Target { app: self.app.clone(), preview: self.preview.clone() }
     }
+}
+
+/// The server's side of a preview deploy, which the driver completes at `configuring` with the image's repo config
+/// (SPEC §5 merge rules, §13.2): the repo must enable previews, and its TTL, cap and resource requests are bounded
+/// by these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewPlan {
+    /// `https://<first preview hostname>`, injected as `SLIP_PREVIEW_URL`; `None` for a worker.
+    pub url: Option<String>,
+    /// The TTL the webhook asked for.
+    pub webhook_ttl: Option<Duration>,
+    /// The app's `preview.default_ttl`.
+    pub app_ttl: Option<Duration>,
+    /// The server's `preview.default_ttl`.
+    pub default_ttl: Duration,
+    /// The server's `preview.max_ttl`.
+    pub max_ttl: Duration,
+    /// The app's `preview.max`, else the server's `max_per_app`.
+    pub cap: u32,
+    /// The server's `preview.max_memory`, in bytes.
+    pub max_memory: Option<u64>,
+    /// The server's `preview.max_cpus`, in billionths of a CPU.
+    pub max_nano_cpus: Option<u64>,
 }

@@ -68,6 +68,11 @@ impl RouteTable {
         self.apps.lock().expect("route table lock").get(key).cloned()
     }
 
+    /// Every target with an entry.
+    pub fn targets(&self) -> Vec<Target> {
+        self.apps.lock().expect("route table lock").keys().cloned().collect()
+    }
+
     /// Replaces the in-memory entry without writing; used at boot before the first [`RouteTable::sync`].
     pub fn set_quietly(&self, key: &Target, entry: Option<AppRoutes>) {
         let mut apps = self.apps.lock().expect("route table lock");
@@ -149,10 +154,10 @@ impl RouteTable {
     }
 }
 
-/// An app's route entry with each route pointed at the host port bound to its container port, reached at the
+/// A target's route entry (ids per SPEC §9.4) with each route pointed at the host port bound to its container port, reached at the
 /// address `upstream` gives (the runtime's [`crate::ports::InstanceRuntime::upstream`]).
 pub fn app_routes(
-    app: &str,
+    target: &Target,
     templates: &[RouteTemplate],
     ports: &BTreeMap<u16, u16>,
     upstream: &dyn Fn(PortMapping) -> String,
@@ -164,7 +169,7 @@ pub fn app_routes(
         .iter()
         .enumerate()
         .map(|(n, r)| RouteSpec {
-            id: if n == 0 { format!("slip-{app}") } else { format!("slip-{app}-{n}") },
+            id: slip_core::preview::route_id(target, n),
             hostname: r.hostname.clone(),
             path_prefix: r.path_prefix.clone(),
             strip_prefix: r.strip_prefix,

@@ -42,8 +42,17 @@ async fn drive(engine: &Engine, mut release: Release) -> Outcome {
     let target = release.target();
     let old = current_instance(engine, &target).await;
     release.plan.old = old.as_ref().map(|o| OldInstance { container: o.row.runtime_id.clone() });
-    let mut run =
-        Run { engine, target, release, old, candidate: None, image_ref: None, taken_ports: Vec::new(), recorded: None };
+    let mut run = Run {
+        engine,
+        target,
+        release,
+        old,
+        candidate: None,
+        image_ref: None,
+        taken_ports: Vec::new(),
+        recorded: None,
+        admitted: None,
+    };
 
     let (mut deploy, mut action) = Deploy::begin(run.release.plan.clone(), now());
     let cancel = run.release.cancel.clone();
@@ -113,6 +122,8 @@ struct Run<'a> {
     /// Host ports the engine reported taken during this deploy; never leased again by it.
     taken_ports: Vec<u16>,
     recorded: Option<Status>,
+    /// What a preview deploy settled at `configuring` (its TTL, above all); `None` for production.
+    admitted: Option<crate::preview::Admitted>,
 }
 
 #[derive(Debug, Clone)]
@@ -234,6 +245,12 @@ impl Run<'_> {
                 if !again {
                     tracing::warn!(status = "failed", error_code = failure.code.as_str(), error = %message, "deploy finished");
                 }
+                if let Some(preview) = &self.release.preview {
+                    logged(
+                        store.preview_deploy_failed(&self.release.app, preview, id, &message),
+                        "recording a failed preview",
+                    );
+                }
                 if *app_down {
                     logged(store.set_app_status(&self.release.app, AppStatus::Down, unix_ms()), "marking the app down");
                 }
@@ -337,7 +354,8 @@ impl Run<'_> {
                     .store
                     .switch(&Switch {
                         app: self.release.app.clone(),
-                        preview: None,
+                        preview: self.release.preview.clone(),
+                        expires_at: self.admitted.as_ref().map(|a| unix_ms() + a.ttl.as_millis() as i64),
                         deploy_id: self.release.deploy_id.clone(),
                         new_instance: candidate.instance_id.clone(),
                         old_instance: self.old.as_ref().map(|o| o.row.id.clone()),
@@ -409,13 +427,24 @@ impl Run<'_> {
             let mut rng = rand::rng();
             (0..8).map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex digit")).collect()
         };
-        let (instance_id, name) = plan::identity(&self.release.app, &suffix);
+        if let (Some(plan), None) = (&self.release.preview_plan, &self.admitted) {
+            let image = self.image_ref.clone().unwrap_or_else(|| self.release.image.clone());
+            let admitted = crate::preview::admit(engine, &self.release, plan, &image).await?;
+            for warning in &admitted.warnings {
+                let recorded =
+                    engine.store.record_event(&self.release.deploy_id, NoteKind::Warning, warning, None, unix_ms());
+                logged(recorded, "recording a repo config warning");
+            }
+            self.release.resources = admitted.resources;
+            self.admitted = Some(admitted);
+        }
+        let (instance_id, name) = plan::identity(&self.target, &suffix);
         let container_ports = plan::container_ports(&self.release);
 
         let row = InstanceRow {
             id: instance_id.clone(),
             app: self.release.app.clone(),
-            preview_id: None,
+            preview_id: self.release.preview.clone(),
             deploy_id: self.release.deploy_id.clone(),
             runtime_kind: RuntimeKind::Container,
             runtime_id: String::new(),
@@ -447,6 +476,12 @@ impl Run<'_> {
                 "instance": instance_id,
                 "name": name,
                 "ports": ports.iter().map(|(c, h)| serde_json::json!({"host": h, "container": c})).collect::<Vec<_>>(),
+                "preview": self.admitted.as_ref().map(|a| serde_json::json!({
+                    "ttl": slip_core::duration::format(a.ttl), "cap": a.cap,
+                })),
+                "request": self.release.preview_plan.as_ref().map(|p| serde_json::json!({
+                    "preview_ttl": p.webhook_ttl.map(slip_core::duration::format),
+                })),
             })
             .to_string(),
         };
@@ -512,16 +547,13 @@ impl Run<'_> {
     /// The app's routes pointed at the candidate, with a drain reference to the old upstream.
     fn candidate_routes(&self, drain_old: bool) -> AppRoutes {
         let candidate = self.candidate.as_ref().expect("candidate configured");
-        // Route ids carry the target: `slip-<app>` for production, `slip-<app>:<preview>` for a preview.
-        let app = self.target.to_string();
+        // Route ids carry the target: `slip-<app>` for production, `slip-<app>-preview-<id>` for a preview.
         let upstream = |p| self.engine.instances.upstream(p);
-        let mut entry = app_routes(&app, &self.release.routes, &candidate.ports, &upstream).unwrap_or_default();
+        let mut entry = app_routes(&self.target, &self.release.routes, &candidate.ports, &upstream).unwrap_or_default();
         if drain_old {
-            entry.drains = self
-                .old_upstreams()
-                .into_iter()
-                .map(|upstream| DrainRef { id: format!("slipd-drain:{app}"), upstream })
-                .collect();
+            let id = slip_core::preview::drain_id(&self.target);
+            entry.drains =
+                self.old_upstreams().into_iter().map(|upstream| DrainRef { id: id.clone(), upstream }).collect();
         }
         entry
     }
@@ -671,6 +703,7 @@ mod tests {
             deploy_id,
             app,
             preview: None,
+            preview_plan: None,
             image: repository.with_tag(&tag),
             repository,
             tag,

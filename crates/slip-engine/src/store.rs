@@ -57,7 +57,7 @@ pub use deploys::{
 };
 pub use images::ImageRow;
 pub use instances::InstanceRow;
-pub use previews::PreviewRow;
+pub use previews::{PreviewEnqueued, PreviewRequest, PreviewRow};
 pub use schema::SCHEMA_VERSION;
 pub use vocab::{
     AppStatus, DeployStatus, EventKind, InstanceRole, NoteKind, PreviewStatus, RuntimeKind, Trigger, UnknownValue,

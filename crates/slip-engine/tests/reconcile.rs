@@ -114,8 +114,12 @@ async fn routes_follow_a_host_port_the_engine_reassigned() {
         container_port: 8080,
         hold_timeout: Duration::from_secs(1),
     };
-    let entry =
-        app_routes(app.as_str(), std::slice::from_ref(&template), &BTreeMap::from([(8080, first)]), &loopback_upstream);
+    let entry = app_routes(
+        &slip_core::names::Target::production(app.clone()),
+        std::slice::from_ref(&template),
+        &BTreeMap::from([(8080, first)]),
+        &loopback_upstream,
+    );
     engine.routes.update(&slip_core::names::Target::production(app.clone()), entry).await.unwrap();
     let host = format!("{app}.test");
     wait_until_async(Duration::from_secs(15), "Caddy serves v1 on the first port", || serves(&caddy, &host)).await;

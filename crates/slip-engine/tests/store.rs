@@ -103,6 +103,7 @@ fn lifecycle(store: &Store) {
         .switch(&Switch {
             app: app("web"),
             preview: None,
+            expires_at: None,
             deploy_id: did(1),
             new_instance: "i1".into(),
             old_instance: None,
@@ -732,6 +733,7 @@ fn switch_moves_pointers_and_roles_in_one_step_and_unswitch_restores_them() {
         .switch(&Switch {
             app: web.clone(),
             preview: None,
+            expires_at: None,
             deploy_id: did(1),
             new_instance: "i1".into(),
             old_instance: None,
@@ -748,6 +750,7 @@ fn switch_moves_pointers_and_roles_in_one_step_and_unswitch_restores_them() {
         .switch(&Switch {
             app: web.clone(),
             preview: None,
+            expires_at: None,
             deploy_id: did(2),
             new_instance: "i2".into(),
             old_instance: Some("i1".into()),
@@ -774,6 +777,7 @@ fn switch_moves_pointers_and_roles_in_one_step_and_unswitch_restores_them() {
     let switch3 = Switch {
         app: web.clone(),
         preview: None,
+        expires_at: None,
         deploy_id: did(3),
         new_instance: "i3".into(),
         old_instance: Some("i2".into()),
@@ -800,6 +804,7 @@ fn switch_moves_pointers_and_roles_in_one_step_and_unswitch_restores_them() {
         .switch(&Switch {
             app: web.clone(),
             preview: None,
+            expires_at: None,
             deploy_id: did(1),
             new_instance: "i1".into(),
             old_instance: Some("i2".into()),
@@ -820,6 +825,7 @@ fn preview_switch_updates_the_preview_row() {
     let switch = Switch {
         app: web.clone(),
         preview: Some(pr.clone()),
+        expires_at: None,
         deploy_id: did(1),
         new_instance: "p1".into(),
         old_instance: None,

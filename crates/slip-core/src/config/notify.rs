@@ -112,7 +112,7 @@ pub(crate) fn read(r: &mut Reader<'_>, t: &Tbl<'_>) -> Vec<Notification> {
                 let mut ok = true;
                 for v in list {
                     if NOT_YET.contains(&v.v.as_str()) {
-                        r.invalid(&v, "is not supported yet: this slipd does not deploy previews", None);
+                        r.invalid(&v, "is not supported yet: this slipd does not announce preview creation and teardown as events", None);
                         ok = false;
                         continue;
                     }

@@ -43,6 +43,16 @@ pub enum ErrorCode {
     Expired,
     /// slip's own database could not record a step.
     StorageUnavailable,
+    /// The image's repo config does not enable previews.
+    PreviewDisabled,
+    /// A preview of an image without `/slip/slip.toml`.
+    PreviewRequiresRepoConfig,
+    /// The image's repo config is invalid.
+    RepoConfigInvalid,
+    /// The image's repo config names another app.
+    RepoConfigNameMismatch,
+    /// A preview hook failed (or cannot run).
+    HookFailed,
 }
 
 impl ErrorCode {
@@ -69,6 +79,11 @@ impl ErrorCode {
             ErrorCode::NoPort => "no_port",
             ErrorCode::Expired => "expired",
             ErrorCode::StorageUnavailable => "storage_unavailable",
+            ErrorCode::PreviewDisabled => "preview_disabled",
+            ErrorCode::PreviewRequiresRepoConfig => "preview_requires_repo_config",
+            ErrorCode::RepoConfigInvalid => "repo_config_invalid",
+            ErrorCode::RepoConfigNameMismatch => "repo_config_name_mismatch",
+            ErrorCode::HookFailed => "hook_failed",
         }
     }
 }

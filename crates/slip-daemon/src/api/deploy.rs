@@ -89,13 +89,10 @@ pub async fn deploy(
             format!("app {app} is not a pod; images overrides apply to pods only"),
         ));
     }
-    if request.preview.is_some() {
-        return Err(ApiError::field(
-            "preview_not_configured",
-            "preview",
-            "previews are not available on this server yet",
-        ));
-    }
+    let preview = match &request.preview {
+        Some(field) => Some(crate::previews::check(&config, &app, field)?),
+        None => None,
+    };
     let meta = match &request.meta {
         Some(m) if m.to_string().len() > 4096 => {
             return Err(ApiError::field("invalid_request", "meta", "meta must be at most 4 KiB"));
@@ -110,7 +107,7 @@ pub async fn deploy(
     let new = NewDeploy {
         id: deploy_id.clone(),
         app: app.clone(),
-        preview_id: None,
+        preview_id: preview.as_ref().map(|p| p.id.clone()),
         trigger: if actor == "admin" { Trigger::Cli } else { Trigger::Webhook },
         tag: tag.clone(),
         images: json!({ "app": app_config.image.with_tag(&tag) }).to_string(),
@@ -126,9 +123,12 @@ pub async fn deploy(
         crate::replay::accept_legacy(&state.store, &mac, &app, tag.as_str(), &deploy_id)?;
         tracing::info!(app = %app, "legacy untimestamped signature accepted");
     }
-    let enqueued =
-        state.scheduler.enqueue(&new).map_err(ApiError::store)?.ok_or_else(|| ApiError::app_deleting(&app))?;
-    tracing::info!(app = %app, deploy_id = %deploy_id, tag = %tag, status = enqueued.status.as_str(), actor, "webhook accepted");
+    let enqueued = match &preview {
+        Some(admission) => crate::previews::enqueue(&state, &config, &new, admission)?.enqueued,
+        None => state.scheduler.enqueue(&new).map_err(ApiError::store)?.ok_or_else(|| ApiError::app_deleting(&app))?,
+    };
+    let preview_id = preview.as_ref().map(|p| p.id.as_str());
+    tracing::info!(app = %app, preview = preview_id, deploy_id = %deploy_id, tag = %tag, status = enqueued.status.as_str(), actor, "webhook accepted");
 
     let answer = DeployAccepted {
         deploy_id: deploy_id.to_string(),
@@ -136,7 +136,7 @@ pub async fn deploy(
         tag: tag.to_string(),
         status: enqueued.status.as_str().to_owned(),
         supersedes: enqueued.supersedes.map(|d| d.to_string()),
-        preview_url: None,
+        preview_url: preview.and_then(|p| p.placement.url),
         events_url: format!("/v1/deploys/{deploy_id}/events"),
     };
     Ok((StatusCode::ACCEPTED, Json(answer)))

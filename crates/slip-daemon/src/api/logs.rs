@@ -7,8 +7,10 @@
 //!   every selected container has stopped, or slipd shuts down.
 //! - `container`: only this container (its name, or at least 12 characters of its id).
 //!
-//! Previews and `instance` are not supported yet and are refused with 400 rather than ignored. How lines are
-//! rendered and relayed is [`crate::log_relay`]'s job.
+//! - `preview`: the containers of that preview instead of production's (404 `preview_not_found` when it has none).
+//!
+//! `instance` is not supported yet and is refused with 400 rather than ignored. How lines are rendered and relayed
+//! is [`crate::log_relay`]'s job.
 
 use std::time::SystemTime;
 
@@ -62,13 +64,28 @@ pub async fn logs(
     let config = state.config();
     let app = existing_app(&config, &name)?;
     let request = log_request(&q, SystemTime::now())?;
-    let mut containers = state
-        .engine
-        .instances
-        .list(&labels::releases_of(&app, &state.engine.instance_id))
-        .await
-        .map_err(|e| anyhow::Error::new(e).context("listing the app's containers"))?;
-    containers.retain(|c| c.running && !c.labels.contains_key(labels::PREVIEW));
+    let preview: Option<slip_core::names::PreviewId> = q
+        .preview
+        .as_deref()
+        .map(|p| {
+            p.parse().map_err(|e: slip_core::names::NameError| {
+                ApiError::field("invalid_preview_id", "preview", e.to_string())
+            })
+        })
+        .transpose()?;
+    let owner = state.engine.instance_id.as_str();
+    let listed = match &preview {
+        None => state.engine.instances.list(&labels::releases_of(&app, owner)).await,
+        Some(id) => {
+            let known = state.store.preview(&app, id).map_err(ApiError::store)?;
+            if known.is_none_or(|p| p.status == slip_engine::store::PreviewStatus::TornDown) {
+                return Err(ApiError::not_found("preview_not_found", format!("app {app} has no live preview {id}")));
+            }
+            state.engine.instances.list(&labels::preview_releases_of(&app, id, owner)).await
+        }
+    };
+    let mut containers = listed.map_err(|e| anyhow::Error::new(e).context("listing the app's containers"))?;
+    containers.retain(|c| c.running && c.labels.get(labels::PREVIEW).map(String::as_str) == q.preview.as_deref());
     containers.sort_by(|a, b| a.name.cmp(&b.name));
     if let Some(wanted) = &q.container {
         containers = select(containers, wanted, &app)?;
@@ -98,10 +115,11 @@ pub async fn logs(
 
 /// The engine request for a query, with `since` durations counted back from `now`.
 fn log_request(q: &LogsQuery, now: SystemTime) -> Result<LogRequest, ApiError> {
-    if q.preview.is_some() || q.instance.is_some() {
-        return Err(ApiError::bad(
+    if q.instance.is_some() {
+        return Err(ApiError::field(
             "invalid_request",
-            "this slipd does not support preview or instance on logs yet; it shows the app's production containers",
+            "instance",
+            "this slipd does not support instance on logs yet; use container (a name or an id prefix)",
         ));
     }
     let follow = match q.follow.as_deref() {

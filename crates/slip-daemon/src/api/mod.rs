@@ -6,6 +6,7 @@ pub mod caller;
 pub mod deploy;
 pub mod events;
 pub mod logs;
+pub mod previews;
 pub(crate) mod problems;
 pub mod read;
 pub mod reload;

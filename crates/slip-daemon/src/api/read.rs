@@ -48,6 +48,10 @@ pub struct ListQuery {
     status: Option<String>,
     limit: Option<u32>,
     before: Option<String>,
+    /// Only this preview's deploys.
+    preview: Option<String>,
+    /// `true`: only production deploys (no preview's).
+    production: Option<bool>,
 }
 
 /// The 401 message of `GET /v1/deploys`.
@@ -84,7 +88,21 @@ pub async fn list(
                 .map_err(|e: slip_core::names::NameError| ApiError::field("invalid_request", "before", e.to_string()))
         })
         .transpose()?;
-    let filter = DeployFilter { app, status, limit: Some(limit), before, ..DeployFilter::default() };
+    let preview = q
+        .preview
+        .map(|p| {
+            p.parse()
+                .map_err(|e: slip_core::names::NameError| ApiError::field("invalid_request", "preview", e.to_string()))
+        })
+        .transpose()?;
+    let filter = DeployFilter {
+        app,
+        preview,
+        status,
+        limit: Some(limit),
+        before,
+        production_only: q.production.unwrap_or(false),
+    };
     let (rows, next_before) = state.store.list_deploys(&filter).map_err(|e| ApiError::Internal(e.into()))?;
     let mut deploys = Vec::with_capacity(rows.len());
     for row in rows {

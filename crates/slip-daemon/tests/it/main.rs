@@ -19,6 +19,8 @@ mod logs;
 mod notifications;
 mod notify;
 mod podman;
+mod preview_crash;
+mod previews;
 mod reload;
 mod rollback;
 mod rotate_key;

@@ -43,4 +43,14 @@ pub trait ImageStore: Send + Sync {
     async fn local_image(&self, reference: &str) -> Result<Option<PulledImage>, RuntimeError>;
     /// Removes an image by reference without force. A missing image is `Ok`; an image in use is an error.
     async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError>;
+    /// The bytes of the file at `path` inside the local image `reference`, read without running the image, at
+    /// most `max` of them (a larger file is an error); `None` when the image has no such file. Any helper the
+    /// engine needs carries `labels`.
+    async fn read_file(
+        &self,
+        reference: &str,
+        path: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+        max: usize,
+    ) -> Result<Option<Vec<u8>>, RuntimeError>;
 }

@@ -46,6 +46,8 @@ pub struct Switch {
     pub app: AppName,
     /// The preview, or `None` for production.
     pub preview: Option<PreviewId>,
+    /// A preview's new `expires_at` (now + its TTL): each completed deploy resets it. Ignored for production.
+    pub expires_at: Option<UnixMillis>,
     /// The deploy being switched to.
     pub deploy_id: DeployId,
     /// The candidate instance, which becomes `current`.
@@ -191,9 +193,10 @@ impl Store {
                 }
                 Some(preview) => {
                     let changed = tx.execute(
-                        "UPDATE previews SET deploy_id = ?3, deployed_at = ?4, status = 'running', error = NULL \
-                         WHERE app = ?1 AND id = ?2",
-                        params![switch.app.as_str(), preview.as_str(), deploy, switch.at],
+                        "UPDATE previews SET deploy_id = ?3, deployed_at = ?4, status = 'running', error = NULL, \
+                         expires_at = coalesce(?5, expires_at), tag = (SELECT tag FROM deploys WHERE id = ?3) \
+                         WHERE app = ?1 AND id = ?2 AND status != 'torn_down'",
+                        params![switch.app.as_str(), preview.as_str(), deploy, switch.at, switch.expires_at],
                     )?;
                     if changed == 0 {
                         return Err(StoreError::PreviewNotFound {

@@ -176,6 +176,8 @@ pub struct DeployFilter {
     pub limit: Option<u32>,
     /// Only deploys older than this one (the previous page's `next_before`).
     pub before: Option<DeployId>,
+    /// Only production deploys (no preview's); ignored when `preview` is set.
+    pub production_only: bool,
 }
 
 /// Gauges for `/metrics`.
@@ -209,31 +211,7 @@ impl Store {
     /// older queued deploy of the target becomes `superseded` with `superseded_by` set. `now` stamps the events
     /// (and `started_at` when accepted). Durable on return, so the 202 can follow.
     pub fn enqueue(&self, new: &NewDeploy, now: UnixMillis) -> Result<Enqueued, StoreError> {
-        self.write(|tx| {
-            if exists(tx, new.id.as_str())? {
-                return Err(StoreError::DeployExists { id: new.id.to_string() });
-            }
-            let (app, preview) = (new.app.as_str(), new.preview_id.as_ref().map(PreviewId::as_str));
-            let holder = slot_holder(tx, app, preview)?;
-            let older_queued: Vec<String> = tx
-                .prepare(
-                    "SELECT id FROM deploys WHERE app = ?1 AND preview_id IS ?2 AND status = 'queued' ORDER BY id",
-                )?
-                .query_map(params![app, preview], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            let status = if holder.is_some() { DeployStatus::Queued } else { DeployStatus::Accepted };
-            insert(tx, new, status, now)?;
-            let (message, data) = match &holder {
-                Some(running) => (format!("queued behind {running}"), Some(json!({ "behind": running }).to_string())),
-                None => ("accepted".to_owned(), None),
-            };
-            append_event(tx, new.id.as_str(), EventKind::Status, status, &message, data.as_deref(), now)?;
-            for old in &older_queued {
-                supersede(tx, old, new.id.as_str(), now)?;
-            }
-            let supersedes = older_queued.last().map(|id| id.parse()).transpose().map_err(corrupt_id)?;
-            Ok(Enqueued { status, supersedes })
-        })
+        self.write(|tx| enqueue_in(tx, new, now))
     }
 
     /// Records a non-terminal status change: appends a `status` event (message: `message`, or the status name)
@@ -538,6 +516,9 @@ pub(super) fn list_query(filter: &DeployFilter) -> (String, Vec<Value>, usize) {
     if let Some(before) = &filter.before {
         add("id <", before.to_string());
     }
+    if filter.preview.is_none() && filter.production_only {
+        conditions.push("preview_id IS NULL".to_owned());
+    }
     let mut sql = format!("SELECT {DEPLOY_COLUMNS} FROM deploys");
     if !conditions.is_empty() {
         sql.push_str(" WHERE ");
@@ -555,6 +536,31 @@ pub(super) fn get(conn: &Connection, id: &str) -> Result<Option<DeployRow>, Stor
 
 fn exists(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
     conn.query_row("SELECT EXISTS (SELECT 1 FROM deploys WHERE id = ?1)", [id], |r| r.get(0))
+}
+
+/// [`Store::enqueue`] inside a transaction the caller holds.
+pub(super) fn enqueue_in(tx: &Connection, new: &NewDeploy, now: UnixMillis) -> Result<Enqueued, StoreError> {
+    if exists(tx, new.id.as_str())? {
+        return Err(StoreError::DeployExists { id: new.id.to_string() });
+    }
+    let (app, preview) = (new.app.as_str(), new.preview_id.as_ref().map(PreviewId::as_str));
+    let holder = slot_holder(tx, app, preview)?;
+    let older_queued: Vec<String> = tx
+        .prepare("SELECT id FROM deploys WHERE app = ?1 AND preview_id IS ?2 AND status = 'queued' ORDER BY id")?
+        .query_map(params![app, preview], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let status = if holder.is_some() { DeployStatus::Queued } else { DeployStatus::Accepted };
+    insert(tx, new, status, now)?;
+    let (message, data) = match &holder {
+        Some(running) => (format!("queued behind {running}"), Some(json!({ "behind": running }).to_string())),
+        None => ("accepted".to_owned(), None),
+    };
+    append_event(tx, new.id.as_str(), EventKind::Status, status, &message, data.as_deref(), now)?;
+    for old in &older_queued {
+        supersede(tx, old, new.id.as_str(), now)?;
+    }
+    let supersedes = older_queued.last().map(|id| id.parse()).transpose().map_err(corrupt_id)?;
+    Ok(Enqueued { status, supersedes })
 }
 
 /// The newest deploy holding the target's slot, if any.

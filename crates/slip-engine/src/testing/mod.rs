@@ -74,6 +74,8 @@ struct FakeRuntimeState {
     taken_ports: Vec<u16>,
     /// Output per container id, in the order written.
     logs: BTreeMap<String, Vec<LogLine>>,
+    /// Files inside every image, by path (what `read_file` finds).
+    files: BTreeMap<String, Vec<u8>>,
     next_id: u32,
 }
 
@@ -87,6 +89,11 @@ impl FakeRuntime {
     pub fn write_log(&self, id: &str, line: LogLine) {
         self.state.lock().expect("fake runtime").logs.entry(id.to_owned()).or_default().push(line);
         self.changed.notify_waiters();
+    }
+
+    /// Puts a file at `path` inside every image (the repo config, say).
+    pub fn put_file(&self, path: &str, bytes: &[u8]) {
+        self.state.lock().expect("fake runtime").files.insert(path.to_owned(), bytes.to_vec());
     }
 
     /// Makes pulls of `reference` fail with `ImageNotFound`.
@@ -277,6 +284,24 @@ impl ImageStore for FakeRuntime {
         self.journal.push(format!("remove image {reference}"));
         self.state.lock().expect("fake runtime").images.remove(reference);
         Ok(())
+    }
+
+    async fn read_file(
+        &self,
+        _reference: &str,
+        path: &str,
+        _labels: &BTreeMap<String, String>,
+        max: usize,
+    ) -> Result<Option<Vec<u8>>, RuntimeError> {
+        let file = self.state.lock().expect("fake runtime").files.get(path).cloned();
+        match file {
+            Some(bytes) if bytes.len() > max => Err(RuntimeError::Rejected {
+                op: "read",
+                target: path.to_owned(),
+                message: format!("larger than {max} bytes"),
+            }),
+            other => Ok(other),
+        }
     }
 }
 

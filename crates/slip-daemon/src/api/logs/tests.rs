@@ -57,7 +57,8 @@ fn tail_follow_and_unsupported_parameters() {
     assert_eq!(log_request(&query("follow=false"), now).unwrap().follow, Follow::No);
     assert_eq!(field(log_request(&query("follow=yes"), now).unwrap_err()), Some("follow"));
     assert_eq!(field(log_request(&query("tail=10001"), now).unwrap_err()), Some("tail"));
-    assert_eq!(field(log_request(&query("preview=pr-1"), now).unwrap_err()), None);
+    assert!(log_request(&query("preview=pr-1"), now).is_ok(), "previews are a selection, not a refusal");
+    assert_eq!(field(log_request(&query("instance=ins_1"), now).unwrap_err()), Some("instance"));
 }
 
 #[test]
