@@ -134,6 +134,7 @@ pub fn resolve_app(
         drain_timeout: app.deploy.drain_timeout,
         stop_grace: app.deploy.stop_grace,
         timeout: app.deploy.timeout,
+        watch: app.deploy.watch,
         old: None,
     };
     Ok(Release {

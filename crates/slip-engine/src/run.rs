@@ -23,7 +23,9 @@ use crate::plan;
 use crate::ports::{DrainRef, InstanceSpec, ProbeTarget, ProxyError, RuntimeError};
 pub use crate::release::Release;
 use crate::routes::{AppRoutes, app_routes};
-use crate::store::{AppStatus, DeployStatus, InstanceRole, InstanceRow, NoteKind, Resolution, RuntimeKind, Switch};
+use crate::store::{
+    AppStatus, DeployStatus, InstanceRole, InstanceRow, NoteKind, Resolution, RuntimeKind, Switch, Unswitch,
+};
 
 /// Why a cancelled deploy failed (only deleting an app cancels one).
 const CANCELLED: &str = "cancelled: the app is being deleted";
@@ -140,7 +142,7 @@ impl Run<'_> {
         if let Some(acted) = self.recorded {
             crate::fault::after_acted(acted.as_str(), self.release.tag.as_str());
         }
-        if self.recorded != Some(status) && !matches!(status, Status::Completed | Status::Failed) {
+        if self.recorded != Some(status) && !matches!(status, Status::Completed | Status::Failed | Status::RolledBack) {
             tracing::info!(from = self.recorded.map(Status::as_str), to = status.as_str(), "deploy step");
             if let Err(e) = store.record_status(id, status.into(), None, None, unix_ms()) {
                 tracing::error!(error = %e, "recording deploy status");
@@ -187,6 +189,18 @@ impl Run<'_> {
                 let requeued = store.requeue_interrupted(id, unix_ms());
                 tracing::warn!(?requeued, "deploy interrupted by shutdown");
                 requeued.map(|_| 0)
+            }
+            Outcome::RolledBack { reason, warnings } => {
+                for w in warnings {
+                    let w = self.release.redactor.redact(w);
+                    logged(
+                        store.record_event(id, NoteKind::Warning, &w, None, unix_ms()),
+                        "recording a deploy warning",
+                    );
+                }
+                let message = self.release.redactor.redact(&reason.message);
+                tracing::warn!(status = "rolled_back", error_code = reason.code.as_str(), error = %message, "deploy finished");
+                store.finish(id, DeployStatus::RolledBack, Some(&message), Some(reason.code.as_str()), unix_ms())
             }
             Outcome::Failed { failure, app_down } => {
                 let message = self.release.redactor.redact(&failure.message);
@@ -334,6 +348,20 @@ impl Run<'_> {
                 let back = self.old.as_ref().and_then(|o| o.routes.clone());
                 engine.routes.update(self.key(), back).await.map_err(proxy_failure)?;
                 Event::RoutedBack
+            }
+            Action::Uncommit => {
+                let candidate = self.candidate.as_ref().expect("uncommit after start");
+                engine
+                    .store
+                    .unswitch(&Unswitch {
+                        app: self.release.app.clone(),
+                        preview: None,
+                        new_instance: candidate.instance_id.clone(),
+                        old_instance: self.old.as_ref().map(|o| o.row.id.clone()),
+                        at: unix_ms(),
+                    })
+                    .map_err(store_failure)?;
+                Event::Uncommitted
             }
             Action::Finish(_) => unreachable!("run_deploy handles Finish"),
         })
@@ -658,6 +686,7 @@ mod tests {
                 drain_timeout: Duration::from_secs(30),
                 stop_grace: Duration::from_secs(10),
                 timeout: Duration::from_secs(600),
+                watch: Duration::ZERO,
                 old: None,
             },
         }

@@ -20,4 +20,5 @@ mod notify;
 mod podman;
 mod reload;
 mod rollback;
+mod watch;
 mod webhook;
