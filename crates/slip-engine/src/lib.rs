@@ -23,6 +23,7 @@
 pub mod caddy;
 pub mod clock;
 pub mod config_source;
+pub mod diagnostics;
 pub mod docker;
 pub mod engine;
 pub mod fault;

@@ -63,6 +63,9 @@ async fn drive(engine: &Engine, mut release: Release) -> Outcome {
                 None
             }
         };
+        if let (Action::Remove { container }, Some(_)) = (&action, deploy.diagnose()) {
+            crate::diagnostics::record_log_tail(engine, &run.release, container).await;
+        }
         let event = match (interruptible, interrupt()) {
             (Interruptible::No, _) | (_, None) => {
                 let step = async {

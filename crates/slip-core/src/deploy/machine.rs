@@ -196,6 +196,19 @@ impl Deploy {
         matches!(self.phase, Phase::Discarding(_) | Phase::Restoring(_) | Phase::RoutingBack(_) | Phase::RollingBack(_))
     }
 
+    /// Why the deploy is being undone, while it removes a candidate that failed its health check or its watch (an
+    /// exit, a restart, failed probes): the driver then keeps the candidate's last log lines before it is removed
+    /// (SPEC §7.3 `health_checking`). `None` for any other removal, a cancelled or interrupted deploy's included.
+    pub fn diagnose(&self) -> Option<&StepFailure> {
+        let failure = match &self.phase {
+            Phase::Discarding(failure) => failure,
+            Phase::Restoring(Restore { failure, step: RestoreStep::RemovingCandidate }) => failure,
+            Phase::RollingBack(RollBack { reason, step: RollBackStep::RemovingNew }) => reason,
+            _ => return None,
+        };
+        matches!(failure.code, ErrorCode::Unhealthy | ErrorCode::Exited).then_some(failure)
+    }
+
     /// The candidate's container id, once started.
     pub fn candidate(&self) -> Option<&str> {
         self.candidate.as_deref()
