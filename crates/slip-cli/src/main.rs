@@ -432,6 +432,20 @@ async fn status(client: &Client, app: Option<&str>, json: bool) -> Result<u8, Fa
     println!("drift      {}", if a.config_drift { "yes: config changed since this release" } else { "no" });
     println!();
     deploy_table(&recent.deploys).print();
+    if let Some(last) = recent.deploys.first().filter(|d| matches!(d.status.as_str(), "failed" | "rolled_back")) {
+        let last: Deploy = client.get_admin(&format!("/v1/deploys/{}", encode(&last.deploy_id))).await?;
+        println!();
+        println!(
+            "last deploy {} {}: {}",
+            last.deploy_id,
+            last.status,
+            last.error.as_deref().unwrap_or("no reason recorded")
+        );
+        for event in last.detail.iter().flat_map(|d| &d.events) {
+            let mark = if event.kind == "warning" { "⚠ " } else { "" };
+            print!("{}", follow::note_lines(mark, event.message.as_deref().unwrap_or("")));
+        }
+    }
     Ok(exit::OK)
 }
 

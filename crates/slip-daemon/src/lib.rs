@@ -34,6 +34,7 @@ pub mod ids;
 pub mod limiter;
 pub mod log_relay;
 pub mod logging;
+pub mod metrics;
 pub mod monitor;
 pub mod notify;
 pub mod outbound;
@@ -92,12 +93,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/apps/{name}/logs", get(api::logs::logs))
         .route("/v1/config/reload", post(api::reload::post))
         .route("/healthz", get(api::read::healthz))
+        .route("/metrics", get(metrics::scrape))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), guard::requests))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(reject_large_bodies))
         .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn(metrics::record_requests))
         .with_state(state)
 }
 
@@ -143,6 +146,8 @@ async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let shutdown_timeout = config.server.shutdown_timeout;
+    // Installed before anything can be counted.
+    metrics::handle();
     let booted = boot::boot(config).await?;
     let state = booted.state.clone();
     if let Some((path, sources)) = config_path {

@@ -27,11 +27,16 @@ pub async fn run(engine: Engine, health: Health, interval: Duration, shutdown: C
         }
         match engine.routes.sync().await {
             Ok(Applied::Written) => {
+                crate::metrics::caddy_reconciled("drift");
                 health.set_caddy(Ok(()));
                 tracing::info!(result = "drift", "caddy reconciled");
             }
-            Ok(Applied::Unchanged) => health.set_caddy(Ok(())),
+            Ok(Applied::Unchanged) => {
+                crate::metrics::caddy_reconciled("ok");
+                health.set_caddy(Ok(()))
+            }
             Err(e) => {
+                crate::metrics::caddy_reconciled("error");
                 let reason = e.to_string();
                 if health.snapshot().caddy_error.as_ref() != Some(&reason) {
                     tracing::warn!(error = %reason, "caddy unreachable or refused slip's routes");

@@ -19,6 +19,7 @@ use slip_core::names::{AppName, Target};
 use slip_engine::clock::unix_ms;
 use slip_engine::run::{Engine, run_deploy};
 use slip_engine::store::{DeployRow, DeployStatus, Enqueued, NewDeploy, StoreError};
+use slip_engine::telemetry;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -118,6 +119,18 @@ impl Scheduler {
             }
             self.inner.engine.store.enqueue(new, unix_ms())?
         };
+        if let Some(superseded) = &enqueued.supersedes
+            && let Ok(Some(row)) = self.inner.engine.store.deploy(superseded)
+        {
+            let labels = telemetry::DeployLabels {
+                app: row.app.as_str(),
+                kind: "",
+                strategy: "",
+                status: "superseded",
+                trigger: row.trigger.as_str(),
+            };
+            telemetry::deploy_finished(labels, None);
+        }
         self.kick(&Target { app: new.app.clone(), preview: new.preview_id.clone() });
         Ok(Some(enqueued))
     }
@@ -220,18 +233,45 @@ impl Scheduler {
 
     async fn run_one(&self, row: DeployRow) {
         let store = &self.inner.engine.store;
+        let labels = |kind, strategy, status| telemetry::DeployLabels {
+            app: row.app.as_str(),
+            kind,
+            strategy,
+            status,
+            trigger: row.trigger.as_str(),
+        };
         if let Some(expired) = self.inner.resolver.expired(&row) {
             if let Err(e) = store.finish(&row.id, DeployStatus::Failed, Some(&expired), Some("expired"), unix_ms()) {
                 tracing::error!(deploy_id = %row.id, error = %e, "recording an expired deploy");
             }
+            telemetry::deploy_finished(labels("", "", "failed"), None);
             return;
         }
         match self.inner.resolver.resolve(&row) {
             Ok(release) => {
                 let target = release.target();
                 self.inner.running.lock().expect("scheduler lock").insert(target.clone(), release.cancel.clone());
+                let (kind, strategy) = (release.kind, release.plan.strategy.as_str());
+                let started = std::time::Instant::now();
                 let outcome = run_deploy(&self.inner.engine, release).await;
                 self.inner.running.lock().expect("scheduler lock").remove(&target);
+                let status = match &outcome {
+                    Outcome::Completed { .. } => Some("completed"),
+                    Outcome::RolledBack { .. } => Some("rolled_back"),
+                    // Interrupted by shutdown before the switch: queued again, not finished.
+                    Outcome::Failed { failure, .. }
+                        if failure.code == ErrorCode::Interrupted && self.inner.engine.shutdown.is_cancelled() =>
+                    {
+                        None
+                    }
+                    Outcome::Failed { .. } => Some("failed"),
+                };
+                if let Some(status) = status {
+                    telemetry::deploy_finished(labels(kind, strategy, status), Some(started.elapsed()));
+                }
+                if let Outcome::RolledBack { .. } = outcome {
+                    telemetry::rollback(row.app.as_str(), "auto");
+                }
                 if let Outcome::Completed { .. } = outcome {
                     tracing::debug!(deploy_id = %row.id, "completed");
                     // SPEC §7.3 `completed`, §12: keep the last releases' images, prune the rest.
@@ -251,6 +291,7 @@ impl Scheduler {
                 if let Err(e) = recorded {
                     tracing::error!(deploy_id = %row.id, error = %e, "recording a deploy that could not start");
                 }
+                telemetry::deploy_finished(labels("", "", "failed"), None);
             }
         }
     }

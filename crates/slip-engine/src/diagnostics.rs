@@ -30,7 +30,12 @@ pub async fn record_log_tail(engine: &Engine, release: &Release, container: &str
     let message = if lines.is_empty() {
         "the failed release printed nothing".to_owned()
     } else {
-        format!("last {} line{} of the failed release's output:\n{}", lines.len(), plural(lines.len()), lines.join("\n"))
+        format!(
+            "last {} line{} of the failed release's output:\n{}",
+            lines.len(),
+            plural(lines.len()),
+            lines.join("\n")
+        )
     };
     let data = serde_json::json!({ "diagnostic": "log_tail", "lines": lines }).to_string();
     if let Err(e) = engine.store.record_event(&release.deploy_id, NoteKind::Log, &message, Some(&data), unix_ms()) {

@@ -41,6 +41,7 @@ pub mod run;
 pub mod runtime;
 pub mod secrets;
 pub mod store;
+pub mod telemetry;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

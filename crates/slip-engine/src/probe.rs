@@ -97,7 +97,11 @@ async fn body_snippet(mut response: reqwest::Response) -> String {
     }
     bytes.truncate(BODY_SNIPPET);
     let text = String::from_utf8_lossy(&bytes);
-    let mut out = text.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
+    let mut out = text
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     // A cut inside a UTF-8 sequence shows as U+FFFD; drop it rather than show a broken character.
     if more {
         while out.ends_with('\u{fffd}') {
@@ -224,7 +228,8 @@ mod tests {
         let result = Http::new().check(&target(port, None)).await;
         assert_eq!(result, ProbeResult::Unhealthy("HTTP 500: database unreachable: retry later".into()));
         server.await.unwrap();
-        let long = Box::leak(format!("HTTP/1.1 503 Busy\r\nConnection: close\r\n\r\n{}", "x".repeat(500)).into_boxed_str());
+        let long =
+            Box::leak(format!("HTTP/1.1 503 Busy\r\nConnection: close\r\n\r\n{}", "x".repeat(500)).into_boxed_str());
         let (port, server) = serve_once(long).await;
         let ProbeResult::Unhealthy(reason) = Http::new().check(&target(port, None)).await else { panic!("healthy") };
         assert_eq!(reason, format!("HTTP 503: {}…", "x".repeat(BODY_SNIPPET)));

@@ -41,8 +41,17 @@ async fn drive(engine: &Engine, mut release: Release) -> Outcome {
     let target = release.target();
     let old = current_instance(engine, &target).await;
     release.plan.old = old.as_ref().map(|o| OldInstance { container: o.row.runtime_id.clone() });
-    let mut run =
-        Run { engine, target, release, old, candidate: None, image_ref: None, taken_ports: Vec::new(), recorded: None };
+    let mut run = Run {
+        engine,
+        target,
+        release,
+        old,
+        candidate: None,
+        image_ref: None,
+        taken_ports: Vec::new(),
+        recorded: None,
+        recorded_at: std::time::Instant::now(),
+    };
 
     let (mut deploy, mut action) = Deploy::begin(run.release.plan.clone(), now());
     let cancel = run.release.cancel.clone();
@@ -115,6 +124,8 @@ struct Run<'a> {
     /// Host ports the engine reported taken during this deploy; never leased again by it.
     taken_ports: Vec<u16>,
     recorded: Option<Status>,
+    /// When the recorded status began, for the step-duration histogram.
+    recorded_at: std::time::Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +155,12 @@ impl Run<'_> {
         let id = &self.release.deploy_id;
         if let Some(acted) = self.recorded {
             crate::fault::after_acted(acted.as_str(), self.release.tag.as_str());
+        }
+        if self.recorded != Some(status) {
+            if let Some(previous) = self.recorded {
+                crate::telemetry::step_finished(previous.as_str(), self.recorded_at.elapsed());
+            }
+            self.recorded_at = std::time::Instant::now();
         }
         if self.recorded != Some(status) && !matches!(status, Status::Completed | Status::Failed | Status::RolledBack) {
             tracing::info!(from = self.recorded.map(Status::as_str), to = status.as_str(), "deploy step");
