@@ -161,6 +161,7 @@ pub fn resolve_app(
         plan,
         redactor: crate::redaction::for_app(config, secrets, app_name),
         cancel: tokio_util::sync::CancellationToken::new(),
+        cancel_reason: Default::default(),
     })
 }
 

@@ -27,8 +27,8 @@ use crate::store::{
     AppStatus, DeployStatus, InstanceRole, InstanceRow, NoteKind, Resolution, RuntimeKind, Switch, Unswitch,
 };
 
-/// Why a cancelled deploy failed (only deleting an app cancels one).
-const CANCELLED: &str = "cancelled: the app is being deleted";
+/// Why a cancelled deploy failed when whoever cancelled it gave no reason.
+const CANCELLED: &str = "cancelled";
 
 /// Runs one deploy to its end and records every step. Never panics on adapter failures: they end the
 /// deploy as `failed` with a reason.
@@ -55,6 +55,8 @@ async fn drive(engine: &Engine, mut release: Release) -> Outcome {
 
     let (mut deploy, mut action) = Deploy::begin(run.release.plan.clone(), now());
     let cancel = run.release.cancel.clone();
+    let reason = run.release.cancel_reason.clone();
+    let cancelled = move || Interrupt::Cancel(reason.get().cloned().unwrap_or_else(|| CANCELLED.to_owned()));
     loop {
         run.record_progress(&mut deploy).await;
         if let Action::Finish(outcome) = action {
@@ -67,7 +69,7 @@ async fn drive(engine: &Engine, mut release: Release) -> Outcome {
             if engine.shutdown.is_cancelled() {
                 Some(Interrupt::Shutdown)
             } else if cancel.is_cancelled() {
-                Some(Interrupt::Cancel(CANCELLED.to_owned()))
+                Some(cancelled())
             } else {
                 None
             }
@@ -96,7 +98,7 @@ async fn drive(engine: &Engine, mut release: Release) -> Outcome {
                 tokio::select! {
                     event = step => event,
                     _ = engine.shutdown.cancelled(), if droppable => Event::Interrupted(Interrupt::Shutdown),
-                    _ = cancel.cancelled(), if droppable => Event::Interrupted(Interrupt::Cancel(CANCELLED.to_owned())),
+                    _ = cancel.cancelled(), if droppable => Event::Interrupted(cancelled()),
                 }
             }
             (_, Some(why)) => Event::Interrupted(why),
@@ -692,6 +694,7 @@ mod tests {
             init: false,
             redactor: crate::redact::Redactor::new([("SECRET_TOKEN", "hunter2-value")]),
             cancel: CancellationToken::new(),
+            cancel_reason: Default::default(),
             plan: Plan {
                 strategy,
                 routed: true,

@@ -15,6 +15,7 @@ mod hardening;
 mod history;
 mod http_bounds;
 mod logs;
+mod metrics;
 mod notifications;
 mod notify;
 mod podman;
