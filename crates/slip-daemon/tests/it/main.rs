@@ -5,6 +5,7 @@ mod support;
 
 mod apps;
 mod apps_api;
+mod cancel;
 mod crash;
 mod deploy;
 mod drain;
