@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod notify;
 pub mod outbound;
+pub mod print_config;
 pub mod queue;
 pub mod redaction;
 pub mod release;

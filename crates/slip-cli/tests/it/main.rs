@@ -10,6 +10,7 @@ mod deploy;
 mod everyday;
 mod init;
 mod logs;
+mod ops;
 mod readme;
 mod secrets;
 mod validate;
