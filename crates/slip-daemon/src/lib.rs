@@ -29,6 +29,7 @@ pub mod github;
 pub mod guard;
 pub mod heal;
 pub mod health;
+pub mod housekeeping;
 pub mod http;
 pub mod ids;
 pub mod limiter;
@@ -163,6 +164,7 @@ async fn serve(
         tokio::spawn(reload::on_sighup(state.clone(), booted.closing.clone()));
     }
     tokio::spawn(notify::run(state.clone()));
+    tokio::spawn(housekeeping::run(state.clone(), booted.closing.clone()));
     let listen = listener.local_addr()?;
     tracing::info!(listen = %listen, "slipd ready");
     systemd::ready(listen);
