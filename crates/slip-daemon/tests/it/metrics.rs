@@ -50,8 +50,23 @@ async fn metrics_need_the_metrics_token_parse_as_prometheus_text_and_move_with_d
     let text = std::fs::read_to_string(&slip_toml).unwrap();
     std::fs::write(&slip_toml, text.replace("[auth]\n", &format!("[auth]\nmetrics_token = \"{METRICS_TOKEN}\"\n")))
         .unwrap();
+    let mut live = d.http.get(d.url("/v1/events")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(live.status(), 200);
     let reloaded = d.http.post(d.url("/v1/config/reload")).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(reloaded.status(), 200, "{}", reloaded.text().await.unwrap());
+    // The live stream announces the reload (SPEC §17.3 `config.reloaded`).
+    let mut seen = String::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while !seen.contains("event: config.reloaded") {
+            match live.chunk().await.unwrap() {
+                Some(chunk) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+                None => break,
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok() && seen.contains("event: config.reloaded"), "{seen}");
+    drop(live);
 
     assert_eq!(scrape(&d, None).await.0, 401, "no token, no metrics");
     assert_eq!(scrape(&d, Some("not-the-token-at-all-000000")).await.0, 401);
