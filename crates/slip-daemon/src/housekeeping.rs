@@ -2,7 +2,10 @@
 //! history older than `storage.history_retention` is deleted (the audit log never), and app files deleted more
 //! than [`TRASH_RETENTION`] ago are removed from `<storage>/trash`; daily, images slip pulled that nothing retains
 //! are pruned. Each run is logged and counted in `slip_housekeeping_removed_total{task}` and
-//! `slip_housekeeping_runs_total{task,result}`. The first run is at start-up.
+//! `slip_housekeeping_runs_total{task,result}`. The hourly tasks first run at start-up; the image prune first runs a
+//! day after it, and only while no deploy is queued or running (a queued deploy names its image by tag, so
+//! retention cannot see that it is about to use a pulled image; a prune beside it could remove the image between
+//! its pull and its start). A busy hour puts the prune off to the next.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -21,13 +24,14 @@ pub const TRASH_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Runs the timers until `shutdown` is cancelled.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
-    let mut last_prune: Option<tokio::time::Instant> = None;
+    let mut last_prune = tokio::time::Instant::now();
     loop {
         hourly(&state);
-        if last_prune.is_none_or(|at| at.elapsed() >= DAILY) {
+        let idle = state.store.running_or_queued_count().is_ok_and(|c| c.running == 0 && c.queued == 0);
+        if last_prune.elapsed() >= DAILY && idle {
             let removed = slip_engine::images::prune_all(&state.engine).await;
             done("image_prune", Ok(removed.len() as u64));
-            last_prune = Some(tokio::time::Instant::now());
+            last_prune = tokio::time::Instant::now();
         }
         tokio::select! {
             _ = tokio::time::sleep(HOURLY) => {}
