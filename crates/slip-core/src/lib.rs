@@ -8,6 +8,7 @@
 //! - [`env_file`]: the env-file (dotenv) text format, without `$` expansion.
 //! - [`env_value`]: which texts may be a container environment value (no control characters).
 //! - [`duration`] and [`size`]: the one parser and canonical printer for durations and sizes.
+//! - [`log_lines`]: a container's output frames (timestamped, cut anywhere) as lines, per stream.
 //! - [`config`]: server config (`slip.toml`, `apps/*.toml`): raw parse, interpolation, validation, problems.
 //! - [`repo_config`]: the repo config (`/slip/slip.toml` in the image), read verbatim from memory.
 //! - [`pod_manifest`]: a pod's Kubernetes manifest: parsed with positions and checked against SPEC §14.
@@ -22,6 +23,7 @@ pub mod duration;
 pub mod env_file;
 pub mod env_value;
 pub mod error_chain;
+pub mod log_lines;
 pub mod names;
 pub mod pod_manifest;
 pub mod repo_config;

@@ -1,4 +1,4 @@
-//! The `slipd` command line: flags, `--check`, `--gen-key`, and serving until SIGTERM/SIGINT. The binary's
+//! The `slipd` command line: flags, `--check`, `--gen-key`, `--rotate-key`, and serving until SIGTERM/SIGINT. The binary's
 //! `main` only calls [`main`], so an example or a test harness can run exactly what `slipd` runs.
 
 use std::path::PathBuf;
@@ -27,6 +27,10 @@ struct Args {
     /// overwriting), and exit.
     #[arg(long, value_name = "PATH", conflicts_with = "check")]
     gen_key: Option<PathBuf>,
+    /// Re-encrypt the secret store under a new key written to `secrets.key_file`, with slipd stopped, and exit.
+    /// Interrupted at any point, every secret stays readable; running it again finishes the rotation.
+    #[arg(long, conflicts_with_all = ["check", "gen_key"])]
+    rotate_key: bool,
 }
 
 /// What `slipd` does with its command line; the process exit code.
@@ -39,6 +43,9 @@ pub fn main() -> ExitCode {
         let (output, code) = crate::print_config::print_config(&args.config);
         print!("{output}");
         return ExitCode::from(code as u8);
+    }
+    if args.rotate_key {
+        return crate::rotate_key::main(&args.config);
     }
     if args.check {
         let (mut output, mut code) = crate::check::check(&args.config);

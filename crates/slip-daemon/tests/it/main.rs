@@ -23,5 +23,6 @@ mod notify;
 mod podman;
 mod reload;
 mod rollback;
+mod rotate_key;
 mod watch;
 mod webhook;
