@@ -170,7 +170,7 @@ impl Printer {
         self.notes += 1;
         if !self.out.json && !self.out.quiet {
             let mark = if warning { "⚠ " } else { "" };
-            println!("{:>7}    {mark}{message}", "");
+            print!("{}", note_lines(mark, message));
         }
     }
 
@@ -204,9 +204,30 @@ impl Printer {
     }
 }
 
+/// A deploy note as printed under its step: indented, and each further line of a multi-line note (a failed
+/// release's last output lines) indented one more step, so it reads as the note's body.
+pub(crate) fn note_lines(mark: &str, message: &str) -> String {
+    let mut lines = message.lines();
+    let mut out = format!("{:>7}    {mark}{}\n", "", lines.next().unwrap_or(""));
+    for line in lines {
+        out.push_str(&format!("{:>7}      | {line}\n", ""));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_multi_line_note_prints_its_lines_under_its_heading() {
+        assert_eq!(
+            note_lines("", "last 2 lines of the failed release's output:\nstarting\npanic: no DATABASE_URL"),
+            "           last 2 lines of the failed release's output:\n             | starting\n             | panic: no \
+             DATABASE_URL\n"
+        );
+        assert_eq!(note_lines("⚠ ", "drain timeout"), "           ⚠ drain timeout\n");
+    }
 
     #[test]
     fn elapsed_times_are_relative_to_the_first_event() {

@@ -11,6 +11,7 @@
 //! - [`follow`]: waiting for a deploy with live progress (SSE, or polling).
 //! - [`init`]: `init`, the starter files (offline).
 //! - [`logs`]: `logs`, printing container output as it arrives.
+//! - [`ops`]: `cancel`, `redeploy` and `audit`.
 //! - [`secrets`]: `secrets list|set|rm`, remote or local.
 //! - [`table`]: tables and times.
 //! - [`validate`]: `validate`, the offline check of a repo's config and pod manifest.
@@ -21,6 +22,7 @@ mod follow;
 mod init;
 mod logs;
 mod previews;
+mod ops;
 mod secrets;
 mod table;
 mod validate;
@@ -141,6 +143,34 @@ enum Command {
         #[arg(long, default_value = "15m", value_parser = parse_duration)]
         wait_timeout: Duration,
     },
+    /// Cancel a deploy: a waiting one at once, a running one before its switch at its next step.
+    Cancel {
+        /// `dep_…`.
+        deploy_id: String,
+    },
+    /// Deploy APP's current release again (same digest) with the current config and secrets.
+    Redeploy {
+        /// App name.
+        app: String,
+        /// Wait for the outcome (the default).
+        #[arg(long, overrides_with = "no_wait")]
+        wait: bool,
+        /// Return as soon as the redeploy is accepted.
+        #[arg(long)]
+        no_wait: bool,
+        /// Longest time to wait.
+        #[arg(long, default_value = "15m", value_parser = parse_duration)]
+        wait_timeout: Duration,
+    },
+    /// Show the audit log, newest first; --verify checks its hash chain (exit 1 when it is broken).
+    Audit {
+        /// At most this many entries.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Check the whole hash chain.
+        #[arg(long)]
+        verify: bool,
+    },
     /// Manage an app's secrets (values are never shown).
     Secrets {
         /// Server config for local mode (used only when slipd is not running and --server is not given).
@@ -211,6 +241,9 @@ enum SecretsCommand {
         /// app (the default) or preview.
         #[arg(long, default_value = "app", value_parser = parse_scope)]
         scope: Scope,
+        /// Then redeploy the app's current release so the new values take effect (needs slipd).
+        #[arg(long)]
+        redeploy: bool,
     },
     /// Remove keys.
     Rm {
@@ -295,8 +328,27 @@ async fn run(cli: Cli, server_given: bool) -> Result<u8, Failure> {
             let target = secrets::target(client, server_given, DEFAULT_SERVER, &config).await?;
             match command {
                 SecretsCommand::List { app, scope } => secrets::list(&target, &app, scope, cli.json).await,
-                SecretsCommand::Set { app, pairs, stdin, scope } => {
-                    secrets::set(&target, &app, &pairs, stdin.as_deref(), scope, cli.json).await
+                SecretsCommand::Set { app, pairs, stdin, scope, redeploy } => {
+                    if let (secrets::Target::Local(_), true) = (&target, redeploy) {
+                        return Err(Failure::new(
+                            "--redeploy needs slipd, which is not running",
+                            Some("start slipd, then: slip redeploy <app>".into()),
+                            exit::USAGE,
+                        ));
+                    }
+                    let set = secrets::set(&target, &app, &pairs, stdin.as_deref(), scope, cli.json).await?;
+                    match &target {
+                        secrets::Target::Remote(client) if redeploy && set == exit::OK => {
+                            let accepted = ops::redeploy(client, &app).await?;
+                            let headline = format!(
+                                "redeploy {} of {app}@{} {}",
+                                accepted.deploy_id, accepted.tag, accepted.status
+                            );
+                            accepted_then_follow(client, &accepted, &headline, false, Duration::from_secs(900), out)
+                                .await
+                        }
+                        _ => Ok(set),
+                    }
                 }
                 SecretsCommand::Rm { app, keys, scope } => secrets::rm(&target, &app, &keys, scope).await,
             }
@@ -308,6 +360,13 @@ async fn run(cli: Cli, server_given: bool) -> Result<u8, Failure> {
                 format!("rollback {} of {app} to release {} {}", accepted.deploy_id, accepted.tag, accepted.status);
             accepted_then_follow(&client, &accepted, &headline, no_wait, wait_timeout, out).await
         }
+        Command::Cancel { deploy_id } => ops::cancel(&client, &deploy_id, cli.json).await,
+        Command::Redeploy { app, wait: _, no_wait, wait_timeout } => {
+            let accepted = ops::redeploy(&client, &app).await?;
+            let headline = format!("redeploy {} of {app}@{} {}", accepted.deploy_id, accepted.tag, accepted.status);
+            accepted_then_follow(&client, &accepted, &headline, no_wait, wait_timeout, out).await
+        }
+        Command::Audit { limit, verify } => ops::audit(&client, limit, verify, cli.json).await,
         Command::Logs(args) => logs::run(&client, args, cli.json).await,
         Command::Reload => reload(&client, cli.json).await,
         Command::Version => version(&client, cli.json).await,
@@ -445,6 +504,20 @@ async fn status(client: &Client, app: Option<&str>, json: bool) -> Result<u8, Fa
     println!("drift      {}", if a.config_drift { "yes: config changed since this release" } else { "no" });
     println!();
     deploy_table(&recent.deploys).print();
+    if let Some(last) = recent.deploys.first().filter(|d| matches!(d.status.as_str(), "failed" | "rolled_back")) {
+        let last: Deploy = client.get_admin(&format!("/v1/deploys/{}", encode(&last.deploy_id))).await?;
+        println!();
+        println!(
+            "last deploy {} {}: {}",
+            last.deploy_id,
+            last.status,
+            last.error.as_deref().unwrap_or("no reason recorded")
+        );
+        for event in last.detail.iter().flat_map(|d| &d.events) {
+            let mark = if event.kind == "warning" { "⚠ " } else { "" };
+            print!("{}", follow::note_lines(mark, event.message.as_deref().unwrap_or("")));
+        }
+    }
     Ok(exit::OK)
 }
 

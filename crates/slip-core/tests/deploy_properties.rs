@@ -35,6 +35,7 @@ fn plan(strategy: DeployStrategy, with_path: bool, old: bool, retries: u32) -> P
         drain_timeout: Duration::from_secs(5),
         stop_grace: Duration::from_secs(2),
         timeout: Duration::from_secs(60),
+        watch: Duration::ZERO,
         old: old.then(|| OldInstance { container: OLD.to_owned() }),
     }
 }
@@ -203,6 +204,13 @@ fn run(plan: Plan, bytes: Vec<u8>) -> Trace {
                     Event::RoutedBack
                 }
             }
+            Action::Uncommit => {
+                if script.fails(10) {
+                    failure()
+                } else {
+                    Event::Uncommitted
+                }
+            }
         };
         // Each step takes a little time, up to a second.
         now += Duration::from_millis(u64::from(script.next()) * 4);
@@ -212,9 +220,13 @@ fn run(plan: Plan, bytes: Vec<u8>) -> Trace {
 }
 
 fn any_plan() -> impl proptest::strategy::Strategy<Value = Plan> {
-    (any::<bool>(), any::<bool>(), any::<bool>(), 1u32..5).prop_map(|(blue_green, with_path, old, retries)| {
-        plan(if blue_green { DeployStrategy::BlueGreen } else { DeployStrategy::Recreate }, with_path, old, retries)
-    })
+    (any::<bool>(), any::<bool>(), any::<bool>(), 1u32..5, any::<bool>()).prop_map(
+        |(blue_green, with_path, old, retries, watch)| {
+            let strategy = if blue_green { DeployStrategy::BlueGreen } else { DeployStrategy::Recreate };
+            // A watch of 3 s sees several probe rounds at the script's step times.
+            Plan { watch: Duration::from_secs(if watch { 3 } else { 0 }), ..plan(strategy, with_path, old, retries) }
+        },
+    )
 }
 
 proptest! {
@@ -229,7 +241,7 @@ proptest! {
         if blue_green {
             prop_assert!(!trace.old_stopped_before_switch, "blue-green stopped the old release before the switch: {:?}", trace.log);
         }
-        if let Some(Outcome::Completed { .. }) = trace.outcome {
+        if let Some(Outcome::Completed { .. } | Outcome::RolledBack { .. }) = trace.outcome {
             prop_assert!(trace.switched, "completed without a switch: {:?}", trace.log);
         }
     }

@@ -130,16 +130,17 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
         closing.clone(),
     );
     let health = Health::default();
+    let events = crate::events::Bus::new(store.clone(), closing.clone());
     let monitor =
         // Checking Caddy is two cheap GETs, so it happens at least every 5 s: a Caddy restarted without
         // `--resume` gets slip's routes back well within 10 s even with the default 10 s interval.
         tokio::spawn(monitor::run(
             engine.clone(),
             health.clone(),
+            events.clone(),
             config.caddy.reconcile_interval.min(Duration::from_secs(5)),
             shutdown.clone(),
         ));
-    let events = crate::events::Bus::new(store.clone(), closing.clone());
     let state = AppState(Arc::new(Shared {
         config: shared_config,
         store,

@@ -1,7 +1,7 @@
 //! `slipd --check` and config loading at start-up: read the files (`slip_engine::config_source`), parse
 //! them (`slip_core::config::parse`) and render SPEC §15's report.
 //!
-//! `--check` is offline: it never contacts the engine or Caddy (`--online` is not handled here). Problems and
+//! `--check` is offline: it never contacts the engine or Caddy; `--check --online` ([`online`]) then asks both once. Problems and
 //! warnings are printed as the parser wrote them, so no value from `slip.env` or the environment appears.
 
 use std::path::Path;
@@ -79,6 +79,61 @@ fn report(read: Result<Sources, ReadError>) -> (String, i32) {
         }
         Err(problems) => (failed(&problems), 1),
     }
+}
+
+/// `slipd --check --online`, after the offline check passed: asks the container engine for a ping and Caddy's
+/// admin API for its upstreams (a read; nothing is changed), once each, and reports both. Exit code 1 when either
+/// does not answer.
+pub fn online(path: &Path) -> (String, i32) {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(e) => return (format!("✗ {e:#}\n"), 1),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return (format!("✗ cannot start the checks: {e}\n"), 1),
+    };
+    runtime.block_on(async {
+        let mut out = String::new();
+        let mut code = 0;
+        let backend = match config.runtime.backend {
+            slip_core::config::Backend::Auto => slip_engine::runtime::Backend::Auto,
+            slip_core::config::Backend::Docker => slip_engine::runtime::Backend::Docker,
+            slip_core::config::Backend::Podman => slip_engine::runtime::Backend::Podman,
+        };
+        let engine = slip_engine::runtime::connect(backend, config.runtime.socket.as_deref()).await;
+        match engine {
+            Ok(rt) => match rt.instances.ping().await {
+                Ok(()) => out.push_str(&format!(
+                    "✓ container engine answers ({})\n",
+                    format!("{:?}", rt.backend).to_lowercase()
+                )),
+                Err(e) => {
+                    code = 1;
+                    out.push_str(&format!("✗ container engine: {}\n", error_chain(&e)));
+                }
+            },
+            Err(e) => {
+                code = 1;
+                out.push_str(&format!("✗ container engine (runtime.backend): {}\n", error_chain(&e)));
+            }
+        }
+        let caddy = match slip_engine::caddy::Client::new(crate::boot::caddy_settings(&config)) {
+            Ok(client) => {
+                use slip_engine::ports::Proxy;
+                client.in_flight("127.0.0.1:1").await.map(drop).map_err(|e| error_chain(&e))
+            }
+            Err(e) => Err(error_chain(&e)),
+        };
+        match caddy {
+            Ok(()) => out.push_str(&format!("✓ Caddy's admin API answers at {}\n", config.caddy.admin_api)),
+            Err(e) => {
+                code = 1;
+                out.push_str(&format!("✗ Caddy's admin API at {} (caddy.admin_api): {e}\n", config.caddy.admin_api));
+            }
+        }
+        (out, code)
+    })
 }
 
 fn failed(problems: &[Problem]) -> String {

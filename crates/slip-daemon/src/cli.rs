@@ -17,6 +17,12 @@ struct Args {
     /// Validate the configuration, print every problem, and exit (0 valid, 1 invalid).
     #[arg(long)]
     check: bool,
+    /// With --check: also ping the container engine and Caddy's admin API.
+    #[arg(long, requires = "check")]
+    online: bool,
+    /// Print the configuration files as written, placeholders unresolved and literal secrets as "***", and exit.
+    #[arg(long, conflicts_with = "check")]
+    print_config: bool,
     /// Write a new key for encrypting secrets at rest (`secrets.key_file`) to PATH, created with mode 0600 (never
     /// overwriting), and exit.
     #[arg(long, value_name = "PATH", conflicts_with = "check")]
@@ -33,11 +39,21 @@ pub fn main() -> ExitCode {
     if let Some(path) = &args.gen_key {
         return gen_key(path);
     }
+    if args.print_config {
+        let (output, code) = crate::print_config::print_config(&args.config);
+        print!("{output}");
+        return ExitCode::from(code as u8);
+    }
     if args.rotate_key {
         return crate::rotate_key::main(&args.config);
     }
     if args.check {
-        let (output, code) = crate::check::check(&args.config);
+        let (mut output, mut code) = crate::check::check(&args.config);
+        if args.online && code == 0 {
+            let (online, online_code) = crate::check::online(&args.config);
+            output.push_str(&online);
+            code = online_code;
+        }
         print!("{output}");
         return ExitCode::from(code as u8);
     }

@@ -95,6 +95,10 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
+/// The machine code of an error answer, kept on the response for the metrics layer.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = self.code();
@@ -139,6 +143,7 @@ impl IntoResponse for ApiError {
                 if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
                     resp.headers_mut().insert(header::RETRY_AFTER, v);
                 }
+                resp.extensions_mut().insert(ErrorCode(code));
                 return resp;
             }
             ApiError::Unavailable { message, .. } => {
@@ -149,6 +154,8 @@ impl IntoResponse for ApiError {
                 (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "internal error; see slipd's log", "code": code}))
             }
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        response.extensions_mut().insert(ErrorCode(code));
+        response
     }
 }

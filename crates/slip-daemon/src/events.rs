@@ -62,6 +62,20 @@ impl Bus {
         let _ = self.inner.tx.send(Arc::new(frame));
     }
 
+    /// Announces an event that belongs to no deploy (`app.created`, `config.reloaded`, `caddy.reconciled`, ...).
+    pub fn announce(&self, kind: &str, app: Option<&str>, message: String, data: Option<serde_json::Value>) {
+        self.publish(EventFrame {
+            kind: kind.to_owned(),
+            at: rfc3339(unix_ms()),
+            app: app.map(str::to_owned),
+            deploy_id: None,
+            preview_id: None,
+            status: None,
+            message: Some(message),
+            data,
+        });
+    }
+
     /// A receiver of every event from now on; starts the deploy-event pump if it is not running.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<EventFrame>> {
         let rx = self.inner.tx.subscribe();

@@ -29,6 +29,15 @@ pub async fn run(state: AppState, interval: Duration, shutdown: CancellationToke
         let deleting = |app: &str| state.scheduler.is_deleting(app);
         match slip_engine::reconcile::heal(&state.engine, &mut memory, &deleting).await {
             Ok(healed) => {
+                for instance in &healed.restarted {
+                    let app = state.store.instance(instance).ok().flatten().map(|i| i.app.to_string());
+                    state.events.announce(
+                        "runtime.container_restarted",
+                        app.as_deref(),
+                        format!("the current release's container was found stopped and was started again ({instance})"),
+                        Some(serde_json::json!({ "instance": instance })),
+                    );
+                }
                 let apps: Vec<String> = healed.missing.iter().map(|(app, _)| app.clone()).collect();
                 if !apps.is_empty() {
                     recreate_missing(&state, &apps);

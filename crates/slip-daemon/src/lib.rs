@@ -29,15 +29,18 @@ pub mod github;
 pub mod guard;
 pub mod heal;
 pub mod health;
+pub mod housekeeping;
 pub mod http;
 pub mod ids;
 pub mod limiter;
 pub mod log_relay;
 pub mod logging;
+pub mod metrics;
 pub mod monitor;
 pub mod notify;
 pub mod outbound;
 pub mod previews;
+pub mod print_config;
 pub mod queue;
 pub mod redaction;
 pub mod release;
@@ -83,12 +86,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/deploys", get(api::read::list))
         .route("/v1/deploys/{id}", get(api::read::one))
         .route("/v1/deploys/{id}/events", get(api::events::deploy_events))
+        .route("/v1/deploys/{id}/cancel", post(api::cancel::cancel))
         .route("/v1/events", get(api::events::all_events))
         .route("/v1/secrets/{app}", get(api::secrets::list))
         .route("/v1/secrets/{app}/{key}", get(api::secrets::get).put(api::secrets::put).delete(api::secrets::delete))
         .route("/v1/apps/{name}/secrets", get(api::secrets::legacy_list).put(api::secrets::legacy_put))
         .route("/v1/apps/{name}/secrets/{key}", delete(api::secrets::legacy_delete))
         .route("/v1/apps/{name}/rollback", post(api::rollback::rollback))
+        .route("/v1/apps/{name}/redeploy", post(api::redeploy::redeploy))
+        .route("/v1/audit", get(api::audit::list))
         .route("/v1/apps", get(api::apps::list).post(api::apps::create))
         .route("/v1/apps/{name}", get(api::apps::show).patch(api::apps::patch).delete(api::apps::remove))
         .route("/v1/apps/{name}/logs", get(api::logs::logs))
@@ -97,12 +103,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/previews/{app}/{id}", get(api::previews::show).delete(api::previews::delete_one))
         .route("/v1/config/reload", post(api::reload::post))
         .route("/healthz", get(api::read::healthz))
+        .route("/metrics", get(metrics::scrape))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), guard::requests))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(reject_large_bodies))
         .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn(metrics::record_requests))
         .with_state(state)
 }
 
@@ -148,6 +156,8 @@ async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let shutdown_timeout = config.server.shutdown_timeout;
+    // Installed before anything can be counted.
+    metrics::handle();
     let booted = boot::boot(config).await?;
     let state = booted.state.clone();
     if let Some((path, sources)) = config_path {
@@ -159,6 +169,7 @@ async fn serve(
         tokio::spawn(reload::on_sighup(state.clone(), booted.closing.clone()));
     }
     tokio::spawn(notify::run(state.clone()));
+    tokio::spawn(housekeeping::run(state.clone(), booted.closing.clone()));
     let listen = listener.local_addr()?;
     tracing::info!(listen = %listen, "slipd ready");
     systemd::ready(listen);

@@ -9,12 +9,13 @@ use slip_engine::ports::Applied;
 use slip_engine::run::Engine;
 use tokio_util::sync::CancellationToken;
 
+use crate::events::Bus;
 use crate::health::Health;
 
 /// Every `interval`: ping the engine, move routes to re-assigned host ports, and make Caddy match the route
 /// table (bootstrapping slip's server when Caddy restarted without `--resume`). Ends when `shutdown` is
 /// cancelled.
-pub async fn run(engine: Engine, health: Health, interval: Duration, shutdown: CancellationToken) {
+pub async fn run(engine: Engine, health: Health, events: Bus, interval: Duration, shutdown: CancellationToken) {
     loop {
         let runtime_up = engine.instances.ping().await.is_ok();
         health.set_runtime(runtime_up);
@@ -27,11 +28,22 @@ pub async fn run(engine: Engine, health: Health, interval: Duration, shutdown: C
         }
         match engine.routes.sync().await {
             Ok(Applied::Written) => {
+                crate::metrics::caddy_reconciled("drift");
+                events.announce(
+                    "caddy.reconciled",
+                    None,
+                    "Caddy's routes differed from slip's and were re-asserted".into(),
+                    None,
+                );
                 health.set_caddy(Ok(()));
                 tracing::info!(result = "drift", "caddy reconciled");
             }
-            Ok(Applied::Unchanged) => health.set_caddy(Ok(())),
+            Ok(Applied::Unchanged) => {
+                crate::metrics::caddy_reconciled("ok");
+                health.set_caddy(Ok(()))
+            }
             Err(e) => {
+                crate::metrics::caddy_reconciled("error");
                 let reason = e.to_string();
                 if health.snapshot().caddy_error.as_ref() != Some(&reason) {
                     tracing::warn!(error = %reason, "caddy unreachable or refused slip's routes");

@@ -15,15 +15,44 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use slip_core::deploy::{ErrorCode, Outcome};
-use slip_core::names::{AppName, Target};
+use slip_core::names::{AppName, DeployId, Target};
 use slip_engine::clock::unix_ms;
 use slip_engine::run::{Engine, run_deploy};
 use slip_engine::store::{DeployRow, DeployStatus, Enqueued, NewDeploy, PreviewEnqueued, PreviewRequest, StoreError};
+use slip_engine::telemetry;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::release::Resolver;
+
+/// A deploy that runs, as the scheduler can cancel it.
+struct Running {
+    id: DeployId,
+    token: CancellationToken,
+    reason: Arc<std::sync::OnceLock<String>>,
+}
+
+impl Running {
+    fn cancel(&self, reason: &str) {
+        let _ = self.reason.set(reason.to_owned());
+        self.token.cancel();
+    }
+}
+
+/// What [`Scheduler::cancel`] did (SPEC §7.7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The deploy was waiting (`queued` or `accepted`) and is now `failed` with `cancelled`.
+    Waiting,
+    /// The deploy runs, before its switch: it stops at its next step boundary, removes its candidate and fails
+    /// with `cancelled`. Its status when asked.
+    Running(DeployStatus),
+    /// Too late: the deploy switched (use rollback) or is over. Its status.
+    NotCancellable(DeployStatus),
+    /// No such deploy.
+    NotFound,
+}
 
 /// Hands waiting deploys to runner tasks.
 #[derive(Clone)]
@@ -36,8 +65,9 @@ struct Inner {
     resolver: Resolver,
     /// Targets that have a runner task right now.
     active: Mutex<HashSet<Target>>,
-    /// The cancel token of each target's running deploy.
-    running: Mutex<HashMap<Target, CancellationToken>>,
+    /// Each target's running deploy, with its cancel token. Locked when a deploy starts and when one is cancelled,
+    /// so a cancel either finishes a waiting deploy before it runs or cancels it running.
+    running: Mutex<HashMap<Target, Running>>,
     /// Apps being deleted: no runner starts for them and their runner takes no further deploy. Locked after
     /// `active` when both are needed.
     deleting: Mutex<HashSet<String>>,
@@ -143,6 +173,18 @@ impl Scheduler {
             }
             self.inner.engine.store.enqueue(new, unix_ms())?
         };
+        if let Some(superseded) = &enqueued.supersedes
+            && let Ok(Some(row)) = self.inner.engine.store.deploy(superseded)
+        {
+            let labels = telemetry::DeployLabels {
+                app: row.app.as_str(),
+                kind: "",
+                strategy: "",
+                status: "superseded",
+                trigger: row.trigger.as_str(),
+            };
+            telemetry::deploy_finished(labels, None);
+        }
         self.kick(&Target { app: new.app.clone(), preview: new.preview_id.clone() });
         Ok(Some(enqueued))
     }
@@ -186,7 +228,7 @@ impl Scheduler {
         let deadline = tokio::time::Instant::now() + bound;
         loop {
             if let Some(token) = self.inner.running.lock().expect("scheduler lock").get(target) {
-                token.cancel();
+                token.cancel("cancelled: the preview is being torn down");
             }
             if !self.inner.active.lock().expect("scheduler lock").contains(target) {
                 return true;
@@ -216,9 +258,9 @@ impl Scheduler {
     pub async fn cancel_and_wait(&self, app: &str, bound: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + bound;
         loop {
-            for (target, token) in self.inner.running.lock().expect("scheduler lock").iter() {
+            for (target, running) in self.inner.running.lock().expect("scheduler lock").iter() {
                 if target.app.as_str() == app {
-                    token.cancel();
+                    running.cancel("cancelled: the app is being deleted");
                 }
             }
             if !self.inner.active.lock().expect("scheduler lock").iter().any(|t| t.app.as_str() == app) {
@@ -229,6 +271,37 @@ impl Scheduler {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Cancels deploy `id` with `reason` (SPEC §7.7): a waiting one fails at once; a running one before its switch
+    /// is told to stop; one that switched, or ended, is not cancellable.
+    pub fn cancel(&self, id: &DeployId, reason: &str) -> Result<Cancelled, StoreError> {
+        let store = &self.inner.engine.store;
+        let running = self.inner.running.lock().expect("scheduler lock");
+        let Some(row) = store.deploy(id)? else { return Ok(Cancelled::NotFound) };
+        let past_switch =
+            matches!(row.status, DeployStatus::Switching | DeployStatus::Watching | DeployStatus::Draining);
+        if row.status.is_terminal() || past_switch {
+            return Ok(Cancelled::NotCancellable(row.status));
+        }
+        if let Some(run) = running.values().find(|r| &r.id == id) {
+            run.cancel(reason);
+            return Ok(Cancelled::Running(row.status));
+        }
+        // Not running, so waiting: `queued`, or `accepted` and waiting for a slot (the runner checks again under
+        // this lock before it starts it).
+        store.finish(id, DeployStatus::Failed, Some(reason), Some("cancelled"), unix_ms())?;
+        telemetry::deploy_finished(
+            telemetry::DeployLabels {
+                app: row.app.as_str(),
+                kind: "",
+                strategy: "",
+                status: "failed",
+                trigger: row.trigger.as_str(),
+            },
+            None,
+        );
+        Ok(Cancelled::Waiting)
     }
 
     /// The next deploy of `target`: one already holding the slot (`accepted`), else the queued one, which is
@@ -301,18 +374,62 @@ impl Scheduler {
 
     async fn run_one(&self, row: DeployRow) {
         let store = &self.inner.engine.store;
+        let labels = |kind, strategy, status| telemetry::DeployLabels {
+            app: row.app.as_str(),
+            kind,
+            strategy,
+            status,
+            trigger: row.trigger.as_str(),
+        };
         if let Some(expired) = self.inner.resolver.expired(&row) {
             if let Err(e) = store.finish(&row.id, DeployStatus::Failed, Some(&expired), Some("expired"), unix_ms()) {
                 tracing::error!(deploy_id = %row.id, error = %e, "recording an expired deploy");
             }
+            telemetry::deploy_finished(labels("", "", "failed"), None);
             return;
         }
         match self.inner.resolver.resolve(&row) {
             Ok(release) => {
                 let target = release.target();
-                self.inner.running.lock().expect("scheduler lock").insert(target.clone(), release.cancel.clone());
+                {
+                    let mut running = self.inner.running.lock().expect("scheduler lock");
+                    // A cancel may have ended it while it waited for a slot or was resolved.
+                    match store.deploy(&row.id) {
+                        Ok(Some(now)) if !now.status.is_terminal() => {}
+                        Ok(_) => return,
+                        Err(e) => {
+                            tracing::error!(deploy_id = %row.id, error = %e, "reading a deploy before it runs");
+                            return;
+                        }
+                    }
+                    let entry = Running {
+                        id: row.id.clone(),
+                        token: release.cancel.clone(),
+                        reason: release.cancel_reason.clone(),
+                    };
+                    running.insert(target.clone(), entry);
+                }
+                let (kind, strategy) = (release.kind, release.plan.strategy.as_str());
+                let started = std::time::Instant::now();
                 let outcome = run_deploy(&self.inner.engine, release).await;
                 self.inner.running.lock().expect("scheduler lock").remove(&target);
+                let status = match &outcome {
+                    Outcome::Completed { .. } => Some("completed"),
+                    Outcome::RolledBack { .. } => Some("rolled_back"),
+                    // Interrupted by shutdown before the switch: queued again, not finished.
+                    Outcome::Failed { failure, .. }
+                        if failure.code == ErrorCode::Interrupted && self.inner.engine.shutdown.is_cancelled() =>
+                    {
+                        None
+                    }
+                    Outcome::Failed { .. } => Some("failed"),
+                };
+                if let Some(status) = status {
+                    telemetry::deploy_finished(labels(kind, strategy, status), Some(started.elapsed()));
+                }
+                if let Outcome::RolledBack { .. } = outcome {
+                    telemetry::rollback(row.app.as_str(), "auto");
+                }
                 if let Outcome::Completed { .. } = outcome {
                     tracing::debug!(deploy_id = %row.id, "completed");
                     // SPEC §7.3 `completed`, §12: keep the last releases' images, prune the rest.
@@ -347,6 +464,7 @@ impl Scheduler {
                         tracing::error!(deploy_id = %row.id, error = %e, "recording a failed preview");
                     }
                 }
+                telemetry::deploy_finished(labels("", "", "failed"), None);
             }
         }
     }

@@ -133,6 +133,7 @@ pub fn resolve_app(
         drain_timeout: app.deploy.drain_timeout,
         stop_grace: app.deploy.stop_grace,
         timeout: app.deploy.timeout,
+        watch: app.deploy.watch,
         old: None,
     };
     Ok(Release {
@@ -160,6 +161,7 @@ pub fn resolve_app(
         plan,
         redactor: crate::redaction::for_app(config, secrets, app_name),
         cancel: tokio_util::sync::CancellationToken::new(),
+        cancel_reason: Default::default(),
     })
 }
 

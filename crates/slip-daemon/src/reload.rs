@@ -81,11 +81,14 @@ pub async fn reload(state: &AppState) -> Result<Reloaded, ReloadError> {
     for warning in &loaded.warnings {
         tracing::warn!(warning = %warning, "config");
     }
-    Ok(Reloaded {
+    let reloaded = Reloaded {
         added,
         removed: removed.iter().map(ToString::to_string).collect(),
         changed: changed.iter().map(ToString::to_string).collect(),
-    })
+    };
+    let data = serde_json::json!({ "added": reloaded.added, "removed": reloaded.removed, "changed": reloaded.changed });
+    state.events.announce("config.reloaded", None, "config reloaded".into(), Some(data));
+    Ok(reloaded)
 }
 
 /// Refuses changes to the sections only a restart applies.

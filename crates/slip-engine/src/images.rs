@@ -227,6 +227,7 @@ async fn remove_all(engine: &Engine, rows: Vec<ImageRow>) -> Vec<String> {
             Err(e) => tracing::info!(app = %row.app, image = by_digest, error = %e, "image kept: the engine refused"),
         }
     }
+    crate::telemetry::images_pruned(removed.len());
     removed
 }
 

@@ -23,6 +23,7 @@
 pub mod caddy;
 pub mod clock;
 pub mod config_source;
+pub mod diagnostics;
 pub mod docker;
 pub mod engine;
 pub mod fault;
@@ -41,6 +42,7 @@ pub mod run;
 pub mod runtime;
 pub mod secrets;
 pub mod store;
+pub mod telemetry;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -67,12 +67,49 @@ impl HealthProbe for Http {
                 if status.is_success() || status.is_redirection() {
                     ProbeResult::Healthy(status.as_u16())
                 } else {
-                    ProbeResult::Unhealthy(format!("HTTP {}", status.as_u16()))
+                    let snippet = body_snippet(response).await;
+                    if snippet.is_empty() {
+                        ProbeResult::Unhealthy(format!("HTTP {}", status.as_u16()))
+                    } else {
+                        ProbeResult::Unhealthy(format!("HTTP {}: {snippet}", status.as_u16()))
+                    }
                 }
             }
             Err(err) => ProbeResult::Unhealthy(failure_reason(&err, target.timeout)),
         }
     }
+}
+
+/// Most bytes of an unhealthy answer's body quoted in the reason (SPEC §8.1 probe events, issue 14 diagnostics).
+pub const BODY_SNIPPET: usize = 120;
+
+/// The first [`BODY_SNIPPET`] bytes of a body, as one line: runs of whitespace and control characters become one
+/// space, and a cut body ends in `…`. Empty when the body is empty or cannot be read.
+async fn body_snippet(mut response: reqwest::Response) -> String {
+    let mut bytes = Vec::new();
+    let mut more = false;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > BODY_SNIPPET {
+            more = true;
+            break;
+        }
+    }
+    bytes.truncate(BODY_SNIPPET);
+    let text = String::from_utf8_lossy(&bytes);
+    let mut out = text
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    // A cut inside a UTF-8 sequence shows as U+FFFD; drop it rather than show a broken character.
+    if more {
+        while out.ends_with('\u{fffd}') {
+            out.pop();
+        }
+        out.push('…');
+    }
+    out
 }
 
 /// A short reason for a request that got no status.
@@ -179,6 +216,23 @@ mod tests {
     async fn server_errors_are_unhealthy_with_the_status() {
         let (port, server) = serve_once("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n").await;
         assert_eq!(Http::new().check(&target(port, None)).await, ProbeResult::Unhealthy("HTTP 503".into()));
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unhealthy_answer_quotes_the_first_bytes_of_its_body_on_one_line() {
+        let (port, server) = serve_once(
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 40\r\n\r\ndatabase\r\n  unreachable:\tretry later\n",
+        )
+        .await;
+        let result = Http::new().check(&target(port, None)).await;
+        assert_eq!(result, ProbeResult::Unhealthy("HTTP 500: database unreachable: retry later".into()));
+        server.await.unwrap();
+        let long =
+            Box::leak(format!("HTTP/1.1 503 Busy\r\nConnection: close\r\n\r\n{}", "x".repeat(500)).into_boxed_str());
+        let (port, server) = serve_once(long).await;
+        let ProbeResult::Unhealthy(reason) = Http::new().check(&target(port, None)).await else { panic!("healthy") };
+        assert_eq!(reason, format!("HTTP 503: {}…", "x".repeat(BODY_SNIPPET)));
         server.await.unwrap();
     }
 

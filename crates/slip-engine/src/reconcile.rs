@@ -358,6 +358,19 @@ async fn roll_back(
 ) -> anyhow::Result<()> {
     let store = &engine.store;
     let instances = store.instances(&deploy.app, deploy.preview_id.as_ref())?;
+    if deploy.status == DeployStatus::Watching {
+        // Its watch failed and the store already points back at the previous release: the rollback is finished
+        // (the new release removed), never queued again, which would deploy the failing release once more.
+        for new in instances.iter().filter(|i| i.deploy_id == deploy.id) {
+            retire(engine, new, stop_grace).await;
+            report.removed.push(new.name.clone());
+        }
+        let message = "the post-switch watch failed and slipd stopped while rolling back; the previous release was \
+                       restored at the next start";
+        store.finish(&deploy.id, DeployStatus::RolledBack, Some(message), Some("interrupted"), unix_ms())?;
+        report.failed.push(deploy.id.to_string());
+        return Ok(());
+    }
     for candidate in instances.iter().filter(|i| i.deploy_id == deploy.id && i.role == InstanceRole::Candidate) {
         retire(engine, candidate, stop_grace).await;
         report.removed.push(candidate.name.clone());

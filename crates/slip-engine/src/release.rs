@@ -50,9 +50,12 @@ pub struct Release {
     pub plan: Plan,
     /// Replaces this app's secret values in every note and error the driver records (SPEC §11.4).
     pub redactor: crate::redact::Redactor,
-    /// Cancelled to abandon this deploy (the app is being deleted): before its switch it stops at the next step,
-    /// unwinds like a failure and ends `failed` with code `cancelled`; after its switch it runs to its end.
+    /// Cancelled to abandon this deploy (`POST /v1/deploys/{id}/cancel`, or the app is being deleted): before its
+    /// switch it stops at the next step, unwinds like a failure and ends `failed` with code `cancelled`; after its
+    /// switch it runs to its end.
     pub cancel: CancellationToken,
+    /// Why it was cancelled, set before `cancel` is; the error the deploy ends with.
+    pub cancel_reason: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
 impl Release {

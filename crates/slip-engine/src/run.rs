@@ -25,11 +25,11 @@ use crate::ports::{DrainRef, InstanceSpec, ProbeTarget, ProxyError, RuntimeError
 pub use crate::release::Release;
 use crate::routes::{AppRoutes, app_routes};
 use crate::store::{
-    AppStatus, DeployStatus, InstanceRole, InstanceRow, NoteKind, Resolution, RuntimeKind, StoreError, Switch,
+    AppStatus, DeployStatus, InstanceRole, InstanceRow, NoteKind, Resolution, RuntimeKind, StoreError, Switch, Unswitch,
 };
 
-/// Why a cancelled deploy failed (only deleting an app cancels one).
-const CANCELLED: &str = "cancelled: the app is being deleted";
+/// Why a cancelled deploy failed when whoever cancelled it gave no reason.
+const CANCELLED: &str = "cancelled";
 
 /// Runs one deploy to its end and records every step. Never panics on adapter failures: they end the
 /// deploy as `failed` with a reason.
@@ -52,10 +52,13 @@ async fn drive(engine: &Engine, mut release: Release) -> Outcome {
         taken_ports: Vec::new(),
         recorded: None,
         admitted: None,
+        recorded_at: std::time::Instant::now(),
     };
 
     let (mut deploy, mut action) = Deploy::begin(run.release.plan.clone(), now());
     let cancel = run.release.cancel.clone();
+    let reason = run.release.cancel_reason.clone();
+    let cancelled = move || Interrupt::Cancel(reason.get().cloned().unwrap_or_else(|| CANCELLED.to_owned()));
     loop {
         run.record_progress(&mut deploy).await;
         if let Action::Finish(outcome) = action {
@@ -68,11 +71,14 @@ async fn drive(engine: &Engine, mut release: Release) -> Outcome {
             if engine.shutdown.is_cancelled() {
                 Some(Interrupt::Shutdown)
             } else if cancel.is_cancelled() {
-                Some(Interrupt::Cancel(CANCELLED.to_owned()))
+                Some(cancelled())
             } else {
                 None
             }
         };
+        if let (Action::Remove { container }, Some(_)) = (&action, deploy.diagnose()) {
+            crate::diagnostics::record_log_tail(engine, &run.release, container).await;
+        }
         let event = match (interruptible, interrupt()) {
             (Interruptible::No, _) | (_, None) => {
                 let step = async {
@@ -94,7 +100,7 @@ async fn drive(engine: &Engine, mut release: Release) -> Outcome {
                 tokio::select! {
                     event = step => event,
                     _ = engine.shutdown.cancelled(), if droppable => Event::Interrupted(Interrupt::Shutdown),
-                    _ = cancel.cancelled(), if droppable => Event::Interrupted(Interrupt::Cancel(CANCELLED.to_owned())),
+                    _ = cancel.cancelled(), if droppable => Event::Interrupted(cancelled()),
                 }
             }
             (_, Some(why)) => Event::Interrupted(why),
@@ -124,6 +130,8 @@ struct Run<'a> {
     recorded: Option<Status>,
     /// What a preview deploy settled at `configuring` (its TTL, above all); `None` for production.
     admitted: Option<crate::preview::Admitted>,
+    /// When the recorded status began, for the step-duration histogram.
+    recorded_at: std::time::Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -154,7 +162,13 @@ impl Run<'_> {
         if let Some(acted) = self.recorded {
             crate::fault::after_acted(acted.as_str(), self.release.tag.as_str());
         }
-        if self.recorded != Some(status) && !matches!(status, Status::Completed | Status::Failed) {
+        if self.recorded != Some(status) {
+            if let Some(previous) = self.recorded {
+                crate::telemetry::step_finished(previous.as_str(), self.recorded_at.elapsed());
+            }
+            self.recorded_at = std::time::Instant::now();
+        }
+        if self.recorded != Some(status) && !matches!(status, Status::Completed | Status::Failed | Status::RolledBack) {
             tracing::info!(from = self.recorded.map(Status::as_str), to = status.as_str(), "deploy step");
             if let Err(e) = store.record_status(id, status.into(), None, None, unix_ms()) {
                 tracing::error!(error = %e, "recording deploy status");
@@ -239,6 +253,18 @@ impl Run<'_> {
                 let requeued = store.requeue_interrupted(id, unix_ms());
                 tracing::warn!(?requeued, "deploy interrupted by shutdown");
                 requeued.map(|_| 0)
+            }
+            Outcome::RolledBack { reason, warnings } => {
+                for w in warnings {
+                    let w = self.release.redactor.redact(w);
+                    logged(
+                        store.record_event(id, NoteKind::Warning, &w, None, unix_ms()),
+                        "recording a deploy warning",
+                    );
+                }
+                let message = self.release.redactor.redact(&reason.message);
+                tracing::warn!(status = "rolled_back", error_code = reason.code.as_str(), error = %message, "deploy finished");
+                store.finish(id, DeployStatus::RolledBack, Some(&message), Some(reason.code.as_str()), unix_ms())
             }
             Outcome::Failed { failure, app_down } => {
                 let message = self.release.redactor.redact(&failure.message);
@@ -393,6 +419,20 @@ impl Run<'_> {
                 let back = self.old.as_ref().and_then(|o| o.routes.clone());
                 engine.routes.update(self.key(), back).await.map_err(proxy_failure)?;
                 Event::RoutedBack
+            }
+            Action::Uncommit => {
+                let candidate = self.candidate.as_ref().expect("uncommit after start");
+                engine
+                    .store
+                    .unswitch(&Unswitch {
+                        app: self.release.app.clone(),
+                        preview: None,
+                        new_instance: candidate.instance_id.clone(),
+                        old_instance: self.old.as_ref().map(|o| o.row.id.clone()),
+                        at: unix_ms(),
+                    })
+                    .map_err(store_failure)?;
+                Event::Uncommitted
             }
             Action::Finish(_) => unreachable!("run_deploy handles Finish"),
         })
@@ -725,6 +765,7 @@ mod tests {
             init: false,
             redactor: crate::redact::Redactor::new([("SECRET_TOKEN", "hunter2-value")]),
             cancel: CancellationToken::new(),
+            cancel_reason: Default::default(),
             plan: Plan {
                 strategy,
                 routed: true,
@@ -739,6 +780,7 @@ mod tests {
                 drain_timeout: Duration::from_secs(30),
                 stop_grace: Duration::from_secs(10),
                 timeout: Duration::from_secs(600),
+                watch: Duration::ZERO,
                 old: None,
             },
         }

@@ -34,6 +34,7 @@ mod deploys;
 mod images;
 mod instances;
 mod previews;
+mod retention;
 mod schema;
 mod vocab;
 
@@ -58,6 +59,7 @@ pub use deploys::{
 pub use images::ImageRow;
 pub use instances::InstanceRow;
 pub use previews::{PreviewEnqueued, PreviewRequest, PreviewRow};
+pub use retention::Pruned;
 pub use schema::SCHEMA_VERSION;
 pub use vocab::{
     AppStatus, DeployStatus, EventKind, InstanceRole, NoteKind, PreviewStatus, RuntimeKind, Trigger, UnknownValue,

@@ -493,7 +493,10 @@ async fn http_probe_against_real_containers() {
     assert_eq!(probe.check(&with_host).await, ProbeResult::Healthy(200));
 
     wait_healthy(unhealthy_port, "/version").await;
-    assert_eq!(probe.check(&probe_target(unhealthy_port, "/health")).await, ProbeResult::Unhealthy("HTTP 404".into()));
+    let ProbeResult::Unhealthy(reason) = probe.check(&probe_target(unhealthy_port, "/health")).await else {
+        panic!("a missing health page is unhealthy")
+    };
+    assert!(reason.starts_with("HTTP 404: ") && reason.contains("404 Not Found"), "status and body: {reason}");
 
     let closed = free_port();
     assert_eq!(

@@ -1089,3 +1089,43 @@ fn store_errors_read_as_one_lowercase_sentence() {
     }
     assert_eq!(errors[3], "schema migration to v2 failed and was rolled back");
 }
+
+#[test]
+fn history_retention_deletes_old_finished_deploys_but_never_current_previous_retained_or_the_audit_log() {
+    let store = Store::open_in_memory().unwrap();
+    // Six completed deploys of web, one failed and one queued; the last two completed are current and previous.
+    for n in 1..=8 {
+        store.insert_deploy(&new_deploy(n, "web", None), DeployStatus::Queued).unwrap();
+    }
+    for n in 1..=6 {
+        store.finish(&did(n), DeployStatus::Completed, None, None, T0 + n as i64).unwrap();
+    }
+    store.finish(&did(7), DeployStatus::Failed, Some("boom"), Some("unhealthy"), T0 + 7).unwrap();
+    store.set_current(&app("web"), "web", &did(5), T0 + 5).unwrap();
+    store.set_current(&app("web"), "web", &did(6), T0 + 6).unwrap();
+    // An old completed deploy an instance row still names (a live one) is kept too.
+    store.insert_instance(&instance("ins_1", "web", None, &did(1))).unwrap();
+    store
+        .append_audit(AuditEntry {
+            at: T0,
+            actor: "admin".into(),
+            source_ip: None,
+            request_id: None,
+            action: "app.created".into(),
+            target: Some("web".into()),
+            detail: None,
+        })
+        .unwrap();
+
+    let pruned = store.prune_history(T0 + 1_000, 3).unwrap();
+    let left: Vec<u64> = (1..=8).filter(|n| store.deploy(&did(*n)).unwrap().is_some()).collect();
+    // 1: an instance names it; 4, 5, 6: the newest three completed (5 previous, 6 current); 8: not finished.
+    assert_eq!(left, [1, 4, 5, 6, 8], "{pruned:?}");
+    assert_eq!(pruned.deploys, 3);
+    assert!(pruned.events >= 6, "each deleted deploy had its queued and terminal events: {pruned:?}");
+    assert!(store.events(&did(2), 0).unwrap().is_empty());
+    assert_eq!(store.verify_audit().unwrap(), AuditVerdict::Intact { entries: 1 });
+
+    // Nothing is younger than a cutoff in the past.
+    assert_eq!(store.prune_history(T0, 3).unwrap().deploys, 0);
+}

@@ -64,7 +64,19 @@ async fn readme_step_5_deploys_with_live_progress_and_a_failed_release_exits_1_w
     assert_eq!(bad.code, 1, "{}", bad.all());
     assert!(bad.stdout.contains("✗ failed: "), "{}", bad.all());
     assert!(bad.stdout.contains("failed step: health_checking (error code unhealthy)"), "{}", bad.all());
-    assert!(bad.stdout.contains("HTTP 404"), "the reason names the probe's answer: {}", bad.all());
+    assert!(bad.stdout.contains("HTTP 404: "), "the reason names the probe's answer: {}", bad.all());
+    assert!(bad.stdout.contains("404 Not Found"), "and quotes the first bytes of its body: {}", bad.all());
+    assert!(bad.stdout.contains("of the failed release's output:"), "{}", bad.all());
+    assert!(bad.stdout.contains("| unhealthy: starting\n"), "the release's own lines are shown: {}", bad.all());
+
+    let status = slip(&["status", &app], &admin, None).await;
+    assert_eq!(status.code, 0, "{}", status.all());
+    assert!(
+        status.stdout.contains("last deploy dep_") && status.stdout.contains(" failed: health check: GET /health"),
+        "{}",
+        status.all()
+    );
+    assert!(status.stdout.contains("| unhealthy: listening on 8080\n"), "status shows why: {}", status.all());
 
     let json =
         slip(&["deploy", &app, "sha-bad0000", "--json", "--server", &server, "--secret", app_key], &[], None).await;

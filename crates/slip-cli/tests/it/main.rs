@@ -11,6 +11,7 @@ mod everyday;
 mod init;
 mod logs;
 mod previews;
+mod ops;
 mod readme;
 mod secrets;
 mod validate;

@@ -40,6 +40,7 @@ impl fmt::Display for Action {
             Action::Remove { container } => write!(f, "remove {container}"),
             Action::Restart { container } => write!(f, "restart {container}"),
             Action::RouteBack => write!(f, "route back to old"),
+            Action::Uncommit => write!(f, "uncommit"),
             Action::Finish(outcome) => write!(f, "finish {outcome}"),
         }
     }
@@ -54,6 +55,13 @@ impl fmt::Display for Outcome {
                 write!(f, "failed ({}): {}", failure.code.as_str(), failure.message)?;
                 if *app_down {
                     write!(f, " [app down]")?;
+                }
+                Ok(())
+            }
+            Outcome::RolledBack { reason, warnings } => {
+                write!(f, "rolled back ({}): {}", reason.code.as_str(), reason.message)?;
+                if !warnings.is_empty() {
+                    write!(f, " with warnings: {}", warnings.join("; "))?;
                 }
                 Ok(())
             }

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::check::{Check, CheckStep};
 use super::display::human;
+use super::watch::{Watch, WatchStep};
 use super::*;
 
 /// Interval between drain polls while requests are in flight (SPEC §9.6).
@@ -38,6 +39,8 @@ pub struct Deploy {
     port_retries: u32,
     /// Whether an interrupt (shutdown or cancel) was taken; a second one is not.
     interrupted: bool,
+    /// Whether the watch failed and the deploy is rolling back (a recreate's [`Restore`] then ends `rolled_back`).
+    rolling_back: bool,
     /// The last action handed out, answered again when an interrupt comes that the machine does not take.
     pending: Action,
 }
@@ -54,6 +57,10 @@ enum Phase {
     Committing,
     /// Blue-green: the commit failed after the routes moved; routing back to the old instance, then discarding.
     RoutingBack(StepFailure),
+    /// After the commit: probing the new release for `deploy.watch`, the old one kept (SPEC §8.4).
+    Watching(Watch),
+    /// The watch failed: moving traffic and the record back to the old release, then removing the new one.
+    RollingBack(RollBack),
     /// Recreate: routes held on the candidate, now draining the old instance.
     Holding,
     Draining(Drain),
@@ -73,6 +80,21 @@ struct Drain {
     polling: bool,
     /// Recreate drains before stopping old; blue-green after the switch.
     after_switch: bool,
+}
+
+/// A blue-green watch rollback: route back, uncommit, remove the new release. A recreate's goes through
+/// [`Restore`] after the uncommit, since its old release must be started again.
+#[derive(Debug, Clone)]
+struct RollBack {
+    reason: StepFailure,
+    step: RollBackStep,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum RollBackStep {
+    RoutingBack,
+    Uncommitting,
+    RemovingNew,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +126,7 @@ impl Deploy {
             notes: Vec::new(),
             port_retries: 0,
             interrupted: false,
+            rolling_back: false,
             pending: Action::Pull,
         };
         (deploy, Action::Pull)
@@ -115,14 +138,17 @@ impl Deploy {
             Phase::Pulling => Status::Pulling,
             Phase::Configuring => Status::Configuring,
             Phase::Starting => Status::Starting,
+            Phase::Restoring(_) if self.rolling_back => Status::Watching,
             Phase::Checking(_) | Phase::Restoring(_) => Status::HealthChecking,
             Phase::Switching | Phase::Committing => Status::Switching,
+            Phase::Watching(_) | Phase::RollingBack(_) => Status::Watching,
             // Recreate removes the old (stopped) container after committing; that is not a drain.
             Phase::RemovingOld if self.plan.strategy == Strategy::Recreate => Status::Switching,
             Phase::Holding | Phase::Draining(_) | Phase::StoppingOld | Phase::RemovingOld => Status::Draining,
             Phase::Discarding(_) | Phase::RoutingBack(_) => Status::Failed,
             Phase::Done(Outcome::Completed { .. }) => Status::Completed,
             Phase::Done(Outcome::Failed { .. }) => Status::Failed,
+            Phase::Done(Outcome::RolledBack { .. }) => Status::RolledBack,
         }
     }
 
@@ -158,14 +184,29 @@ impl Deploy {
                     | Phase::Committing
                     | Phase::RoutingBack(_)
             ),
-            Strategy::Recreate => !matches!(self.phase, Phase::RemovingOld | Phase::Done(_)),
+            Strategy::Recreate => {
+                !self.rolling_back && !matches!(self.phase, Phase::RemovingOld | Phase::Done(_) | Phase::Watching(_))
+            }
         }
     }
 
     /// True while a failed deploy is undoing what it did (removing the candidate, restoring a recreate's old
     /// release): that must run to its end, past the deploy's deadline and through a shutdown or cancel.
     pub fn unwinding(&self) -> bool {
-        matches!(self.phase, Phase::Discarding(_) | Phase::Restoring(_) | Phase::RoutingBack(_))
+        matches!(self.phase, Phase::Discarding(_) | Phase::Restoring(_) | Phase::RoutingBack(_) | Phase::RollingBack(_))
+    }
+
+    /// Why the deploy is being undone, while it removes a candidate that failed its health check or its watch (an
+    /// exit, a restart, failed probes): the driver then keeps the candidate's last log lines before it is removed
+    /// (SPEC §7.3 `health_checking`). `None` for any other removal, a cancelled or interrupted deploy's included.
+    pub fn diagnose(&self) -> Option<&StepFailure> {
+        let failure = match &self.phase {
+            Phase::Discarding(failure) => failure,
+            Phase::Restoring(Restore { failure, step: RestoreStep::RemovingCandidate }) => failure,
+            Phase::RollingBack(RollBack { reason, step: RollBackStep::RemovingNew }) => reason,
+            _ => return None,
+        };
+        matches!(failure.code, ErrorCode::Unhealthy | ErrorCode::Exited).then_some(failure)
     }
 
     /// The candidate's container id, once started.
@@ -256,17 +297,14 @@ impl Deploy {
                 CheckStep::Unhealthy(failure) => self.on_failure(Phase::Starting, failure, now),
             },
             (Phase::Switching, Event::Switched) => (Phase::Committing, Action::Commit),
-            (Phase::Committing, Event::Committed) => match (&self.plan.old, self.plan.strategy) {
-                (Some(_), Strategy::BlueGreen) if self.plan.routed => self.start_drain(now, true),
-                (Some(old), Strategy::BlueGreen) => {
-                    let container = old.container.clone();
-                    (Phase::StoppingOld, Action::Stop { container, grace: self.plan.stop_grace })
-                }
-                (Some(old), Strategy::Recreate) => {
-                    (Phase::RemovingOld, Action::Remove { container: old.container.clone() })
-                }
-                (None, _) => self.complete(),
-            },
+            (Phase::Committing, Event::Committed) if self.plan.old.is_some() && !self.plan.watch.is_zero() => {
+                let instance = self.candidate.clone().unwrap_or_default();
+                let (watch, action) = Watch::begin(instance, now, self.plan.watch);
+                (Phase::Watching(watch), action)
+            }
+            (Phase::Committing, Event::Committed) => self.retire_old(now),
+            (Phase::Watching(watch), event) => self.watch_step(watch, event, now),
+            (Phase::RollingBack(rb), event) => self.roll_back_step(rb, event),
             (Phase::Draining(drain), Event::InFlight(count)) => self.drain_polled(drain, count, now),
             (Phase::Draining(mut drain), Event::Waited) => {
                 drain.polling = true;
@@ -323,6 +361,87 @@ impl Deploy {
         }
     }
 
+    /// After the commit (and a passed watch): drain, stop and remove the old release, or finish a first deploy.
+    fn retire_old(&mut self, now: Instant) -> (Phase, Action) {
+        match (&self.plan.old, self.plan.strategy) {
+            (Some(_), Strategy::BlueGreen) if self.plan.routed => self.start_drain(now, true),
+            (Some(old), Strategy::BlueGreen) => {
+                let container = old.container.clone();
+                (Phase::StoppingOld, Action::Stop { container, grace: self.plan.stop_grace })
+            }
+            (Some(old), Strategy::Recreate) => {
+                (Phase::RemovingOld, Action::Remove { container: old.container.clone() })
+            }
+            (None, _) => self.complete(),
+        }
+    }
+
+    fn watch_step(&mut self, watch: Watch, event: Event, now: Instant) -> (Phase, Action) {
+        match watch.step(&self.plan.health, event, now, &mut self.notes) {
+            WatchStep::Continue(watch, action) => (Phase::Watching(watch), action),
+            WatchStep::Passed => self.retire_old(now),
+            WatchStep::Failed(reason) => {
+                self.rolling_back = true;
+                self.notes.push(format!("rolling back to the previous release: {}", reason.message));
+                match self.plan.strategy {
+                    Strategy::BlueGreen if self.plan.routed => {
+                        (Phase::RollingBack(RollBack { reason, step: RollBackStep::RoutingBack }), Action::RouteBack)
+                    }
+                    // A recreate uncommits first, then restores its stopped old release as a failure before the
+                    // switch would; an unrouted blue-green has no routes to move.
+                    _ => (Phase::RollingBack(RollBack { reason, step: RollBackStep::Uncommitting }), Action::Uncommit),
+                }
+            }
+        }
+    }
+
+    fn roll_back_step(&mut self, rb: RollBack, event: Event) -> (Phase, Action) {
+        let RollBack { reason, step } = rb;
+        match (step, event) {
+            (RollBackStep::RoutingBack, Event::RoutedBack) => {
+                (Phase::RollingBack(RollBack { reason, step: RollBackStep::Uncommitting }), Action::Uncommit)
+            }
+            (RollBackStep::RoutingBack, Event::Failed(why)) => {
+                // Traffic cannot go back: the new release stays current and serving, as the store still says; the
+                // old one keeps running (reconciliation removes it at the next start).
+                let message =
+                    format!("{}; rolling back failed: {}; the new release still serves", reason.message, why.message);
+                self.fail(StepFailure::new(reason.code, message), false)
+            }
+            (RollBackStep::Uncommitting, event) => {
+                if let Event::Failed(why) = &event {
+                    self.warnings.push(format!("recording the rollback: {}", why.message));
+                }
+                match (self.plan.strategy, self.candidate.clone()) {
+                    (Strategy::Recreate, Some(container)) => (
+                        Phase::Restoring(Restore { failure: reason, step: RestoreStep::RemovingCandidate }),
+                        Action::Remove { container },
+                    ),
+                    (Strategy::BlueGreen, Some(container)) => (
+                        Phase::RollingBack(RollBack { reason, step: RollBackStep::RemovingNew }),
+                        Action::Remove { container },
+                    ),
+                    (_, None) => self.roll_back_done(reason),
+                }
+            }
+            (RollBackStep::RemovingNew, event) => {
+                if let Event::Failed(why) = &event {
+                    self.warnings.push(format!("removing the rolled-back release: {}", why.message));
+                }
+                self.roll_back_done(reason)
+            }
+            (step, event) => {
+                self.warnings.push(format!("internal error: unexpected {event:?} while rolling back at {step:?}"));
+                self.roll_back_done(reason)
+            }
+        }
+    }
+
+    fn roll_back_done(&mut self, reason: StepFailure) -> (Phase, Action) {
+        let outcome = Outcome::RolledBack { reason, warnings: std::mem::take(&mut self.warnings) };
+        (Phase::Done(outcome.clone()), Action::Finish(outcome))
+    }
+
     fn old_container(&self) -> String {
         self.plan.old.as_ref().map(|o| o.container.clone()).unwrap_or_default()
     }
@@ -365,6 +484,9 @@ impl Deploy {
 
     fn on_failure(&mut self, phase: Phase, failure: StepFailure, _now: Instant) -> (Phase, Action) {
         match phase {
+            // The engine did not answer a watch probe: a failed probe, judged by the watch.
+            Phase::Watching(watch) => self.watch_step(watch, Event::Failed(failure), _now),
+            Phase::RollingBack(rb) => self.roll_back_step(rb, Event::Failed(failure)),
             // After the switch nothing can fail the deploy: problems become warnings.
             Phase::Draining(ref d) if d.after_switch => {
                 self.warnings.push(format!("draining: {}", failure.message));
@@ -396,10 +518,8 @@ impl Deploy {
                 (Phase::RoutingBack(failure), Action::RouteBack)
             }
             Phase::Restoring(restore) => {
-                let message = format!(
-                    "{}; restoring the previous release failed too: {}",
-                    restore.failure.message, failure.message
-                );
+                let what = if self.rolling_back { "rolling back" } else { "restoring the previous release" };
+                let message = format!("{}; {what} failed too: {}", restore.failure.message, failure.message);
                 self.fail(StepFailure::new(restore.failure.code, message), true)
             }
             _ if self.plan.strategy == Strategy::Recreate && (self.old_stopped || self.holding(&phase)) => {
@@ -491,6 +611,9 @@ impl Deploy {
     }
 
     fn restored(&mut self, failure: StepFailure) -> (Phase, Action) {
+        if self.rolling_back {
+            return self.roll_back_done(failure);
+        }
         let message = format!("{}; previous release restored", failure.message);
         self.fail(StepFailure::new(failure.code, message), false)
     }

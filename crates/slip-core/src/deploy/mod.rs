@@ -21,6 +21,7 @@ mod display;
 mod failure;
 mod machine;
 mod observe;
+mod watch;
 
 #[cfg(test)]
 mod tests;
@@ -88,6 +89,9 @@ pub struct Plan {
     pub stop_grace: Duration,
     /// Bound on pulling → end of switching (`deploy.timeout`).
     pub timeout: Duration,
+    /// Post-switch watch window (`deploy.watch`, SPEC §8.4); zero is off. Only a deploy that replaces a release
+    /// watches: a first deploy has nothing to roll back to.
+    pub watch: Duration,
     /// The running instance, if any.
     pub old: Option<OldInstance>,
 }
@@ -138,8 +142,10 @@ pub enum Action {
         /// Which container.
         container: String,
     },
-    /// Point the routes back at the old instance (recreate restore).
+    /// Point the routes back at the old instance (recreate restore, watch rollback).
     RouteBack,
+    /// Undo the commit in the store: the old release is current again (watch rollback).
+    Uncommit,
     /// The deploy is over.
     Finish(Outcome),
 }
@@ -173,6 +179,8 @@ pub enum Event {
     Restarted,
     /// The routes point at the old instance again.
     RoutedBack,
+    /// The store records the old release as current again.
+    Uncommitted,
     /// The action failed.
     Failed(StepFailure),
     /// The driver was asked to stop the deploy (in place of the pending action's answer; see
@@ -215,6 +223,13 @@ pub enum Outcome {
         /// True when nothing of the app is serving afterwards (a recreate whose restore failed).
         app_down: bool,
     },
+    /// The release was current, failed its post-switch watch, and the previous release serves again.
+    RolledBack {
+        /// Why the watch rolled back.
+        reason: StepFailure,
+        /// Non-fatal problems of the rollback, for the record.
+        warnings: Vec<String>,
+    },
 }
 
 /// The deploy status names of SPEC §7.2 that the machine moves through.
@@ -230,12 +245,16 @@ pub enum Status {
     HealthChecking,
     /// Moving routes and committing.
     Switching,
+    /// Re-probing the new release after the switch, the old one kept for a rollback.
+    Watching,
     /// Retiring the old instance.
     Draining,
     /// Done, release current.
     Completed,
     /// Done, release not current.
     Failed,
+    /// Done: the watch failed and the previous release serves again.
+    RolledBack,
 }
 
 impl Status {
@@ -247,9 +266,11 @@ impl Status {
             Status::Starting => "starting",
             Status::HealthChecking => "health_checking",
             Status::Switching => "switching",
+            Status::Watching => "watching",
             Status::Draining => "draining",
             Status::Completed => "completed",
             Status::Failed => "failed",
+            Status::RolledBack => "rolled_back",
         }
     }
 }

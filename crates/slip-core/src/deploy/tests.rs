@@ -58,6 +58,7 @@ fn plan(strategy: Strategy, old: bool) -> Plan {
         drain_timeout: Duration::from_secs(30),
         stop_grace: Duration::from_secs(10),
         timeout: Duration::from_secs(600),
+        watch: Duration::ZERO,
         old: old.then(|| OldInstance { container: "web-1".into() }),
     }
 }
@@ -120,6 +121,7 @@ fn simulate(plan: Plan, mut world: World) -> String {
                         Action::Remove { .. } => Event::Removed,
                         Action::Restart { .. } => Event::Restarted,
                         Action::RouteBack => Event::RoutedBack,
+                        Action::Uncommit => Event::Uncommitted,
                         Action::WaitUntil(_) | Action::Finish(_) => unreachable!(),
                     }
                 }
@@ -610,4 +612,189 @@ fn every_container_of_an_instance_must_be_healthy_and_a_failure_names_the_contai
         panic!("the deploy should fail");
     };
     assert_eq!(failure.message, "health check: container worker exited with code 1 1s after it started");
+}
+
+fn watched(strategy: Strategy, window: u64) -> Plan {
+    Plan { watch: Duration::from_secs(window), ..plan(strategy, true) }
+}
+
+#[test]
+fn a_release_that_stays_healthy_through_the_watch_then_retires_the_old_one() {
+    let transcript = simulate(watched(Strategy::BlueGreen, 5), World::default());
+    expect![[r#"
+        0s       pulling          pull
+        100ms    configuring      configure
+        200ms    starting         start candidate
+        300ms    health_checking  probe web-2
+        400ms    switching        switch routes to candidate, drain old
+        500ms    switching        commit
+        600ms    watching         probe web-2
+        2s700ms  watching         probe web-2
+        4s800ms  watching         probe web-2
+        5s600ms  watching         probe web-2
+        5s700ms  draining         poll drain
+        5s850ms  draining         poll drain
+        5s950ms  draining         stop web-1 grace=10s
+        6s50ms   draining         remove web-1
+        6s150ms  completed        finish completed
+    "#]]
+    .assert_eq(&transcript);
+}
+
+#[test]
+fn failing_probes_after_the_switch_route_back_uncommit_and_remove_the_new_release() {
+    // Healthy for the check and the first watch probe, then failing (the release breaks 3 s after the switch).
+    let world = World {
+        http: VecDeque::from([
+            ProbeResult::Healthy(200),
+            ProbeResult::Healthy(200),
+            ProbeResult::Healthy(200),
+            unhealthy("HTTP 500"),
+        ]),
+        ..World::default()
+    };
+    let plan = Plan {
+        health: HealthPlan { retries: 3, ..plan(Strategy::BlueGreen, true).health },
+        ..watched(Strategy::BlueGreen, 60)
+    };
+    let transcript = simulate(plan, world);
+    assert!(!transcript.contains("stop web-1"), "the old release is kept running:\n{transcript}");
+    expect![[r#"
+        0s       pulling          pull
+        100ms    configuring      configure
+        200ms    starting         start candidate
+        300ms    health_checking  probe web-2
+        400ms    switching        switch routes to candidate, drain old
+        500ms    switching        commit
+        600ms    watching         probe web-2
+        2s700ms  watching         probe web-2
+        4s800ms  watching         probe web-2
+        4s900ms                     note: watch probe 1/3 failed: HTTP 500
+        6s900ms  watching         probe web-2
+        7s                          note: watch probe 2/3 failed: HTTP 500
+        9s       watching         probe web-2
+        9s100ms                     note: watch probe 3/3 failed: HTTP 500
+        9s100ms                     note: rolling back to the previous release: post-switch watch: GET /health failed 3 times in a row 8s500ms after the switch (last: HTTP 500)
+        9s100ms  watching         route back to old
+        9s200ms  watching         uncommit
+        9s300ms  watching         remove web-2
+        9s400ms  rolled_back      finish rolled back (unhealthy): post-switch watch: GET /health failed 3 times in a row 8s500ms after the switch (last: HTTP 500)
+    "#]]
+    .assert_eq(&transcript);
+}
+
+#[test]
+fn a_healthy_probe_during_the_watch_clears_the_failure_count() {
+    let world = World {
+        http: VecDeque::from([
+            ProbeResult::Healthy(200),
+            unhealthy("HTTP 500"),
+            unhealthy("HTTP 500"),
+            ProbeResult::Healthy(200),
+            unhealthy("HTTP 500"),
+            ProbeResult::Healthy(200),
+        ]),
+        ..World::default()
+    };
+    let plan = Plan {
+        health: HealthPlan { retries: 3, ..plan(Strategy::BlueGreen, true).health },
+        ..watched(Strategy::BlueGreen, 12)
+    };
+    let transcript = simulate(plan, world);
+    assert!(transcript.ends_with("finish completed\n"), "{transcript}");
+    assert_eq!(transcript.matches("note: watch probe 2/3").count(), 1, "{transcript}");
+}
+
+#[test]
+fn an_exit_after_the_switch_rolls_back_at_once() {
+    let world = World {
+        containers: VecDeque::from([
+            running(),
+            running(),
+            ContainerObservation::Stopped { exit_code: Some(137), oom_killed: true },
+        ]),
+        ..World::default()
+    };
+    let transcript = simulate(watched(Strategy::BlueGreen, 60), world);
+    assert!(
+        transcript.ends_with(
+            "finish rolled back (exited): post-switch watch: the new release was killed for using too much memory \
+             (OOM) 2s200ms after the switch\n"
+        ),
+        "{transcript}"
+    );
+}
+
+#[test]
+fn a_restart_after_the_switch_rolls_back() {
+    let world = World {
+        containers: VecDeque::from([
+            running(),
+            running(),
+            ContainerObservation::Running { started_at: "t1".into(), restart_count: 1 },
+        ]),
+        ..World::default()
+    };
+    let transcript = simulate(watched(Strategy::BlueGreen, 60), world);
+    assert!(transcript.contains("restarted 2s200ms after the switch"), "{transcript}");
+    assert!(
+        transcript.ends_with("\n") && transcript.contains("rolled_back      finish rolled back (exited)"),
+        "{transcript}"
+    );
+}
+
+#[test]
+fn a_recreate_watch_failure_uncommits_then_starts_the_old_release_again() {
+    let world = World {
+        http: VecDeque::from([ProbeResult::Healthy(200), unhealthy("HTTP 502"), ProbeResult::Healthy(200)]),
+        ..World::default()
+    };
+    let plan = Plan {
+        health: HealthPlan { retries: 1, ..plan(Strategy::Recreate, true).health },
+        ..watched(Strategy::Recreate, 30)
+    };
+    let transcript = simulate(plan, world);
+    expect![[r#"
+        0s       pulling          pull
+        100ms    configuring      configure
+        200ms    draining         hold routes on candidate
+        300ms    draining         poll drain
+        450ms    draining         poll drain
+        550ms    draining         stop web-1 grace=10s
+        650ms    starting         start candidate
+        750ms    health_checking  probe web-2
+        850ms    switching        switch routes to candidate
+        950ms    switching        commit
+        1s50ms   watching         probe web-2
+        1s150ms                     note: watch probe 1/1 failed: HTTP 502
+        1s150ms                     note: rolling back to the previous release: post-switch watch: GET /health failed 1 time in a row 100ms after the switch (last: HTTP 502)
+        1s150ms  watching         uncommit
+        1s250ms  watching         remove web-2
+        1s350ms  watching         restart web-1
+        1s450ms  watching         route back to old
+        1s550ms  watching         probe web-1
+        1s650ms  rolled_back      finish rolled back (unhealthy): post-switch watch: GET /health failed 1 time in a row 100ms after the switch (last: HTTP 502)
+    "#]]
+    .assert_eq(&transcript);
+}
+
+#[test]
+fn a_first_deploy_does_not_watch_and_nothing_after_the_switch_is_interruptible() {
+    let transcript =
+        simulate(Plan { watch: Duration::from_secs(30), ..plan(Strategy::BlueGreen, false) }, World::default());
+    assert!(!transcript.contains("watching"), "nothing to roll back to:\n{transcript}");
+    let now = Instant::now();
+    let (mut deploy, _) = Deploy::begin(watched(Strategy::BlueGreen, 30), now);
+    for event in [Event::Pulled, Event::Configured, Event::Started("web-2".into())] {
+        deploy.advance(event, now);
+    }
+    let healthy = Event::Probed(Observation::single(running(), Some(ProbeResult::Healthy(200))));
+    let mut action = deploy.advance(healthy, now);
+    assert!(matches!(action, Action::Switch { .. }));
+    deploy.advance(Event::Switched, now);
+    action = deploy.advance(Event::Committed, now);
+    assert_eq!((deploy.status(), &action), (Status::Watching, &Action::Probe { container: "web-2".into() }));
+    assert_eq!(deploy.interruptible(), Interruptible::No, "a watch is never cancelled: use rollback");
+    let again = deploy.advance(Event::Interrupted(Interrupt::Cancel("stop".into())), now);
+    assert_eq!(again, action, "the pending probe is answered again");
 }

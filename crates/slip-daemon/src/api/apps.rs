@@ -255,6 +255,12 @@ fn audit(state: &AppState, who: &Admin, app: &AppName, action: &str) {
     if let Err(e) = who.audit(state, action.into(), app.to_string(), None) {
         tracing::error!(app = %app, action, error = %e, "cannot append to the audit log");
     }
+    let (kind, what) = match action {
+        "app.create" => ("app.created", "created"),
+        "app.update" => ("app.updated", "updated"),
+        _ => ("app.deleted", "deleted"),
+    };
+    state.events.announce(kind, Some(app.as_str()), format!("app {app} {what}"), None);
 }
 
 /// `<config dir>/apps`, from the `--config` path slipd was started with.

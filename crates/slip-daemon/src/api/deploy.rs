@@ -122,6 +122,7 @@ pub async fn deploy(
     if let Some((mac, false)) = mac {
         crate::replay::accept_legacy(&state.store, &mac, &app, tag.as_str(), &deploy_id)?;
         tracing::info!(app = %app, "legacy untimestamped signature accepted");
+        crate::metrics::legacy_webhook(app.as_str());
     }
     let enqueued = match &preview {
         Some(admission) => crate::previews::enqueue(&state, &config, &new, admission)?.enqueued,
@@ -139,7 +140,10 @@ pub async fn deploy(
         preview_url: preview.and_then(|p| p.placement.url),
         events_url: format!("/v1/deploys/{deploy_id}/events"),
     };
-    Ok((StatusCode::ACCEPTED, Json(answer)))
+    let result = crate::metrics::WebhookResult(if answer.status == "queued" { "queued" } else { "accepted" });
+    let mut response = (StatusCode::ACCEPTED, Json(answer)).into_response();
+    response.extensions_mut().insert(result);
+    Ok(response)
 }
 
 /// The fields of a deploy body slip reads. Unknown fields are ignored (CI tools add their own).

@@ -100,6 +100,7 @@ pub async fn rollback(
     );
     let enqueued =
         state.scheduler.enqueue(&new).map_err(ApiError::store)?.ok_or_else(|| ApiError::app_deleting(&app))?;
+    slip_engine::telemetry::rollback(app.as_str(), "manual");
     let audit = state.store.append_audit(AuditEntry {
         at: unix_ms(),
         actor: actor.name.clone(),

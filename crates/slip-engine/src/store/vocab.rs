@@ -151,9 +151,11 @@ impl From<slip_core::deploy::Status> for DeployStatus {
             Status::Starting => DeployStatus::Starting,
             Status::HealthChecking => DeployStatus::HealthChecking,
             Status::Switching => DeployStatus::Switching,
+            Status::Watching => DeployStatus::Watching,
             Status::Draining => DeployStatus::Draining,
             Status::Completed => DeployStatus::Completed,
             Status::Failed => DeployStatus::Failed,
+            Status::RolledBack => DeployStatus::RolledBack,
         }
     }
 }
