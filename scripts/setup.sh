@@ -14,7 +14,7 @@
 set -euo pipefail
 
 readonly SERVER_PACKAGES=(docker.io caddy ca-certificates curl openssl)
-readonly DEV_PACKAGES=(podman docker-registry busybox-static sqlite3 apache2-utils wrk jq build-essential pkg-config iproute2 debootstrap)
+readonly DEV_PACKAGES=(podman catatonit docker-registry busybox-static sqlite3 apache2-utils wrk jq build-essential pkg-config iproute2 debootstrap)
 readonly DOCKER_SOCKET=/var/run/docker.sock
 readonly PODMAN_SOCKET=/run/podman/podman.sock
 readonly CADDY_ADMIN=http://localhost:2019

@@ -10,6 +10,7 @@
 //! - [`duration`] and [`size`]: the one parser and canonical printer for durations and sizes.
 //! - [`config`]: server config (`slip.toml`, `apps/*.toml`): raw parse, interpolation, validation, problems.
 //! - [`repo_config`]: the repo config (`/slip/slip.toml` in the image), read verbatim from memory.
+//! - [`merge`]: the server's app file and the image's repo config merged for one deploy (SPEC §5).
 //! - [`pod_manifest`]: a pod's Kubernetes manifest: parsed with positions and checked against SPEC §14.
 //! - [`signature`]: webhook HMAC verification and admin-token comparison.
 //! - [`deploy`]: one deploy attempt as a state machine (events in, actions out).
@@ -22,6 +23,7 @@ pub mod duration;
 pub mod env_file;
 pub mod env_value;
 pub mod error_chain;
+pub mod merge;
 pub mod names;
 pub mod pod_manifest;
 pub mod repo_config;

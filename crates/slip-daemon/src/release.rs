@@ -14,7 +14,6 @@ use slip_core::error_chain::error_chain;
 use slip_core::names::{AppName, DeployId, Tag};
 use slip_engine::clock::unix_ms;
 use slip_engine::ports::{Mount, NetworkAttachment, RegistryCredentials, Resources};
-use slip_engine::routes::RouteTemplate;
 use slip_engine::run::Release;
 use slip_engine::secrets::{Scope, SecretStore};
 use slip_engine::store::DeployRow;
@@ -81,48 +80,20 @@ pub fn resolve_app(
     deploy_id: DeployId,
     tag: Tag,
 ) -> Result<Release, StepFailure> {
+    // Kind, routes, health and resources are settled at `configuring`, once the image's own /slip/slip.toml has
+    // been read (SPEC §5); until then the server file alone says what they are.
     let kind = app.kind();
-    if kind.as_str() == "pod" {
-        return Err(StepFailure::new(
-            ErrorCode::PodsRequirePodman,
-            "pod apps are not supported by this slipd yet (they need the Podman backend and kube play)",
-        ));
-    }
     let image = app.image.with_tag(&tag);
     let credentials = config.registry.credentials_for(app.image.host()).map(|(username, password)| {
         RegistryCredentials { username: username.to_owned(), password: password.expose().to_owned() }
     });
-
-    let mut routes = Vec::new();
-    for route in &app.routes {
-        let port = route.port.ok_or_else(|| {
-            StepFailure::new(
-                ErrorCode::NoPort,
-                format!("route {} has no port: set routing.port in apps/{app_name}.toml", route.hostname),
-            )
-        })?;
-        routes.push(RouteTemplate {
-            hostname: route.hostname.clone(),
-            path_prefix: (route.path_prefix != "/").then(|| route.path_prefix.clone()),
-            strip_prefix: route.strip_prefix,
-            container_port: port,
-            hold_timeout: app.hold_timeout,
-        });
-    }
-
     let health = app.health.resolve();
-    if health.path.is_some() && routes.is_empty() && health.port.is_none() {
-        return Err(StepFailure::new(
-            ErrorCode::NoPort,
-            format!("health.path is set but there is no port to probe: set health.port in apps/{app_name}.toml"),
-        ));
-    }
 
     let env = environment(secrets, app, app_name, deploy_id.as_str(), tag.as_str(), kind.as_str())?;
     let mounts = volumes(app)?;
     let plan = Plan {
         strategy: app.strategy(),
-        routed: !routes.is_empty(),
+        routed: !app.routes.is_empty(),
         health: HealthPlan {
             path: health.path.clone(),
             interval: health.interval,
@@ -144,10 +115,11 @@ pub fn resolve_app(
         image,
         repository: app.image.clone(),
         credentials,
-        kind: if routes.is_empty() { "worker" } else { "web" },
+        config: Arc::new(app.clone()),
+        kind: kind.as_str(),
         health_port: health.port,
-        health_host: health.host.clone().or_else(|| routes.first().map(|r| r.hostname.clone())),
-        routes,
+        health_host: health.host.clone(),
+        routes: Vec::new(),
         env,
         resources: Resources {
             memory_bytes: app.resources.memory,

@@ -28,6 +28,9 @@ pub const PREVIEW: &str = "slip.preview";
 /// The role of a release's instance.
 pub const ROLE_APP: &str = "app";
 
+/// The role of a container made only to read files out of an image; never started, always removed.
+pub const ROLE_EXTRACT: &str = "extract";
+
 /// Who an instance belongs to and what it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -53,6 +56,15 @@ pub fn write(identity: &Identity) -> BTreeMap<String, String> {
         (OWNER.to_owned(), identity.owner.clone()),
         (ROLE.to_owned(), ROLE_APP.to_owned()),
         (INSTANCE_ID.to_owned(), identity.instance_id.clone()),
+    ])
+}
+
+/// The labels of an extract container made by the slipd `owner` (SPEC §7.3).
+pub fn extract(owner: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED.to_owned(), "true".to_owned()),
+        (OWNER.to_owned(), owner.to_owned()),
+        (ROLE.to_owned(), ROLE_EXTRACT.to_owned()),
     ])
 }
 

@@ -35,6 +35,7 @@ pub mod probe;
 pub mod reconcile;
 pub mod redact;
 pub mod release;
+pub mod repo_config;
 pub mod routes;
 pub mod run;
 pub mod runtime;

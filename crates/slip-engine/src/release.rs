@@ -1,5 +1,8 @@
 //! A release resolved for one deploy: what to pull and how to run it.
 
+use std::sync::Arc;
+
+use slip_core::config::AppConfig;
 use slip_core::deploy::Plan;
 use slip_core::names::{AppName, DeployId, ImageRepo, PreviewId, Tag, Target};
 use tokio_util::sync::CancellationToken;
@@ -24,6 +27,9 @@ pub struct Release {
     pub image: String,
     /// Credentials for the image's registry host only.
     pub credentials: Option<RegistryCredentials>,
+    /// The app's server config as this deploy read it. At `configuring` it is merged with the image's repo config
+    /// (`crate::repo_config::settle`), which rewrites the kind, routes, health, resources and the plan below.
+    pub config: Arc<AppConfig>,
     /// `web` or `worker`.
     pub kind: &'static str,
     /// Routes (empty for workers).

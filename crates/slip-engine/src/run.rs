@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use slip_core::deploy::{
     Action, ContainerHealth, ContainerObservation, Deploy, ErrorCode, Event, Interrupt, Interruptible, Observation,
-    OldInstance, Outcome, ProbeResult, Status, StepFailure,
+    OldInstance, Outcome, ProbeResult, Settled, Status, StepFailure,
 };
 use slip_core::names::Target;
 use tracing::Instrument;
@@ -39,8 +39,17 @@ async fn drive(engine: &Engine, mut release: Release) -> Outcome {
     let target = release.target();
     let old = current_instance(engine, &target).await;
     release.plan.old = old.as_ref().map(|o| OldInstance { container: o.row.runtime_id.clone() });
-    let mut run =
-        Run { engine, target, release, old, candidate: None, image_ref: None, taken_ports: Vec::new(), recorded: None };
+    let mut run = Run {
+        engine,
+        target,
+        release,
+        old,
+        candidate: None,
+        image_ref: None,
+        taken_ports: Vec::new(),
+        recorded: None,
+        settled: false,
+    };
 
     let (mut deploy, mut action) = Deploy::begin(run.release.plan.clone(), now());
     let cancel = run.release.cancel.clone();
@@ -110,6 +119,8 @@ struct Run<'a> {
     /// Host ports the engine reported taken during this deploy; never leased again by it.
     taken_ports: Vec<u16>,
     recorded: Option<Status>,
+    /// Whether the image's repo config has been read and merged (once per deploy).
+    settled: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -246,8 +257,9 @@ impl Run<'_> {
                 Event::Pulled
             }
             Action::Configure => {
+                let settled = self.settle().await?;
                 self.configure().await?;
-                Event::Configured
+                Event::Configured(settled)
             }
             Action::Start => {
                 let spec = self.spec();
@@ -277,7 +289,7 @@ impl Run<'_> {
                 Event::Held
             }
             Action::Switch { drain_old } => {
-                if self.release.kind == "web" {
+                if self.release.plan.routed {
                     let mut entry = self.candidate_routes(*drain_old);
                     if !*drain_old {
                         // Recreate already holds the routes on the candidate: keep the drain reference, so
@@ -356,6 +368,25 @@ impl Run<'_> {
         let recorded =
             self.engine.store.record_event(&self.release.deploy_id, NoteKind::Warning, &message, None, unix_ms());
         logged(recorded, "recording a deploy warning");
+    }
+
+    /// Reads the image's repo config and merges it into the release, the first time only.
+    async fn settle(&mut self) -> Result<Option<Settled>, StepFailure> {
+        if self.settled {
+            return Ok(None);
+        }
+        let image = self.image_ref.clone().unwrap_or_else(|| self.release.image.clone());
+        let from_image = crate::repo_config::read(self.engine, &image).await?;
+        for warning in &from_image.warnings {
+            let warning = self.release.redactor.redact(warning);
+            let recorded =
+                self.engine.store.record_event(&self.release.deploy_id, NoteKind::Warning, &warning, None, unix_ms());
+            logged(recorded, "recording a deploy warning");
+        }
+        let refusal = self.engine.instances.pod_refusal();
+        let settled = crate::repo_config::settle(&mut self.release, from_image.config.as_ref(), refusal)?;
+        self.settled = true;
+        Ok(Some(settled))
     }
 
     /// Leases host ports and records the candidate instance before anything is created.
@@ -619,9 +650,24 @@ mod tests {
                 unix_ms(),
             )
             .unwrap();
+        let strategy_name = strategy.as_str();
+        let sources = slip_core::config::Sources {
+            slip_toml: None,
+            apps: vec![slip_core::config::SourceFile {
+                path: "apps/web.toml".into(),
+                text: format!(
+                    "[app]\nname = \"web\"\nimage = \"registry.test/web\"\n[routing]\ndomain = \"web.test\"\n\
+                     port = 8080\n[health]\npath = \"/up\"\ninterval = \"1s\"\nretries = 3\nstart_period = \"2s\"\n\
+                     [deploy]\nstrategy = \"{strategy_name}\"\n"
+                ),
+            }],
+            env: Default::default(),
+        };
+        let config = slip_core::config::parse(&sources).unwrap().config.apps.into_values().next().unwrap();
         Release {
             deploy_id,
             app,
+            config: Arc::new(config),
             preview: None,
             image: repository.with_tag(&tag),
             repository,

@@ -39,6 +39,16 @@ pub enum ErrorCode {
     PodsRequirePodman,
     /// No container port is known for a route.
     NoPort,
+    /// The image's `/slip/slip.toml` is unreadable or invalid.
+    RepoConfigInvalid,
+    /// The image's `/slip/slip.toml` names another app.
+    RepoConfigNameMismatch,
+    /// The server config and the image disagree on the app's kind.
+    KindMismatch,
+    /// The pod manifest is missing or invalid.
+    ManifestInvalid,
+    /// A webhook `images` override names a repository the app may not use.
+    ImageNotAllowed,
     /// The deploy waited in the queue longer than `deploy.queue_ttl`.
     Expired,
     /// slip's own database could not record a step.
@@ -67,6 +77,11 @@ impl ErrorCode {
             ErrorCode::AppDeleted => "app_deleted",
             ErrorCode::PodsRequirePodman => "pods_require_podman",
             ErrorCode::NoPort => "no_port",
+            ErrorCode::RepoConfigInvalid => "repo_config_invalid",
+            ErrorCode::RepoConfigNameMismatch => "repo_config_name_mismatch",
+            ErrorCode::KindMismatch => "kind_mismatch",
+            ErrorCode::ManifestInvalid => "manifest_invalid",
+            ErrorCode::ImageNotAllowed => "image_not_allowed",
             ErrorCode::Expired => "expired",
             ErrorCode::StorageUnavailable => "storage_unavailable",
         }

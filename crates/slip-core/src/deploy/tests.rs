@@ -102,7 +102,7 @@ fn simulate(plan: Plan, mut world: World) -> String {
                     now += world.step;
                     match other {
                         Action::Pull => Event::Pulled,
-                        Action::Configure => Event::Configured,
+                        Action::Configure => Event::Configured(None),
                         Action::Start => Event::Started("web-2".into()),
                         Action::Probe { .. } => {
                             let container = next(&mut world.containers);
@@ -537,7 +537,7 @@ fn a_host_port_taken_on_every_try_fails_the_deploy_after_the_retries() {
 fn to_health_check(now: Instant) -> Deploy {
     let (mut deploy, _) = Deploy::begin(plan(Strategy::BlueGreen, true), now);
     deploy.advance(Event::Pulled, now);
-    deploy.advance(Event::Configured, now);
+    deploy.advance(Event::Configured(None), now);
     assert_eq!(deploy.advance(Event::Started("web-2".into()), now), Action::Probe { container: "web-2".into() });
     deploy
 }
@@ -610,4 +610,20 @@ fn every_container_of_an_instance_must_be_healthy_and_a_failure_names_the_contai
         panic!("the deploy should fail");
     };
     assert_eq!(failure.message, "health check: container worker exited with code 1 1s after it started");
+}
+
+#[test]
+fn what_configuring_settles_replaces_the_plan_once() {
+    let now = Instant::now();
+    // The server file alone said blue-green; the image says worker, so recreate: the old release is stopped
+    // first (no routes to hold).
+    let (mut deploy, _) = Deploy::begin(plan(Strategy::BlueGreen, true), now);
+    deploy.advance(Event::Pulled, now);
+    let mut health = plan(Strategy::BlueGreen, true).health;
+    health.path = None;
+    let settled = Settled { strategy: Strategy::Recreate, routed: false, health };
+    assert_eq!(
+        deploy.advance(Event::Configured(Some(settled)), now),
+        Action::Stop { container: "web-1".into(), grace: plan(Strategy::BlueGreen, true).stop_grace }
+    );
 }

@@ -19,5 +19,6 @@ mod notifications;
 mod notify;
 mod podman;
 mod reload;
+mod repo_config;
 mod rollback;
 mod webhook;

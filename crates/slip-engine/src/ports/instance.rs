@@ -241,6 +241,10 @@ pub trait InstanceRuntime: Send + Sync {
     fn upstream(&self, published: PortMapping) -> String {
         loopback_upstream(published)
     }
+    /// Why this runtime cannot run pod specs, or `None` when it can.
+    fn pod_refusal(&self) -> Option<&str> {
+        Some("pods need Podman's kube play, which this runtime does not drive")
+    }
     /// Whether host `port` can be leased for publishing right now (nothing else holds it on loopback).
     fn port_is_free(&self, port: u16) -> bool {
         std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
