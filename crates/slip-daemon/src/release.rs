@@ -63,6 +63,11 @@ impl Resolver {
             ));
         }
         let mut release = resolve_app(&config, &self.secrets, app, &row.app, row.id.clone(), row.tag.clone())?;
+        // Webhook `images` overrides, checked against the manifest at `configuring` (SPEC §14.3).
+        release.overrides = serde_json::from_str::<serde_json::Value>(&row.images)
+            .ok()
+            .and_then(|images| serde_json::from_value(images.get("overrides")?.clone()).ok())
+            .unwrap_or_default();
         // Rollbacks run the digest of the release they restore, never what the tag names now (SPEC §7.6).
         if let Some(pinned) = crate::rollback::pinned_image(row) {
             release.image = pinned;
@@ -89,7 +94,7 @@ pub fn resolve_app(
     });
     let health = app.health.resolve();
 
-    let env = environment(secrets, app, app_name, deploy_id.as_str(), tag.as_str(), kind.as_str())?;
+    let (env, secret_keys) = environment(secrets, app, app_name, deploy_id.as_str(), tag.as_str(), kind.as_str())?;
     let mounts = volumes(app)?;
     let plan = Plan {
         strategy: app.strategy(),
@@ -116,6 +121,9 @@ pub fn resolve_app(
         repository: app.image.clone(),
         credentials,
         config: Arc::new(app.clone()),
+        overrides: std::collections::BTreeMap::new(),
+        secret_keys,
+        pod: None,
         kind: kind.as_str(),
         health_port: health.port,
         health_host: health.host.clone(),
@@ -143,8 +151,9 @@ fn environment(
     deploy_id: &str,
     tag: &str,
     kind: &str,
-) -> Result<Vec<(String, String)>, StepFailure> {
+) -> Result<(Vec<(String, String)>, std::collections::BTreeSet<String>), StepFailure> {
     let mut env: Vec<(String, String)> = app.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut secret_keys = std::collections::BTreeSet::new();
     if let Some(path) = &app.env_file {
         let vars = env_file::read(path).map_err(|e| StepFailure::new(ErrorCode::EnvFileMissing, error_chain(&e)))?;
         for (k, v) in vars {
@@ -152,6 +161,7 @@ fn environment(
         }
     }
     for (k, v) in read_secrets(secrets, app_name)? {
+        secret_keys.insert(k.clone());
         set(&mut env, k, v);
     }
     for (k, v) in
@@ -159,7 +169,7 @@ fn environment(
     {
         set(&mut env, k.to_owned(), v.to_owned());
     }
-    Ok(env)
+    Ok((env, secret_keys))
 }
 
 fn set(env: &mut Vec<(String, String)>, key: String, value: String) {

@@ -12,7 +12,7 @@
 //! itself does at debug level, which is why the daemon must apply [`LOG_FILTER_DIRECTIVE`].
 
 mod create;
-mod errors;
+pub(crate) mod errors;
 mod extract;
 mod logs;
 mod reference;

@@ -30,6 +30,8 @@ pub mod image_policy;
 pub mod images;
 pub mod labels;
 pub mod plan;
+pub mod pod;
+pub mod podman;
 pub mod ports;
 pub mod probe;
 pub mod reconcile;

@@ -30,7 +30,13 @@ pub struct Release {
     /// The app's server config as this deploy read it. At `configuring` it is merged with the image's repo config
     /// (`crate::repo_config::settle`), which rewrites the kind, routes, health, resources and the plan below.
     pub config: Arc<AppConfig>,
-    /// `web` or `worker`.
+    /// Webhook `images` overrides (container → full reference), checked at `configuring` (SPEC §14.3).
+    pub overrides: std::collections::BTreeMap<String, String>,
+    /// The keys of `env` that are secrets (SPEC §11.3: pods give them only to the app's own containers).
+    pub secret_keys: std::collections::BTreeSet<String>,
+    /// For a pod app, what `configuring` decided about its pod; `None` for a container.
+    pub pod: Option<crate::pod::PodRelease>,
+    /// `web`, `worker` or `pod`.
     pub kind: &'static str,
     /// Routes (empty for workers).
     pub routes: Vec<RouteTemplate>,

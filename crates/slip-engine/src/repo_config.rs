@@ -9,6 +9,7 @@
 use slip_core::config::{Kind, SourceFile, UnknownKeys};
 use slip_core::deploy::{ErrorCode, HealthPlan, Settled, StepFailure};
 use slip_core::merge::{self, Merged};
+use slip_core::pod_manifest::Manifest;
 use slip_core::repo_config::{self, IMAGE_PATH, MAX_SIZE, RepoConfig};
 
 use crate::engine::Engine;
@@ -52,23 +53,28 @@ pub async fn read(engine: &Engine, image: &str) -> Result<FromImage, StepFailure
     Ok(FromImage { warnings: read.warnings.iter().map(ToString::to_string).collect(), config: Some(read.config) })
 }
 
-/// Merges the release's server config with `repo` and writes the outcome into `release`; answers what the deploy
-/// machine must now plan with. Pods are refused with `refusal` while the runtime cannot run them.
+/// The kind `release` deploys as, given the image's `repo` config; a pod is refused with `pod_refusal` while the
+/// runtime cannot run pods (`pods_require_podman`).
+pub fn kind(release: &Release, repo: Option<&RepoConfig>, pod_refusal: Option<&str>) -> Result<Kind, StepFailure> {
+    let kind = merge::kind(&release.config, repo)?;
+    match (kind, pod_refusal) {
+        (Kind::Pod, Some(why)) => {
+            let message = format!("{} is a pod app: {why}", release.app);
+            Err(StepFailure::new(ErrorCode::PodsRequirePodman, message))
+        }
+        (Kind::Pod, None) | (Kind::Web | Kind::Worker, _) => Ok(kind),
+    }
+}
+
+/// Merges the release's server config with `repo` (and a pod's `manifest`) and writes the outcome into `release`;
+/// answers what the deploy machine must now plan with, and the merge itself.
 pub fn settle(
     release: &mut Release,
     repo: Option<&RepoConfig>,
-    pod_refusal: Option<&str>,
-) -> Result<Settled, StepFailure> {
+    manifest: Option<&Manifest>,
+) -> Result<(Settled, Merged), StepFailure> {
     let config = release.config.clone();
-    let merged: Merged = merge::merge(&config, repo, None)?;
-    match merged.kind {
-        Kind::Web | Kind::Worker => {}
-        Kind::Pod => {
-            let why = pod_refusal.unwrap_or("pod deploys are not supported by this slipd yet");
-            let message = format!("{} is a pod app: {why}", release.app);
-            return Err(StepFailure::new(ErrorCode::PodsRequirePodman, message));
-        }
-    }
+    let merged: Merged = merge::merge(&config, repo, manifest)?;
     release.kind = merged.kind.as_str();
     if let Some(slot) = release.env.iter_mut().find(|(k, _)| k == "SLIP_KIND") {
         slot.1 = release.kind.to_owned();
@@ -95,5 +101,5 @@ pub fn settle(
     release.plan.strategy = merged.strategy;
     release.plan.routed = !release.routes.is_empty();
     release.plan.health = health.clone();
-    Ok(Settled { strategy: merged.strategy, routed: release.plan.routed, health })
+    Ok((Settled { strategy: merged.strategy, routed: release.plan.routed, health }, merged))
 }

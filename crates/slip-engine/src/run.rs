@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use slip_core::config::Kind;
 use slip_core::deploy::{
     Action, ContainerHealth, ContainerObservation, Deploy, ErrorCode, Event, Interrupt, Interruptible, Observation,
     OldInstance, Outcome, ProbeResult, Settled, Status, StepFailure,
@@ -262,7 +263,7 @@ impl Run<'_> {
                 Event::Configured(settled)
             }
             Action::Start => {
-                let spec = self.spec();
+                let spec = self.spec().map_err(|e| StepFailure::new(ErrorCode::ManifestInvalid, e))?;
                 let id = match engine.instances.start(&spec).await {
                     Ok(id) => id,
                     Err(e) => {
@@ -383,8 +384,41 @@ impl Run<'_> {
                 self.engine.store.record_event(&self.release.deploy_id, NoteKind::Warning, &warning, None, unix_ms());
             logged(recorded, "recording a deploy warning");
         }
-        let refusal = self.engine.instances.pod_refusal();
-        let settled = crate::repo_config::settle(&mut self.release, from_image.config.as_ref(), refusal)?;
+        let repo = from_image.config.as_ref();
+        let kind = crate::repo_config::kind(&self.release, repo, self.engine.instances.pod_refusal())?;
+        let manifest = match kind {
+            Kind::Pod => {
+                let path = crate::pod::manifest_path(&self.release.config, repo)?;
+                Some(crate::pod::read_manifest(self.engine, &self.release.config, &image, &path).await?)
+            }
+            Kind::Web | Kind::Worker if !self.release.overrides.is_empty() => {
+                return Err(StepFailure::new(
+                    ErrorCode::ImagesNotSupported,
+                    format!(
+                        "{} is a {} app; webhook images overrides apply to pods only",
+                        self.release.app,
+                        kind.as_str()
+                    ),
+                ));
+            }
+            Kind::Web | Kind::Worker => None,
+        };
+        let (settled, merged) = crate::repo_config::settle(&mut self.release, repo, manifest.as_ref().map(|m| &m.1))?;
+        if let Some((text, manifest)) = manifest {
+            let config = self.release.config.clone();
+            // Overrides are checked against the manifest before anything more is pulled (SPEC §14.3).
+            let references = crate::pod::references(&config, &manifest, &self.release.tag, &self.release.overrides)?;
+            let pinned = crate::pod::pull_all(self.engine, &self.release, &references, &image).await?;
+            let (probes, published) = crate::pod::probes(&config, repo, &merged, &manifest);
+            self.release.pod = Some(crate::pod::PodRelease {
+                text,
+                containers: manifest.containers.iter().map(|c| c.name.clone()).collect(),
+                init: manifest.init_containers.iter().map(|c| c.name.clone()).collect(),
+                pinned,
+                probes,
+                published,
+            });
+        }
         self.settled = true;
         Ok(Some(settled))
     }
@@ -407,7 +441,7 @@ impl Run<'_> {
             app: self.release.app.clone(),
             preview_id: None,
             deploy_id: self.release.deploy_id.clone(),
-            runtime_kind: RuntimeKind::Container,
+            runtime_kind: if self.release.pod.is_some() { RuntimeKind::Pod } else { RuntimeKind::Container },
             runtime_id: String::new(),
             name: name.clone(),
             role: InstanceRole::Candidate,
@@ -427,7 +461,10 @@ impl Run<'_> {
         let resolution = Resolution {
             kind: self.release.kind.to_owned(),
             strategy: self.release.plan.strategy.as_str().to_owned(),
-            digests: serde_json::json!({ "app": self.image_ref.clone().unwrap_or_default() }).to_string(),
+            digests: match &self.release.pod {
+                Some(pod) => serde_json::to_string(&pod.pinned).unwrap_or_default(),
+                None => serde_json::json!({ "app": self.image_ref.clone().unwrap_or_default() }).to_string(),
+            },
             plan: serde_json::json!({
                 "image": self.release.image,
                 "routes": self.release.routes.iter().map(|r| serde_json::json!({
@@ -445,7 +482,7 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn spec(&self) -> InstanceSpec {
+    fn spec(&self) -> Result<InstanceSpec, String> {
         let candidate = self.candidate.as_ref().expect("configured before start");
         let release = &self.release;
         let identity =
@@ -477,25 +514,40 @@ impl Run<'_> {
                 })
                 .collect(),
         };
-        let (Some(path), true, Some(probed)) =
-            (self.release.plan.health.path.clone(), state.running(), observation.containers.first_mut())
-        else {
-            return Ok(if observation.containers.is_empty() { gone() } else { observation });
-        };
-        let container_port = plan::health_container_port(&self.release);
-        let published = state.ports.iter().find(|p| Some(p.container) == container_port).or(state.ports.first());
-        probed.http = Some(match published {
-            Some(published) => {
-                let target = ProbeTarget {
-                    upstream: self.engine.instances.upstream(*published),
-                    path,
-                    host: self.release.health_host.clone(),
-                    timeout: self.release.plan.health.timeout,
-                };
-                self.engine.probe.check(&target).await
-            }
-            None => ProbeResult::Unhealthy("no published port to probe".into()),
-        });
+        if observation.containers.is_empty() {
+            return Ok(gone());
+        }
+        if !state.running() {
+            return Ok(observation);
+        }
+        for (n, probed) in observation.containers.iter_mut().enumerate() {
+            // A pod probes the containers SPEC §8.3 names; a single container its health path, if any.
+            let probe = match &self.release.pod {
+                Some(pod) => pod.probes.get(&probed.name).map(|p| (p.path.clone(), Some(p.port), false)),
+                None if n == 0 => {
+                    self.release.plan.health.path.clone().map(|p| (p, plan::health_container_port(&self.release), true))
+                }
+                None => None,
+            };
+            let Some((path, container_port, any_port)) = probe else { continue };
+            let published = state
+                .ports
+                .iter()
+                .find(|p| Some(p.container) == container_port)
+                .or(state.ports.first().filter(|_| any_port));
+            probed.http = Some(match published {
+                Some(published) => {
+                    let target = ProbeTarget {
+                        upstream: self.engine.instances.upstream(*published),
+                        path,
+                        host: self.release.health_host.clone(),
+                        timeout: self.release.plan.health.timeout,
+                    };
+                    self.engine.probe.check(&target).await
+                }
+                None => ProbeResult::Unhealthy("no published port to probe".into()),
+            });
+        }
         Ok(observation)
     }
 
@@ -558,6 +610,7 @@ impl From<RuntimeError> for StepFailure {
             RuntimeError::PullFailed { .. } => ErrorCode::PullFailed,
             RuntimeError::PortUnavailable { .. } => ErrorCode::PortUnavailable,
             RuntimeError::Rejected { .. } => ErrorCode::StartFailed,
+            RuntimeError::InitFailed { .. } => ErrorCode::InitFailed,
         };
         StepFailure::new(code, e.to_string())
     }
@@ -668,6 +721,9 @@ mod tests {
             deploy_id,
             app,
             config: Arc::new(config),
+            overrides: Default::default(),
+            secret_keys: Default::default(),
+            pod: None,
             preview: None,
             image: repository.with_tag(&tag),
             repository,

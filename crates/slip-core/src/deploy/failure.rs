@@ -49,6 +49,10 @@ pub enum ErrorCode {
     ManifestInvalid,
     /// A webhook `images` override names a repository the app may not use.
     ImageNotAllowed,
+    /// An init container of a pod exited non-zero.
+    InitFailed,
+    /// Webhook `images` overrides for an app that is not a pod.
+    ImagesNotSupported,
     /// The deploy waited in the queue longer than `deploy.queue_ttl`.
     Expired,
     /// slip's own database could not record a step.
@@ -82,6 +86,8 @@ impl ErrorCode {
             ErrorCode::KindMismatch => "kind_mismatch",
             ErrorCode::ManifestInvalid => "manifest_invalid",
             ErrorCode::ImageNotAllowed => "image_not_allowed",
+            ErrorCode::InitFailed => "init_failed",
+            ErrorCode::ImagesNotSupported => "images_not_supported",
             ErrorCode::Expired => "expired",
             ErrorCode::StorageUnavailable => "storage_unavailable",
         }

@@ -5,8 +5,8 @@
 //! emitter's quoting. It holds secret values (env): the caller sends it to the engine and never writes it down.
 //!
 //! What changes: `metadata.name` and the slip labels; every container's `image` becomes the reference pinned to
-//! the pulled digest; every `hostPort` and `hostIP` is removed, and only the ports slip publishes get
-//! `hostIP: 127.0.0.1` and their leased `hostPort`; env is added (names the manifest sets keep its value);
+//! the pulled digest; every declared port is removed (Podman would publish each one), and only the ports slip
+//! publishes are declared, with `hostIP: 127.0.0.1` and their leased `hostPort`; env is added (names the manifest sets keep its value);
 //! `[[volumes]]` are added as `hostPath` volumes mounted into the containers they list; the pod's
 //! `restartPolicy` is `OnFailure` and init containers run at every start of the pod (why: docs/decisions.md, init
 //! containers on Podman 4.3).
@@ -108,28 +108,16 @@ fn render_container(
     if let Some(image) = rendering.images.get(name) {
         container.insert("image".into(), json!(image));
     }
-    if let Some(Value::Array(ports)) = container.get_mut("ports") {
-        for port in ports.iter_mut().filter_map(Value::as_object_mut) {
-            port.remove("hostPort");
-            port.remove("hostIP");
-        }
-    }
+    // Podman publishes every declared containerPort, on 0.0.0.0 when it has no hostPort (measured on 4.3.1), so
+    // only the ports slip publishes are kept: declared ports are informational to Kubernetes and the containers of
+    // a pod share one network namespace, so nothing inside the pod depends on them.
+    container.remove("ports");
     for ((owner, container_port), host) in &rendering.ports {
         if owner != name {
             continue;
         }
-        let ports = array(container, "ports");
-        let declared = ports.iter_mut().filter_map(Value::as_object_mut).find(|p| {
-            p.get("containerPort").and_then(Value::as_u64) == Some(u64::from(*container_port))
-                && p.get("protocol").and_then(Value::as_str).is_none_or(|proto| proto.eq_ignore_ascii_case("tcp"))
-        });
-        match declared {
-            Some(port) => {
-                port.insert("hostIP".into(), json!(LOOPBACK));
-                port.insert("hostPort".into(), json!(host));
-            }
-            None => ports.push(json!({"containerPort": container_port, "hostIP": LOOPBACK, "hostPort": host})),
-        }
+        let port = json!({"containerPort": container_port, "hostIP": LOOPBACK, "hostPort": host, "protocol": "TCP"});
+        array(container, "ports").push(port);
     }
     if let Some(extra) = rendering.env.get(name).filter(|e| !e.is_empty()) {
         let env = array(container, "env");
@@ -291,7 +279,8 @@ spec:
                       {
                         "containerPort": 8080,
                         "hostIP": "127.0.0.1",
-                        "hostPort": 20001
+                        "hostPort": 20001,
+                        "protocol": "TCP"
                       }
                     ],
                     "volumeMounts": [
@@ -309,7 +298,8 @@ spec:
                       {
                         "containerPort": 3000,
                         "hostIP": "127.0.0.1",
-                        "hostPort": 20002
+                        "hostPort": 20002,
+                        "protocol": "TCP"
                       }
                     ],
                     "volumeMounts": [
@@ -329,11 +319,6 @@ spec:
                     ],
                     "image": "ghcr.io/you/statstream-api@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
                     "name": "worker",
-                    "ports": [
-                      {
-                        "containerPort": 9100
-                      }
-                    ],
                     "volumeMounts": [
                       {
                         "mountPath": "/opt/dagster/dagster_home",
@@ -392,6 +377,7 @@ spec:
             }
         }
         assert_eq!(published, [20001, 20002], "the worker's manifest hostPort 9100 is gone");
+        assert!(rendered["spec"]["containers"][2].get("ports").is_none(), "an unpublished port is not declared");
     }
 
     #[test]

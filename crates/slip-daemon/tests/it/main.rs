@@ -18,6 +18,7 @@ mod logs;
 mod notifications;
 mod notify;
 mod podman;
+mod pods;
 mod reload;
 mod repo_config;
 mod rollback;

@@ -214,6 +214,9 @@ pub enum RuntimeError {
     /// A host port could not be bound.
     #[error("host port {port} is not available: {message}")]
     PortUnavailable { port: u16, message: String },
+    /// An init container of a pod exited non-zero, so its main containers never started.
+    #[error("an init container of pod {pod} failed: {message}{}", if logs.is_empty() { String::new() } else { format!(" (last lines: {logs})") })]
+    InitFailed { pod: String, message: String, logs: String },
     /// The engine refused an operation.
     #[error("container engine rejected {op} for {target}: {message}")]
     Rejected { op: &'static str, target: String, message: String },
