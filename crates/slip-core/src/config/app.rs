@@ -390,15 +390,6 @@ fn app_table(r: &mut Reader<'_>, t: Option<&Tbl<'_>>, daemon: &Daemon) -> Head {
             daemon.cite("runtime.backend")
         );
         r.invalid(k, "needs the Podman backend, but runtime.backend is \"docker\"", Some(hint));
-    } else if let (Some(k), Some(t)) = (&kind, t)
-        && k.v == Kind::Pod
-    {
-        let at = r.value_at(t, "kind");
-        r.warn(
-            at,
-            "app.kind = \"pod\" is not supported yet: this slipd refuses pod deploys (pods_require_podman)".into(),
-            None,
-        );
     }
     let allowed_images = t
         .and_then(|t| r.strings(t, "allowed_images"))

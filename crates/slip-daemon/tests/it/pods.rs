@@ -5,7 +5,7 @@
 
 use slip_testenv::Image;
 
-use crate::support::{Engine, Load, TestDaemon, app_name};
+use crate::support::{Engine, Load, ProcessConfig, SlipdProcess, TestDaemon, app_name, require_engine};
 
 /// The repo config the images carry.
 const REPO: &str = "[app]\nkind = \"pod\"\nmanifest = \"/slip/pod.yaml\"\n";
@@ -21,7 +21,7 @@ spec:
   initContainers:
   - name: migrate
     image: {registry}/{app}:${{tag}}
-    command: ["/bin/busybox", "sh", "-c", "echo init >> /opt/dagster/dagster_home/init.log; exit {init_exit}"]
+    command: ["/bin/busybox", "sh", "-c", "mkdir -p /opt/dagster/dagster_home && echo init >> /opt/dagster/dagster_home/init.log; exit {init_exit}"]
   containers:
   - name: api
     image: {registry}/{app}:${{tag}}
@@ -46,7 +46,7 @@ spec:
 }
 
 /// The README's server file for the pod app, with `strategy` and short timings.
-fn server_file(app: &str, registry: &str, storage: &std::path::Path, strategy: &str) -> String {
+fn server_file(app: &str, registry: &str, storage: Option<&std::path::Path>, strategy: &str) -> String {
     let overlap = if strategy == "blue-green" { "allow_overlap = true\n" } else { "" };
     format!(
         r#"[app]
@@ -74,11 +74,11 @@ container = "api"
 hostname = "dagster-{app}.test"
 container = "dagster-webserver"
 
-[[volumes]]
-host_path = "{}/volumes/{app}/dagster-home"
-mount_path = "/opt/dagster/dagster_home"
-"#,
-        storage.display()
+{}"#,
+        storage.map_or(String::new(), |s| format!(
+            "[[volumes]]\nhost_path = \"{}/volumes/{app}/dagster-home\"\nmount_path = \"/opt/dagster/dagster_home\"\n",
+            s.display()
+        ))
     )
 }
 
@@ -147,7 +147,7 @@ async fn pod_app(prefix: &str, strategy: &'static str) -> PodApp {
     let a = app.clone();
     let d = TestDaemon::start_with_storage_on(
         Engine::Podman,
-        |reg, storage| vec![(a.clone(), server_file(&a, reg, storage, strategy))],
+        |reg, storage| vec![(a.clone(), server_file(&a, reg, Some(storage), strategy))],
         "",
     )
     .await;
@@ -255,6 +255,13 @@ async fn podman_multi_image_override_and_foreign_repository() {
         .expect("podman image inspect");
     let digest = String::from_utf8_lossy(&worker_v2.stdout).trim().to_owned();
     assert!(images["worker"].ends_with(&digest), "the worker runs v2's digest {digest}: {images:?}");
+    // `slip logs --container worker`: that container's output only, by its manifest name.
+    let (status, body) = crate::logs::logs(&d, &app, "container=worker&tail=50").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("v2") && !body.contains("v1"), "the worker's own lines (it runs v2): {body}");
+    let (status, body) = crate::logs::logs(&d, &app, "container=nope").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("api") && body.contains("dagster-webserver") && body.contains("worker"), "{body}");
 
     let refused =
         d.deploy_body_and_wait(serde_json::json!({"app": app, "tag": "v2", "images": {"worker": foreign}})).await;
@@ -262,4 +269,47 @@ async fn podman_multi_image_override_and_foreign_repository() {
     assert_eq!(refused.detail.as_ref().and_then(|d| d.error_code.as_deref()), Some("image_not_allowed"), "{refused:?}");
     let pulled = std::process::Command::new("podman").args(["image", "exists", &foreign]).status().expect("podman");
     assert!(!pulled.success(), "the foreign image was never pulled");
+}
+
+/// `kill -9` of slipd while a pod deploy is health-checking: after a restart there is one pod, it serves the new
+/// release, and the deploy's record is terminal.
+#[tokio::test(flavor = "multi_thread")]
+async fn podman_kill_9_during_a_pod_deploy_converges_to_one_serving_pod() {
+    require_engine(Engine::Podman);
+    let registry = slip_testenv::Registry::start();
+    let app = app_name("podkill");
+    let _pods = PodGuard(app.clone());
+    let reg = registry.host();
+    let with_files =
+        |image: Image| image.with_file("/slip/slip.toml", REPO).with_file("/slip/pod.yaml", manifest(&reg, &app, 0));
+    registry.push(&with_files(Image::V1), &app, "v1");
+    // v2 sleeps 4 s before it listens, so the deploy is still health-checking when slipd is killed.
+    registry.push(&with_files(Image::slow_start(4).with_version("v2")), &app, "v2");
+    for tag in ["v1", "v2"] {
+        registry.push(&Image::WORKER.with_version(tag), &format!("{app}-worker"), tag);
+    }
+    let config = server_file(&app, &reg, None, "recreate");
+    let mut slipd = SlipdProcess::new(
+        vec![(app.clone(), config)],
+        ProcessConfig { engine: Engine::Podman, ..ProcessConfig::default() },
+    );
+    slipd.start(&[]).await;
+    let api = slipd.api.clone();
+    let host = format!("{app}.test");
+    assert_eq!(api.deploy_and_wait(&app, "v1").await.status, "completed", "{}", slipd.log());
+
+    let second = api.deploy(&app, "v2").await;
+    api.wait_status(&second.deploy_id, &["health_checking"], std::time::Duration::from_secs(90)).await;
+    slipd.signal("KILL");
+    let exit = slipd.wait_exit(std::time::Duration::from_secs(30)).await;
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&exit), Some(9), "slipd was killed: {exit:?}");
+
+    slipd.start(&[]).await;
+    let done = api.wait_deploy(&second.deploy_id, std::time::Duration::from_secs(180)).await;
+    assert_eq!(done.status, "completed", "after the restart: {done:?}\n{}", slipd.log());
+    assert_eq!(api.through_caddy(&host, "/version").await, (200, "v2".to_owned()));
+    let all = pods(&app, true);
+    assert_eq!(all.len(), 1, "exactly one pod of {app} (no orphan): {all:?}\n{}", slipd.log());
+    assert_eq!(pods(&app, false), all, "and it runs");
+    assert!(slipd.terminate(std::time::Duration::from_secs(60)).await.success(), "slipd stopped cleanly on SIGTERM");
 }
