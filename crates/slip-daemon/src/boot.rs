@@ -313,7 +313,8 @@ pub fn caddy_settings(config: &Config) -> caddy::Settings {
     });
     caddy::Settings {
         admin_api: c.admin_api.clone(),
-        server: c.server.clone(),
+        server: c.server.clone().unwrap_or_else(|| slip_core::defaults::CADDY_SERVER.to_owned()),
+        share_existing: c.server.is_none(),
         listen: c.listen.clone(),
         tls,
         stream_close_delay: c.stream_close_delay,

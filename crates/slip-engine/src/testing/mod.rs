@@ -5,6 +5,7 @@
 //! Only compiled for tests and with the `testing` feature. Never used by `slipd` itself.
 
 pub mod contract;
+pub mod proxy_contract;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -417,7 +418,7 @@ impl Proxy for FakeProxy {
             }
         }
         let mut current = self.block.lock().expect("fake proxy");
-        if current.as_ref() == Some(block) {
+        if current.as_ref().is_some_and(|current| holds(current, block)) {
             return Ok(Applied::Unchanged);
         }
         let mut routes: Vec<String> =
@@ -432,11 +433,34 @@ impl Proxy for FakeProxy {
 
     async fn in_flight(&self, upstream: &str) -> Result<Option<u64>, ProxyError> {
         let mut map = self.in_flight.lock().expect("fake proxy");
-        Ok(Some(match map.get_mut(upstream) {
-            Some(q) if q.len() > 1 => q.pop_front().unwrap_or(0),
-            Some(q) => q.front().copied().unwrap_or(0),
-            None => 0,
-        }))
+        if let Some(q) = map.get_mut(upstream) {
+            return Ok(Some(if q.len() > 1 { q.pop_front().unwrap_or(0) } else { q.front().copied().unwrap_or(0) }));
+        }
+        // Like Caddy, only upstreams that the block names (routes or drain references) are listed.
+        let block = self.block.lock().expect("fake proxy");
+        let named = block.as_ref().is_some_and(|block| {
+            block.routes.iter().any(|r| r.upstream == upstream) || block.drains.iter().any(|d| d.upstream == upstream)
+        });
+        Ok(named.then_some(0))
+    }
+}
+
+/// Whether `current` already serves `wanted`, as Caddy's adapter decides: the same routes in any order, and every
+/// wanted drain reference present (a stale drain alone is no reason to write).
+fn holds(current: &RouteBlock, wanted: &RouteBlock) -> bool {
+    let sorted = |block: &RouteBlock| {
+        let mut routes = block.routes.clone();
+        routes.sort_by(|a, b| (&a.id, &a.hostname, &a.path_prefix).cmp(&(&b.id, &b.hostname, &b.path_prefix)));
+        routes
+    };
+    sorted(current) == sorted(wanted) && wanted.drains.iter().all(|drain| current.drains.contains(drain))
+}
+
+#[async_trait]
+impl proxy_contract::Routed for FakeProxy {
+    async fn reaches(&self, host: &str) -> Option<String> {
+        let block = self.block.lock().expect("fake proxy");
+        block.as_ref()?.routes.iter().find(|route| route.hostname == host).map(|route| route.upstream.clone())
     }
 }
 
@@ -510,6 +534,7 @@ mod tests {
     }
 
     #[tokio::test]
+<<<<<<< HEAD
     async fn the_fake_image_store_honours_the_image_files_contract() {
         let runtime = FakeRuntime::new(Journal::default());
         runtime.put_file("registry.test/web", "/slip/slip.toml", "[app]\nname = \"web\"\n");
@@ -523,5 +548,10 @@ mod tests {
             &[("slip.test", "files")],
         )
         .await;
+=======
+    async fn the_fake_proxy_honours_the_proxy_contract() {
+        let proxy = FakeProxy::new(Journal::default());
+        proxy_contract::proxy_contract(&proxy, &proxy, "127.0.0.1:41001", "127.0.0.1:41002").await;
+>>>>>>> main
     }
 }

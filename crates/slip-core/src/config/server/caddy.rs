@@ -26,8 +26,9 @@ vocabulary! {
 pub struct Caddy {
     /// Admin API: `http://host:port` or `unix//path/to/admin.sock`.
     pub admin_api: String,
-    /// Name of slip's server under `apps.http.servers`.
-    pub server: String,
+    /// Name of slip's server under `apps.http.servers`. Unset, slip uses its own server (`slip`) unless one
+    /// server it did not create already listens on `listen` (a Caddyfile's `srv0`), which it then shares.
+    pub server: Option<String>,
     /// Listener addresses; the default depends on the TLS mode.
     pub listen: Vec<String>,
     /// Certificates.
@@ -118,7 +119,7 @@ pub(super) fn caddy(r: &mut Reader<'_>, t: Option<&Tbl<'_>>) -> Caddy {
         if tls.mode == TlsMode::Off { &defaults::CADDY_LISTEN_OFF } else { &defaults::CADDY_LISTEN };
     Caddy {
         admin_api: admin_api.unwrap_or_else(|| defaults::CADDY_ADMIN_API.to_owned()),
-        server: server.unwrap_or_else(|| defaults::CADDY_SERVER.to_owned()),
+        server,
         listen: listen.unwrap_or_else(|| default_listen.iter().map(|s| (*s).to_owned()).collect()),
         tls,
         stream_close_delay: t.and_then(|t| r.duration(t, "stream_close_delay")).map(|v| v.v),
