@@ -534,7 +534,6 @@ mod tests {
     }
 
     #[tokio::test]
-<<<<<<< HEAD
     async fn the_fake_image_store_honours_the_image_files_contract() {
         let runtime = FakeRuntime::new(Journal::default());
         runtime.put_file("registry.test/web", "/slip/slip.toml", "[app]\nname = \"web\"\n");
@@ -548,10 +547,11 @@ mod tests {
             &[("slip.test", "files")],
         )
         .await;
-=======
+    }
+
+    #[tokio::test]
     async fn the_fake_proxy_honours_the_proxy_contract() {
         let proxy = FakeProxy::new(Journal::default());
         proxy_contract::proxy_contract(&proxy, &proxy, "127.0.0.1:41001", "127.0.0.1:41002").await;
->>>>>>> main
     }
 }
