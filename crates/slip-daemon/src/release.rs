@@ -143,6 +143,9 @@ pub fn resolve_app(
     })
 }
 
+/// A container environment in order, with the keys that are secrets beside it.
+type Env = Vec<(String, String)>;
+
 /// Container environment in SPEC §4.3's order: `[env]`, `env_file`, app secrets, slip's variables.
 fn environment(
     secrets: &SecretStore,
@@ -151,7 +154,7 @@ fn environment(
     deploy_id: &str,
     tag: &str,
     kind: &str,
-) -> Result<(Vec<(String, String)>, std::collections::BTreeSet<String>), StepFailure> {
+) -> Result<(Env, std::collections::BTreeSet<String>), StepFailure> {
     let mut env: Vec<(String, String)> = app.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let mut secret_keys = std::collections::BTreeSet::new();
     if let Some(path) = &app.env_file {
