@@ -20,31 +20,7 @@ use crate::labels;
 use crate::ports::ImageFile;
 use crate::release::Release;
 
-/// An HTTP probe of one pod container.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Probe {
-    /// Path to GET.
-    pub path: String,
-    /// Container port.
-    pub port: u16,
-}
-
-/// Everything a pod release adds to a container release.
-#[derive(Debug, Clone, Default)]
-pub struct PodRelease {
-    /// The manifest as read from the image.
-    pub text: String,
-    /// Main containers, in manifest order.
-    pub containers: Vec<String>,
-    /// Init containers, in manifest order.
-    pub init: Vec<String>,
-    /// Container name → the reference it runs, pinned to the pulled digest.
-    pub pinned: BTreeMap<String, String>,
-    /// Container name → its HTTP probe; containers without one are checked as running and stable.
-    pub probes: BTreeMap<String, Probe>,
-    /// (container, container port) slip publishes: each route's and each probe's.
-    pub published: BTreeSet<(String, u16)>,
-}
+pub use crate::release::{PodRelease, Probe};
 
 /// The manifest's path in the image, from the server's `app.manifest` or the repo's.
 pub fn manifest_path(app: &AppConfig, repo: Option<&RepoConfig>) -> Result<String, StepFailure> {

@@ -35,7 +35,7 @@ pub struct Release {
     /// The keys of `env` that are secrets (SPEC §11.3: pods give them only to the app's own containers).
     pub secret_keys: std::collections::BTreeSet<String>,
     /// For a pod app, what `configuring` decided about its pod; `None` for a container.
-    pub pod: Option<crate::pod::PodRelease>,
+    pub pod: Option<PodRelease>,
     /// `web`, `worker` or `pod`.
     pub kind: &'static str,
     /// Routes (empty for workers).
@@ -68,4 +68,30 @@ impl Release {
     pub fn target(&self) -> Target {
         Target { app: self.app.clone(), preview: self.preview.clone() }
     }
+}
+
+/// An HTTP probe of one pod container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// Path to GET.
+    pub path: String,
+    /// Container port.
+    pub port: u16,
+}
+
+/// Everything a pod release adds to a container release.
+#[derive(Debug, Clone, Default)]
+pub struct PodRelease {
+    /// The manifest as read from the image.
+    pub text: String,
+    /// Main containers, in manifest order.
+    pub containers: Vec<String>,
+    /// Init containers, in manifest order.
+    pub init: Vec<String>,
+    /// Container name → the reference it runs, pinned to the pulled digest.
+    pub pinned: std::collections::BTreeMap<String, String>,
+    /// Container name → its HTTP probe; containers without one are checked as running and stable.
+    pub probes: std::collections::BTreeMap<String, Probe>,
+    /// (container, container port) slip publishes: each route's and each probe's.
+    pub published: std::collections::BTreeSet<(String, u16)>,
 }
