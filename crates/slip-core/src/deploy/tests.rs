@@ -599,8 +599,13 @@ fn every_container_of_an_instance_must_be_healthy_and_a_failure_names_the_contai
             ContainerHealth { name: "worker".into(), state: worker, http: None },
         ],
     };
+    // The probed container answers at once; the unprobed one must also have run for stable_for (5s).
     let mut healthy = to_health_check(now);
-    assert_eq!(healthy.advance(Event::Probed(pod(running())), now), Action::Switch { drain_old: true });
+    let waiting = healthy.advance(Event::Probed(pod(running())), now);
+    assert!(matches!(waiting, Action::WaitUntil(_)), "{waiting:?}");
+    let stable = now + Duration::from_secs(5);
+    assert_eq!(healthy.advance(Event::Waited, stable), Action::Probe { container: "web-2".into() });
+    assert_eq!(healthy.advance(Event::Probed(pod(running())), stable), Action::Switch { drain_old: true });
 
     let mut failing = to_health_check(now);
     let later = now + Duration::from_secs(1);
