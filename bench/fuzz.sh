@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The long fuzzing run (issue 15): every target of fuzz/ for SECONDS each (default 600, i.e. 80 minutes for the
-# eight targets), then docs/fuzzing.md with the inputs run, the coverage reached and any crash.
+# The long fuzzing run (issue 15): every target of fuzz/ for SECONDS each (default 600, i.e. 90 minutes for the
+# nine targets), then docs/fuzzing.md with the inputs run, the coverage reached and any crash.
 #
 # Usage: bench/fuzz.sh [SECONDS] [TARGET...]     (on a machine set up by `sudo scripts/setup.sh --dev`)
 #

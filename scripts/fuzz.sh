@@ -12,7 +12,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-readonly ALL_TARGETS=(webhook server_config app_config repo_config pod_manifest env_file duration_size image_ref)
+readonly ALL_TARGETS=(webhook server_config app_config repo_config pod_manifest env_file duration_size log_frames image_ref)
 
 long=0
 seconds=${SLIP_FUZZ_SECONDS:-6}
@@ -45,6 +45,7 @@ readonly FLAGS=(--sanitizer none --debug-assertions)
 printf '==> cargo +nightly fuzz build\n'
 (cd fuzz && cargo +nightly fuzz build "${FLAGS[@]}")
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 results=()
@@ -79,9 +80,13 @@ if [[ $long -eq 1 ]]; then
         printf 'Written by `scripts/fuzz.sh --long %s` on %s (%s, %s cores).\n' "$seconds" "$(date -u +%Y-%m-%d)" \
             "$(uname -m)" "$(nproc)"
         printf 'Each target ran for the time shown with libFuzzer, no sanitizer, debug assertions on; the corpus grows in fuzz/corpus/ between runs.\n'
+        printf 'Load average (1, 5, 15 min) at the start: %s; at the end: %s. Inputs run depend on the CPU the targets got.\n' \
+            "$load_before" "$(cut -d' ' -f1-3 /proc/loadavg)"
         printf 'A crash is saved under fuzz/artifacts/ and becomes a regression test beside the parser (see docs/testing.md).\n\n'
         printf '| target | time | inputs run | coverage (edges) | crashes |\n|---|---|---|---|---|\n'
         printf '%s\n' "${results[@]}"
+        printf '\n'
+        cat fuzz/doc.md
     } > docs/fuzzing.md
     printf '==> wrote docs/fuzzing.md\n'
 fi

@@ -17,7 +17,8 @@ use std::time::Duration;
 use slip_api::{SecretInfo, SecretList, SecretPut, SecretSet};
 use slip_core::error_chain::error_chain;
 use slip_core::names::AppName;
-use slip_engine::secrets::{MIN_REDACTABLE_LEN, MasterKey, Scope, SecretError, SecretKey, SecretStore, check_settable};
+use slip_engine::secrets::rotate::load_keys;
+use slip_engine::secrets::{MIN_REDACTABLE_LEN, Scope, SecretError, SecretKey, SecretStore, check_settable};
 
 use crate::client::{Client, Failure, encode, exit};
 use slip_api::time::rfc3339;
@@ -98,12 +99,16 @@ impl Local {
             store = store.owned_by(meta.uid(), meta.gid());
         }
         if let Some(path) = &loaded.config.secrets.key_file {
-            let key = MasterKey::load(path).map_err(|e| {
+            // With the new key of an unfinished `slipd --rotate-key` too, so every secret reads as slipd reads it.
+            let keys = load_keys(path).map_err(|e| {
                 let hint =
                     "local mode encrypts with slipd's key: run slip as a user that can read it (sudo), or start slipd";
                 Failure::new(error_chain(&e), Some(hint.to_owned()), exit::USAGE)
             })?;
-            store = store.with_key(key);
+            store = store.with_key(keys.current);
+            if let Some((pending, _)) = keys.pending {
+                store = store.also_reading(pending);
+            }
         }
         Ok(Local { store, apps_dir: dir.join("apps") })
     }

@@ -91,7 +91,10 @@ fn logical_lines(text: &str) -> Vec<&str> {
     out
 }
 
-/// [`literal_dollars`] for one logical line: a comment lasts to its end, across the line breaks a quote joined.
+/// [`literal_dollars`] for one logical line, read as dotenvy's value parser reads it: once, from its start, so a
+/// line break inside it is a character like any other (a `#` after one starts no comment), and a comment lasts
+/// to its end. The grouping may have joined lines on a quote the parser does not see (it takes `\'` inside single
+/// quotes as an escape, the parser does not), so the joined lines are not new lines here. (Found by fuzzing.)
 fn literal_dollars_in_line(text: &str) -> String {
     #[derive(PartialEq)]
     enum Quote {
@@ -110,17 +113,6 @@ fn literal_dollars_in_line(text: &str) -> String {
     let mut value_start = false;
     let mut after_space = false;
     for c in text.chars() {
-        if c == '\n' {
-            after_space = false;
-            if quote == Quote::None {
-                escaped = false;
-                blank_so_far = true;
-                seen_equals = false;
-                value_start = false;
-            }
-            out.push(c);
-            continue;
-        }
         if comment {
             out.push(c);
             continue;
@@ -193,6 +185,19 @@ mod tests {
         assert_eq!(get(&vars, "Y"), Some("a\r#$X"), "a carriage return does not start a comment: {vars:?}");
         let vars = parse("X=first-value\nE=#'\n\"'\nY=\"${X}\"\n").unwrap();
         assert_eq!(get(&vars, "Y"), Some("${X}"), "{vars:?}");
+    }
+
+    #[test]
+    fn a_line_break_inside_a_logical_line_starts_no_comment() {
+        // From fuzz/ env_file (the long run of 2026-12-06): the grouping reads `'\'` as an open quote and joins
+        // every line up to the next `'`; the parser closed the quote and reads the joined lines as one unquoted
+        // value, `#` included, so `$b` on a later line was expanded from slipd's environment.
+        let text = "p=p'\\'l\n/x\n#\n$$$$\n$$b$,$$\n$'$\n \n";
+        assert_eq!(logical_lines(text)[0], "p=p'\\'l\n/x\n#\n$$$$\n$$b$,$$\n$'$\n");
+        assert!(literal_dollars(text).contains("\\$\\$b\\$"), "{:?}", literal_dollars(text));
+        // With every `$` literal, the `'` after the last one opens a quote that never closes: a problem on line 1,
+        // whatever the environment holds.
+        assert_eq!(parse(text), Err(Some(1)));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`env_file`]: the env-file (dotenv) text format, without `$` expansion.
 //! - [`env_value`]: which texts may be a container environment value (no control characters).
 //! - [`duration`] and [`size`]: the one parser and canonical printer for durations and sizes.
+//! - [`log_lines`]: a container's output frames (timestamped, cut anywhere) as lines, per stream.
 //! - [`config`]: server config (`slip.toml`, `apps/*.toml`): raw parse, interpolation, validation, problems.
 //! - [`repo_config`]: the repo config (`/slip/slip.toml` in the image), read verbatim from memory.
 //! - [`merge`]: the server's app file and the image's repo config merged for one deploy (SPEC §5).
@@ -23,6 +24,7 @@ pub mod duration;
 pub mod env_file;
 pub mod env_value;
 pub mod error_chain;
+pub mod log_lines;
 pub mod merge;
 pub mod names;
 pub mod pod_manifest;

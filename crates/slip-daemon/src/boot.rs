@@ -21,7 +21,8 @@ use slip_engine::reconcile;
 use slip_engine::routes::{RouteTable, RouteTemplate};
 use slip_engine::run::Engine;
 use slip_engine::runtime::{self, Backend};
-use slip_engine::secrets::{MasterKey, SecretStore};
+use slip_engine::secrets::SecretStore;
+use slip_engine::secrets::rotate::load_keys;
 use slip_engine::store::Store;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -160,13 +161,20 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
 /// restart). Checks the store's permissions (SPEC §11.1), then re-encrypts the plain files it finds when a key is
 /// set (SPEC §11.2). A key file that cannot be read or holds no key stops the boot.
 fn secret_store_at_boot(config: &Config, storage: &Path) -> anyhow::Result<SecretStore> {
-    let key = match &config.secrets.key_file {
-        Some(path) => Some(MasterKey::load(path)?),
+    let keys = match &config.secrets.key_file {
+        Some(path) => Some(load_keys(path)?),
         None => None,
     };
-    let key_id = key.as_ref().map(|k| k.id().to_owned());
-    let store = match key {
-        Some(key) => SecretStore::new(storage).with_key(key),
+    let key_id = keys.as_ref().map(|k| k.current.id().to_owned());
+    if let Some((key, path)) = keys.as_ref().and_then(|k| k.pending.as_ref()) {
+        tracing::warn!(
+            pending = %path.display(),
+            pending_key_id = key.id(),
+            "secret store: a key rotation did not finish; secrets are read with both keys until slipd --rotate-key is run again (with slipd stopped)"
+        );
+    }
+    let store = match keys {
+        Some(keys) => keys.store(storage),
         None => SecretStore::new(storage),
     };
     for warning in store.check_permissions().context("checking the secret store's permissions")? {
@@ -236,8 +244,8 @@ pub fn route_templates(config: &Config) -> BTreeMap<String, Vec<RouteTemplate>> 
         .collect()
 }
 
-/// Takes `<storage>/slipd.lock` or fails naming the pid that holds it.
-fn single_instance_lock(path: &Path) -> anyhow::Result<File> {
+/// Takes `<storage>/slipd.lock` or fails naming the pid that holds it (`slipd --rotate-key` takes it too).
+pub(crate) fn single_instance_lock(path: &Path) -> anyhow::Result<File> {
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -1,4 +1,4 @@
-//! The `slipd` command line: flags, `--check`, `--gen-key`, and serving until SIGTERM/SIGINT. The binary's
+//! The `slipd` command line: flags, `--check`, `--gen-key`, `--rotate-key`, and serving until SIGTERM/SIGINT. The binary's
 //! `main` only calls [`main`], so an example or a test harness can run exactly what `slipd` runs.
 
 use std::path::PathBuf;
@@ -21,6 +21,10 @@ struct Args {
     /// overwriting), and exit.
     #[arg(long, value_name = "PATH", conflicts_with = "check")]
     gen_key: Option<PathBuf>,
+    /// Re-encrypt the secret store under a new key written to `secrets.key_file`, with slipd stopped, and exit.
+    /// Interrupted at any point, every secret stays readable; running it again finishes the rotation.
+    #[arg(long, conflicts_with_all = ["check", "gen_key"])]
+    rotate_key: bool,
 }
 
 /// What `slipd` does with its command line; the process exit code.
@@ -28,6 +32,9 @@ pub fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(path) = &args.gen_key {
         return gen_key(path);
+    }
+    if args.rotate_key {
+        return crate::rotate_key::main(&args.config);
     }
     if args.check {
         let (output, code) = crate::check::check(&args.config);

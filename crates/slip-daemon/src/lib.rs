@@ -43,6 +43,7 @@ pub mod release;
 pub mod reload;
 pub mod replay;
 pub mod rollback;
+pub mod rotate_key;
 pub mod routing;
 pub mod state;
 pub mod status;

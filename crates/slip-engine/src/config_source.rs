@@ -165,6 +165,19 @@ pub fn host_warnings(config: &Config) -> Vec<Problem> {
             Some("chmod 600 it"),
         ));
     }
+    if let Some(key_file) = &config.secrets.key_file
+        && let Ok(keys) = crate::secrets::rotate::load_keys(key_file)
+        && let Some((_, pending)) = keys.pending
+    {
+        out.push(warn(
+            "slip.toml".into(),
+            format!(
+                "a rotation of secrets.key_file did not finish ({} holds the new key); slipd reads secrets with both keys meanwhile",
+                pending.display()
+            ),
+            Some("stop slipd, run slipd --rotate-key again, start slipd"),
+        ));
+    }
     out
 }
 

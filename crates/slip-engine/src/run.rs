@@ -9,6 +9,7 @@
 //! daemon's per-app queue).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use slip_core::config::Kind;
 use slip_core::deploy::{
@@ -24,7 +25,9 @@ use crate::plan;
 use crate::ports::{DrainRef, InstanceSpec, ProbeTarget, ProxyError, RuntimeError};
 pub use crate::release::Release;
 use crate::routes::{AppRoutes, app_routes};
-use crate::store::{AppStatus, DeployStatus, InstanceRole, InstanceRow, NoteKind, Resolution, RuntimeKind, Switch};
+use crate::store::{
+    AppStatus, DeployStatus, InstanceRole, InstanceRow, NoteKind, Resolution, RuntimeKind, StoreError, Switch,
+};
 
 /// Why a cancelled deploy failed (only deleting an app cancels one).
 const CANCELLED: &str = "cancelled: the app is being deleted";
@@ -172,18 +175,56 @@ impl Run<'_> {
         if matches!(outcome, Outcome::Failed { .. }) {
             self.forget_unstarted_candidate().await;
         }
+        let mut waited = false;
+        loop {
+            match self.record_outcome(outcome, waited) {
+                Err(e) if e.is_storage_unavailable() && !self.engine.shutdown.is_cancelled() => {
+                    // A full disk: the outcome is kept here and written once there is room again, so the deploy
+                    // never stays recorded as running (a shutdown meanwhile leaves it to the next start's
+                    // reconciliation). The app's next deploy waits for it.
+                    if !waited {
+                        tracing::error!(
+                            error = %slip_core::error_chain::error_chain(&e),
+                            "recording the deploy's outcome: the database cannot take writes; trying again every second until it can"
+                        );
+                    }
+                    waited = true;
+                    tokio::select! {
+                        () = tokio::time::sleep(OUTCOME_RETRY) => {}
+                        () = self.engine.shutdown.cancelled() => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %slip_core::error_chain::error_chain(&e), "recording deploy outcome");
+                    return;
+                }
+                Ok(()) => {
+                    if waited {
+                        tracing::info!("recorded the deploy's outcome now that the database takes writes again");
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes a deploy's outcome; `again` when an earlier attempt could not be written (its warnings and log line
+    /// are not repeated).
+    fn record_outcome(&self, outcome: &Outcome, again: bool) -> Result<(), StoreError> {
         let store = &self.engine.store;
         let id = &self.release.deploy_id;
         let result = match outcome {
             Outcome::Completed { warnings } => {
-                for w in warnings {
+                for w in warnings.iter().filter(|_| !again) {
                     let w = self.release.redactor.redact(w);
                     logged(
                         store.record_event(id, NoteKind::Warning, &w, None, unix_ms()),
                         "recording a deploy warning",
                     );
                 }
-                tracing::info!(status = "completed", "deploy finished");
+                if !again {
+                    tracing::info!(status = "completed", "deploy finished");
+                }
                 store.finish(id, DeployStatus::Completed, None, None, unix_ms())
             }
             Outcome::Failed { failure, app_down: false }
@@ -202,16 +243,16 @@ impl Run<'_> {
             }
             Outcome::Failed { failure, app_down } => {
                 let message = self.release.redactor.redact(&failure.message);
-                tracing::warn!(status = "failed", error_code = failure.code.as_str(), error = %message, "deploy finished");
+                if !again {
+                    tracing::warn!(status = "failed", error_code = failure.code.as_str(), error = %message, "deploy finished");
+                }
                 if *app_down {
                     logged(store.set_app_status(&self.release.app, AppStatus::Down, unix_ms()), "marking the app down");
                 }
                 store.finish(id, DeployStatus::Failed, Some(&message), Some(failure.code.as_str()), unix_ms())
             }
         };
-        if let Err(e) = result {
-            tracing::error!(error = %e, "recording deploy outcome");
-        }
+        result.map(|_| ())
     }
 
     /// A failed deploy whose candidate was recorded but never got a container id (its create failed, or was cut
@@ -594,6 +635,9 @@ impl Run<'_> {
     }
 }
 
+/// How often a deploy's outcome is written again while the database cannot take writes.
+const OUTCOME_RETRY: Duration = Duration::from_secs(1);
+
 /// Logs a failed store write that must not stop the deploy (the step it records has already happened).
 fn logged<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) {
     if let Err(e) = result {
@@ -624,8 +668,12 @@ fn proxy_failure(e: ProxyError) -> StepFailure {
     StepFailure::new(code, e.to_string())
 }
 
-fn store_failure(e: impl std::fmt::Display) -> StepFailure {
-    StepFailure::new(ErrorCode::StorageUnavailable, format!("recording the deploy failed: {e}"))
+fn store_failure(e: StoreError) -> StepFailure {
+    let mut message = format!("recording the deploy failed: {}", slip_core::error_chain::error_chain(&e));
+    if e.is_storage_unavailable() {
+        message.push_str(" (the database under storage.path cannot take writes: is its file system full?)");
+    }
+    StepFailure::new(ErrorCode::StorageUnavailable, message)
 }
 
 #[cfg(test)]

@@ -41,11 +41,15 @@ use slip_core::names::AppName;
 mod crypto;
 mod files;
 mod names;
+pub mod rotate;
 
 use crypto::{ENCRYPTED_PREFIX, SealError, fingerprint, open_sealed, seal};
 pub use crypto::{KeyFileError, MasterKey};
 use files::tighten;
 pub use names::{Scope, SecretError, SecretKey, SecretValue, WEBHOOK_KEYS, check_settable};
+
+/// What [`SecretStore::each_file`] calls with each file: its directory, app, scope, key and raw content.
+type EachFile<'a> = dyn FnMut(&OwnedFd, &AppName, Scope, &SecretKey, &str) -> Result<(), SecretError> + 'a;
 
 /// Values shorter than this cannot be redacted safely (SPEC §11.4); `slip secrets set` warns about them.
 pub const MIN_REDACTABLE_LEN: usize = crate::redact::MIN_REDACTABLE_LEN;
@@ -78,19 +82,33 @@ pub struct SecretStore {
     root: PathBuf,
     owner: Option<(u32, u32)>,
     key: Option<MasterKey>,
+    /// Keys that only decrypt: the other key of an unfinished `slipd --rotate-key` ([`rotate`]).
+    also: Vec<MasterKey>,
 }
 
 impl SecretStore {
     /// The store of `storage` (`storage.path`): `<storage>/secrets`, without a key ([`SecretStore::with_key`]
     /// adds one).
     pub fn new(storage: &Path) -> SecretStore {
-        SecretStore { root: storage.join("secrets"), owner: None, key: None }
+        SecretStore { root: storage.join("secrets"), owner: None, key: None, also: Vec::new() }
     }
 
     /// Encrypts every value this store writes with `key`, and decrypts with it (SPEC §11.2).
     pub fn with_key(mut self, key: MasterKey) -> SecretStore {
         self.key = Some(key);
         self
+    }
+
+    /// Also decrypts files sealed with `key` (never writes with it): the new key of a rotation that has not
+    /// finished, so every secret stays readable whichever key sealed it.
+    pub fn also_reading(mut self, key: MasterKey) -> SecretStore {
+        self.also.push(key);
+        self
+    }
+
+    /// The key this store writes with, if any.
+    pub fn key(&self) -> Option<&MasterKey> {
+        self.key.as_ref()
     }
 
     /// Makes every file and directory this store creates belong to `uid:gid` (set on the open descriptor
@@ -183,8 +201,59 @@ impl SecretStore {
     /// left alone, even under another key (reading them reports that).
     pub fn encrypt_plain_files(&self) -> Result<usize, SecretError> {
         let Some(master) = &self.key else { return Ok(0) };
+        let mut count = 0;
+        self.each_file(&mut |dir, app, scope, key, text| {
+            if text.starts_with(ENCRYPTED_PREFIX) || text.is_empty() {
+                return Ok(());
+            }
+            self.write_at(dir, app, scope, key, &seal(master, app, scope, key, text))?;
+            count += 1;
+            Ok(())
+        })?;
+        Ok(count)
+    }
+
+    /// Re-encrypts under the store's key every file that is not sealed with it yet (plain, or sealed with a key
+    /// of [`SecretStore::also_reading`]), one atomic write per file, calling `after_each` after each write with
+    /// the count so far. A file no key of the store opens stops it with that file's error, before any later
+    /// file is touched. Returns (files rewritten, files in the store).
+    pub fn reseal(&self, after_each: &mut dyn FnMut(usize)) -> Result<(usize, usize), SecretError> {
+        let Some(master) = &self.key else { return Ok((0, 0)) };
+        let (mut rewritten, mut total) = (0, 0);
+        self.each_file(&mut |dir, app, scope, key, text| {
+            if text.is_empty() {
+                return Ok(());
+            }
+            total += 1;
+            if crypto::sealed_with(text) == Some(master.id()) {
+                return Ok(());
+            }
+            let Some((value, _)) = self.read_at(dir, app, scope, key)? else { return Ok(()) };
+            self.write_at(dir, app, scope, key, &seal(master, app, scope, key, value.expose()))?;
+            rewritten += 1;
+            after_each(rewritten);
+            Ok(())
+        })?;
+        Ok((rewritten, total))
+    }
+
+    /// Reads (and decrypts) every secret in the store; returns how many there are. The first one that cannot be
+    /// read is the error.
+    pub fn open_all(&self) -> Result<usize, SecretError> {
+        let mut count = 0;
+        self.each_file(&mut |dir, app, scope, key, _| {
+            if self.read_at(dir, app, scope, key)?.is_some() {
+                count += 1;
+            }
+            Ok(())
+        })?;
+        Ok(count)
+    }
+
+    /// Calls `f` with every secret file's directory, app, scope, key and raw content, apps in name order.
+    fn each_file(&self, f: &mut EachFile<'_>) -> Result<(), SecretError> {
         let entries = match std::fs::read_dir(&self.root) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(SecretError::Io { op: "list", path: self.root.clone(), source: e }),
             Ok(entries) => entries,
         };
@@ -196,21 +265,16 @@ impl SecretStore {
             }
         }
         apps.sort();
-        let mut count = 0;
         for app in &apps {
             for scope in [Scope::App, Scope::Preview] {
                 let Some(dir) = self.scope_dir(app, scope, false)? else { continue };
                 for key in self.keys_in(&dir, app, scope)? {
                     let Some((text, _)) = self.read_raw_at(&dir, app, scope, &key)? else { continue };
-                    if text.starts_with(ENCRYPTED_PREFIX) || text.is_empty() {
-                        continue;
-                    }
-                    self.write_at(&dir, app, scope, &key, &seal(master, app, scope, &key, &text))?;
-                    count += 1;
+                    f(&dir, app, scope, &key, &text)?;
                 }
             }
         }
-        Ok(count)
+        Ok(())
     }
 
     /// Deletes one secret; `false` when it did not exist.
@@ -286,7 +350,7 @@ impl SecretStore {
         key: &SecretKey,
     ) -> Result<Option<(SecretValue, i64)>, SecretError> {
         let Some((text, updated_at)) = self.read_raw_at(dir, app, scope, key)? else { return Ok(None) };
-        let value = open_sealed(self.key.as_ref(), app, scope, key, text).map_err(|e| SecretError::Io {
+        let value = open_sealed(self.key.as_ref(), &self.also, app, scope, key, text).map_err(|e| SecretError::Io {
             op: if matches!(e, SealError::NoKey { .. }) { "read" } else { "decrypt" },
             path: self.path_of(app, scope, Some(key.as_str())),
             source: io::Error::new(io::ErrorKind::InvalidData, e),

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use slip_engine::caddy::{Client, PreviewWildcard, Settings, TlsMode, render};
 use slip_engine::ports::{Applied, DrainRef, Proxy, ProxyError, RouteBlock, RouteSpec};
-use slip_engine::testing::proxy_contract::{Routed, proxy_contract};
+use slip_engine::testing::proxy_contract::{Routed, drain, proxy_contract, route};
 use slip_testenv::caddy::{Build, Caddy, FOREIGN_BODY, FOREIGN_SERVER, FOREIGN_TLS_SUBJECT};
 use slip_testenv::{free_port, wait_until_async};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -637,21 +637,6 @@ fn settings(caddy: &Caddy, tls: TlsMode) -> Settings {
 
 fn client(caddy: &Caddy, tls: TlsMode) -> Client {
     Client::new(settings(caddy, tls)).unwrap()
-}
-
-fn route(app: &str, hostname: &str, upstream: &str) -> RouteSpec {
-    RouteSpec {
-        id: format!("slip-{app}"),
-        hostname: hostname.to_owned(),
-        path_prefix: None,
-        strip_prefix: false,
-        upstream: upstream.to_owned(),
-        hold_timeout: Duration::from_secs(5),
-    }
-}
-
-fn drain(app: &str, upstream: &str) -> DrainRef {
-    DrainRef { id: format!("{}{app}", render::DRAIN_ID_PREFIX), upstream: upstream.to_owned() }
 }
 
 fn block(routes: &[RouteSpec], drains: &[DrainRef]) -> RouteBlock {

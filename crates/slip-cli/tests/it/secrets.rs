@@ -224,3 +224,36 @@ async fn with_a_key_file_local_mode_and_slipd_write_encrypted_files_and_slipd_mi
         assert_not_logged(value);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_mode_reads_secrets_sealed_with_either_key_of_an_unfinished_rotation() {
+    require_default_address_free();
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("master.key");
+    let old = slip_engine::secrets::MasterKey::create_file(&key_file).unwrap();
+    let setup = Setup::new(myapp, &format!("\n[secrets]\nkey_file = \"{}\"\n", key_file.display()));
+    let config = setup.config_dir();
+    let config = config.to_str().unwrap();
+    for pair in ["ONE_KEY=first-value-123", "TWO_KEY=second-value-456"] {
+        let run = slip(&["secrets", "set", "myapp", pair], &[("SLIP_CONFIG", config)], None).await;
+        assert_eq!(run.code, 0, "{}", run.all());
+    }
+    // `slipd --rotate-key` stopped after re-sealing one secret: one file under each key.
+    let storage = setup.storage();
+    let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        slip_engine::secrets::rotate::rotate(&storage, &key_file, &mut |stage| {
+            assert_ne!(stage, slip_engine::secrets::rotate::Stage::Resealed(1), "stop here");
+        })
+    }));
+    assert!(stopped.is_err());
+    let ids: Vec<String> = ["ONE_KEY", "TWO_KEY"]
+        .iter()
+        .map(|k| std::fs::read_to_string(storage.join("secrets/myapp").join(k)).unwrap()[11..19].to_owned())
+        .collect();
+    assert_eq!(ids.iter().filter(|id| **id == old.id()).count(), 1, "{ids:?}");
+
+    let listed = slip(&["secrets", "list", "myapp", "--json"], &[("SLIP_CONFIG", config)], None).await;
+    assert_eq!(listed.code, 0, "local mode reads both keys: {}", listed.all());
+    let json: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(json["secrets"].as_array().unwrap().len(), 2, "{json}");
+}

@@ -102,3 +102,36 @@ async fn app_files_and_their_trash_copies_are_0600() {
     }
     assert_eq!(mode(&trash), 0o700);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slipds_own_log_lines_are_redacted_including_secrets_set_after_start() {
+    use crate::support::{ProcessConfig, SlipdProcess, web_app_with_image};
+
+    let app = app_name("logredact");
+    let registry = slip_testenv::Registry::start();
+    let config = web_app_with_image(&app, &format!("{}/{app}", registry.host()), "");
+    let mut slipd = SlipdProcess::new(vec![(app.clone(), config)], ProcessConfig::default());
+    slipd.start(&[]).await;
+    // Set after start: the log redactor is rebuilt when a secret changes. The value is a valid tag, so a webhook
+    // can make slipd write it into its own lines (the deploy's span, the pull error), which no deploy redactor sees.
+    let value = "tok-logged-0123456789";
+    let r = slipd
+        .api
+        .http
+        .put(slipd.api.url(&format!("/v1/secrets/{app}/API_TOKEN")))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({ "value": value }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    for tag in [value, TOKEN] {
+        let done = slipd.api.deploy_and_wait(&app, tag).await;
+        assert_eq!(done.status, "failed", "there is no such image: {done:?}");
+    }
+    assert!(slipd.terminate(std::time::Duration::from_secs(60)).await.success());
+    let log = slipd.log();
+    assert!(!log.contains(value) && !log.contains(TOKEN), "{log}");
+    assert!(log.contains("[redacted:API_TOKEN]"), "a line held the secret and was redacted: {log}");
+    assert!(log.contains("[redacted:auth.admin_token]"), "config tokens too: {log}");
+}

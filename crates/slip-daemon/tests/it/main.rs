@@ -23,4 +23,5 @@ mod pods;
 mod reload;
 mod repo_config;
 mod rollback;
+mod rotate_key;
 mod webhook;

@@ -432,11 +432,18 @@ pub struct ProcessConfig {
     pub shutdown_timeout: &'static str,
     /// `runtime.min_free_disk`, when set.
     pub min_free_disk: Option<String>,
+    /// Appended to `slip.toml` (whole tables, such as `[secrets]`).
+    pub extra_slip_toml: String,
 }
 
 impl Default for ProcessConfig {
     fn default() -> ProcessConfig {
-        ProcessConfig { engine: Engine::Docker, shutdown_timeout: "20s", min_free_disk: None }
+        ProcessConfig {
+            engine: Engine::Docker,
+            shutdown_timeout: "20s",
+            min_free_disk: None,
+            extra_slip_toml: String::new(),
+        }
     }
 }
 
@@ -523,6 +530,8 @@ path = "{}"
 
 [log]
 format = "text"
+
+{}
 "#,
             self.port,
             self.config.shutdown_timeout,
@@ -531,6 +540,7 @@ format = "text"
             self.caddy.admin_url(),
             self.caddy.http_port(),
             self.storage().display(),
+            self.config.extra_slip_toml,
         );
         std::fs::write(config.join("slip.toml"), slip_toml).unwrap();
         for (name, body) in &self.apps {

@@ -35,49 +35,7 @@ pub enum Follow {
     UntilStopped,
 }
 
-/// Which output of the container a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OutputStream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
-
-impl OutputStream {
-    /// `stdout` or `stderr`, as the API names them.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutputStream::Stdout => "stdout",
-            OutputStream::Stderr => "stderr",
-        }
-    }
-}
-
-/// The longest line a runtime hands out, in bytes. Output that goes on longer without a line ending (progress
-/// bars drawn with `\r`, binary) is cut into pieces of at most this size (see [`LogLine::cut`]), so no
-/// container's output, however long its history, sits in slipd's memory as one string.
-pub const MAX_LOG_LINE: usize = 64 * 1024;
-
-/// One line of a container's output, without its line ending. Holds whatever the app printed, secret values
-/// included: redact before it leaves slipd.
-///
-/// A line longer than [`MAX_LOG_LINE`] comes in pieces: every piece but the last is marked as cut, and the next
-/// line of the same stream continues it. Whoever redacts must then redact across the cut, since a secret value
-/// may straddle it ([`crate::redact::Redactor::split_point`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogLine {
-    /// When the engine received it (its first byte, for a line written in several parts); `None` when the engine
-    /// gave no timestamp.
-    pub at: Option<SystemTime>,
-    /// Where the app wrote it.
-    pub stream: OutputStream,
-    /// The text (invalid UTF-8 replaced).
-    pub text: String,
-    /// Whether the next line of the same stream continues this one (a piece of a line longer than
-    /// [`MAX_LOG_LINE`]).
-    pub cut: bool,
-}
+pub use slip_core::log_lines::{LogLine, MAX_LOG_LINE, OutputStream};
 
 /// A container's output, line by line; an `Err` item ends it.
 pub type LogStream = Pin<Box<dyn Stream<Item = Result<LogLine, RuntimeError>> + Send>>;

@@ -73,13 +73,18 @@ impl MasterKey {
                 io::ErrorKind::AlreadyExists => KeyFileError::Exists { path: path.into() },
                 _ => KeyFileError::Create { path: path.into(), source },
             })?;
-        let written = file.write_all(format!("{}\n", hex::encode(key.bytes)).as_bytes()).and_then(|()| file.sync_all());
+        let written = file.write_all(format!("{}\n", key.hex()).as_bytes()).and_then(|()| file.sync_all());
         if let Err(source) = written {
             drop(file);
             let _ = std::fs::remove_file(path);
             return Err(KeyFileError::Create { path: path.into(), source });
         }
         Ok(key)
+    }
+
+    /// The key as 64 hex characters, as key files hold it.
+    pub(super) fn hex(&self) -> String {
+        hex::encode(self.bytes)
     }
 
     fn cipher(&self) -> XChaCha20Poly1305 {
@@ -171,9 +176,11 @@ pub(super) fn seal(master: &MasterKey, app: &AppName, scope: Scope, name: &Secre
     format!("{ENCRYPTED_PREFIX}{}:{}", master.id, BASE64.encode(blob))
 }
 
-/// The plaintext of a file's content: itself when it is not encrypted.
+/// The plaintext of a file's content: itself when it is not encrypted. An encrypted file is opened with whichever
+/// of `master` and `also` (the key of an unfinished rotation) has the id it names.
 pub(super) fn open_sealed(
     master: Option<&MasterKey>,
+    also: &[MasterKey],
     app: &AppName,
     scope: Scope,
     name: &SecretKey,
@@ -182,18 +189,18 @@ pub(super) fn open_sealed(
     let Some(rest) = text.strip_prefix(ENCRYPTED_PREFIX) else { return Ok(text) };
     let (app, key) = (app.clone(), name.clone());
     let Some((file_key, body)) = rest.split_once(':') else { return Err(SealError::Malformed { app, scope, key }) };
-    let Some(master) = master else {
+    let Some(configured) = master else {
         return Err(SealError::NoKey { app, scope, key, file_key: shorten(file_key) });
     };
-    if file_key != master.id {
+    let Some(master) = std::iter::once(configured).chain(also).find(|k| k.id == file_key) else {
         return Err(SealError::WrongKey {
             app,
             scope,
             key,
             file_key: shorten(file_key),
-            configured: master.id.clone(),
+            configured: configured.id.clone(),
         });
-    }
+    };
     let blob = match BASE64.decode(body.trim_end()) {
         Ok(blob) if blob.len() > NONCE_LEN => blob,
         _ => return Err(SealError::Malformed { app, scope, key }),
@@ -205,6 +212,11 @@ pub(super) fn open_sealed(
         .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: aad.as_bytes() })
         .map_err(|_| SealError::Forged { app: app.clone(), scope, key: key.clone() })?;
     String::from_utf8(plain).map_err(|_| SealError::Malformed { app, scope, key })
+}
+
+/// The id of the key a file's content was sealed with; `None` for a plain file.
+pub(super) fn sealed_with(text: &str) -> Option<&str> {
+    text.strip_prefix(ENCRYPTED_PREFIX).map(|rest| rest.split_once(':').map_or(rest, |(id, _)| id))
 }
 
 /// `first 12 hex of HMAC-SHA256(key, "app|scope|KEY|value")`.

@@ -63,7 +63,8 @@ pub async fn proxy_contract(proxy: &dyn Proxy, routed: &dyn Routed, a: &str, b: 
     assert_eq!(proxy.apply(&RouteBlock::default()).await.expect("apply"), Applied::Unchanged);
 }
 
-fn route(app: &str, hostname: &str, upstream: &str) -> RouteSpec {
+/// Route 0 of `app`: every path of `hostname` to `upstream`, held for up to 5 s.
+pub fn route(app: &str, hostname: &str, upstream: &str) -> RouteSpec {
     RouteSpec {
         id: format!("slip-{app}"),
         hostname: hostname.to_owned(),
@@ -74,8 +75,9 @@ fn route(app: &str, hostname: &str, upstream: &str) -> RouteSpec {
     }
 }
 
-fn drain(app: &str, upstream: &str) -> DrainRef {
-    DrainRef { id: format!("slipd-drain:{app}"), upstream: upstream.to_owned() }
+/// The drain reference of `app` for `upstream`.
+pub fn drain(app: &str, upstream: &str) -> DrainRef {
+    DrainRef { id: format!("{}{app}", crate::caddy::render::DRAIN_ID_PREFIX), upstream: upstream.to_owned() }
 }
 
 fn block(routes: Vec<RouteSpec>, drains: Vec<DrainRef>) -> RouteBlock {
