@@ -214,7 +214,7 @@ fn every_daemon_default() {
             },
             caddy: Caddy {
                 admin_api: "http://localhost:2019",
-                server: "slip",
+                server: None,
                 listen: [
                     ":443",
                     ":80",
@@ -397,7 +397,9 @@ format = "text"
             },
             caddy: Caddy {
                 admin_api: "unix//run/caddy/admin.sock",
-                server: "srv0",
+                server: Some(
+                    "srv0",
+                ),
                 listen: [
                     ":8443",
                     "127.0.0.1:8080",
