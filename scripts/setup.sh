@@ -17,7 +17,7 @@ readonly SERVER_PACKAGES=(docker.io caddy ca-certificates curl openssl)
 # A current Caddy for the tests, beside Debian's 2.6.2 (install_current_caddy).
 readonly CURRENT_CADDY_VERSION=2.11.7
 readonly CURRENT_CADDY=/usr/local/lib/slip-tests/caddy-$CURRENT_CADDY_VERSION/caddy
-readonly DEV_PACKAGES=(podman docker-registry busybox-static sqlite3 apache2-utils wrk jq build-essential pkg-config iproute2 debootstrap)
+readonly DEV_PACKAGES=(podman catatonit docker-registry busybox-static sqlite3 apache2-utils wrk jq build-essential pkg-config iproute2 debootstrap)
 readonly DOCKER_SOCKET=/var/run/docker.sock
 readonly PODMAN_SOCKET=/run/podman/podman.sock
 readonly CADDY_ADMIN=http://localhost:2019

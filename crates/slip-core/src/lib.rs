@@ -11,6 +11,7 @@
 //! - [`log_lines`]: a container's output frames (timestamped, cut anywhere) as lines, per stream.
 //! - [`config`]: server config (`slip.toml`, `apps/*.toml`): raw parse, interpolation, validation, problems.
 //! - [`repo_config`]: the repo config (`/slip/slip.toml` in the image), read verbatim from memory.
+//! - [`merge`]: the server's app file and the image's repo config merged for one deploy (SPEC §5).
 //! - [`pod_manifest`]: a pod's Kubernetes manifest: parsed with positions and checked against SPEC §14.
 //! - [`signature`]: webhook HMAC verification and admin-token comparison.
 //! - [`deploy`]: one deploy attempt as a state machine (events in, actions out).
@@ -24,6 +25,7 @@ pub mod env_file;
 pub mod env_value;
 pub mod error_chain;
 pub mod log_lines;
+pub mod merge;
 pub mod names;
 pub mod pod_manifest;
 pub mod preview;

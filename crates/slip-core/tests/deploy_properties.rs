@@ -105,7 +105,7 @@ fn run(plan: Plan, bytes: Vec<u8>) -> Trace {
                 if script.fails(8) {
                     failure()
                 } else {
-                    Event::Configured
+                    Event::Configured(None)
                 }
             }
             Action::Start => {

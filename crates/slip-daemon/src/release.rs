@@ -14,7 +14,6 @@ use slip_core::error_chain::error_chain;
 use slip_core::names::{AppName, DeployId, Tag};
 use slip_engine::clock::unix_ms;
 use slip_engine::ports::{Mount, NetworkAttachment, RegistryCredentials, Resources};
-use slip_engine::routes::RouteTemplate;
 use slip_engine::run::Release;
 use slip_engine::secrets::{Scope, SecretStore};
 use slip_engine::store::DeployRow;
@@ -63,6 +62,11 @@ impl Resolver {
             return preview::resolve(&config, &self.secrets, app, row, preview);
         }
         let mut release = resolve_app(&config, &self.secrets, app, &row.app, row.id.clone(), row.tag.clone())?;
+        // Webhook `images` overrides, checked against the manifest at `configuring` (SPEC §14.3).
+        release.overrides = serde_json::from_str::<serde_json::Value>(&row.images)
+            .ok()
+            .and_then(|images| serde_json::from_value(images.get("overrides")?.clone()).ok())
+            .unwrap_or_default();
         // Rollbacks run the digest of the release they restore, never what the tag names now (SPEC §7.6).
         if let Some(pinned) = crate::rollback::pinned_image(row) {
             release.image = pinned;
@@ -80,48 +84,21 @@ pub fn resolve_app(
     deploy_id: DeployId,
     tag: Tag,
 ) -> Result<Release, StepFailure> {
+    // Kind, routes, health and resources are settled at `configuring`, once the image's own /slip/slip.toml has
+    // been read (SPEC §5); until then the server file alone says what they are.
     let kind = app.kind();
-    if kind.as_str() == "pod" {
-        return Err(StepFailure::new(
-            ErrorCode::PodsRequirePodman,
-            "pod apps are not supported by this slipd yet (they need the Podman backend and kube play)",
-        ));
-    }
     let image = app.image.with_tag(&tag);
     let credentials = config.registry.credentials_for(app.image.host()).map(|(username, password)| {
         RegistryCredentials { username: username.to_owned(), password: password.expose().to_owned() }
     });
-
-    let mut routes = Vec::new();
-    for route in &app.routes {
-        let port = route.port.ok_or_else(|| {
-            StepFailure::new(
-                ErrorCode::NoPort,
-                format!("route {} has no port: set routing.port in apps/{app_name}.toml", route.hostname),
-            )
-        })?;
-        routes.push(RouteTemplate {
-            hostname: route.hostname.clone(),
-            path_prefix: (route.path_prefix != "/").then(|| route.path_prefix.clone()),
-            strip_prefix: route.strip_prefix,
-            container_port: port,
-            hold_timeout: app.hold_timeout,
-        });
-    }
-
     let health = app.health.resolve();
-    if health.path.is_some() && routes.is_empty() && health.port.is_none() {
-        return Err(StepFailure::new(
-            ErrorCode::NoPort,
-            format!("health.path is set but there is no port to probe: set health.port in apps/{app_name}.toml"),
-        ));
-    }
 
-    let env = environment(secrets, app, app_name, deploy_id.as_str(), tag.as_str(), kind.as_str(), None)?;
+    let (env, secret_keys) =
+        environment(secrets, app, app_name, deploy_id.as_str(), tag.as_str(), kind.as_str(), None)?;
     let mounts = volumes(app)?;
     let plan = Plan {
         strategy: app.strategy(),
-        routed: !routes.is_empty(),
+        routed: !app.routes.is_empty(),
         health: HealthPlan {
             path: health.path.clone(),
             interval: health.interval,
@@ -145,10 +122,14 @@ pub fn resolve_app(
         image,
         repository: app.image.clone(),
         credentials,
-        kind: if routes.is_empty() { "worker" } else { "web" },
+        config: Arc::new(app.clone()),
+        overrides: std::collections::BTreeMap::new(),
+        secret_keys,
+        pod: None,
+        kind: kind.as_str(),
         health_port: health.port,
-        health_host: health.host.clone().or_else(|| routes.first().map(|r| r.hostname.clone())),
-        routes,
+        health_host: health.host.clone(),
+        routes: Vec::new(),
         env,
         resources: Resources {
             memory_bytes: app.resources.memory,
@@ -173,9 +154,12 @@ pub(crate) struct PreviewEnv<'a> {
     pub url: Option<&'a str>,
 }
 
-/// Container environment in SPEC §4.3's order: `[env]`, `env_file`, secrets, slip's variables. Production gets the
-/// app-scope secrets; a preview gets its preview-scope secrets, over the app-scope ones only with
-/// `preview.inherit_secrets`, plus `SLIP_PREVIEW_ID` and `SLIP_PREVIEW_URL`.
+/// A container environment in order, with the keys that are secrets beside it.
+type Env = Vec<(String, String)>;
+
+/// Container environment in SPEC §4.3's order: `[env]`, `env_file`, secrets, slip's variables, with the keys that
+/// are secrets. Production gets the app-scope secrets; a preview gets its preview-scope secrets, over the app-scope
+/// ones only with `preview.inherit_secrets`, plus `SLIP_PREVIEW_ID` and `SLIP_PREVIEW_URL`.
 fn environment(
     secrets: &SecretStore,
     app: &AppConfig,
@@ -184,8 +168,9 @@ fn environment(
     tag: &str,
     kind: &str,
     preview: Option<&PreviewEnv<'_>>,
-) -> Result<Vec<(String, String)>, StepFailure> {
+) -> Result<(Env, std::collections::BTreeSet<String>), StepFailure> {
     let mut env: Vec<(String, String)> = app.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut secret_keys = std::collections::BTreeSet::new();
     if let Some(path) = &app.env_file {
         let vars = env_file::read(path).map_err(|e| StepFailure::new(ErrorCode::EnvFileMissing, error_chain(&e)))?;
         for (k, v) in vars {
@@ -199,6 +184,7 @@ fn environment(
     };
     for scope in scopes {
         for (k, v) in read_secrets(secrets, app_name, *scope)? {
+            secret_keys.insert(k.clone());
             set(&mut env, k, v);
         }
     }
@@ -213,7 +199,7 @@ fn environment(
             set(&mut env, "SLIP_PREVIEW_URL".to_owned(), url.to_owned());
         }
     }
-    Ok(env)
+    Ok((env, secret_keys))
 }
 
 fn set(env: &mut Vec<(String, String)>, key: String, value: String) {

@@ -12,7 +12,7 @@
 //! itself does at debug level, which is why the daemon must apply [`LOG_FILTER_DIRECTIVE`].
 
 mod create;
-mod errors;
+pub(crate) mod errors;
 mod extract;
 mod logs;
 mod reference;
@@ -36,7 +36,7 @@ use time::format_description::well_known::Rfc3339;
 use self::errors::{Answer, PullFailure};
 use self::reference::Reference;
 use crate::ports::{
-    ContainerSpec, ContainerState, ImageStore, InstanceId, InstanceRuntime, InstanceSpec, InstanceState,
+    ContainerSpec, ContainerState, ImageFile, ImageStore, InstanceId, InstanceRuntime, InstanceSpec, InstanceState,
     InstanceSummary, LogRequest, LogSource, LogStream, PortMapping, PulledImage, RegistryCredentials, RuntimeError,
 };
 
@@ -364,6 +364,13 @@ impl InstanceRuntime for Runtime {
         }
     }
 
+    fn pod_refusal(&self) -> Option<&str> {
+        Some(match self.backend {
+            Backend::Podman => "pod deploys on Podman are not supported by this slipd yet",
+            _ => "pods need the Podman backend (runtime.backend = \"podman\" or \"auto\" with Podman running)",
+        })
+    }
+
     async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<InstanceSummary>, RuntimeError> {
         let filters = HashMap::from([("label", labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>())]);
         let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
@@ -451,16 +458,6 @@ impl ImageStore for Runtime {
         self.image(reference).await
     }
 
-    async fn read_file(
-        &self,
-        reference: &str,
-        path: &str,
-        labels: &BTreeMap<String, String>,
-        max: usize,
-    ) -> Result<Option<Vec<u8>>, RuntimeError> {
-        self.extract_file(reference, path, labels, max).await
-    }
-
     async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError> {
         let options = RemoveImageOptionsBuilder::default().force(false).noprune(false).build();
         match self.docker.remove_image(reference, Some(options), None).await {
@@ -468,6 +465,16 @@ impl ImageStore for Runtime {
             Err(err) if Answer::of(&err).status() == Some(404) => Ok(()),
             Err(err) => Err(self.error("remove image", reference, &err)),
         }
+    }
+
+    async fn read_files(
+        &self,
+        image: &str,
+        paths: &[&str],
+        limit: usize,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<ImageFile>, RuntimeError> {
+        self.extract_files(image, paths, limit, labels).await
     }
 }
 

@@ -30,7 +30,7 @@ pub const PREVIEW: &str = "slip.preview";
 pub const ROLE_APP: &str = "app";
 /// The role of a preview release's instance.
 pub const ROLE_PREVIEW: &str = "preview";
-/// The role of the stopped helper container that reads files out of an image.
+/// The role of a container made only to read files out of an image; never started, always removed.
 pub const ROLE_EXTRACT: &str = "extract";
 
 /// Who an instance belongs to and what it runs.
@@ -66,6 +66,15 @@ pub fn write(identity: &Identity) -> BTreeMap<String, String> {
         labels.insert(PREVIEW.to_owned(), preview.to_string());
     }
     labels
+}
+
+/// The labels of an extract container made by the slipd `owner` (SPEC §7.3).
+pub fn extract(owner: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED.to_owned(), "true".to_owned()),
+        (OWNER.to_owned(), owner.to_owned()),
+        (ROLE.to_owned(), ROLE_EXTRACT.to_owned()),
+    ])
 }
 
 /// Reads an identity back; `None` when a label is missing or malformed (not a release instance of slip's).
@@ -106,16 +115,6 @@ pub fn preview_releases_of<'a>(app: &'a AppName, id: &'a PreviewId, owner: &'a s
 /// The label filter for every preview instance this slipd made.
 pub fn previews_of(owner: &str) -> [(&'static str, &str); 2] {
     [(ROLE, ROLE_PREVIEW), (OWNER, owner)]
-}
-
-/// The labels of the stopped helper container that reads files out of an image for this slipd (`owner`): managed
-/// and owned, so a crash that leaves one behind gets it removed as an orphan at the next start.
-pub fn extract(owner: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (MANAGED.to_owned(), "true".to_owned()),
-        (OWNER.to_owned(), owner.to_owned()),
-        (ROLE.to_owned(), ROLE_EXTRACT.to_owned()),
-    ])
 }
 
 #[cfg(test)]

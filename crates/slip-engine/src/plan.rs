@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use slip_core::names::Target;
 
 use crate::labels::{self, Identity};
-use crate::ports::{ContainerSpec, InstanceSpec, LogRotation, PortMapping};
+use crate::ports::{ContainerSpec, InstanceSpec, LogRotation, PodSpec, PortMapping};
 use crate::release::Release;
 
 /// The longest container name the engines accept without trouble (DNS label length).
@@ -33,6 +33,13 @@ pub fn health_container_port(release: &Release) -> Option<u16> {
 
 /// Every container port that needs a host port: each route's, and the health port when probed over HTTP.
 pub fn container_ports(release: &Release) -> Vec<u16> {
+    if let Some(pod) = &release.pod {
+        // A pod's containers share one network namespace, so a container port names one container.
+        let mut ports: Vec<u16> = pod.published.iter().map(|(_, port)| *port).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        return ports;
+    }
     let mut ports: Vec<u16> = release.routes.iter().map(|r| r.container_port).collect();
     if let (Some(_), Some(p)) = (&release.plan.health.path, health_container_port(release)) {
         ports.push(p);
@@ -54,14 +61,14 @@ pub struct Candidate<'a> {
 }
 
 /// The spec that creates `candidate` for `release`: running `image` (the pulled digest), labelled for the
-/// slipd `owner`.
+/// slipd `owner`. A pod's manifest is rendered here (SPEC §14.2); a manifest that cannot be rendered is an error.
 pub fn instance_spec(
     release: &Release,
     candidate: &Candidate<'_>,
     owner: &str,
     image: &str,
     log: LogRotation,
-) -> InstanceSpec {
+) -> Result<InstanceSpec, String> {
     let identity = Identity {
         app: release.app.clone(),
         deploy: release.deploy_id.clone(),
@@ -70,18 +77,30 @@ pub fn instance_spec(
         instance_id: candidate.instance_id.to_owned(),
         preview: release.preview.clone(),
     };
-    InstanceSpec::Container(ContainerSpec {
+    let ports: Vec<PortMapping> =
+        candidate.ports.iter().map(|(c, h)| PortMapping { host: *h, container: *c }).collect();
+    if let Some(pod) = &release.pod {
+        let rendering = crate::pod::rendering(release, pod, candidate.name, labels::write(&identity), candidate.ports);
+        let manifest = slip_core::pod_manifest::render::render(&pod.text, &rendering)?;
+        return Ok(InstanceSpec::Pod(PodSpec {
+            name: candidate.name.to_owned(),
+            labels: rendering.labels,
+            manifest,
+            ports,
+        }));
+    }
+    Ok(InstanceSpec::Container(ContainerSpec {
         name: candidate.name.to_owned(),
         image: image.to_owned(),
         labels: labels::write(&identity),
         env: release.env.clone(),
-        ports: candidate.ports.iter().map(|(c, h)| PortMapping { host: *h, container: *c }).collect(),
+        ports,
         network: release.network.clone(),
         resources: release.resources,
         mounts: release.mounts.clone(),
         init: release.init,
         log,
-    })
+    }))
 }
 
 #[cfg(test)]

@@ -2,12 +2,9 @@
 //! must enable previews, then the TTL, the per-app cap and the resources are settled from it and the server's
 //! bounds. Production deploys do not come here.
 
-use slip_core::config::{SourceFile, UnknownKeys};
 use slip_core::deploy::{ErrorCode, StepFailure};
 use slip_core::repo_config::{self, RepoConfig};
 
-use crate::engine::Engine;
-use crate::labels;
 use crate::ports::Resources;
 use crate::release::{PreviewPlan, Release};
 
@@ -24,21 +21,16 @@ pub struct Admitted {
     pub warnings: Vec<String>,
 }
 
-/// Reads `/slip/slip.toml` from the pulled `image` and admits the preview, or fails the deploy with the code that
-/// says why (`preview_requires_repo_config`, `repo_config_invalid`, `repo_config_name_mismatch`,
-/// `preview_disabled`, `hook_failed` for hooks this slipd cannot run yet).
-pub async fn admit(
-    engine: &Engine,
+/// Admits the preview given the image's repo config (read once per deploy by the driver, which also records its
+/// warnings), or fails the deploy with the code that says why (`preview_requires_repo_config`,
+/// `repo_config_name_mismatch`, `preview_disabled`, `hook_failed` for hooks this slipd cannot run yet).
+pub fn admit(
     release: &Release,
     plan: &PreviewPlan,
+    repo: Option<&RepoConfig>,
     image: &str,
 ) -> Result<Admitted, StepFailure> {
-    let labels = labels::extract(&engine.instance_id);
-    let bytes =
-        engine.image_store.read_file(image, repo_config::IMAGE_PATH, &labels, repo_config::MAX_SIZE).await.map_err(
-            |e| StepFailure::new(ErrorCode::RepoConfigInvalid, format!("reading {}: {e}", repo_config::IMAGE_PATH)),
-        )?;
-    let Some(bytes) = bytes else {
+    let Some(repo) = repo else {
         return Err(StepFailure::new(
             ErrorCode::PreviewRequiresRepoConfig,
             format!(
@@ -47,16 +39,7 @@ pub async fn admit(
             ),
         ));
     };
-    let text = String::from_utf8(bytes).map_err(|_| {
-        StepFailure::new(ErrorCode::RepoConfigInvalid, format!("{} is not UTF-8", repo_config::IMAGE_PATH))
-    })?;
-    let read = repo_config::read(&SourceFile { path: repo_config::IMAGE_PATH.into(), text }, UnknownKeys::Warning);
-    if !read.is_valid() {
-        let problems: Vec<String> = read.problems.iter().map(ToString::to_string).collect();
-        return Err(StepFailure::new(ErrorCode::RepoConfigInvalid, problems.join("; ")));
-    }
-    let warnings = read.warnings.iter().map(ToString::to_string).collect();
-    decide(release, plan, &read.config, warnings)
+    decide(release, plan, repo, Vec::new())
 }
 
 /// The pure half of [`admit`]: the gate and the merge, given the repo config.

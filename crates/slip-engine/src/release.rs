@@ -1,7 +1,9 @@
 //! A release resolved for one deploy: what to pull and how to run it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use slip_core::config::AppConfig;
 use slip_core::deploy::Plan;
 use slip_core::names::{AppName, DeployId, ImageRepo, PreviewId, Tag, Target};
 use tokio_util::sync::CancellationToken;
@@ -28,7 +30,16 @@ pub struct Release {
     pub image: String,
     /// Credentials for the image's registry host only.
     pub credentials: Option<RegistryCredentials>,
-    /// `web` or `worker`.
+    /// The app's server config as this deploy read it. At `configuring` it is merged with the image's repo config
+    /// (`crate::repo_config::settle`), which rewrites the kind, routes, health, resources and the plan below.
+    pub config: Arc<AppConfig>,
+    /// Webhook `images` overrides (container → full reference), checked at `configuring` (SPEC §14.3).
+    pub overrides: std::collections::BTreeMap<String, String>,
+    /// The keys of `env` that are secrets (SPEC §11.3: pods give them only to the app's own containers).
+    pub secret_keys: std::collections::BTreeSet<String>,
+    /// For a pod app, what `configuring` decided about its pod; `None` for a container.
+    pub pod: Option<PodRelease>,
+    /// `web`, `worker` or `pod`.
     pub kind: &'static str,
     /// Routes (empty for workers).
     pub routes: Vec<RouteTemplate>,
@@ -86,4 +97,30 @@ pub struct PreviewPlan {
     pub max_memory: Option<u64>,
     /// The server's `preview.max_cpus`, in billionths of a CPU.
     pub max_nano_cpus: Option<u64>,
+}
+
+/// An HTTP probe of one pod container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// Path to GET.
+    pub path: String,
+    /// Container port.
+    pub port: u16,
+}
+
+/// Everything a pod release adds to a container release.
+#[derive(Debug, Clone, Default)]
+pub struct PodRelease {
+    /// The manifest as read from the image.
+    pub text: String,
+    /// Main containers, in manifest order.
+    pub containers: Vec<String>,
+    /// Init containers, in manifest order.
+    pub init: Vec<String>,
+    /// Container name → the reference it runs, pinned to the pulled digest.
+    pub pinned: std::collections::BTreeMap<String, String>,
+    /// Container name → its HTTP probe; containers without one are checked as running and stable.
+    pub probes: std::collections::BTreeMap<String, Probe>,
+    /// (container, container port) slip publishes: each route's and each probe's.
+    pub published: std::collections::BTreeSet<(String, u16)>,
 }

@@ -11,9 +11,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use slip_core::config::Kind;
 use slip_core::deploy::{
     Action, ContainerHealth, ContainerObservation, Deploy, ErrorCode, Event, Interrupt, Interruptible, Observation,
-    OldInstance, Outcome, ProbeResult, Status, StepFailure,
+    OldInstance, Outcome, ProbeResult, Settled, Status, StepFailure,
 };
 use slip_core::names::Target;
 use tracing::Instrument;
@@ -53,6 +54,8 @@ async fn drive(engine: &Engine, mut release: Release) -> Outcome {
         recorded: None,
         admitted: None,
         recorded_at: std::time::Instant::now(),
+        settled: false,
+        repo: None,
     };
 
     let (mut deploy, mut action) = Deploy::begin(run.release.plan.clone(), now());
@@ -132,6 +135,10 @@ struct Run<'a> {
     admitted: Option<crate::preview::Admitted>,
     /// When the recorded status began, for the step-duration histogram.
     recorded_at: std::time::Instant,
+    /// Whether the image's repo config has been read and merged (once per deploy).
+    settled: bool,
+    /// The image's repo config, once `settle` has read it (`None` when the image has none).
+    repo: Option<slip_core::repo_config::RepoConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -330,11 +337,12 @@ impl Run<'_> {
                 Event::Pulled
             }
             Action::Configure => {
+                let settled = self.settle().await?;
                 self.configure().await?;
-                Event::Configured
+                Event::Configured(settled)
             }
             Action::Start => {
-                let spec = self.spec();
+                let spec = self.spec().map_err(|e| StepFailure::new(ErrorCode::ManifestInvalid, e))?;
                 let id = match engine.instances.start(&spec).await {
                     Ok(id) => id,
                     Err(e) => {
@@ -361,7 +369,7 @@ impl Run<'_> {
                 Event::Held
             }
             Action::Switch { drain_old } => {
-                if self.release.kind == "web" {
+                if self.release.plan.routed {
                     let mut entry = self.candidate_routes(*drain_old);
                     if !*drain_old {
                         // Recreate already holds the routes on the candidate: keep the drain reference, so
@@ -457,6 +465,59 @@ impl Run<'_> {
         logged(recorded, "recording a deploy warning");
     }
 
+    /// Reads the image's repo config and merges it into the release, the first time only.
+    async fn settle(&mut self) -> Result<Option<Settled>, StepFailure> {
+        if self.settled {
+            return Ok(None);
+        }
+        let image = self.image_ref.clone().unwrap_or_else(|| self.release.image.clone());
+        let from_image = crate::repo_config::read(self.engine, &image).await?;
+        for warning in &from_image.warnings {
+            let warning = self.release.redactor.redact(warning);
+            let recorded =
+                self.engine.store.record_event(&self.release.deploy_id, NoteKind::Warning, &warning, None, unix_ms());
+            logged(recorded, "recording a deploy warning");
+        }
+        self.repo = from_image.config.clone();
+        let repo = from_image.config.as_ref();
+        let kind = crate::repo_config::kind(&self.release, repo, self.engine.instances.pod_refusal())?;
+        let manifest = match kind {
+            Kind::Pod => {
+                let path = crate::pod::manifest_path(&self.release.config, repo)?;
+                Some(crate::pod::read_manifest(self.engine, &self.release.config, &image, &path).await?)
+            }
+            Kind::Web | Kind::Worker if !self.release.overrides.is_empty() => {
+                return Err(StepFailure::new(
+                    ErrorCode::ImagesNotSupported,
+                    format!(
+                        "{} is a {} app; webhook images overrides apply to pods only",
+                        self.release.app,
+                        kind.as_str()
+                    ),
+                ));
+            }
+            Kind::Web | Kind::Worker => None,
+        };
+        let (settled, merged) = crate::repo_config::settle(&mut self.release, repo, manifest.as_ref().map(|m| &m.1))?;
+        if let Some((text, manifest)) = manifest {
+            let config = self.release.config.clone();
+            // Overrides are checked against the manifest before anything more is pulled (SPEC §14.3).
+            let references = crate::pod::references(&config, &manifest, &self.release.tag, &self.release.overrides)?;
+            let pinned = crate::pod::pull_all(self.engine, &self.release, &references, &image).await?;
+            let (probes, published) = crate::pod::probes(&config, repo, &merged, &manifest);
+            self.release.pod = Some(crate::pod::PodRelease {
+                text,
+                containers: manifest.containers.iter().map(|c| c.name.clone()).collect(),
+                init: manifest.init_containers.iter().map(|c| c.name.clone()).collect(),
+                pinned,
+                probes,
+                published,
+            });
+        }
+        self.settled = true;
+        Ok(Some(settled))
+    }
+
     /// Leases host ports and records the candidate instance before anything is created.
     async fn configure(&mut self) -> Result<(), StepFailure> {
         let engine = self.engine;
@@ -468,13 +529,9 @@ impl Run<'_> {
             (0..8).map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex digit")).collect()
         };
         if let (Some(plan), None) = (&self.release.preview_plan, &self.admitted) {
+            // `settle` read the image's repo config (and recorded its warnings); a preview needs one that admits it.
             let image = self.image_ref.clone().unwrap_or_else(|| self.release.image.clone());
-            let admitted = crate::preview::admit(engine, &self.release, plan, &image).await?;
-            for warning in &admitted.warnings {
-                let recorded =
-                    engine.store.record_event(&self.release.deploy_id, NoteKind::Warning, warning, None, unix_ms());
-                logged(recorded, "recording a repo config warning");
-            }
+            let admitted = crate::preview::admit(&self.release, plan, self.repo.as_ref(), &image)?;
             self.release.resources = admitted.resources;
             self.admitted = Some(admitted);
         }
@@ -486,7 +543,7 @@ impl Run<'_> {
             app: self.release.app.clone(),
             preview_id: self.release.preview.clone(),
             deploy_id: self.release.deploy_id.clone(),
-            runtime_kind: RuntimeKind::Container,
+            runtime_kind: if self.release.pod.is_some() { RuntimeKind::Pod } else { RuntimeKind::Container },
             runtime_id: String::new(),
             name: name.clone(),
             role: InstanceRole::Candidate,
@@ -506,7 +563,10 @@ impl Run<'_> {
         let resolution = Resolution {
             kind: self.release.kind.to_owned(),
             strategy: self.release.plan.strategy.as_str().to_owned(),
-            digests: serde_json::json!({ "app": self.image_ref.clone().unwrap_or_default() }).to_string(),
+            digests: match &self.release.pod {
+                Some(pod) => serde_json::to_string(&pod.pinned).unwrap_or_default(),
+                None => serde_json::json!({ "app": self.image_ref.clone().unwrap_or_default() }).to_string(),
+            },
             plan: serde_json::json!({
                 "image": self.release.image,
                 "routes": self.release.routes.iter().map(|r| serde_json::json!({
@@ -530,7 +590,7 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn spec(&self) -> InstanceSpec {
+    fn spec(&self) -> Result<InstanceSpec, String> {
         let candidate = self.candidate.as_ref().expect("configured before start");
         let release = &self.release;
         let identity =
@@ -562,25 +622,40 @@ impl Run<'_> {
                 })
                 .collect(),
         };
-        let (Some(path), true, Some(probed)) =
-            (self.release.plan.health.path.clone(), state.running(), observation.containers.first_mut())
-        else {
-            return Ok(if observation.containers.is_empty() { gone() } else { observation });
-        };
-        let container_port = plan::health_container_port(&self.release);
-        let published = state.ports.iter().find(|p| Some(p.container) == container_port).or(state.ports.first());
-        probed.http = Some(match published {
-            Some(published) => {
-                let target = ProbeTarget {
-                    upstream: self.engine.instances.upstream(*published),
-                    path,
-                    host: self.release.health_host.clone(),
-                    timeout: self.release.plan.health.timeout,
-                };
-                self.engine.probe.check(&target).await
-            }
-            None => ProbeResult::Unhealthy("no published port to probe".into()),
-        });
+        if observation.containers.is_empty() {
+            return Ok(gone());
+        }
+        if !state.running() {
+            return Ok(observation);
+        }
+        for (n, probed) in observation.containers.iter_mut().enumerate() {
+            // A pod probes the containers SPEC §8.3 names; a single container its health path, if any.
+            let probe = match &self.release.pod {
+                Some(pod) => pod.probes.get(&probed.name).map(|p| (p.path.clone(), Some(p.port), false)),
+                None if n == 0 => {
+                    self.release.plan.health.path.clone().map(|p| (p, plan::health_container_port(&self.release), true))
+                }
+                None => None,
+            };
+            let Some((path, container_port, any_port)) = probe else { continue };
+            let published = state
+                .ports
+                .iter()
+                .find(|p| Some(p.container) == container_port)
+                .or(state.ports.first().filter(|_| any_port));
+            probed.http = Some(match published {
+                Some(published) => {
+                    let target = ProbeTarget {
+                        upstream: self.engine.instances.upstream(*published),
+                        path,
+                        host: self.release.health_host.clone(),
+                        timeout: self.release.plan.health.timeout,
+                    };
+                    self.engine.probe.check(&target).await
+                }
+                None => ProbeResult::Unhealthy("no published port to probe".into()),
+            });
+        }
         Ok(observation)
     }
 
@@ -643,6 +718,7 @@ impl From<RuntimeError> for StepFailure {
             RuntimeError::PullFailed { .. } => ErrorCode::PullFailed,
             RuntimeError::PortUnavailable { .. } => ErrorCode::PortUnavailable,
             RuntimeError::Rejected { .. } => ErrorCode::StartFailed,
+            RuntimeError::InitFailed { .. } => ErrorCode::InitFailed,
         };
         StepFailure::new(code, e.to_string())
     }
@@ -739,9 +815,27 @@ mod tests {
                 unix_ms(),
             )
             .unwrap();
+        let strategy_name = strategy.as_str();
+        let sources = slip_core::config::Sources {
+            slip_toml: None,
+            apps: vec![slip_core::config::SourceFile {
+                path: "apps/web.toml".into(),
+                text: format!(
+                    "[app]\nname = \"web\"\nimage = \"registry.test/web\"\n[routing]\ndomain = \"web.test\"\n\
+                     port = 8080\n[health]\npath = \"/up\"\ninterval = \"1s\"\nretries = 3\nstart_period = \"2s\"\n\
+                     [deploy]\nstrategy = \"{strategy_name}\"\n"
+                ),
+            }],
+            env: Default::default(),
+        };
+        let config = slip_core::config::parse(&sources).unwrap().config.apps.into_values().next().unwrap();
         Release {
             deploy_id,
             app,
+            config: Arc::new(config),
+            overrides: Default::default(),
+            secret_keys: Default::default(),
+            pod: None,
             preview: None,
             preview_plan: None,
             image: repository.with_tag(&tag),

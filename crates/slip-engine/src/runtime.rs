@@ -2,7 +2,7 @@
 //!
 //! Boot asks this module for a runtime and gets the three seams of [`crate::ports`] (instances, images, logs);
 //! it never names the adapter. Docker and Podman both speak the Docker-compatible API through [`crate::docker`];
-//! a Podman pod runtime or a Swarm backend would be chosen here.
+//! on Podman, [`crate::podman::PodRuntime`] adds pods through libpod. A Swarm backend would be chosen here too.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,5 +33,14 @@ pub async fn connect(backend: Backend, socket: Option<&str>) -> Result<Runtime, 
     let engine_root = adapter.engine_root().await;
     let backend = adapter.backend();
     let adapter = Arc::new(adapter);
-    Ok(Runtime { instances: adapter.clone(), images: adapter.clone(), logs: adapter, backend, engine_root })
+    match backend {
+        // Podman runs pods too, through its own API beside the Docker-compatible one.
+        Backend::Podman => {
+            let pods = Arc::new(crate::podman::PodRuntime::new(adapter));
+            Ok(Runtime { instances: pods.clone(), images: pods.clone(), logs: pods, backend, engine_root })
+        }
+        Backend::Docker | Backend::Auto => {
+            Ok(Runtime { instances: adapter.clone(), images: adapter.clone(), logs: adapter, backend, engine_root })
+        }
+    }
 }

@@ -118,6 +118,24 @@ async fn docker_honours_the_runtime_contract() {
 }
 
 #[tokio::test]
+async fn docker_reads_files_out_of_an_image_through_a_never_started_container() {
+    let fx = Fixture::new().await;
+    let contents = format!("[app]\nname = \"files-{}\"\n", fx.test_id);
+    let image = Image::V1.with_file("/slip/slip.toml", contents.clone()).build();
+    let mut labels = slip_engine::labels::extract("slipd-test");
+    labels.insert("slip.test".into(), fx.test_id.clone());
+    slip_engine::testing::contract::image_files_contract(
+        &fx.runtime,
+        &fx.runtime,
+        &image,
+        contents.as_bytes(),
+        &labels,
+        &fx.label(),
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn docker_specifics_of_start_inspect_list_stop_restart_remove() {
     let fx = Fixture::new().await;
     let port = free_port();

@@ -39,3 +39,30 @@ async fn podman_honours_the_runtime_contract() {
     runtime_contract(&runtime, InstanceSpec::Container(spec), &[("slip.test", test_id.as_str())]).await;
     runtime.remove_image(&reference).await.expect("removing the pulled image");
 }
+
+#[tokio::test]
+async fn podman_reads_files_out_of_an_image_through_a_never_started_container() {
+    require_docker();
+    require_podman();
+    let test_id = unique_id();
+    let _guard = ContainerGuard::podman("slip.test", &test_id);
+    let registry = Registry::start();
+    let contents = format!("[app]\nname = \"files-{test_id}\"\n");
+    let image = Image::V1.with_file("/slip/slip.toml", contents.clone());
+    let reference = registry.push(&image, &format!("files-{test_id}"), "v1");
+    let runtime = Runtime::connect(Some(PODMAN_SOCKET)).await.expect("connecting to Podman");
+    let pulled = runtime.pull(&reference, None).await.expect("Podman pulls from the loopback registry");
+    let mut labels = slip_engine::labels::extract("slipd-test");
+    labels.insert("slip.test".into(), test_id.clone());
+    let image_ref = pulled.digest.clone().unwrap_or(pulled.id.clone());
+    slip_engine::testing::contract::image_files_contract(
+        &runtime,
+        &runtime,
+        &image_ref,
+        contents.as_bytes(),
+        &labels,
+        &[("slip.test", test_id.as_str())],
+    )
+    .await;
+    runtime.remove_image(&reference).await.expect("removing the pulled image");
+}

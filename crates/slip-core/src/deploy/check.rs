@@ -111,9 +111,13 @@ impl Check {
             }
         }
 
-        let Some(path) = &health.path else {
-            let first = self.first_seen.as_ref().map(|(t, _)| *t).unwrap_or(now);
-            if now.duration_since(first) >= health.stable_for {
+        // HTTP probes decide when the plan has a path or the driver probed some container (a pod's per-container
+        // health, SPEC §8.3); otherwise every container must run and stay up.
+        let any_http = observation.containers.iter().any(|c| c.http.is_some());
+        let first = self.first_seen.as_ref().map(|(t, _)| *t).unwrap_or(now);
+        let stable = now.duration_since(first) >= health.stable_for;
+        let Some(path) = health.path.as_deref().or(any_http.then_some("the health path")) else {
+            if stable {
                 return CheckStep::Healthy;
             }
             let next = (now + health.interval.min(STABLE_POLL)).min(first + health.stable_for);
@@ -130,7 +134,15 @@ impl Check {
                 _ => None,
             })
         };
-        let Some(reason) = failing else { return CheckStep::Healthy };
+        let Some(reason) = failing else {
+            // Containers without a probe in a pod that mixes both must also have run for `stable_for`.
+            let unprobed = observation.containers.iter().any(|c| c.http.is_none());
+            if several && unprobed && !stable {
+                let next = (now + health.interval.min(STABLE_POLL)).min(first + health.stable_for);
+                return CheckStep::Continue(self, Action::WaitUntil(next));
+            }
+            return CheckStep::Healthy;
+        };
         let in_grace = now.duration_since(self.since) < health.start_period;
         if in_grace {
             self.note(health, &reason, None, notes);

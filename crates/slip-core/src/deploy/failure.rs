@@ -39,6 +39,20 @@ pub enum ErrorCode {
     PodsRequirePodman,
     /// No container port is known for a route.
     NoPort,
+    /// The image's `/slip/slip.toml` is unreadable or invalid.
+    RepoConfigInvalid,
+    /// The image's `/slip/slip.toml` names another app.
+    RepoConfigNameMismatch,
+    /// The server config and the image disagree on the app's kind.
+    KindMismatch,
+    /// The pod manifest is missing or invalid.
+    ManifestInvalid,
+    /// A webhook `images` override names a repository the app may not use.
+    ImageNotAllowed,
+    /// An init container of a pod exited non-zero.
+    InitFailed,
+    /// Webhook `images` overrides for an app that is not a pod.
+    ImagesNotSupported,
     /// The deploy waited in the queue longer than `deploy.queue_ttl`.
     Expired,
     /// slip's own database could not record a step.
@@ -47,10 +61,6 @@ pub enum ErrorCode {
     PreviewDisabled,
     /// A preview of an image without `/slip/slip.toml`.
     PreviewRequiresRepoConfig,
-    /// The image's repo config is invalid.
-    RepoConfigInvalid,
-    /// The image's repo config names another app.
-    RepoConfigNameMismatch,
     /// A preview hook failed (or cannot run).
     HookFailed,
 }
@@ -77,12 +87,17 @@ impl ErrorCode {
             ErrorCode::AppDeleted => "app_deleted",
             ErrorCode::PodsRequirePodman => "pods_require_podman",
             ErrorCode::NoPort => "no_port",
+            ErrorCode::RepoConfigInvalid => "repo_config_invalid",
+            ErrorCode::RepoConfigNameMismatch => "repo_config_name_mismatch",
+            ErrorCode::KindMismatch => "kind_mismatch",
+            ErrorCode::ManifestInvalid => "manifest_invalid",
+            ErrorCode::ImageNotAllowed => "image_not_allowed",
+            ErrorCode::InitFailed => "init_failed",
+            ErrorCode::ImagesNotSupported => "images_not_supported",
             ErrorCode::Expired => "expired",
             ErrorCode::StorageUnavailable => "storage_unavailable",
             ErrorCode::PreviewDisabled => "preview_disabled",
             ErrorCode::PreviewRequiresRepoConfig => "preview_requires_repo_config",
-            ErrorCode::RepoConfigInvalid => "repo_config_invalid",
-            ErrorCode::RepoConfigNameMismatch => "repo_config_name_mismatch",
             ErrorCode::HookFailed => "hook_failed",
         }
     }

@@ -270,17 +270,15 @@ impl Deploy {
         }
         match (phase, event) {
             (Phase::Pulling, Event::Pulled) => (Phase::Configuring, Action::Configure),
-            (Phase::Configuring, Event::Configured) => match (&self.plan.old, self.plan.strategy) {
-                // Started again with new ports after the old release stopped: the routes hold on the new ports.
-                (Some(_), Strategy::Recreate) if self.old_stopped && self.plan.routed => (Phase::Holding, Action::Hold),
-                (Some(_), Strategy::Recreate) if self.old_stopped => (Phase::Starting, Action::Start),
-                (Some(_), Strategy::Recreate) if self.plan.routed => (Phase::Holding, Action::Hold),
-                (Some(old), Strategy::Recreate) => {
-                    let container = old.container.clone();
-                    (Phase::StoppingOld, Action::Stop { container, grace: self.plan.stop_grace })
+            (Phase::Configuring, Event::Configured(settled)) => {
+                // The first configure settles the plan; a configure again (new ports) keeps it.
+                if let Some(settled) = settled.filter(|_| self.port_retries == 0) {
+                    self.plan.strategy = settled.strategy;
+                    self.plan.routed = settled.routed;
+                    self.plan.health = settled.health;
                 }
-                _ => (Phase::Starting, Action::Start),
-            },
+                self.after_configure()
+            }
             (Phase::Holding, Event::Held) if self.old_stopped => (Phase::Starting, Action::Start),
             (Phase::Holding, Event::Held) => self.start_drain(now, false),
             (Phase::Starting, Event::Started(container)) => {
@@ -541,6 +539,21 @@ impl Deploy {
     /// release (a failure there must route back, even with no candidate yet).
     fn holding(&self, phase: &Phase) -> bool {
         matches!(phase, Phase::Holding | Phase::StoppingOld) || matches!(phase, Phase::Draining(d) if !d.after_switch)
+    }
+
+    /// What follows a configured candidate: hold or stop the old release (recreate), or start.
+    fn after_configure(&self) -> (Phase, Action) {
+        match (&self.plan.old, self.plan.strategy) {
+            // Started again with new ports after the old release stopped: the routes hold on the new ports.
+            (Some(_), Strategy::Recreate) if self.old_stopped && self.plan.routed => (Phase::Holding, Action::Hold),
+            (Some(_), Strategy::Recreate) if self.old_stopped => (Phase::Starting, Action::Start),
+            (Some(_), Strategy::Recreate) if self.plan.routed => (Phase::Holding, Action::Hold),
+            (Some(old), Strategy::Recreate) => {
+                let container = old.container.clone();
+                (Phase::StoppingOld, Action::Stop { container, grace: self.plan.stop_grace })
+            }
+            _ => (Phase::Starting, Action::Start),
+        }
     }
 
     fn begin_restore(&mut self, failure: StepFailure) -> (Phase, Action) {

@@ -96,6 +96,18 @@ pub struct Plan {
     pub old: Option<OldInstance>,
 }
 
+/// What configuring settled that the plan could not know before the image was read (SPEC §5: the repo config
+/// may give the kind, hence the default strategy and whether the app is routed, and any `health.*` field).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    /// Blue-green or recreate.
+    pub strategy: Strategy,
+    /// Whether the app has routes.
+    pub routed: bool,
+    /// Health rules for the candidate.
+    pub health: HealthPlan,
+}
+
 /// What the driver must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -155,8 +167,8 @@ pub enum Action {
 pub enum Event {
     /// The image is local.
     Pulled,
-    /// The candidate is configured.
-    Configured,
+    /// The candidate is configured; with what the image's own config settled (`None`: the plan stands).
+    Configured(Option<Settled>),
     /// The candidate runs, with this container id.
     Started(String),
     /// A probe round finished.

@@ -103,7 +103,7 @@ fn simulate(plan: Plan, mut world: World) -> String {
                     now += world.step;
                     match other {
                         Action::Pull => Event::Pulled,
-                        Action::Configure => Event::Configured,
+                        Action::Configure => Event::Configured(None),
                         Action::Start => Event::Started("web-2".into()),
                         Action::Probe { .. } => {
                             let container = next(&mut world.containers);
@@ -539,7 +539,7 @@ fn a_host_port_taken_on_every_try_fails_the_deploy_after_the_retries() {
 fn to_health_check(now: Instant) -> Deploy {
     let (mut deploy, _) = Deploy::begin(plan(Strategy::BlueGreen, true), now);
     deploy.advance(Event::Pulled, now);
-    deploy.advance(Event::Configured, now);
+    deploy.advance(Event::Configured(None), now);
     assert_eq!(deploy.advance(Event::Started("web-2".into()), now), Action::Probe { container: "web-2".into() });
     deploy
 }
@@ -601,8 +601,13 @@ fn every_container_of_an_instance_must_be_healthy_and_a_failure_names_the_contai
             ContainerHealth { name: "worker".into(), state: worker, http: None },
         ],
     };
+    // The probed container answers at once; the unprobed one must also have run for stable_for (5s).
     let mut healthy = to_health_check(now);
-    assert_eq!(healthy.advance(Event::Probed(pod(running())), now), Action::Switch { drain_old: true });
+    let waiting = healthy.advance(Event::Probed(pod(running())), now);
+    assert!(matches!(waiting, Action::WaitUntil(_)), "{waiting:?}");
+    let stable = now + Duration::from_secs(5);
+    assert_eq!(healthy.advance(Event::Waited, stable), Action::Probe { container: "web-2".into() });
+    assert_eq!(healthy.advance(Event::Probed(pod(running())), stable), Action::Switch { drain_old: true });
 
     let mut failing = to_health_check(now);
     let later = now + Duration::from_secs(1);
@@ -785,7 +790,7 @@ fn a_first_deploy_does_not_watch_and_nothing_after_the_switch_is_interruptible()
     assert!(!transcript.contains("watching"), "nothing to roll back to:\n{transcript}");
     let now = Instant::now();
     let (mut deploy, _) = Deploy::begin(watched(Strategy::BlueGreen, 30), now);
-    for event in [Event::Pulled, Event::Configured, Event::Started("web-2".into())] {
+    for event in [Event::Pulled, Event::Configured(None), Event::Started("web-2".into())] {
         deploy.advance(event, now);
     }
     let healthy = Event::Probed(Observation::single(running(), Some(ProbeResult::Healthy(200))));
@@ -797,4 +802,20 @@ fn a_first_deploy_does_not_watch_and_nothing_after_the_switch_is_interruptible()
     assert_eq!(deploy.interruptible(), Interruptible::No, "a watch is never cancelled: use rollback");
     let again = deploy.advance(Event::Interrupted(Interrupt::Cancel("stop".into())), now);
     assert_eq!(again, action, "the pending probe is answered again");
+}
+
+#[test]
+fn what_configuring_settles_replaces_the_plan_once() {
+    let now = Instant::now();
+    // The server file alone said blue-green; the image says worker, so recreate: the old release is stopped
+    // first (no routes to hold).
+    let (mut deploy, _) = Deploy::begin(plan(Strategy::BlueGreen, true), now);
+    deploy.advance(Event::Pulled, now);
+    let mut health = plan(Strategy::BlueGreen, true).health;
+    health.path = None;
+    let settled = Settled { strategy: Strategy::Recreate, routed: false, health };
+    assert_eq!(
+        deploy.advance(Event::Configured(Some(settled)), now),
+        Action::Stop { container: "web-1".into(), grace: plan(Strategy::BlueGreen, true).stop_grace }
+    );
 }

@@ -6,8 +6,8 @@
 //! manifest against the repo config: container names against routes and health, the route port, and
 //! (strictly) sidecar tags.
 //!
-//! This module does not render the manifest for Podman (renaming the pod, pinning digests, leasing ports,
-//! adding env and volumes): that is the deploy's work. Rules that need the server's app file take it
+//! [`render::render`] renders a checked manifest for one release (renaming the pod, pinning digests, publishing
+//! leased ports on loopback, adding env and volumes), from what the deploy decided. Rules that need the server's app file take it
 //! through [`Policy`]; without it (`slip validate`) they become warnings that name the server setting.
 //!
 //! # Layout
@@ -24,6 +24,7 @@ use crate::config::{Problem, SourceFile, problem};
 mod against;
 pub mod image;
 mod pod;
+pub mod render;
 mod yaml;
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::json;
 use slip_api::DeployAccepted;
+use slip_core::config::Kind;
 use slip_core::names::{AppName, ImageRepo, Tag};
 use slip_core::signature::{self, Signed};
 use slip_engine::clock::unix_ms;
@@ -82,13 +83,24 @@ pub async fn deploy(
             ));
         }
     }
-    if request.images.is_some() {
-        return Err(ApiError::field(
-            "images_not_supported",
-            "images",
-            format!("app {app} is not a pod; images overrides apply to pods only"),
-        ));
-    }
+    let overrides = match &request.images {
+        None => serde_json::Map::new(),
+        Some(_) if matches!(app_config.kind, Some(Kind::Web | Kind::Worker)) => {
+            return Err(ApiError::field(
+                "images_not_supported",
+                "images",
+                format!("app {app} is not a pod; images overrides apply to pods only"),
+            ));
+        }
+        Some(serde_json::Value::Object(map)) if map.values().all(serde_json::Value::is_string) => map.clone(),
+        Some(_) => {
+            return Err(ApiError::field(
+                "invalid_request",
+                "images",
+                "images must be an object of container name → image reference strings",
+            ));
+        }
+    };
     let preview = match &request.preview {
         Some(field) => Some(crate::previews::check(&config, &app, field)?),
         None => None,
@@ -110,7 +122,11 @@ pub async fn deploy(
         preview_id: preview.as_ref().map(|p| p.id.clone()),
         trigger: if actor == "admin" { Trigger::Cli } else { Trigger::Webhook },
         tag: tag.clone(),
-        images: json!({ "app": app_config.image.with_tag(&tag) }).to_string(),
+        images: if overrides.is_empty() {
+            json!({ "app": app_config.image.with_tag(&tag) }).to_string()
+        } else {
+            json!({ "app": app_config.image.with_tag(&tag), "overrides": overrides }).to_string()
+        },
         kind: Some(app_config.kind().as_str().to_owned()),
         strategy: Some(app_config.strategy().as_str().to_owned()),
         rollback_of: None,

@@ -5,7 +5,8 @@
 //! - `since`: a duration back from now (`10m`, `1h30m`) or an RFC 3339 time; exact to the engine's timestamps.
 //! - `follow`: `true` keeps the body open and relays new lines as they are written, until the client goes away,
 //!   every selected container has stopped, or slipd shuts down.
-//! - `container`: only this container (its name, or at least 12 characters of its id).
+//! - `container`: only this container (its name, or at least 12 characters of its id); for a pod, the name of one
+//!   of its containers in the manifest.
 //!
 //! - `preview`: the containers of that preview instead of production's (404 `preview_not_found` when it has none).
 //!
@@ -86,6 +87,7 @@ pub async fn logs(
     };
     let mut containers = listed.map_err(|e| anyhow::Error::new(e).context("listing the app's containers"))?;
     containers.retain(|c| c.running && c.labels.get(labels::PREVIEW).map(String::as_str) == q.preview.as_deref());
+    let mut containers: Vec<InstanceSummary> = containers.into_iter().flat_map(pod_members).collect();
     containers.sort_by(|a, b| a.name.cmp(&b.name));
     if let Some(wanted) = &q.container {
         containers = select(containers, wanted, &app)?;
@@ -156,6 +158,24 @@ fn since(text: &str, now: SystemTime) -> Result<SystemTime, ApiError> {
              time, such as 2025-01-31T12:00:00Z; got {shown:?}"
         ),
     ))
+}
+
+/// A pod's main containers, each under its manifest name (the engine knows it as `<pod>-<name>`); a container as
+/// it is.
+fn pod_members(instance: InstanceSummary) -> Vec<InstanceSummary> {
+    let Some(members) = instance.labels.get(slip_engine::podman::CONTAINERS_LABEL).cloned() else {
+        return vec![instance];
+    };
+    members
+        .split(',')
+        .filter(|m| !m.is_empty())
+        .map(|m| InstanceSummary {
+            id: format!("{}-{m}", instance.name),
+            name: m.to_owned(),
+            running: instance.running,
+            labels: instance.labels.clone(),
+        })
+        .collect()
 }
 
 /// The one container `wanted` names (its name, or a prefix of its id of at least 12 characters).

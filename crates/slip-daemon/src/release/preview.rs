@@ -37,7 +37,8 @@ pub(super) fn resolve(
     // Probes carry the preview's own Host (a configured health.host is production's).
     release.health_host = placement.hostnames.first().cloned();
     let env = PreviewEnv { id: id.as_str(), url: placement.url.as_deref() };
-    release.env = environment(secrets, app, &row.app, row.id.as_str(), row.tag.as_str(), release.kind, Some(&env))?;
+    (release.env, release.secret_keys) =
+        environment(secrets, app, &row.app, row.id.as_str(), row.tag.as_str(), release.kind, Some(&env))?;
     release.mounts = mounts(config, app, &row.app, id)?;
     // The app's network, without production's alias: nothing resolves the app's name to a preview.
     release.network = Some(NetworkAttachment { name: app.network.clone(), alias: None });

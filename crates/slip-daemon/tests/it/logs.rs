@@ -54,7 +54,7 @@ async fn ask(d: &TestDaemon, app: &str, page: &str) {
 }
 
 /// `GET /v1/apps/{app}/logs?<query>` with the admin token: status and body.
-async fn logs(d: &TestDaemon, app: &str, query: &str) -> (u16, String) {
+pub async fn logs(d: &TestDaemon, app: &str, query: &str) -> (u16, String) {
     let response = d.http.get(d.url(&format!("/v1/apps/{app}/logs?{query}"))).bearer_auth(TOKEN).send().await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
 }

@@ -238,6 +238,26 @@ path = "{}"
         (status, response.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// Sends `body` as a deploy webhook signed with the test key and a timestamp, and waits for a terminal status.
+    pub async fn deploy_body_and_wait(&self, body: serde_json::Value) -> Deploy {
+        let body = body.to_string();
+        let ts = unix_seconds().to_string();
+        let sig = signature::header_value(SECRET.as_bytes(), &Signed::Deploy { timestamp: &ts, body: body.as_bytes() });
+        let response = self
+            .http
+            .post(self.url("/v1/deploy"))
+            .header("content-type", "application/json")
+            .header("x-slip-signature", sig)
+            .header("x-slip-timestamp", ts)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 202);
+        let accepted: DeployAccepted = response.json().await.unwrap();
+        self.wait_deploy(&accepted.deploy_id, Duration::from_secs(180)).await
+    }
+
     /// Sends a signed deploy and returns the 202 answer.
     pub async fn deploy(&self, app: &str, tag: &str) -> DeployAccepted {
         let (status, body) = self.webhook(app, tag, SECRET).await;

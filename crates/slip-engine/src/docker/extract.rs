@@ -1,118 +1,138 @@
-//! Reads one file out of an image without running it (SPEC §7.3 `configuring`): a stopped helper container
-//! `slip-extract-<16 hex>` (label `slip.role=extract`) whose entrypoint is never run, the file downloaded through
-//! the archive API, then the container force-removed. A crash in between leaves a container carrying this slipd's
-//! labels, which the next start removes as an orphan.
+//! Reading files out of an image without running it (SPEC §7.3): a container `slip-extract-<16 hex>` is created
+//! with an entrypoint that is never run, each file is downloaded through the archive API (a tar stream), and the
+//! container is force-removed whatever happened. Its labels (`slip.role=extract`) let reconciliation remove one a
+//! crash left behind.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 
 use bollard::models::ContainerCreateBody;
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, RemoveContainerOptionsBuilder,
-};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder};
 use futures::StreamExt;
 
 use super::Runtime;
 use super::errors::Answer;
-use crate::ports::RuntimeError;
+use crate::ports::{ImageFile, RuntimeError};
+
+/// The entrypoint of an extract container. It is never started, so this only has to be a valid command line.
+const NEVER_RUN: &str = "/slip-extract-is-never-started";
+
+/// Tar framing around one file: its header, padding to 512 bytes and the two end blocks, with room to spare.
+const TAR_OVERHEAD: usize = 16 * 512;
 
 impl Runtime {
-    /// The bytes of `path` in `image` (already local), at most `max` of them; `None` when the image has no such
-    /// file. `labels` go on the helper container.
-    pub(super) async fn extract_file(
+    /// See [`crate::ports::ImageStore::read_files`].
+    pub(super) async fn extract_files(
         &self,
         image: &str,
-        path: &str,
+        paths: &[&str],
+        limit: usize,
         labels: &BTreeMap<String, String>,
-        max: usize,
-    ) -> Result<Option<Vec<u8>>, RuntimeError> {
-        let name = format!("slip-extract-{:016x}", rand::random::<u64>());
+    ) -> Result<Vec<ImageFile>, RuntimeError> {
+        let name = format!("slip-extract-{}", suffix());
         let body = ContainerCreateBody {
             image: Some(image.to_owned()),
-            // Never run; an entrypoint is needed only because an image may have none.
-            entrypoint: Some(vec!["/slip-never-run".to_owned()]),
+            entrypoint: Some(vec![NEVER_RUN.to_owned()]),
             cmd: Some(Vec::new()),
             labels: Some(labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>()),
             network_disabled: Some(true),
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
-        let created = self.docker.create_container(Some(options), body).await;
-        let id = created.map_err(|err| self.error("create", &name, &err))?.id;
-        let read = self.download(&id, path, max).await;
-        let remove = RemoveContainerOptionsBuilder::default().force(true).build();
-        if let Err(err) = self.docker.remove_container(&id, Some(remove)).await {
-            tracing::warn!(container = name, error = Answer::of(&err).message(), "removing the extract container");
-        }
-        read
-    }
-
-    async fn download(&self, id: &str, path: &str, max: usize) -> Result<Option<Vec<u8>>, RuntimeError> {
-        let options = DownloadFromContainerOptionsBuilder::default().path(path).build();
-        let mut stream = self.docker.download_from_container(id, Some(options));
-        let mut archive = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(bytes) => {
-                    archive.extend_from_slice(&bytes);
-                    // The tar wrapping adds headers and padding; a file over `max` is still refused below.
-                    if archive.len() > max + 64 * 1024 {
-                        return Err(too_large(path, max));
-                    }
-                }
-                Err(err) => {
-                    return match Answer::of(&err) {
-                        Answer::Engine { status: Some(404), .. } => Ok(None),
-                        Answer::Transport(message) => {
-                            Err(RuntimeError::Unreachable { socket: self.socket.clone(), message })
-                        }
-                        Answer::Engine { message, .. } => {
-                            Err(RuntimeError::Rejected { op: "read", target: path.to_owned(), message })
-                        }
-                    };
+        let id = match self.docker.create_container(Some(options), body).await {
+            Ok(created) => created.id,
+            Err(err) => return Err(self.error("create extract container", image, &err)),
+        };
+        let mut files = Vec::with_capacity(paths.len());
+        let mut failure = None;
+        for path in paths {
+            match self.download(&id, path, limit).await {
+                Ok(file) => files.push(file),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
                 }
             }
         }
-        first_file(&archive, path, max)
+        if let Err(e) = crate::ports::InstanceRuntime::remove(self, &id).await {
+            // Reconciliation removes it at the next start (it carries slip.role=extract).
+            tracing::warn!(container = %name, error = %e, "could not remove an extract container");
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(files),
+        }
+    }
+
+    async fn download(&self, id: &str, path: &str, limit: usize) -> Result<ImageFile, RuntimeError> {
+        let options = DownloadFromContainerOptionsBuilder::default().path(path).build();
+        let mut stream = self.docker.download_from_container(id, Some(options));
+        let mut tar = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => {
+                    tar.extend_from_slice(&bytes);
+                    if tar.len() > limit + TAR_OVERHEAD {
+                        // Larger than the limit whatever the framing; the header says by how much.
+                        return Ok(match first_entry(&tar) {
+                            Some((_, size)) => ImageFile::TooLarge(size),
+                            None => ImageFile::TooLarge(tar.len() as u64),
+                        });
+                    }
+                }
+                Err(err) if Answer::of(&err).status() == Some(404) => return Ok(ImageFile::Missing),
+                Err(err) => return Err(self.error("read a file from the image", path, &err)),
+            }
+        }
+        unpack(&tar, limit).map_err(|message| RuntimeError::Rejected {
+            op: "read a file from the image",
+            target: path.to_owned(),
+            message,
+        })
     }
 }
 
-/// The first regular file in a tar `archive` (the archive API wraps the one file asked for).
-fn first_file(archive: &[u8], path: &str, max: usize) -> Result<Option<Vec<u8>>, RuntimeError> {
-    let broken = |e: std::io::Error| RuntimeError::Rejected {
-        op: "read",
-        target: path.to_owned(),
-        message: format!("the engine's archive is unreadable: {e}"),
-    };
-    let mut tar = tar::Archive::new(archive);
-    for entry in tar.entries().map_err(broken)? {
-        let entry = entry.map_err(broken)?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        if entry.header().size().map_err(broken)? > max as u64 {
-            return Err(too_large(path, max));
-        }
-        let mut bytes = Vec::new();
-        entry.take(max as u64 + 1).read_to_end(&mut bytes).map_err(broken)?;
-        return Ok(Some(bytes));
+/// The one file in `tar`, as the archive API answers for a single path.
+fn unpack(tar: &[u8], limit: usize) -> Result<ImageFile, String> {
+    let mut archive = tar::Archive::new(tar);
+    let mut entries = archive.entries().map_err(|e| format!("unreadable archive: {e}"))?;
+    let Some(entry) = entries.next() else { return Ok(ImageFile::Missing) };
+    let mut entry = entry.map_err(|e| format!("unreadable archive entry: {e}"))?;
+    if !entry.header().entry_type().is_file() {
+        return Ok(ImageFile::NotAFile);
     }
-    // A directory (or a link to one) at `path`: no file there.
-    Ok(None)
+    let size = entry.header().size().map_err(|e| format!("unreadable archive header: {e}"))?;
+    if size > limit as u64 {
+        return Ok(ImageFile::TooLarge(size));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    entry.read_to_end(&mut bytes).map_err(|e| format!("reading the archive: {e}"))?;
+    Ok(ImageFile::Found(bytes))
 }
 
-fn too_large(path: &str, max: usize) -> RuntimeError {
-    RuntimeError::Rejected { op: "read", target: path.to_owned(), message: format!("larger than {max} bytes") }
+/// The first entry's type byte and size from a (possibly truncated) tar stream.
+fn first_entry(tar: &[u8]) -> Option<(u8, u64)> {
+    let header = tar.get(..512)?;
+    let size = std::str::from_utf8(&header[124..136]).ok()?.trim_matches(|c: char| c == '\0' || c == ' ');
+    Some((header[156], u64::from_str_radix(size, 8).ok()?))
+}
+
+/// 16 random hex digits.
+fn suffix() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..16).map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex digit")).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn archive(name: &str, data: &[u8]) -> Vec<u8> {
+    fn tar_of(name: &str, data: &[u8], kind: tar::EntryType) -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
+        header.set_entry_type(kind);
         header.set_mode(0o644);
         header.set_cksum();
         builder.append_data(&mut header, name, data).unwrap();
@@ -120,9 +140,13 @@ mod tests {
     }
 
     #[test]
-    fn the_one_file_comes_out_and_a_large_one_is_refused() {
-        let tar = archive("slip.toml", b"[preview]\nenabled = true\n");
-        assert_eq!(first_file(&tar, "/slip/slip.toml", 1024).unwrap().unwrap(), b"[preview]\nenabled = true\n");
-        assert!(first_file(&tar, "/slip/slip.toml", 4).is_err());
+    fn a_file_unpacks_and_limits_and_kinds_are_told_apart() {
+        let file = tar_of("slip.toml", b"[app]\nname = \"web\"\n", tar::EntryType::Regular);
+        assert_eq!(unpack(&file, 1024).unwrap(), ImageFile::Found(b"[app]\nname = \"web\"\n".to_vec()));
+        assert_eq!(unpack(&file, 4).unwrap(), ImageFile::TooLarge(19));
+        assert_eq!(first_entry(&file).map(|(_, size)| size), Some(19));
+        let dir = tar_of("slip.toml", b"", tar::EntryType::Directory);
+        assert_eq!(unpack(&dir, 1024).unwrap(), ImageFile::NotAFile);
+        assert_eq!(unpack(&[0u8; 1024], 1024).unwrap(), ImageFile::Missing, "an empty archive has no file");
     }
 }

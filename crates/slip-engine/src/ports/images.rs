@@ -1,5 +1,6 @@
 //! The image store: pulls images and says which are local; removes those slip brought.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
@@ -43,14 +44,27 @@ pub trait ImageStore: Send + Sync {
     async fn local_image(&self, reference: &str) -> Result<Option<PulledImage>, RuntimeError>;
     /// Removes an image by reference without force. A missing image is `Ok`; an image in use is an error.
     async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError>;
-    /// The bytes of the file at `path` inside the local image `reference`, read without running the image, at
-    /// most `max` of them (a larger file is an error); `None` when the image has no such file. Any helper the
-    /// engine needs carries `labels`.
-    async fn read_file(
+    /// Reads `paths` out of `image` without running it (SPEC §7.3): a container that is created and never started,
+    /// labelled `labels`, is downloaded from through the archive API and then force-removed, whatever happened.
+    /// Each path answers in order: its bytes, [`ImageFile::Missing`], or [`ImageFile::TooLarge`] past `limit` bytes.
+    async fn read_files(
         &self,
-        reference: &str,
-        path: &str,
-        labels: &std::collections::BTreeMap<String, String>,
-        max: usize,
-    ) -> Result<Option<Vec<u8>>, RuntimeError>;
+        image: &str,
+        paths: &[&str],
+        limit: usize,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<ImageFile>, RuntimeError>;
+}
+
+/// One file read out of an image by [`ImageStore::read_files`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageFile {
+    /// The file's bytes.
+    Found(Vec<u8>),
+    /// The image has no such file.
+    Missing,
+    /// The file is larger than the limit; it was not read.
+    TooLarge(u64),
+    /// The path names something else than a regular file (a directory, a link).
+    NotAFile,
 }

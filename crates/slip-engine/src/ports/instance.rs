@@ -214,6 +214,9 @@ pub enum RuntimeError {
     /// A host port could not be bound.
     #[error("host port {port} is not available: {message}")]
     PortUnavailable { port: u16, message: String },
+    /// An init container of a pod exited non-zero, so its main containers never started.
+    #[error("an init container of pod {pod} failed: {message}{}", if logs.is_empty() { String::new() } else { format!(" (last lines: {logs})") })]
+    InitFailed { pod: String, message: String, logs: String },
     /// The engine refused an operation.
     #[error("container engine rejected {op} for {target}: {message}")]
     Rejected { op: &'static str, target: String, message: String },
@@ -240,6 +243,10 @@ pub trait InstanceRuntime: Send + Sync {
     /// this runtime publishes.
     fn upstream(&self, published: PortMapping) -> String {
         loopback_upstream(published)
+    }
+    /// Why this runtime cannot run pod specs, or `None` when it can.
+    fn pod_refusal(&self) -> Option<&str> {
+        Some("pods need Podman's kube play, which this runtime does not drive")
     }
     /// Whether host `port` can be leased for publishing right now (nothing else holds it on loopback).
     fn port_is_free(&self, port: u16) -> bool {

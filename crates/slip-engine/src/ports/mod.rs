@@ -11,7 +11,7 @@ mod logs;
 mod probe;
 mod proxy;
 
-pub use images::{ImageStore, PulledImage, RegistryCredentials};
+pub use images::{ImageFile, ImageStore, PulledImage, RegistryCredentials};
 pub use instance::{
     ContainerId, ContainerSpec, ContainerState, InstanceId, InstanceRuntime, InstanceSpec, InstanceState,
     InstanceSummary, LogRotation, Mount, NetworkAttachment, PodSpec, PortMapping, Resources, RuntimeError,

@@ -1,9 +1,10 @@
 //! The contract every [`InstanceRuntime`] honours, as one function that runs against the fake and against each real
 //! adapter (Docker, Podman), so the fake the driver's unit tests use cannot drift from the engines.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::ports::{InstanceRuntime, InstanceSpec, PodSpec, RuntimeError};
+use crate::ports::{ImageFile, ImageStore, InstanceRuntime, InstanceSpec, PodSpec, RuntimeError};
 
 /// Checks `runtime` with `spec`: a container of a long-running image that stops on SIGTERM, publishing exactly one
 /// free host port, labelled so that `labels` selects only the instances this contract makes. Leaves nothing behind
@@ -71,4 +72,27 @@ pub async fn runtime_contract(runtime: &dyn InstanceRuntime, spec: InstanceSpec,
     };
     assert!(matches!(runtime.start(&InstanceSpec::Pod(pod)).await, Err(RuntimeError::Rejected { .. })));
     assert!(runtime.list(labels).await.expect("list").is_empty());
+}
+
+/// Checks [`ImageStore::read_files`] on `image`, which holds `/slip/slip.toml` with `contents`: a file is read
+/// whole, a missing one (or one in a missing directory) is `Missing`, one over the limit is `TooLarge`, and no
+/// container carrying `labels` (which `selector` selects) is left behind.
+pub async fn image_files_contract(
+    store: &dyn ImageStore,
+    runtime: &dyn InstanceRuntime,
+    image: &str,
+    contents: &[u8],
+    labels: &BTreeMap<String, String>,
+    selector: &[(&str, &str)],
+) {
+    let paths = ["/slip/slip.toml", "/slip/missing.toml", "/nowhere/at/all"];
+    let files = store.read_files(image, &paths, 64 * 1024, labels).await.expect("read_files");
+    assert_eq!(
+        files,
+        [ImageFile::Found(contents.to_vec()), ImageFile::Missing, ImageFile::Missing],
+        "what the image holds, in the order asked"
+    );
+    let small = store.read_files(image, &["/slip/slip.toml"], contents.len() - 1, labels).await.expect("read_files");
+    assert_eq!(small, [ImageFile::TooLarge(contents.len() as u64)]);
+    assert!(runtime.list(selector).await.expect("list").is_empty(), "every extract container is removed");
 }

@@ -17,9 +17,9 @@ use slip_core::deploy::ProbeResult;
 use tokio::sync::Notify;
 
 use crate::ports::{
-    Applied, ContainerSpec, ContainerState, Follow, HealthProbe, ImageStore, InstanceId, InstanceRuntime, InstanceSpec,
-    InstanceState, InstanceSummary, LogLine, LogRequest, LogSource, LogStream, PortMapping, ProbeTarget, Proxy,
-    ProxyError, PulledImage, RegistryCredentials, RouteBlock, RuntimeError,
+    Applied, ContainerSpec, ContainerState, Follow, HealthProbe, ImageFile, ImageStore, InstanceId, InstanceRuntime,
+    InstanceSpec, InstanceState, InstanceSummary, LogLine, LogRequest, LogSource, LogStream, PortMapping, ProbeTarget,
+    Proxy, ProxyError, PulledImage, RegistryCredentials, RouteBlock, RuntimeError,
 };
 
 /// An ordered log of what the fakes were asked to do, shared between them.
@@ -72,10 +72,10 @@ struct FakeRuntimeState {
     fail_restart: Vec<String>,
     /// Host ports another process holds: a start publishing one fails as the real engine's would.
     taken_ports: Vec<u16>,
+    /// Files in images, by (repository, path): what `read_files` finds.
+    files: BTreeMap<(String, String), Vec<u8>>,
     /// Output per container id, in the order written.
     logs: BTreeMap<String, Vec<LogLine>>,
-    /// Files inside every image, by path (what `read_file` finds).
-    files: BTreeMap<String, Vec<u8>>,
     next_id: u32,
 }
 
@@ -91,14 +91,15 @@ impl FakeRuntime {
         self.changed.notify_waiters();
     }
 
-    /// Puts a file at `path` inside every image (the repo config, say).
-    pub fn put_file(&self, path: &str, bytes: &[u8]) {
-        self.state.lock().expect("fake runtime").files.insert(path.to_owned(), bytes.to_vec());
-    }
-
     /// Makes pulls of `reference` fail with `ImageNotFound`.
     pub fn make_missing(&self, reference: &str) {
         self.state.lock().expect("fake runtime").missing.push(reference.to_owned());
+    }
+
+    /// Puts a file at `path` into every image of `repository`, for `read_files` to find.
+    pub fn put_file(&self, repository: &str, path: &str, contents: &str) {
+        let mut st = self.state.lock().expect("fake runtime");
+        st.files.insert((repository.to_owned(), path.to_owned()), contents.as_bytes().to_vec());
     }
 
     /// Marks host `port` as held by another process: starting a container that publishes it fails with
@@ -286,22 +287,25 @@ impl ImageStore for FakeRuntime {
         Ok(())
     }
 
-    async fn read_file(
+    async fn read_files(
         &self,
-        _reference: &str,
-        path: &str,
-        _labels: &BTreeMap<String, String>,
-        max: usize,
-    ) -> Result<Option<Vec<u8>>, RuntimeError> {
-        let file = self.state.lock().expect("fake runtime").files.get(path).cloned();
-        match file {
-            Some(bytes) if bytes.len() > max => Err(RuntimeError::Rejected {
-                op: "read",
-                target: path.to_owned(),
-                message: format!("larger than {max} bytes"),
-            }),
-            other => Ok(other),
-        }
+        image: &str,
+        paths: &[&str],
+        limit: usize,
+        _: &BTreeMap<String, String>,
+    ) -> Result<Vec<ImageFile>, RuntimeError> {
+        let st = self.state.lock().expect("fake runtime");
+        Ok(paths
+            .iter()
+            .map(|path| {
+                let repo = image.split(['@', ':']).next().unwrap_or(image);
+                match st.files.get(&(repo.to_owned(), (*path).to_owned())) {
+                    Some(bytes) if bytes.len() > limit => ImageFile::TooLarge(bytes.len() as u64),
+                    Some(bytes) => ImageFile::Found(bytes.clone()),
+                    None => ImageFile::Missing,
+                }
+            })
+            .collect())
     }
 }
 
@@ -527,6 +531,22 @@ mod tests {
             log: LogRotation { max_size_bytes: 1 << 20, max_files: 1 },
         };
         contract::runtime_contract(&runtime, InstanceSpec::Container(spec), &[("slip.test", "contract")]).await;
+    }
+
+    #[tokio::test]
+    async fn the_fake_image_store_honours_the_image_files_contract() {
+        let runtime = FakeRuntime::new(Journal::default());
+        runtime.put_file("registry.test/web", "/slip/slip.toml", "[app]\nname = \"web\"\n");
+        let labels = BTreeMap::from([("slip.test".to_owned(), "files".to_owned())]);
+        contract::image_files_contract(
+            &runtime,
+            &runtime,
+            "registry.test/web:v1",
+            b"[app]\nname = \"web\"\n",
+            &labels,
+            &[("slip.test", "files")],
+        )
+        .await;
     }
 
     #[tokio::test]
