@@ -169,7 +169,9 @@ pub async fn boot(config: Config) -> anyhow::Result<Booted> {
     // The reaper's first pass runs now (SPEC §13.6: at start-up), then every minute until shutdown begins.
     tokio::spawn(crate::previews::run_reaper(state.clone(), crate::previews::REAP_INTERVAL, closing.clone()));
     // Ends when shutdown begins (`closing`), so nothing is restarted or queued while slipd winds down.
-    tokio::spawn(crate::heal::run(state.clone(), config.caddy.reconcile_interval, closing.clone()));
+    let heal_now = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(crate::heal::run(state.clone(), config.caddy.reconcile_interval, heal_now.clone(), closing.clone()));
+    tokio::spawn(crate::watch::run(state.clone(), heal_now, config.caddy.reconcile_interval, closing.clone()));
     Ok(Booted { state, tracker, closing, monitor, lock })
 }
 

@@ -1,9 +1,11 @@
 //! Healing current releases: a loop that starts stopped ones again and re-creates vanished ones through a
 //! `reconcile` deploy of the same digest, also run once at boot for what reconciliation found missing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use slip_engine::clock::unix_ms;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::ids::new_deploy_id;
@@ -15,12 +17,14 @@ use crate::state::AppState;
 /// `reconcile` deploy of the same digest ([`slip_engine::reconcile::heal`]). Each instance is restarted at most
 /// once and reported at most once per run of slipd, so a container someone keeps stopping, or a re-creation that
 /// fails, is not retried in a loop.
+/// `now` runs a pass at once (an engine event said a current release stopped, [`crate::watch`]).
 /// Ends when `shutdown` is cancelled.
-pub async fn run(state: AppState, interval: Duration, shutdown: CancellationToken) {
+pub async fn run(state: AppState, interval: Duration, now: Arc<Notify>, shutdown: CancellationToken) {
     let mut memory = slip_engine::reconcile::HealMemory::default();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
+            () = now.notified() => {}
             _ = shutdown.cancelled() => return,
         }
         if !state.health.snapshot().runtime {

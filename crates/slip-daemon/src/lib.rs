@@ -53,6 +53,7 @@ pub mod state;
 pub mod status;
 pub mod systemd;
 pub mod teardown;
+pub mod watch;
 
 #[cfg(test)]
 mod tests;

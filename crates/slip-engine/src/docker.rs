@@ -13,6 +13,7 @@
 
 mod create;
 pub(crate) mod errors;
+mod events;
 mod extract;
 mod logs;
 mod reference;
@@ -38,6 +39,7 @@ use self::reference::Reference;
 use crate::ports::{
     ContainerSpec, ContainerState, ImageFile, ImageStore, InstanceId, InstanceRuntime, InstanceSpec, InstanceState,
     InstanceSummary, LogRequest, LogSource, LogStream, PortMapping, PulledImage, RegistryCredentials, RuntimeError,
+    RuntimeEvents,
 };
 
 /// Docker's default socket.
@@ -369,6 +371,10 @@ impl InstanceRuntime for Runtime {
             Backend::Podman => "pod deploys on Podman are not supported by this slipd yet",
             _ => "pods need the Podman backend (runtime.backend = \"podman\" or \"auto\" with Podman running)",
         })
+    }
+
+    async fn events(&self, labels: &[(&str, &str)]) -> Result<RuntimeEvents, RuntimeError> {
+        Ok(self.container_events(labels))
     }
 
     async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<InstanceSummary>, RuntimeError> {

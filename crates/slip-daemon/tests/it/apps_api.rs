@@ -189,7 +189,11 @@ async fn logs_show_the_running_release_redacted() {
     assert!(!text.contains(version), "{text:?}");
 
     let (status, body) = call(&d, reqwest::Method::GET, &format!("/v1/apps/{app}/logs?preview=pr-1"), None).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_request")), "previews are refused, not ignored");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("preview_not_found")),
+        "an unknown preview is named, not ignored"
+    );
     let (status, _) = call(&d, reqwest::Method::GET, "/v1/apps/no-such-app/logs", None).await;
     assert_eq!(status, 404);
 }

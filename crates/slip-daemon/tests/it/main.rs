@@ -10,6 +10,7 @@ mod cancel;
 mod crash;
 mod deploy;
 mod drain;
+mod engine_events;
 mod engine_restart;
 mod full_disk;
 mod gen_key;

@@ -233,6 +233,11 @@ impl InstanceRuntime for PodRuntime {
         self.containers.remove(id).await
     }
 
+    /// Pod containers carry slip's labels too, so the compatible API's container events cover pods as well.
+    async fn events(&self, labels: &[(&str, &str)]) -> Result<crate::ports::RuntimeEvents, RuntimeError> {
+        self.containers.events(labels).await
+    }
+
     async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<InstanceSummary>, RuntimeError> {
         let filter: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let filters = serde_json::json!({ "label": filter }).to_string();

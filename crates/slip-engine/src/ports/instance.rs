@@ -222,6 +222,32 @@ pub enum RuntimeError {
     Rejected { op: &'static str, target: String, message: String },
 }
 
+/// A container of slip's that exited or was killed, as the engine reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeEvent {
+    /// The container's name.
+    pub container: String,
+    /// The container's labels, as the engine reports them with the event.
+    pub labels: BTreeMap<String, String>,
+    /// What happened.
+    pub kind: RuntimeEventKind,
+}
+
+/// What happened to a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeEventKind {
+    /// Its main process exited (or was killed), with this code when the engine says.
+    Died {
+        /// The exit code.
+        exit_code: Option<i64>,
+    },
+    /// The kernel killed it for lack of memory.
+    OutOfMemory,
+}
+
+/// Engine events, as [`InstanceRuntime::events`] yields them.
+pub type RuntimeEvents = std::pin::Pin<Box<dyn futures::Stream<Item = Result<RuntimeEvent, RuntimeError>> + Send>>;
+
 /// The runtime of instances, in deploy verbs.
 #[async_trait]
 pub trait InstanceRuntime: Send + Sync {
@@ -239,6 +265,11 @@ pub trait InstanceRuntime: Send + Sync {
     async fn remove(&self, id: &str) -> Result<(), RuntimeError>;
     /// Every instance (running or not) carrying all of `labels`.
     async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<InstanceSummary>, RuntimeError>;
+    /// From now on, every container carrying all of `labels` that exits or is killed for lack of memory, as the
+    /// engine reports it (events since the second of the call are included, so one that happens while the
+    /// subscription is being set up is not lost; a duplicate is possible). The stream ends, or yields an `Err`, when
+    /// the engine's event stream breaks; subscribe again.
+    async fn events(&self, labels: &[(&str, &str)]) -> Result<RuntimeEvents, RuntimeError>;
     /// The address the proxy and the health probe dial to reach `published`: the host port on loopback, where
     /// this runtime publishes.
     fn upstream(&self, published: PortMapping) -> String {

@@ -15,7 +15,7 @@ pub use images::{ImageFile, ImageStore, PulledImage, RegistryCredentials};
 pub use instance::{
     ContainerId, ContainerSpec, ContainerState, InstanceId, InstanceRuntime, InstanceSpec, InstanceState,
     InstanceSummary, LogRotation, Mount, NetworkAttachment, PodSpec, PortMapping, Resources, RuntimeError,
-    loopback_upstream,
+    RuntimeEvent, RuntimeEventKind, RuntimeEvents, loopback_upstream,
 };
 pub use logs::{Follow, LogLine, LogRequest, LogSource, LogStream, MAX_LOG_LINE, OutputStream};
 pub use probe::{HealthProbe, ProbeTarget};

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::ports::{ImageFile, ImageStore, InstanceRuntime, InstanceSpec, PodSpec, RuntimeError};
+use futures::StreamExt;
+
+use crate::ports::{ImageFile, ImageStore, InstanceRuntime, InstanceSpec, PodSpec, RuntimeError, RuntimeEventKind};
 
 /// Checks `runtime` with `spec`: a container of a long-running image that stops on SIGTERM, publishing exactly one
 /// free host port, labelled so that `labels` selects only the instances this contract makes. Leaves nothing behind
@@ -39,7 +41,24 @@ pub async fn runtime_contract(runtime: &dyn InstanceRuntime, spec: InstanceSpec,
     assert_eq!(runtime.list(labels).await.expect("list").len(), 1, "the refused start left nothing behind");
 
     // Stop is idempotent; a stopped instance still exists, with an exit code and the ports it will bind again.
+    // The engine reports the exit to an event subscription that selects the instance, with its labels.
+    let mut events = runtime.events(labels).await.expect("events");
     runtime.stop(&id, grace).await.expect("stop");
+    let died = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let event = events.next().await.expect("the event stream stays open").expect("an event");
+            if event.container == container.name {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("the exit is reported within 15 s");
+    assert!(matches!(died.kind, RuntimeEventKind::Died { .. }), "{died:?}");
+    for (k, v) in labels {
+        assert_eq!(died.labels.get(*k).map(String::as_str), Some(*v), "label {k} on the event: {died:?}");
+    }
+    drop(events);
     runtime.stop(&id, grace).await.expect("stopping a stopped instance is ok");
     let stopped = runtime.inspect(&id).await.expect("inspect").expect("a stopped instance still exists");
     assert!(!stopped.running(), "{stopped:?}");

@@ -19,7 +19,8 @@ use tokio::sync::Notify;
 use crate::ports::{
     Applied, ContainerSpec, ContainerState, Follow, HealthProbe, ImageFile, ImageStore, InstanceId, InstanceRuntime,
     InstanceSpec, InstanceState, InstanceSummary, LogLine, LogRequest, LogSource, LogStream, PortMapping, ProbeTarget,
-    Proxy, ProxyError, PulledImage, RegistryCredentials, RouteBlock, RuntimeError,
+    Proxy, ProxyError, PulledImage, RegistryCredentials, RouteBlock, RuntimeError, RuntimeEvent, RuntimeEventKind,
+    RuntimeEvents,
 };
 
 /// An ordered log of what the fakes were asked to do, shared between them.
@@ -58,7 +59,12 @@ pub struct FakeRuntime {
     state: Arc<Mutex<FakeRuntimeState>>,
     /// Wakes followed log streams when a line is written or a container stops.
     changed: Arc<Notify>,
+    /// Open event subscriptions: the labels each selects, and where its events go.
+    subscribers: Arc<Mutex<Vec<Subscriber>>>,
 }
+
+/// One [`InstanceRuntime::events`] subscription of the fake.
+type Subscriber = (Vec<(String, String)>, tokio::sync::mpsc::UnboundedSender<RuntimeEvent>);
 
 #[derive(Debug, Default)]
 struct FakeRuntimeState {
@@ -120,10 +126,28 @@ impl FakeRuntime {
 
     /// Simulates a crash of a running container.
     pub fn crash(&self, id: &str) {
-        if let Some(c) = self.state.lock().expect("fake runtime").containers.get_mut(id) {
-            c.running = false;
-        }
+        self.exited(id, Some(1));
         self.changed.notify_waiters();
+    }
+
+    /// Marks container `id` stopped and, when it was running, tells the event subscriptions that select it.
+    fn exited(&self, id: &str, exit_code: Option<i64>) {
+        let died = {
+            let mut st = self.state.lock().expect("fake runtime");
+            let Some(c) = st.containers.get_mut(id) else { return };
+            let was_running = std::mem::replace(&mut c.running, false);
+            was_running.then(|| RuntimeEvent {
+                container: c.spec.name.clone(),
+                labels: c.spec.labels.clone(),
+                kind: RuntimeEventKind::Died { exit_code },
+            })
+        };
+        let Some(died) = died else { return };
+        let mut subscribers = self.subscribers.lock().expect("fake runtime");
+        subscribers.retain(|(labels, events)| {
+            let selected = labels.iter().all(|(k, v)| died.labels.get(k) == Some(v));
+            !selected || events.send(died.clone()).is_ok()
+        });
     }
 
     /// Ids of running containers.
@@ -228,9 +252,7 @@ impl InstanceRuntime for FakeRuntime {
 
     async fn stop(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {
         self.journal.push(format!("stop {id} grace={}s", grace.as_secs()));
-        if let Some(c) = self.state.lock().expect("fake runtime").containers.get_mut(id) {
-            c.running = false;
-        }
+        self.exited(id, Some(143));
         self.changed.notify_waiters();
         Ok(())
     }
@@ -240,6 +262,15 @@ impl InstanceRuntime for FakeRuntime {
         self.state.lock().expect("fake runtime").containers.remove(id);
         self.changed.notify_waiters();
         Ok(())
+    }
+
+    async fn events(&self, labels: &[(&str, &str)]) -> Result<RuntimeEvents, RuntimeError> {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let labels = labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        self.subscribers.lock().expect("fake runtime").push((labels, sender));
+        Ok(Box::pin(futures::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|event| (Ok(event), receiver))
+        })))
     }
 
     async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<InstanceSummary>, RuntimeError> {
