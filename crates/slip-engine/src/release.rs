@@ -81,6 +81,9 @@ impl Release {
 /// by these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreviewPlan {
+    /// The preview's hostname for each of the app's routes, in order (`<id>.<domain>`, then `<id>-<k>.<domain>`):
+    /// `configuring` puts them on the routes it settles.
+    pub hostnames: Vec<String>,
     /// `https://<first preview hostname>`, injected as `SLIP_PREVIEW_URL`; `None` for a worker.
     pub url: Option<String>,
     /// The TTL the webhook asked for.

@@ -79,6 +79,9 @@ pub fn settle(
     if let Some(slot) = release.env.iter_mut().find(|(k, _)| k == "SLIP_KIND") {
         slot.1 = release.kind.to_owned();
     }
+    // A preview's hostnames were placed under its preview domain when it was resolved (SPEC §13.1); the repo config
+    // settles ports and paths, never those.
+    let placed = release.preview_plan.as_ref().map(|plan| plan.hostnames.clone());
     release.routes = merged
         .routes
         .iter()
@@ -90,8 +93,14 @@ pub fn settle(
             hold_timeout: config.hold_timeout,
         })
         .collect();
+    if let Some(placed) = placed {
+        for (route, hostname) in release.routes.iter_mut().zip(placed) {
+            route.hostname = hostname;
+        }
+    } else {
+        release.health_host = merged.health_host.clone();
+    }
     release.health_port = merged.health_port;
-    release.health_host = merged.health_host.clone();
     release.resources = Resources {
         memory_bytes: merged.resources.memory,
         nano_cpus: merged.resources.nano_cpus,

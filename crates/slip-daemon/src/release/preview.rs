@@ -31,9 +31,6 @@ pub(super) fn resolve(
         StepFailure::new(code, refusal.message().to_owned())
     })?;
     let mut release = resolve_app(config, secrets, app, &row.app, row.id.clone(), row.tag.clone())?;
-    for (route, hostname) in release.routes.iter_mut().zip(&placement.hostnames) {
-        route.hostname.clone_from(hostname);
-    }
     // Probes carry the preview's own Host (a configured health.host is production's).
     release.health_host = placement.hostnames.first().cloned();
     let env = PreviewEnv { id: id.as_str(), url: placement.url.as_deref() };
@@ -44,6 +41,7 @@ pub(super) fn resolve(
     release.network = Some(NetworkAttachment { name: app.network.clone(), alias: None });
     release.preview = Some(id.clone());
     release.preview_plan = Some(PreviewPlan {
+        hostnames: placement.hostnames.clone(),
         url: placement.url,
         webhook_ttl: requested_ttl(row),
         app_ttl: app.preview.default_ttl,
