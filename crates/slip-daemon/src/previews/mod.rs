@@ -144,6 +144,14 @@ pub fn enqueue(
         });
     }
     let enqueued = state.scheduler.enqueue_preview(new, &request).map_err(ApiError::store)?;
+    if enqueued.as_ref().is_some_and(|e| e.created) {
+        state.events.announce(
+            "preview.created",
+            Some(new.app.as_str()),
+            format!("preview {} of {} created", admission.id, new.app),
+            Some(json!({"preview_id": admission.id.as_str(), "url": admission.placement.url})),
+        );
+    }
     // A new preview has an expiry the reaper has not seen yet.
     state.scheduler.reaper_wake().notify_one();
     enqueued.ok_or_else(|| ApiError::Conflict {

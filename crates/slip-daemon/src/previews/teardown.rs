@@ -45,6 +45,10 @@ pub async fn teardown(state: &AppState, app: &AppName, id: &PreviewId, why: &str
     drop(guard);
     if marked || live {
         tracing::info!(app = %app, preview = %id, why, "preview torn down");
+        // The reaper tears an expired preview down with `why` = "expired" (SPEC §17.3 `preview.expired`).
+        let kind = if why == "expired" { "preview.expired" } else { "preview.torn_down" };
+        let data = serde_json::json!({"preview_id": id.as_str(), "why": why});
+        state.events.announce(kind, Some(app.as_str()), format!("preview {id} of {app} torn down ({why})"), Some(data));
         let entry = slip_engine::store::AuditEntry {
             at: unix_ms(),
             actor: "system".into(),

@@ -232,6 +232,8 @@ async fn an_expired_preview_is_reaped_on_time_and_leaves_nothing_behind() {
     )
     .await;
     d.push(&preview_image("pt"), &app, "pt");
+    let mut live = d.http.get(d.url(&format!("/v1/events?app={app}"))).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(live.status(), 200);
     let (status, body) = preview_webhook(&d, &app, "pt", serde_json::json!({"id": "pr-9", "ttl": "4s"})).await;
     assert_eq!(status, 202, "{body}");
     let deploy = d.wait_deploy(body["deploy_id"].as_str().unwrap(), Duration::from_secs(120)).await;
@@ -246,6 +248,22 @@ async fn an_expired_preview_is_reaped_on_time_and_leaves_nothing_behind() {
     .await;
     assert!(preview_containers(&app, "pr-9").is_empty());
     assert!(!volume_dir.exists(), "volume directories go with the preview");
+    // The live stream said so (SPEC §17.3): created at the webhook, expired when the reaper took it.
+    let mut seen = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), async {
+        while !seen.contains("event: preview.expired") {
+            match live.chunk().await.unwrap() {
+                Some(chunk) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+                None => break,
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no preview.expired within 30 s: {seen}");
+    let created = seen.find("event: preview.created").expect("preview.created was announced");
+    assert!(created < seen.find("event: preview.expired").unwrap(), "{seen}");
+    assert!(!seen.contains("event: preview.torn_down"), "an expiry is announced as preview.expired: {seen}");
+    drop(live);
     assert_ne!(d.through_caddy(&format!("pr-9.{domain}"), "/version").await.1, "pt");
 }
 
