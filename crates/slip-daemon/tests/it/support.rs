@@ -330,7 +330,7 @@ path = "{}"
     /// connection error).
     pub async fn through_caddy(&self, host: &str, path: &str) -> (u16, String) {
         let url = format!("http://127.0.0.1:{}{path}", self.caddy.http_port());
-        match self.http.get(url).header("host", host).send().await {
+        match fresh_connection().get(url).header("host", host).send().await {
             Ok(r) => {
                 let status = r.status().as_u16();
                 (status, r.text().await.unwrap_or_default().trim().to_owned())
@@ -718,7 +718,7 @@ impl Api {
     /// GET `path` through Caddy with `Host: host`; status and trimmed body (status 0 on a connection error).
     pub async fn through_caddy(&self, host: &str, path: &str) -> (u16, String) {
         let url = format!("http://127.0.0.1:{}{path}", self.caddy_port);
-        match self.http.get(url).header("host", host).send().await {
+        match fresh_connection().get(url).header("host", host).send().await {
             Ok(r) => {
                 let status = r.status().as_u16();
                 (status, r.text().await.unwrap_or_default().trim().to_owned())
@@ -726,6 +726,18 @@ impl Api {
             Err(e) => (0, e.to_string()),
         }
     }
+}
+
+/// A client that opens a new connection to Caddy for every request. A keep-alive connection opened before a config
+/// load can still be served by Caddy's previous config generation (its routes, its upstreams) until Caddy closes
+/// it; a check of what Caddy routes *now* must not ride on one. (Clients that keep connections, and the race that
+/// comes with it, are the load generator's business: `Load`.)
+fn fresh_connection() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client")
 }
 
 /// Ids of Docker containers labelled with `app`: all of them (any state) or the running ones.
