@@ -17,8 +17,6 @@ pub struct Admitted {
     pub cap: u32,
     /// The candidate's resources, capped.
     pub resources: Resources,
-    /// Repo config warnings (unknown keys, ignored sections), for the deploy's events.
-    pub warnings: Vec<String>,
 }
 
 /// Admits the preview given the image's repo config (read once per deploy by the driver, which also records its
@@ -39,16 +37,11 @@ pub fn admit(
             ),
         ));
     };
-    decide(release, plan, repo, Vec::new())
+    decide(release, plan, repo)
 }
 
 /// The pure half of [`admit`]: the gate and the merge, given the repo config.
-pub fn decide(
-    release: &Release,
-    plan: &PreviewPlan,
-    repo: &RepoConfig,
-    warnings: Vec<String>,
-) -> Result<Admitted, StepFailure> {
+pub fn decide(release: &Release, plan: &PreviewPlan, repo: &RepoConfig) -> Result<Admitted, StepFailure> {
     if let Some(name) = &repo.name
         && *name != release.app
     {
@@ -83,5 +76,5 @@ pub fn decide(
     let merged =
         slip_core::preview::resources(&repo.preview.resources, &production, plan.max_memory, plan.max_nano_cpus);
     let resources = Resources { memory_bytes: merged.memory, nano_cpus: merged.nano_cpus, pids: merged.pids };
-    Ok(Admitted { ttl, cap, resources, warnings })
+    Ok(Admitted { ttl, cap, resources })
 }
